@@ -1,0 +1,1 @@
+//! G-code parser, writer and one-pass analysis.

@@ -1,0 +1,1 @@
+//! Persistent, crash-safe print job queue.

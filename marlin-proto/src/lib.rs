@@ -1,0 +1,1 @@
+//! Host side of the Marlin serial protocol, as a sans-IO state machine.

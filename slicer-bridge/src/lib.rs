@@ -1,0 +1,1 @@
+//! CuraEngine and PrusaSlicer as a supervised subprocess.
