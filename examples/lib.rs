@@ -1,0 +1,1 @@
+//! Runnable examples of the easyprint crates; see the `[[example]]` list in Cargo.toml.
