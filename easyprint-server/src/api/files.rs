@@ -1,0 +1,105 @@
+//! Native file routes: `/api/v1/files`.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::files::{self, store::FileRecord};
+use crate::state::AppState;
+
+/// `/api/v1/files...`
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/files", get(list).post(upload))
+        .route("/api/v1/files/{id}", get(info).delete(remove))
+        .route("/api/v1/files/{id}/download", get(download))
+}
+
+/// A file as the native API shows it.
+#[derive(Debug, Serialize)]
+pub struct FileInfo {
+    /// Random id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `gcode` or `model`.
+    pub kind: &'static str,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    /// Upload time, seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl From<&FileRecord> for FileInfo {
+    fn from(r: &FileRecord) -> Self {
+        FileInfo {
+            id: r.id.clone(),
+            name: r.display_name.clone(),
+            kind: match r.kind {
+                files::names::FileKind::Gcode => "gcode",
+                files::names::FileKind::Model(_) => "model",
+            },
+            size: r.size,
+            sha256: r.sha256.clone(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+async fn list(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    let records = files::list(&state, &principal).await?;
+    let infos: Vec<FileInfo> = records.iter().map(FileInfo::from).collect();
+    Ok(axum::Json(infos).into_response())
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let upload =
+        files::receive_upload(&state, &principal, &headers, query.as_deref(), body).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(FileInfo::from(&upload.record)),
+    )
+        .into_response())
+}
+
+async fn info(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = files::find_by_id(&state, &principal, id).await?;
+    Ok(axum::Json(FileInfo::from(&record)).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let record = files::find_by_id(&state, &principal, id).await?;
+    files::remove_file(&state, &principal, &record).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn download(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = files::find_by_id(&state, &principal, id).await?;
+    files::download(&state, &record).await
+}

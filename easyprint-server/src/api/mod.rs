@@ -1,0 +1,22 @@
+//! The native REST API under `/api/v1` (JSON, errors with stable codes).
+
+pub mod files;
+pub mod session;
+pub mod users;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// Native routes that require a logged-in user.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(session::router())
+        .merge(users::router())
+        .merge(files::router())
+}
+
+/// Native routes open to anyone (login and first-run setup).
+pub fn public_router() -> Router<AppState> {
+    session::public_router()
+}

@@ -1,0 +1,310 @@
+//! Server configuration: a TOML file plus `EASYPRINT_*` environment overrides.
+//!
+//! Every field has a default, so an empty file is a valid configuration. Overrides are applied
+//! after the file is parsed, so a service manager can change the listen address or data directory
+//! without editing the file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file that was read.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has fields of the wrong type.
+    #[error("invalid config file {path}")]
+    Parse {
+        /// The file that was parsed.
+        path: PathBuf,
+        /// The parser's error, with line and column.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// An `EASYPRINT_*` environment variable has a value that does not parse.
+    #[error("invalid value {value:?} in environment variable {name}")]
+    Env {
+        /// The variable's name.
+        name: &'static str,
+        /// The offending value.
+        value: String,
+    },
+    /// A value parsed but makes no sense (for example a zero limit).
+    #[error("invalid setting {field}: {reason}")]
+    Invalid {
+        /// The setting's dotted name.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on (`EASYPRINT_LISTEN`).
+    pub listen: SocketAddr,
+    /// Directory for the database, uploads and temporary files (`EASYPRINT_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Reverse proxies whose `X-Forwarded-For` header is believed (addresses or CIDR networks,
+    /// `EASYPRINT_TRUSTED_PROXIES`, comma separated). Empty: the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Extra origins (like `https://printer.example`) allowed to open the WebSocket besides the
+    /// server's own.
+    pub allowed_origins: Vec<String>,
+    /// Mark cookies `Secure` (set this when the server is only reached over HTTPS).
+    pub secure_cookies: bool,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Accounts created at start-up when they do not exist yet.
+    pub users: Vec<ConfiguredUser>,
+    /// Printers this server drives.
+    pub printers: Vec<PrinterConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            data_dir: PathBuf::from("easyprint-data"),
+            trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+            secure_cookies: false,
+            limits: Limits::default(),
+            users: Vec::new(),
+            printers: Vec::new(),
+        }
+    }
+}
+
+/// Resource limits. Defaults follow OctoPrint and Moonraker where they agree.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest accepted upload in bytes (`EASYPRINT_MAX_UPLOAD_BYTES`, default 1 GiB).
+    pub max_upload_bytes: u64,
+    /// Largest accepted non-upload request body (JSON) in bytes (default 64 KiB).
+    pub max_body_bytes: usize,
+    /// Simultaneous WebSocket clients (default 100); more are closed with code 1008.
+    pub max_ws_clients: usize,
+    /// Event messages (terminal lines, notifications) queued for one WebSocket client before it
+    /// is considered stuck and dropped (default 1024).
+    pub ws_client_queue: usize,
+    /// Seconds a WebSocket client may go without answering a ping (default 60).
+    pub ws_idle_timeout_secs: u64,
+    /// Lifetime of a login session in seconds (default 7 days).
+    pub session_ttl_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_upload_bytes: 1 << 30,
+            max_body_bytes: 64 * 1024,
+            max_ws_clients: 100,
+            ws_client_queue: 1024,
+            ws_idle_timeout_secs: 60,
+            session_ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// An account declared in the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfiguredUser {
+    /// Login name.
+    pub name: String,
+    /// Argon2 PHC string (`$argon2id$...`), as printed by `easyprint user hash`.
+    pub password_hash: String,
+    /// Whether the account is an administrator.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// A printer declared in the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrinterConfig {
+    /// Stable identifier used in URLs and WebSocket keys.
+    pub id: String,
+    /// Human-readable name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Serial device path, or `virtual` for the simulated printer.
+    pub port: String,
+    /// Baud rate (default 115200).
+    #[serde(default = "default_baud")]
+    pub baudrate: u32,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+
+impl Config {
+    /// Reads `path`, then applies environment overrides and validates the result.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.with_env_overrides(|name| std::env::var(name).ok())
+    }
+
+    /// Applies `EASYPRINT_*` overrides read through `lookup` and validates the result.
+    ///
+    /// `lookup` is a parameter so tests need not touch the process environment.
+    pub fn with_env_overrides(
+        mut self,
+        lookup: impl Fn(&'static str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        fn parse<T: FromStr>(name: &'static str, value: String) -> Result<T, ConfigError> {
+            value
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::Env { name, value })
+        }
+        if let Some(v) = lookup("EASYPRINT_LISTEN") {
+            self.listen = parse("EASYPRINT_LISTEN", v)?;
+        }
+        if let Some(v) = lookup("EASYPRINT_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = lookup("EASYPRINT_MAX_UPLOAD_BYTES") {
+            self.limits.max_upload_bytes = parse("EASYPRINT_MAX_UPLOAD_BYTES", v)?;
+        }
+        if let Some(v) = lookup("EASYPRINT_TRUSTED_PROXIES") {
+            self.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| parse_net(s).ok_or(()))
+                .collect::<Result<_, ()>>()
+                .map_err(|()| ConfigError::Env {
+                    name: "EASYPRINT_TRUSTED_PROXIES",
+                    value: v.clone(),
+                })?;
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason| Err(ConfigError::Invalid { field, reason });
+        if self.limits.max_upload_bytes == 0 {
+            return invalid("limits.max_upload_bytes", "must be greater than zero");
+        }
+        if self.limits.max_ws_clients == 0 {
+            return invalid("limits.max_ws_clients", "must be greater than zero");
+        }
+        if self.limits.ws_client_queue == 0 {
+            return invalid("limits.ws_client_queue", "must be greater than zero");
+        }
+        if self.limits.session_ttl_secs == 0 {
+            return invalid("limits.session_ttl_secs", "must be greater than zero");
+        }
+        let mut ids = std::collections::HashSet::new();
+        for printer in &self.printers {
+            if printer.id.is_empty()
+                || !printer
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return invalid(
+                    "printers.id",
+                    "must be non-empty ASCII letters, digits, - or _",
+                );
+            }
+            if !ids.insert(printer.id.as_str()) {
+                return invalid("printers.id", "must be unique");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses `10.0.0.1` or `10.0.0.0/8` (a bare address is a one-address network).
+fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.listen.port(), 5000);
+        assert_eq!(config.limits.max_upload_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = toml::from_str::<Config>("listn = \"1.2.3.4:5\"").unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_win_and_are_validated() {
+        let config: Config = toml::from_str("listen = \"127.0.0.1:1\"").unwrap();
+        let config = config
+            .with_env_overrides(|name| match name {
+                "EASYPRINT_LISTEN" => Some("0.0.0.0:8080".into()),
+                "EASYPRINT_TRUSTED_PROXIES" => Some("10.0.0.1, 192.168.0.0/16".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert!(config.trusted_proxies[0].contains(&"10.0.0.1".parse::<IpAddr>().unwrap()));
+
+        let err = Config::default()
+            .with_env_overrides(|name| (name == "EASYPRINT_LISTEN").then(|| "nope".into()))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Env {
+                name: "EASYPRINT_LISTEN",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn duplicate_printer_ids_are_rejected() {
+        let config: Config = toml::from_str(
+            "[[printers]]\nid = \"a\"\nport = \"virtual\"\n[[printers]]\nid = \"a\"\nport = \"/dev/ttyUSB0\"\n",
+        )
+        .unwrap();
+        let err = config.with_env_overrides(|_| None).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                field: "printers.id",
+                ..
+            }
+        ));
+    }
+}

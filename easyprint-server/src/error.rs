@@ -1,0 +1,243 @@
+//! The one error type every handler returns, and its JSON shape.
+//!
+//! Every error answers `{"error": "<human message>", "code": "<stable_code>"}`. OctoPrint clients
+//! read only `error`; our own UI and tools switch on `code`, which never changes once released.
+//! Internal failures answer a generic 500; the real cause travels to [`log_internal_errors`] as a
+//! response extension and is logged once there, inside the request's span.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Boxed cause of an internal error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every failure a request can end in.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No credentials were presented (401 `unauthenticated`).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// An API key was presented but is unknown or revoked (403 `invalid_api_key`).
+    #[error("You don't have the permission to access the requested resource")]
+    InvalidApiKey,
+    /// Authenticated, but the role does not allow this (403 `forbidden`).
+    #[error("You don't have the permission to access the requested resource")]
+    Forbidden,
+    /// A cookie-authenticated request that changes state came without a matching
+    /// `X-CSRF-Token` header (403 `csrf_failed`).
+    #[error("missing or wrong CSRF token")]
+    CsrfFailed,
+    /// Wrong user name or password (401 `invalid_credentials`). Deliberately does not say which.
+    #[error("wrong user name or password")]
+    InvalidCredentials,
+    /// Too many failed logins from this address (429 `too_many_attempts`).
+    #[error("too many failed attempts, try again in {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Seconds until the next attempt may succeed.
+        retry_after_secs: u64,
+    },
+    /// The resource does not exist or belongs to someone else (404 `not_found`).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state (409 with the given code).
+    #[error("{message}")]
+    Conflict {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// A printer command while no printer is connected (409 `printer_not_operational`).
+    #[error("Printer is not operational")]
+    PrinterNotOperational,
+    /// The body exceeded a configured limit (413 `payload_too_large`).
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// An upload whose extension is not on the allowed list (415 `unsupported_file_type`).
+    #[error("Could not upload file, invalid type")]
+    UnsupportedFileType,
+    /// The request is malformed (400 with the given code).
+    #[error("{message}")]
+    BadRequest {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation naming what was wrong.
+        message: String,
+    },
+    /// The server is at a configured capacity (503 `unavailable`).
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// Anything the client cannot fix (500 `internal`); the cause is logged, not returned.
+    #[error("internal server error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    /// A 400 with a stable `code` and a message naming what was wrong.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 409 with a stable `code`.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Wraps any error as a 500.
+    pub fn internal(err: impl Into<BoxError>) -> ApiError {
+        ApiError::Internal(err.into())
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidApiKey | ApiError::Forbidden | ApiError::CsrfFailed => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } | ApiError::PrinterNotOperational => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedFileType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::Forbidden => "forbidden",
+            ApiError::CsrfFailed => "csrf_failed",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { code, .. } | ApiError::BadRequest { code, .. } => code,
+            ApiError::PrinterNotOperational => "printer_not_operational",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedFileType => "unsupported_file_type",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(err: rusqlite::Error) -> Self {
+        ApiError::internal(err)
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(err: std::io::Error) -> Self {
+        ApiError::internal(err)
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        ApiError::internal(err)
+    }
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    /// Human-readable message (the field OctoPrint clients show).
+    pub error: &'a str,
+    /// Stable machine-readable code.
+    pub code: &'a str,
+}
+
+/// Cause of a 500, carried from [`ApiError::into_response`] to [`log_internal_errors`].
+#[derive(Debug, Clone)]
+struct InternalCause(Arc<str>);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        let body = ErrorBody {
+            error: &message,
+            code: self.code(),
+        };
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let ApiError::TooManyAttempts { retry_after_secs } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        if let ApiError::Internal(cause) = &self {
+            let mut chain = cause.to_string();
+            let mut source = cause.source();
+            while let Some(s) = source {
+                chain.push_str(": ");
+                chain.push_str(&s.to_string());
+                source = s.source();
+            }
+            response
+                .extensions_mut()
+                .insert(InternalCause(chain.into()));
+        }
+        response
+    }
+}
+
+/// Middleware that logs the cause of every 500 once, in the request's context.
+pub async fn log_internal_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(%method, %path, error = %cause, "request failed");
+    }
+    response
+}
+
+/// `axum::Json` whose rejections answer in our error shape (400 `invalid_json`, 413, 415).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::bad_request(
+                    "expected_json",
+                    "expected a body with Content-Type: application/json",
+                ),
+                _ => ApiError::bad_request("invalid_json", rejection.body_text()),
+            }),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}

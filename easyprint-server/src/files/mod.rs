@@ -1,0 +1,167 @@
+//! Uploaded files: strict form parsing, durable storage under random names, per-user records.
+//!
+//! The HTTP layers (native and OctoPrint-compatible) call [`receive_upload`],
+//! [`remove_file`] and [`download`]; every lookup is scoped to the requesting user, so another
+//! user's file is indistinguishable from a missing one (404).
+
+pub mod multipart;
+pub mod names;
+pub mod store;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use store::FileRecord;
+
+/// A completed upload and the flags that came with it.
+#[derive(Debug)]
+pub struct Upload {
+    /// The new record.
+    pub record: FileRecord,
+    /// The client asked to select the file.
+    pub select: bool,
+    /// The client asked to print the file.
+    pub print: bool,
+}
+
+/// Receives an upload form, stores the file durably and records it for `principal`.
+pub async fn receive_upload(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Body,
+) -> Result<Upload, ApiError> {
+    let form = multipart::read_upload_form(
+        headers,
+        query,
+        body,
+        &state.files,
+        state.config.limits.max_upload_bytes,
+    )
+    .await?;
+    let file = form.file.expect("read_upload_form guarantees a file");
+    let stored = file.temp.finish(&state.files, file.kind).await?;
+    let owner = principal.user.id;
+    let stored_name = stored.stored_name.clone();
+    let (display_name, kind, userdata, no_overwrite) = (
+        file.display_name,
+        file.kind,
+        form.userdata,
+        form.no_overwrite,
+    );
+    let result = state
+        .db
+        .call(move |conn| {
+            store::record_upload(
+                conn,
+                owner,
+                &display_name,
+                kind,
+                &stored,
+                userdata.as_deref(),
+                no_overwrite,
+            )
+        })
+        .await;
+    let recorded = match result {
+        Ok(recorded) => recorded,
+        Err(err) => {
+            let _ = tokio::fs::remove_file(state.files.path_of(&stored_name)).await;
+            return Err(err);
+        }
+    };
+    if let Some(old) = &recorded.replaced {
+        if let Err(err) = tokio::fs::remove_file(state.files.path_of(old)).await {
+            tracing::warn!(file = %old, error = %err, "could not remove replaced upload");
+        }
+    }
+    Ok(Upload {
+        record: recorded.record,
+        select: form.select || form.print,
+        print: form.print,
+    })
+}
+
+/// Deletes a file of `principal` (record first, then the bytes).
+pub async fn remove_file(
+    state: &AppState,
+    principal: &Principal,
+    record: &FileRecord,
+) -> Result<(), ApiError> {
+    let (owner, id) = (principal.user.id, record.id.clone());
+    if !state
+        .db
+        .call(move |conn| store::delete_file(conn, owner, &id))
+        .await?
+    {
+        return Err(ApiError::NotFound("file"));
+    }
+    tokio::fs::remove_file(state.files.path_of(&record.stored_name)).await?;
+    Ok(())
+}
+
+/// Streams a file as an attachment that browsers will neither render nor sniff.
+pub async fn download(state: &AppState, record: &FileRecord) -> Result<Response, ApiError> {
+    let file = tokio::fs::File::open(state.files.path_of(&record.stored_name)).await?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let disposition = HeaderValue::from_str(&names::attachment_disposition(&record.display_name))
+        .map_err(ApiError::internal)?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(record.size)),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A file of `principal` by display name, or 404.
+pub async fn find_by_name(
+    state: &AppState,
+    principal: &Principal,
+    name: String,
+) -> Result<FileRecord, ApiError> {
+    let owner = principal.user.id;
+    state
+        .db
+        .call(move |conn| store::file_by_name(conn, owner, &name))
+        .await?
+        .ok_or(ApiError::NotFound("file"))
+}
+
+/// A file of `principal` by id, or 404.
+pub async fn find_by_id(
+    state: &AppState,
+    principal: &Principal,
+    id: String,
+) -> Result<FileRecord, ApiError> {
+    let owner = principal.user.id;
+    state
+        .db
+        .call(move |conn| store::file_by_id(conn, owner, &id))
+        .await?
+        .ok_or(ApiError::NotFound("file"))
+}
+
+/// All files of `principal`.
+pub async fn list(state: &AppState, principal: &Principal) -> Result<Vec<FileRecord>, ApiError> {
+    let owner = principal.user.id;
+    state
+        .db
+        .call(move |conn| store::list_files(conn, owner))
+        .await
+}

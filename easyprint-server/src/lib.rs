@@ -1,0 +1,42 @@
+//! `easyprint-server`: the reference host that composes the easyprint crates into one product,
+//! with a native JSON API and an OctoPrint-compatible subset for slicers and apps.
+//!
+//! This crate is deliberately thin: protocol, G-code, slicing and queue logic live in the
+//! library crates; here are HTTP, authentication, storage of uploads and fan-out to browsers.
+//!
+//! # Layout
+//!
+//! - [`config`]: TOML configuration with `EASYPRINT_*` environment overrides.
+//! - [`error`]: [`ApiError`], the one error type of every handler, and its JSON shape.
+//! - [`db`]: the server's SQLite database (WAL, versioned migrations).
+//! - [`auth`]: API keys, cookie sessions with CSRF protection, roles, login throttling.
+//! - [`files`]: strict upload parsing, durable storage under random names, per-user records.
+//! - [`printers`]: the printers as the HTTP layer sees them (the seam for `easyprint-marlin`).
+//! - [`api`]: the native REST API under `/api/v1`.
+//! - [`server`]: [`app`] builds the router; [`Server`] binds and runs it.
+//!
+//! # Running
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = easyprint_server::config::Config::default();
+//! let server = easyprint_server::Server::bind(config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(std::future::pending()).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod files;
+pub mod printers;
+pub mod server;
+pub mod state;
+
+pub use error::ApiError;
+pub use server::{app, Server};
+pub use state::AppState;

@@ -1,0 +1,49 @@
+//! Shared state handed to every handler.
+
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+
+use crate::auth::rate_limit::LoginLimiter;
+use crate::config::Config;
+use crate::db::Db;
+use crate::files::store::FileStore;
+use crate::printers::PrinterRegistry;
+
+/// Cheap-to-clone handle to [`Shared`].
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// Everything the server shares between requests.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration the server was started with.
+    pub config: Config,
+    /// The server database.
+    pub db: Db,
+    /// Upload storage.
+    pub files: FileStore,
+    /// Failed-login history per client address.
+    pub login_limiter: Mutex<LoginLimiter>,
+    /// Bounds concurrent argon2 computations (each needs ~19 MiB), keeping memory flat under a
+    /// login flood.
+    pub password_hashing: Semaphore,
+    /// Configured printers.
+    pub printers: PrinterRegistry,
+}
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
