@@ -1,1 +1,4 @@
-//! Integration tests.
+//! Integration tests: a real server on port 0, real HTTP and WebSocket clients.
+
+mod auth;
+mod helpers;

@@ -1,0 +1,197 @@
+//! `spawn_app()`: a real server on 127.0.0.1 port 0 with a fresh data directory, and a tiny
+//! browser-like client that keeps its cookies explicitly (so CSRF tests can tamper with them).
+
+use std::net::SocketAddr;
+
+use easyprint_server::config::Config;
+use easyprint_server::{AppState, Server};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub const ADMIN: &str = "admin";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let server = Server::bind(config).await.unwrap();
+    let addr = server.local_addr();
+    let state = server.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        state,
+        http: reqwest::Client::new(),
+        dir,
+        _shutdown: tx,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.http.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.http.post(self.url(path))
+    }
+
+    /// Runs first-run setup and returns the admin's browser.
+    pub async fn setup_admin(&self) -> Browser {
+        let response = self
+            .post("/api/v1/setup")
+            .json(&json!({ "name": ADMIN, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        Browser::from_response(self, &response)
+    }
+
+    /// Logs in and returns the browser.
+    pub async fn login(&self, name: &str, password: &str) -> Browser {
+        let response = self
+            .post("/api/v1/login")
+            .json(&json!({ "name": name, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "login {name}");
+        Browser::from_response(self, &response)
+    }
+
+    /// Creates a non-admin user through the admin's session and logs them in.
+    pub async fn add_user(&self, admin: &Browser, name: &str) -> Browser {
+        let response = admin
+            .request(Method::POST, "/api/v1/users")
+            .json(&json!({ "name": name, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        self.login(name, PASSWORD).await
+    }
+
+    /// A fresh API key for the browser's user.
+    pub async fn api_key(&self, browser: &Browser) -> String {
+        let response = browser
+            .request(Method::POST, "/api/v1/keys")
+            .json(&json!({ "label": "test", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        body(response).await["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Files currently in the temporary upload directory.
+    pub fn temp_files(&self) -> usize {
+        std::fs::read_dir(self.state.files.tmp_dir())
+            .unwrap()
+            .count()
+    }
+
+    /// Files currently in the uploads directory.
+    pub fn stored_files(&self) -> usize {
+        std::fs::read_dir(self.state.files.uploads_dir())
+            .unwrap()
+            .count()
+    }
+}
+
+/// A logged-in browser: session and CSRF cookies kept by hand.
+#[derive(Clone)]
+pub struct Browser {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub session: String,
+    pub csrf: String,
+}
+
+impl Browser {
+    pub fn from_response(app: &TestApp, response: &Response) -> Browser {
+        Browser {
+            base: app.url(""),
+            http: app.http.clone(),
+            session: set_cookie(response, "easyprint_session").expect("session cookie"),
+            csrf: set_cookie(response, "csrf_token").expect("csrf cookie"),
+        }
+    }
+
+    /// A request with both cookies and the matching `X-CSRF-Token`.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.bare(method, path).header("x-csrf-token", &self.csrf)
+    }
+
+    /// A request with both cookies but no CSRF header.
+    pub fn bare(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.base, path))
+            .header(
+                "cookie",
+                format!(
+                    "easyprint_session={}; csrf_token={}",
+                    self.session, self.csrf
+                ),
+            )
+    }
+}
+
+/// Value of a cookie set by the response.
+pub fn set_cookie(response: &Response, name: &str) -> Option<String> {
+    set_cookie_line(response, name)
+        .map(|line| line.split(';').next().unwrap()[name.len() + 1..].to_owned())
+}
+
+/// The whole `Set-Cookie` line for a cookie.
+pub fn set_cookie_line(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+pub async fn body(response: Response) -> Value {
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts status and error code of an error response.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let value = body(response).await;
+    assert_eq!(value["code"], code, "{value}");
+    assert!(value["error"].as_str().is_some_and(|e| !e.is_empty()));
+    value
+}
