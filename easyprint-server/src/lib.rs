@@ -13,6 +13,7 @@
 //! - [`files`]: strict upload parsing, durable storage under random names, per-user records.
 //! - [`printers`]: the printers as the HTTP layer sees them (the seam for `easyprint-marlin`).
 //! - [`api`]: the native REST API under `/api/v1`.
+//! - [`octoprint`]: the OctoPrint-compatible subset for slicers and OctoPrint clients.
 //! - [`server`]: [`app`] builds the router; [`Server`] binds and runs it.
 //!
 //! # Running
@@ -33,6 +34,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod files;
+pub mod octoprint;
 pub mod printers;
 pub mod server;
 pub mod state;

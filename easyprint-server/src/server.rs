@@ -47,9 +47,12 @@ pub enum StartError {
 pub fn app(state: AppState) -> Router {
     let protected = Router::new()
         .merge(crate::api::router())
+        .merge(crate::octoprint::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(from_fn(require_principal));
-    let public = Router::new().merge(crate::api::public_router());
+    let public = Router::new()
+        .merge(crate::api::public_router())
+        .merge(crate::octoprint::public_router());
     // Layers wrap from the inside out: the body limit is closest to the handlers, error logging
     // is outermost so it sees every response.
     Router::new()
@@ -147,6 +150,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         login_limiter: Mutex::new(LoginLimiter::new(10_000)),
         password_hashing: Semaphore::new(2),
         printers,
+        app_keys: Default::default(),
         config,
     }))
 }

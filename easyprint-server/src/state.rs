@@ -9,6 +9,7 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Config;
 use crate::db::Db;
 use crate::files::store::FileStore;
+use crate::octoprint::appkeys::AppKeyRequests;
 use crate::printers::PrinterRegistry;
 
 /// Cheap-to-clone handle to [`Shared`].
@@ -31,6 +32,8 @@ pub struct Shared {
     pub password_hashing: Semaphore,
     /// Configured printers.
     pub printers: PrinterRegistry,
+    /// Pending app-key requests (OctoPrint's app-keys handshake).
+    pub app_keys: AppKeyRequests,
 }
 
 impl AppState {

@@ -1,5 +1,6 @@
 //! The native REST API under `/api/v1` (JSON, errors with stable codes).
 
+pub mod appkeys;
 pub mod files;
 pub mod session;
 pub mod users;
@@ -14,6 +15,7 @@ pub fn router() -> Router<AppState> {
         .merge(session::router())
         .merge(users::router())
         .merge(files::router())
+        .merge(appkeys::router())
 }
 
 /// Native routes open to anyone (login and first-run setup).

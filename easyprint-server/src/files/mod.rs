@@ -4,6 +4,7 @@
 //! [`remove_file`] and [`download`]; every lookup is scoped to the requesting user, so another
 //! user's file is indistinguishable from a missing one (404).
 
+pub mod form_data;
 pub mod multipart;
 pub mod names;
 pub mod store;

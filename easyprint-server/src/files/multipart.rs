@@ -10,7 +10,7 @@
 //! - only the fields `file`, `path`, `select`, `print`, `userdata`, `noOverwrite` are accepted,
 //!   each at most once; `file` must carry a file name, the others must not;
 //! - each part has exactly one `Content-Disposition`, parsed by our own strict grammar (no
-//!   unknown or repeated parameters, no backslash escapes, no control characters, `filename*`
+//!   unknown or repeated parameters, no backslash escape sequences, no control characters, `filename*`
 //!   only as `UTF-8''` with valid percent-encoding), and no headers beyond the few a form
 //!   part may carry;
 //! - the file streams to a temporary file with a size cap (413); text fields are capped too.
@@ -18,6 +18,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 
+use super::form_data::{FormDataError, FormDataReader, PartHeader};
 use super::names::{sanitize_display_name, FileKind};
 use super::store::{FileStore, TempUpload};
 use crate::error::ApiError;
@@ -63,21 +64,20 @@ pub async fn read_upload_form(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let boundary = multer::parse_boundary(content_type).map_err(|_| {
+    let boundary = form_data_boundary(content_type).ok_or_else(|| {
         ApiError::bad_request(
             "expected_multipart",
             format!("expected a multipart/form-data body, got Content-Type {content_type:?}"),
         )
     })?;
-    let limits = multer::Constraints::new()
-        .size_limit(multer::SizeLimit::new().whole_stream(max_file_bytes.saturating_add(1 << 20)));
-    let stream = body.into_data_stream();
-    let mut multipart = multer::Multipart::with_constraints(stream, boundary, limits);
+    // Room for the form's other fields and the multipart framing around the file.
+    let limit = max_file_bytes.saturating_add(64 * 1024);
+    let mut reader = FormDataReader::new(body.into_data_stream(), boundary, limit);
 
     let mut form = UploadForm::default();
     let mut seen: Vec<&'static str> = Vec::new();
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
-        let disposition = part_disposition(field.headers())?;
+    while let Some(part_headers) = reader.next_part().await.map_err(multipart_error)? {
+        let disposition = part_disposition(&part_headers)?;
         let name = FIELDS
             .iter()
             .copied()
@@ -101,7 +101,7 @@ pub async fn read_upload_form(
                 let kind =
                     FileKind::from_name(&display_name).ok_or(ApiError::UnsupportedFileType)?;
                 let mut temp = store.begin().await?;
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                while let Some(chunk) = reader.next_chunk().await.map_err(multipart_error)? {
                     if temp.size() + chunk.len() as u64 > max_file_bytes {
                         // Dropping `temp` removes the partial file.
                         return Err(ApiError::PayloadTooLarge);
@@ -128,7 +128,7 @@ pub async fn read_upload_form(
             }
             (_, None) => {
                 let cap = if name == "userdata" { 16 * 1024 } else { 1024 };
-                let value = read_text(&mut field, name, cap).await?;
+                let value = read_text(&mut reader, name, cap).await?;
                 match name {
                     "path" => {
                         if !value.trim().trim_matches('/').is_empty() {
@@ -177,25 +177,56 @@ fn check_query(query: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn multipart_error(err: multer::Error) -> ApiError {
+fn multipart_error(err: FormDataError) -> ApiError {
     match err {
-        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
-            ApiError::PayloadTooLarge
-        }
-        other => ApiError::bad_request(
-            "invalid_multipart",
-            format!("malformed multipart body: {other}"),
-        ),
+        FormDataError::TooLarge(_) => ApiError::PayloadTooLarge,
+        other => ApiError::bad_request("invalid_multipart", other.to_string()),
     }
 }
 
-async fn read_text(
-    field: &mut multer::Field<'_>,
+/// The boundary of a `multipart/form-data` content type (RFC 2046: 1-70 characters).
+fn form_data_boundary(content_type: &str) -> Option<&str> {
+    let mut params = content_type.split(';');
+    if !params
+        .next()?
+        .trim()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
+        return None;
+    }
+    let mut boundary = None;
+    for param in params {
+        let (key, value) = param.split_once('=')?;
+        if key.trim().eq_ignore_ascii_case("boundary") {
+            let value = value.trim();
+            let value = match value.strip_prefix('"') {
+                Some(quoted) => quoted.strip_suffix('"')?,
+                None => value,
+            };
+            let valid = (1..=70).contains(&value.len())
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&b))
+                && !value.ends_with(' ');
+            if !valid || boundary.replace(value).is_some() {
+                return None;
+            }
+        }
+    }
+    boundary
+}
+
+async fn read_text<S, E>(
+    reader: &mut FormDataReader<S>,
     name: &str,
     cap: usize,
-) -> Result<String, ApiError> {
+) -> Result<String, ApiError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let mut bytes = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+    while let Some(chunk) = reader.next_chunk().await.map_err(multipart_error)? {
         if bytes.len() + chunk.len() > cap {
             return Err(ApiError::bad_request(
                 "invalid_field",
@@ -230,33 +261,29 @@ pub struct Disposition {
 }
 
 /// Validates a part's headers and parses its single `Content-Disposition`.
-fn part_disposition(headers: &HeaderMap) -> Result<Disposition, ApiError> {
+fn part_disposition(headers: &[PartHeader]) -> Result<Disposition, ApiError> {
     let bad = |msg: String| ApiError::bad_request("invalid_part_header", msg);
+    let mut disposition = None;
     for (name, value) in headers {
         match name.as_str() {
-            "content-disposition" | "content-type" => {}
+            "content-disposition" => {
+                if disposition.replace(value).is_some() {
+                    return Err(bad("more than one Content-Disposition in a part".into()));
+                }
+            }
+            "content-type" => {}
             "content-transfer-encoding" => {
-                let v = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
+                let v = String::from_utf8_lossy(value).to_ascii_lowercase();
                 if !matches!(v.as_str(), "binary" | "8bit" | "7bit") {
                     return Err(bad(format!("unsupported Content-Transfer-Encoding {v:?}")));
                 }
             }
             other => return Err(bad(format!("unexpected part header {other:?}"))),
         }
-        if value
-            .as_bytes()
-            .iter()
-            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
-        {
-            return Err(bad(format!("control character in part header {name}")));
-        }
     }
-    let mut values = headers.get_all(header::CONTENT_DISPOSITION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(bad("each part needs exactly one Content-Disposition".into()));
-    };
-    let text = std::str::from_utf8(value.as_bytes())
-        .map_err(|_| bad("Content-Disposition is not UTF-8".into()))?;
+    let value = disposition.ok_or_else(|| bad("part without Content-Disposition".into()))?;
+    let text =
+        std::str::from_utf8(value).map_err(|_| bad("Content-Disposition is not UTF-8".into()))?;
     parse_disposition(text).map_err(|why| bad(format!("Content-Disposition {text:?}: {why}")))
 }
 
@@ -278,7 +305,10 @@ pub fn parse_disposition(text: &str) -> Result<Disposition, &'static str> {
         if let Some(quoted) = rest.strip_prefix('"') {
             let end = quoted.find('"').ok_or("unterminated quoted string")?;
             value = &quoted[..end];
-            if value.contains('\\') {
+            // Browsers send backslashes literally (HTML encodes `"` as %22), so a lone
+            // backslash is data; but `\"` and `\\` would be escapes to a lenient parser and a
+            // different string to us, so they are refused.
+            if value.ends_with('\\') || value.contains("\\\\") {
                 return Err("escape sequences in quoted strings are not accepted");
             }
             rest = quoted[end + 1..].trim_start();
@@ -373,6 +403,7 @@ mod tests {
             r#"form-data; name="file"; name="path""#,
             r#"form-data; name="file"; filename="a.gcode"; filename="b.gcode""#,
             r#"form-data; name="file"; filename="a\".gcode""#,
+            r#"form-data; name="file"; filename="a\\b.gcode""#,
             r#"form-data; name="file"; filename="a.gcode"; path="/etc/passwd""#,
             r#"form-data; name="file"; filename="a.gcode"; filename*=UTF-8''b.gcode"#,
             r#"form-data; name="file"; filename*=ISO-8859-1''a.gcode"#,
@@ -393,6 +424,29 @@ mod tests {
                 .unwrap();
         let err = sanitize_display_name(d.filename.as_deref().unwrap()).unwrap_err();
         assert_eq!(err.code(), "invalid_file_name");
+    }
+
+    #[test]
+    fn boundaries() {
+        assert_eq!(
+            form_data_boundary("multipart/form-data; boundary=abc"),
+            Some("abc")
+        );
+        assert_eq!(
+            form_data_boundary("Multipart/Form-Data; charset=utf-8; boundary=\"a b\""),
+            Some("a b")
+        );
+        for bad in [
+            "application/x-www-form-urlencoded",
+            "aPplicaTion/X-wWW-FOrm-uRLenCodEd; boundary=x",
+            "multipart/mixed; boundary=x",
+            "multipart/form-data",
+            "multipart/form-data; boundary=",
+            "multipart/form-data; boundary=a; boundary=b",
+            "multipart/form-data; boundary=a\rb",
+        ] {
+            assert_eq!(form_data_boundary(bad), None, "{bad}");
+        }
     }
 
     #[test]

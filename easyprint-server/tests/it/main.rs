@@ -1,4 +1,5 @@
 //! Integration tests: a real server on port 0, real HTTP and WebSocket clients.
 
 mod auth;
+mod files;
 mod helpers;
