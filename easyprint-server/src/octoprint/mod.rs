@@ -46,9 +46,14 @@ pub fn base_url(headers: &HeaderMap, local: std::net::SocketAddr) -> String {
     format!("http://{host}")
 }
 
-/// Percent-encodes a file name as one URL path segment.
+/// Percent-encodes a file name as one URL path segment (RFC 3986 unreserved characters stay).
 pub fn path_segment(name: &str) -> String {
-    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
 }
 
 /// The answer of every printer endpoint until the serial driver is attached: 409 while no

@@ -3,3 +3,4 @@
 mod auth;
 mod files;
 mod helpers;
+mod octoprint;
