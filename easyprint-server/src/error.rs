@@ -34,6 +34,9 @@ pub enum ApiError {
     /// `X-CSRF-Token` header (403 `csrf_failed`).
     #[error("missing or wrong CSRF token")]
     CsrfFailed,
+    /// A WebSocket handshake from a foreign `Origin` (403 `origin_not_allowed`).
+    #[error("origin not allowed")]
+    OriginNotAllowed,
     /// Wrong user name or password (401 `invalid_credentials`). Deliberately does not say which.
     #[error("wrong user name or password")]
     InvalidCredentials,
@@ -105,9 +108,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::InvalidApiKey | ApiError::Forbidden | ApiError::CsrfFailed => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::InvalidApiKey
+            | ApiError::Forbidden
+            | ApiError::CsrfFailed
+            | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::PrinterNotOperational => StatusCode::CONFLICT,
@@ -126,6 +130,7 @@ impl ApiError {
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::Forbidden => "forbidden",
             ApiError::CsrfFailed => "csrf_failed",
+            ApiError::OriginNotAllowed => "origin_not_allowed",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::NotFound(_) => "not_found",

@@ -14,6 +14,7 @@
 //! - [`printers`]: the printers as the HTTP layer sees them (the seam for `easyprint-marlin`).
 //! - [`api`]: the native REST API under `/api/v1`.
 //! - [`octoprint`]: the OctoPrint-compatible subset for slicers and OctoPrint clients.
+//! - [`ws`]: the WebSocket hub (`/api/ws`): topics, snapshots, bounded per-client queues.
 //! - [`server`]: [`app`] builds the router; [`Server`] binds and runs it.
 //!
 //! # Running
@@ -38,6 +39,7 @@ pub mod octoprint;
 pub mod printers;
 pub mod server;
 pub mod state;
+pub mod ws;
 
 pub use error::ApiError;
 pub use server::{app, Server};

@@ -18,6 +18,7 @@ use crate::error::{log_internal_errors, ApiError};
 use crate::files::store::FileStore;
 use crate::printers::PrinterRegistry;
 use crate::state::{AppState, Shared};
+use crate::ws::hub::Hub;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,7 @@ pub fn app(state: AppState) -> Router {
     let protected = Router::new()
         .merge(crate::api::router())
         .merge(crate::octoprint::router())
+        .merge(crate::ws::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(from_fn(require_principal));
     let public = Router::new()
@@ -151,6 +153,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         password_hashing: Semaphore::new(2),
         printers,
         app_keys: Default::default(),
+        hub: Hub::new(config.limits.max_ws_clients, config.limits.ws_client_queue),
         config,
     }))
 }

@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::files::store::FileStore;
 use crate::octoprint::appkeys::AppKeyRequests;
 use crate::printers::PrinterRegistry;
+use crate::ws::hub::Hub;
 
 /// Cheap-to-clone handle to [`Shared`].
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct Shared {
     pub password_hashing: Semaphore,
     /// Configured printers.
     pub printers: PrinterRegistry,
+    /// Live-update fan-out to WebSocket clients.
+    pub hub: Hub,
     /// Pending app-key requests (OctoPrint's app-keys handshake).
     pub app_keys: AppKeyRequests,
 }

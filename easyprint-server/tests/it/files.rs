@@ -6,6 +6,9 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// (what, query string, content type, body, expected status, expected code)
+type Case<'a> = (&'a str, &'a str, String, Vec<u8>, StatusCode, &'a str);
+
 /// Each hostile variant must be refused with the given status and code, store nothing, leave
 /// no temporary file, and not disturb a normal upload right after it.
 #[tokio::test]
@@ -25,7 +28,7 @@ async fn hostile_upload_variants_are_rejected_and_normal_uploads_still_work() {
         secret_path.replace('/', "%2F")
     );
     let query_injection = format!("?file.path={secret_path}&file.name=x.gcode");
-    let cases: Vec<(&str, &str, String, Vec<u8>, StatusCode, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "internal field file.path",
             "",

@@ -4,3 +4,4 @@ mod auth;
 mod files;
 mod helpers;
 mod octoprint;
+mod ws;
