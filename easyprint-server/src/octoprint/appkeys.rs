@@ -208,8 +208,9 @@ mod tests {
         let requests = AppKeyRequests::default();
         let denied = requests.request("a".into(), None, t0).unwrap();
         let abandoned = requests.request("b".into(), None, t0).unwrap();
-        let id = requests.pending(t0)[0].id.clone();
-        requests.decide(&id, None, t0);
+        let pending = requests.pending(t0);
+        let id = &pending.iter().find(|p| p.app == "a").unwrap().id;
+        requests.decide(id, None, t0);
         assert_eq!(requests.poll(&denied, t0), PollOutcome::Gone);
         assert_eq!(
             requests.poll(&abandoned, t0 + POLL_TIMEOUT),
