@@ -15,6 +15,7 @@
 //! - [`api`]: the native REST API under `/api/v1`.
 //! - [`octoprint`]: the OctoPrint-compatible subset for slicers and OctoPrint clients.
 //! - [`ws`]: the WebSocket hub (`/api/ws`): topics, snapshots, bounded per-client queues.
+//! - [`web`]: login page, placeholder dashboard, OpenAPI document and `/api/docs`.
 //! - [`server`]: [`app`] builds the router; [`Server`] binds and runs it.
 //!
 //! # Running
@@ -39,6 +40,7 @@ pub mod octoprint;
 pub mod printers;
 pub mod server;
 pub mod state;
+pub mod web;
 pub mod ws;
 
 pub use error::ApiError;

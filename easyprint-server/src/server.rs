@@ -44,17 +44,19 @@ pub enum StartError {
 /// Builds the whole router.
 ///
 /// Every route is behind [`require_principal`] (default-deny) except the explicitly public
-/// ones: login, first-run setup, the login page assets, and the app-key handshake.
+/// ones: login, first-run setup, the login page and its assets, and the app-key handshake.
 pub fn app(state: AppState) -> Router {
     let protected = Router::new()
         .merge(crate::api::router())
         .merge(crate::octoprint::router())
         .merge(crate::ws::router())
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(from_fn(require_principal));
     let public = Router::new()
         .merge(crate::api::public_router())
-        .merge(crate::octoprint::public_router());
+        .merge(crate::octoprint::public_router())
+        .merge(crate::web::public_router());
     // Layers wrap from the inside out: the body limit is closest to the handlers, error logging
     // is outermost so it sees every response.
     Router::new()

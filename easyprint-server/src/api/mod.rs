@@ -2,6 +2,7 @@
 
 pub mod appkeys;
 pub mod files;
+pub mod printers;
 pub mod session;
 pub mod users;
 
@@ -16,6 +17,7 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(files::router())
         .merge(appkeys::router())
+        .merge(printers::router())
 }
 
 /// Native routes open to anyone (login and first-run setup).

@@ -4,4 +4,5 @@ mod auth;
 mod files;
 mod helpers;
 mod octoprint;
+mod web;
 mod ws;
