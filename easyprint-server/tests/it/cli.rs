@@ -1,0 +1,122 @@
+//! The `easyprint` binary: user and key administration, and `serve` with a TOML config.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_easyprint");
+
+fn run(args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `easyprint serve` and returns it with the address it logged.
+fn serve(config: &std::path::Path) -> (Served, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("EASYPRINT_LISTEN", "127.0.0.1:0")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let served = Served(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("address=").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            return (served, addr);
+        }
+        assert!(Instant::now() < deadline, "no listening line");
+    }
+    panic!("server exited before listening");
+}
+
+#[tokio::test]
+async fn users_keys_and_serve_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = run(&["user", "hash"], "configured password\n").trim().to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let config = dir.path().join("easyprint.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n\n[[users]]\nname = \"carol\"\npassword_hash = {:?}\n",
+            dir.path().join("data"),
+            hash
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let out = run(
+        &["user", "add", "--config", config_arg, "--admin", "admin"],
+        "admin password\n",
+    );
+    assert!(out.contains("created user admin (admin: true)"), "{out}");
+    let key = run(&["apikey", "--config", config_arg, "--user", "admin"], "")
+        .trim()
+        .to_owned();
+    assert_eq!(key.len(), 64);
+
+    let (_server, addr) = serve(&config);
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("http://{addr}/api/version"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The user declared in the config file was created at start-up.
+    let response = http
+        .post(format!("http://{addr}/api/v1/login"))
+        .json(&json!({ "name": "carol", "password": "configured password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[test]
+fn a_bad_config_is_reported_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "listen = 5000\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid config file"), "{stderr}");
+}
