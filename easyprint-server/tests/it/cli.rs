@@ -17,7 +17,12 @@ fn run(args: &[&str], stdin: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
@@ -64,7 +69,9 @@ fn serve(config: &std::path::Path) -> (Served, String) {
 #[tokio::test]
 async fn users_keys_and_serve_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let hash = run(&["user", "hash"], "configured password\n").trim().to_owned();
+    let hash = run(&["user", "hash"], "configured password\n")
+        .trim()
+        .to_owned();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     let config = dir.path().join("easyprint.toml");
     std::fs::write(
