@@ -96,6 +96,11 @@ impl Default for Config {
 pub struct Limits {
     /// Largest accepted upload in bytes (`EASYPRINT_MAX_UPLOAD_BYTES`, default 1 GiB).
     pub max_upload_bytes: u64,
+    /// Uploads received at the same time (default 4); more answer 503.
+    pub max_concurrent_uploads: usize,
+    /// Seconds an upload may stall without sending a byte before it is aborted with 408
+    /// (default 60; slow-loris protection).
+    pub upload_idle_timeout_secs: u64,
     /// Largest accepted non-upload request body (JSON) in bytes (default 64 KiB).
     pub max_body_bytes: usize,
     /// Simultaneous WebSocket clients (default 100); more are closed with code 1008.
@@ -113,6 +118,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_upload_bytes: 1 << 30,
+            max_concurrent_uploads: 4,
+            upload_idle_timeout_secs: 60,
             max_body_bytes: 64 * 1024,
             max_ws_clients: 100,
             ws_client_queue: 1024,
@@ -211,6 +218,15 @@ impl Config {
         let invalid = |field, reason| Err(ConfigError::Invalid { field, reason });
         if self.limits.max_upload_bytes == 0 {
             return invalid("limits.max_upload_bytes", "must be greater than zero");
+        }
+        if self.limits.max_concurrent_uploads == 0 {
+            return invalid("limits.max_concurrent_uploads", "must be greater than zero");
+        }
+        if self.limits.upload_idle_timeout_secs == 0 {
+            return invalid(
+                "limits.upload_idle_timeout_secs",
+                "must be greater than zero",
+            );
         }
         if self.limits.max_ws_clients == 0 {
             return invalid("limits.max_ws_clients", "must be greater than zero");

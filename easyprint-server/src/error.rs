@@ -63,6 +63,9 @@ pub enum ApiError {
     /// The body exceeded a configured limit (413 `payload_too_large`).
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The client stopped sending in the middle of a body (408 `request_timeout`).
+    #[error("the client stopped sending the request body")]
+    RequestTimeout,
     /// An upload whose extension is not on the allowed list (415 `unsupported_file_type`).
     #[error("Could not upload file, invalid type")]
     UnsupportedFileType,
@@ -116,6 +119,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::PrinterNotOperational => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedFileType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -137,6 +141,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } | ApiError::BadRequest { code, .. } => code,
             ApiError::PrinterNotOperational => "printer_not_operational",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::UnsupportedFileType => "unsupported_file_type",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",

@@ -153,6 +153,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         files,
         login_limiter: Mutex::new(LoginLimiter::new(10_000)),
         password_hashing: Semaphore::new(2),
+        uploads: Semaphore::new(config.limits.max_concurrent_uploads),
         printers,
         app_keys: Default::default(),
         hub: Hub::new(config.limits.max_ws_clients, config.limits.ws_client_queue),

@@ -31,6 +31,8 @@ pub struct Shared {
     /// Bounds concurrent argon2 computations (each needs ~19 MiB), keeping memory flat under a
     /// login flood.
     pub password_hashing: Semaphore,
+    /// Bounds uploads in progress (each holds a file descriptor and disk space).
+    pub uploads: Semaphore,
     /// Configured printers.
     pub printers: PrinterRegistry,
     /// Live-update fan-out to WebSocket clients.

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let chunk = usize::from(split).max(1);
-    let chunks: Vec<Result<Bytes, String>> = body
+    let chunks: Vec<Result<Bytes, easyprint_server::files::form_data::FormDataError>> = body
         .chunks(chunk)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();

@@ -10,6 +10,9 @@
 //! - at most [`MAX_HEADERS`] header lines and [`MAX_HEADER_BYTES`] per part;
 //! - after a boundary only `CRLF` (next part) or `--` (end) may follow (no padding);
 //! - the body is read in chunks as they arrive; the whole stream is capped by `limit`.
+//!
+//! Stream errors pass through as the caller's [`FormDataError`] (a driver reports a stalled
+//! client as [`FormDataError::Stalled`]); the reader itself never reads the clock.
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -33,6 +36,9 @@ pub enum FormDataError {
     /// Reading the body failed (client went away).
     #[error("reading the body failed: {0}")]
     Read(String),
+    /// The client stopped sending for too long (reported by the stream's driver).
+    #[error("the client stopped sending")]
+    Stalled,
 }
 
 /// One header line of a part: lower-cased name and raw value (trimmed of spaces).
@@ -64,7 +70,7 @@ pub struct FormDataReader<S> {
 impl<S, E> FormDataReader<S>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: Into<FormDataError>,
 {
     /// A reader for `boundary` over `stream`, refusing bodies longer than `limit` bytes.
     pub fn new(stream: S, boundary: &str, limit: u64) -> Self {
@@ -96,7 +102,7 @@ where
                 self.buf.extend_from_slice(&chunk);
                 Ok(true)
             }
-            Some(Err(e)) => Err(FormDataError::Read(e.to_string())),
+            Some(Err(e)) => Err(e.into()),
             None => {
                 self.eof = true;
                 Ok(false)
@@ -250,10 +256,10 @@ fn is_token(b: u8) -> bool {
 mod tests {
     use super::*;
 
-    type Chunks = futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, String>>>;
+    type Chunks = futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, FormDataError>>>;
 
     fn reader(body: &[u8], split: usize) -> FormDataReader<Chunks> {
-        let chunks: Vec<Result<Bytes, String>> = body
+        let chunks: Vec<Result<Bytes, FormDataError>> = body
             .chunks(split.max(1))
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
@@ -331,7 +337,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_limit_applies_to_the_whole_stream() {
-        let chunks: Vec<Result<Bytes, String>> = vec![Ok(Bytes::from_static(BODY))];
+        let chunks: Vec<Result<Bytes, FormDataError>> = vec![Ok(Bytes::from_static(BODY))];
         let mut r = FormDataReader::new(futures_util::stream::iter(chunks), "XyZ", 10);
         assert_eq!(r.next_part().await, Err(FormDataError::TooLarge(10)));
     }

@@ -37,12 +37,20 @@ pub async fn receive_upload(
     query: Option<&str>,
     body: Body,
 ) -> Result<Upload, ApiError> {
+    let _permit = state
+        .uploads
+        .try_acquire()
+        .map_err(|_| ApiError::Unavailable("too many uploads in progress, try again later"))?;
+    let limits = &state.config.limits;
     let form = multipart::read_upload_form(
         headers,
         query,
         body,
         &state.files,
-        state.config.limits.max_upload_bytes,
+        multipart::UploadLimits {
+            max_file_bytes: limits.max_upload_bytes,
+            idle_timeout: std::time::Duration::from_secs(limits.upload_idle_timeout_secs),
+        },
     )
     .await?;
     let file = form.file.expect("read_upload_form guarantees a file");

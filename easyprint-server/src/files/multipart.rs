@@ -17,6 +17,7 @@
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
+use futures_util::StreamExt;
 
 use super::form_data::{FormDataError, FormDataReader, PartHeader};
 use super::names::{sanitize_display_name, FileKind};
@@ -51,14 +52,24 @@ pub struct UploadForm {
 
 const FIELDS: [&str; 6] = ["file", "path", "select", "print", "userdata", "noOverwrite"];
 
-/// Reads an upload request. `max_file_bytes` caps the file part.
+/// Limits applied while reading an upload.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    /// Largest accepted file part (413 above).
+    pub max_file_bytes: u64,
+    /// Longest pause between two received chunks (408 above).
+    pub idle_timeout: std::time::Duration,
+}
+
+/// Reads an upload request.
 pub async fn read_upload_form(
     headers: &HeaderMap,
     query: Option<&str>,
     body: Body,
     store: &FileStore,
-    max_file_bytes: u64,
+    limits: UploadLimits,
 ) -> Result<UploadForm, ApiError> {
+    let max_file_bytes = limits.max_file_bytes;
     check_query(query)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -72,7 +83,9 @@ pub async fn read_upload_form(
     })?;
     // Room for the form's other fields and the multipart framing around the file.
     let limit = max_file_bytes.saturating_add(64 * 1024);
-    let mut reader = FormDataReader::new(body.into_data_stream(), boundary, limit);
+    // Every wait for the next chunk is bounded: a client that stops sending is cut off.
+    let idle = limits.idle_timeout;
+    let mut reader = FormDataReader::new(timed(body.into_data_stream(), idle), boundary, limit);
 
     let mut form = UploadForm::default();
     let mut seen: Vec<&'static str> = Vec::new();
@@ -177,9 +190,34 @@ fn check_query(query: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The body as a stream whose every wait is bounded by `idle`; a stall ends it with
+/// [`FormDataError::Stalled`].
+fn timed(
+    body: axum::body::BodyDataStream,
+    idle: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, FormDataError>> + Unpin {
+    Box::pin(futures_util::stream::unfold(
+        (body, false),
+        move |(mut body, ended)| async move {
+            if ended {
+                return None;
+            }
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), (body, false))),
+                Ok(Some(Err(err))) => {
+                    Some((Err(FormDataError::Read(err.to_string())), (body, true)))
+                }
+                Ok(None) => None,
+                Err(_) => Some((Err(FormDataError::Stalled), (body, true))),
+            }
+        },
+    ))
+}
+
 fn multipart_error(err: FormDataError) -> ApiError {
     match err {
         FormDataError::TooLarge(_) => ApiError::PayloadTooLarge,
+        FormDataError::Stalled => ApiError::RequestTimeout,
         other => ApiError::bad_request("invalid_multipart", other.to_string()),
     }
 }
@@ -223,7 +261,7 @@ async fn read_text<S, E>(
 ) -> Result<String, ApiError>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: Into<FormDataError>,
 {
     let mut bytes = Vec::new();
     while let Some(chunk) = reader.next_chunk().await.map_err(multipart_error)? {

@@ -589,3 +589,48 @@ async fn server_start_removes_interrupted_uploads() {
     let app = spawn_app_with(|c| c.data_dir = data.clone()).await;
     assert_eq!(app.temp_files(), 0);
 }
+
+/// A client that starts an upload and stops sending holds a slot only until the idle timeout;
+/// meanwhile uploads beyond the concurrency limit get 503.
+#[tokio::test]
+async fn stalled_uploads_time_out_and_concurrency_is_bounded() {
+    let app = spawn_app_with(|c| {
+        c.limits.max_concurrent_uploads = 1;
+        c.limits.upload_idle_timeout_secs = 1;
+    })
+    .await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    let (ct, body) = multipart(&[(&file_part("slow.gcode"), &[b'G'; 4096])]);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tx.send(Ok(body[..2048].to_vec())).await.unwrap();
+    let stalled = {
+        let request = app
+            .post("/api/files/local")
+            .header("x-api-key", &key)
+            .header("content-type", &ct)
+            .body(reqwest::Body::wrap_stream(tokio_stream_from(rx)));
+        tokio::spawn(async move { request.send().await.unwrap() })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.temp_files() == 0 {
+        assert!(std::time::Instant::now() < deadline, "upload never started");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let response = upload_gcode(&app, &key, "other.gcode").await;
+    assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+
+    let response = stalled.await.unwrap();
+    assert_error(response, StatusCode::REQUEST_TIMEOUT, "request_timeout").await;
+    drop(tx);
+    assert_eq!(app.temp_files(), 0);
+    assert_eq!(app.stored_files(), 0);
+    let response = upload_gcode(&app, &key, "other.gcode").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
