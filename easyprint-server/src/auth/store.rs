@@ -19,6 +19,18 @@ pub struct User {
     pub admin: bool,
 }
 
+/// Reads a [`User`] from columns 0-2 and one more value from column 3.
+fn user_and<T: rusqlite::types::FromSql>(r: &rusqlite::Row<'_>) -> rusqlite::Result<(User, T)> {
+    Ok((
+        User {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            admin: r.get(2)?,
+        },
+        r.get(3)?,
+    ))
+}
+
 /// Checks a login name: 1–64 ASCII letters, digits, `.`, `_` or `-`.
 pub fn validate_user_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty()
@@ -85,27 +97,7 @@ pub fn find_user_with_hash(
         .query_row(
             "SELECT id, name, admin, password_hash FROM users WHERE name = ?1",
             [name],
-            |r| {
-                Ok((
-                    User {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        admin: r.get(2)?,
-                    },
-                    r.get(3)?,
-                ))
-            },
-        )
-        .optional()?)
-}
-
-/// The password hash of account `user_id`.
-pub fn password_hash_of(conn: &Connection, user_id: i64) -> Result<Option<String>, ApiError> {
-    Ok(conn
-        .query_row(
-            "SELECT password_hash FROM users WHERE id = ?1",
-            [user_id],
-            |r| r.get(0),
+            user_and,
         )
         .optional()?)
 }
@@ -188,16 +180,7 @@ pub fn session_user(
             "SELECT u.id, u.name, u.admin, s.csrf_hash FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ?1 AND s.expires_at > ?2",
             params![token_hash, unix_now()],
-            |r| {
-                Ok((
-                    User {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        admin: r.get(2)?,
-                    },
-                    r.get(3)?,
-                ))
-            },
+            user_and,
         )
         .optional()?)
 }
@@ -236,16 +219,7 @@ pub fn api_key_user(conn: &Connection, key: &str) -> Result<Option<(User, i64)>,
             "SELECT u.id, u.name, u.admin, k.id FROM api_keys k JOIN users u ON u.id = k.user_id
              WHERE k.key_hash = ?1",
             [token_hash(key)],
-            |r| {
-                Ok((
-                    User {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        admin: r.get(2)?,
-                    },
-                    r.get(3)?,
-                ))
-            },
+            user_and,
         )
         .optional()?)
 }

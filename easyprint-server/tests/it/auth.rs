@@ -110,14 +110,7 @@ async fn login_session_and_logout() {
         assert_eq!(value["error"], "wrong user name or password");
     }
     let browser = app.login(ADMIN, PASSWORD).await;
-    let me = body(
-        browser
-            .bare(Method::GET, "/api/v1/session")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let me = body(browser.get("/api/v1/session").await).await;
     assert_eq!(me["name"], ADMIN);
 
     let response = browser
@@ -135,11 +128,7 @@ async fn login_session_and_logout() {
     assert!(set_cookie_line(&response, "easyprint_session")
         .unwrap()
         .contains("Max-Age=0"));
-    let response = browser
-        .bare(Method::GET, "/api/v1/session")
-        .send()
-        .await
-        .unwrap();
+    let response = browser.get("/api/v1/session").await;
     assert_error(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
 }
 
@@ -186,11 +175,7 @@ async fn csrf_token_must_match_cookie_and_session() {
     let response = attempt(alice.clone(), Some(alice.csrf.clone())).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     // Safe methods need no token.
-    let response = alice
-        .bare(Method::GET, "/api/v1/keys")
-        .send()
-        .await
-        .unwrap();
+    let response = alice.get("/api/v1/keys").await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -228,14 +213,7 @@ async fn api_keys_in_header_bearer_and_query() {
         .unwrap();
     assert_error(response, StatusCode::FORBIDDEN, "invalid_api_key").await;
     // Keys are listed without their secret and can be revoked.
-    let keys = body(
-        admin
-            .bare(Method::GET, "/api/v1/keys")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let keys = body(admin.get("/api/v1/keys").await).await;
     assert_eq!(keys.as_array().unwrap().len(), 2);
     assert!(!keys.to_string().contains(&key));
     let id = keys[0]["id"].as_i64().unwrap();
@@ -282,18 +260,10 @@ async fn password_change_ends_every_session() {
     assert_eq!(response.status(), StatusCode::OK);
     let renewed = Browser::from_response(&app, &response);
     for stale in [&first, &second] {
-        let response = stale
-            .bare(Method::GET, "/api/v1/session")
-            .send()
-            .await
-            .unwrap();
+        let response = stale.get("/api/v1/session").await;
         assert_error(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     }
-    let response = renewed
-        .bare(Method::GET, "/api/v1/session")
-        .send()
-        .await
-        .unwrap();
+    let response = renewed.get("/api/v1/session").await;
     assert_eq!(response.status(), StatusCode::OK);
     app.login(ADMIN, new_password).await;
 }
@@ -307,11 +277,7 @@ async fn expired_sessions_are_rejected() {
         .call(|c| Ok(c.execute("UPDATE sessions SET expires_at = 0", [])?))
         .await
         .unwrap();
-    let response = admin
-        .bare(Method::GET, "/api/v1/session")
-        .send()
-        .await
-        .unwrap();
+    let response = admin.get("/api/v1/session").await;
     assert_error(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
 }
 
@@ -320,7 +286,7 @@ async fn roles_guard_user_management() {
     let app = spawn_app().await;
     let admin = app.setup_admin().await;
     let bob = app.add_user(&admin, "bob").await;
-    let response = bob.bare(Method::GET, "/api/v1/users").send().await.unwrap();
+    let response = bob.get("/api/v1/users").await;
     assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
     let response = bob
         .request(Method::POST, "/api/v1/users")
@@ -329,14 +295,7 @@ async fn roles_guard_user_management() {
         .await
         .unwrap();
     assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
-    let users = body(
-        admin
-            .bare(Method::GET, "/api/v1/users")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let users = body(admin.get("/api/v1/users").await).await;
     let names: Vec<&str> = users
         .as_array()
         .unwrap()
@@ -351,6 +310,36 @@ async fn roles_guard_user_management() {
         .await
         .unwrap();
     assert_error(response, StatusCode::CONFLICT, "user_exists").await;
+
+    // Deleting an account ends its sessions and revokes its keys at once.
+    let bob_key = app.api_key(&bob).await;
+    let bob_id = users[1]["id"].as_i64().unwrap();
+    let response = admin
+        .request(Method::DELETE, &format!("/api/v1/users/{bob_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        bob.get("/api/v1/session").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    let response = app
+        .get("/api/v1/session")
+        .header("x-api-key", &bob_key)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::FORBIDDEN, "invalid_api_key").await;
+    let admin_id = users[0]["id"].as_i64().unwrap();
+    let response = admin
+        .request(Method::DELETE, &format!("/api/v1/users/{admin_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::CONFLICT, "cannot_delete_self").await;
 }
 
 #[tokio::test]

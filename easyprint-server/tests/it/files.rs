@@ -316,13 +316,7 @@ async fn hostile_upload_variants_are_rejected_and_normal_uploads_still_work() {
             StatusCode::CREATED,
             "{what}: normal upload"
         );
-        let response = app
-            .http
-            .delete(app.url("/api/files/local/cube.gcode"))
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap();
+        let response = delete_with_key(&app, &key, "/api/files/local/cube.gcode").await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT, "{what}: cleanup");
     }
     assert_eq!(
@@ -330,14 +324,7 @@ async fn hostile_upload_variants_are_rejected_and_normal_uploads_still_work() {
         b"SECRET",
         "host file untouched"
     );
-    let listing = crate::helpers::body(
-        app.get("/api/files")
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, listing) = get_json(&app, &key, "/api/files").await;
     assert_eq!(listing["files"], json!([]));
 }
 
@@ -415,14 +402,7 @@ async fn users_see_only_their_own_files() {
     let admin_key = app.api_key(&admin).await;
     let response = upload_gcode(&app, &admin_key, "mine.gcode").await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let native = body(
-        admin
-            .bare(Method::GET, "/api/v1/files")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let native = body(admin.get("/api/v1/files").await).await;
     let id = native[0]["id"].as_str().unwrap().to_owned();
 
     for (method, path) in [
@@ -436,7 +416,7 @@ async fn users_see_only_their_own_files() {
         let response = bob.request(method.clone(), &path).send().await.unwrap();
         assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
     }
-    let listing = body(bob.bare(Method::GET, "/api/files").send().await.unwrap()).await;
+    let listing = body(bob.get("/api/files").await).await;
     assert_eq!(listing["files"], json!([]));
     // Bob may use the same name in his own namespace.
     let bob_key = app.api_key(&bob).await;
@@ -515,14 +495,7 @@ async fn downloads_are_attachments_that_are_never_sniffed() {
         "attachment; filename=\"w_ _rfel_.gcode\"; filename*=UTF-8''w%C3%BC%20%22rfel%22.gcode"
     );
     assert_eq!(response.bytes().await.unwrap().as_ref(), GCODE);
-    let listing = crate::helpers::body(
-        app.get("/api/files/local")
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, listing) = get_json(&app, &key, "/api/files/local").await;
     assert_eq!(listing["files"][0]["name"], name);
 }
 
@@ -568,14 +541,7 @@ async fn start_up_sweeps_what_a_crash_left_behind() {
     assert_eq!(report.dangling_rows, 1);
     assert_eq!(app.temp_files(), 0);
     assert_eq!(app.stored_files(), 1);
-    let listing = body(
-        app.get("/api/files")
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, listing) = get_json(&app, &key, "/api/files").await;
     assert_eq!(listing["files"].as_array().unwrap().len(), 1);
     assert_eq!(listing["files"][0]["name"], "kept.gcode");
 }

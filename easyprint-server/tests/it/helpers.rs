@@ -148,6 +148,11 @@ impl Browser {
         self.bare(method, path).header("x-csrf-token", &self.csrf)
     }
 
+    /// A GET with the cookies (safe methods need no CSRF header).
+    pub async fn get(&self, path: &str) -> Response {
+        self.bare(Method::GET, path).send().await.unwrap()
+    }
+
     /// A request with both cookies but no CSRF header.
     pub fn bare(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
@@ -246,4 +251,21 @@ pub async fn upload_raw(
 pub async fn upload_gcode(app: &TestApp, key: &str, name: &str) -> Response {
     let (ct, body) = multipart(&[(&file_part(name), GCODE)]);
     upload_raw(app, key, "", &ct, body).await
+}
+
+/// GET with an API key; status and JSON body.
+pub async fn get_json(app: &TestApp, key: &str, path: &str) -> (StatusCode, Value) {
+    let response = app.get(path).header("x-api-key", key).send().await.unwrap();
+    let status = response.status();
+    (status, body(response).await)
+}
+
+/// DELETE with an API key.
+pub async fn delete_with_key(app: &TestApp, key: &str, path: &str) -> Response {
+    app.http
+        .delete(app.url(path))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
 }

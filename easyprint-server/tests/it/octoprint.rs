@@ -2,7 +2,7 @@
 //! uploads of the slicers that use them.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -11,12 +11,6 @@ async fn app_with_key() -> (TestApp, Browser, String) {
     let admin = app.setup_admin().await;
     let key = app.api_key(&admin).await;
     (app, admin, key)
-}
-
-async fn get_json(app: &TestApp, key: &str, path: &str) -> (StatusCode, Value) {
-    let response = app.get(path).header("x-api-key", key).send().await.unwrap();
-    let status = response.status();
-    (status, body(response).await)
 }
 
 #[tokio::test]
@@ -110,14 +104,7 @@ async fn passive_login_with_a_key_returns_the_user() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let browser = Browser::from_response(&app, &response);
-    let me = body(
-        browser
-            .bare(Method::GET, "/api/v1/session")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let me = body(browser.get("/api/v1/session").await).await;
     assert_eq!(me["name"], ADMIN);
 }
 
@@ -189,6 +176,12 @@ async fn configured_printers_are_listed_as_closed_ports() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CONFLICT);
+    let (status, printers) = get_json(&app, &key, "/api/v1/printers").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        printers,
+        json!([{ "id": "anet", "name": "anet", "port": "/dev/ttyUSB0", "baudrate": 115200, "state": "Closed" }])
+    );
 }
 
 /// PrusaSlicer's "Send to printer": libcurl mime parts `print`, `path`, `file`, in that order.
@@ -340,13 +333,7 @@ async fn file_only_upload_list_and_delete() {
         assert!(listing["free"].as_u64().unwrap() > 0);
         assert!(listing["total"].as_u64().unwrap() >= listing["free"].as_u64().unwrap());
     }
-    let response = app
-        .http
-        .delete(app.url("/api/files/local/octorest.gcode"))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
+    let response = delete_with_key(&app, &key, "/api/files/local/octorest.gcode").await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let response = app
         .get("/api/files/local/octorest.gcode")
@@ -402,14 +389,7 @@ async fn appkeys_handshake() {
     // Only logged-in users see and decide requests.
     let response = app.get("/api/v1/appkeys/pending").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let pending = body(
-        admin
-            .bare(Method::GET, "/api/v1/appkeys/pending")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let pending = body(admin.get("/api/v1/appkeys/pending").await).await;
     assert_eq!(pending[0]["app"], "Cura");
     let id = pending[0]["id"].as_str().unwrap().to_owned();
     assert_ne!(id, token);
@@ -432,14 +412,7 @@ async fn appkeys_handshake() {
         StatusCode::NOT_FOUND,
         "handed out once"
     );
-    let keys = body(
-        admin
-            .bare(Method::GET, "/api/v1/keys")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let keys = body(admin.get("/api/v1/keys").await).await;
     assert!(keys
         .as_array()
         .unwrap()
@@ -449,14 +422,7 @@ async fn appkeys_handshake() {
     // A denied request answers 404 to the app.
     let response = request().await.unwrap();
     let poll_url = response.headers()["location"].to_str().unwrap().to_owned();
-    let pending = body(
-        admin
-            .bare(Method::GET, "/api/v1/appkeys/pending")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let pending = body(admin.get("/api/v1/appkeys/pending").await).await;
     let id = pending[0]["id"].as_str().unwrap().to_owned();
     let response = admin
         .request(Method::POST, &format!("/api/v1/appkeys/pending/{id}"))

@@ -54,10 +54,10 @@ async fn only_the_login_page_and_its_assets_are_public() {
 async fn logged_in_users_get_the_dashboard_and_the_docs() {
     let app = spawn_app().await;
     let admin = app.setup_admin().await;
-    let response = admin.bare(Method::GET, "/").send().await.unwrap();
+    let response = admin.get("/").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.text().await.unwrap().contains("/assets/app.js"));
-    let response = admin.bare(Method::GET, "/api/docs").send().await.unwrap();
+    let response = admin.get("/api/docs").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-security-policy"]
         .to_str()
@@ -65,14 +65,7 @@ async fn logged_in_users_get_the_dashboard_and_the_docs() {
         .contains("default-src 'self'"));
     let docs = response.text().await.unwrap();
     assert!(docs.contains("<code>/api/v1/files/{id}/download</code>"));
-    let spec = body(
-        admin
-            .bare(Method::GET, "/api/openapi.json")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let spec = body(admin.get("/api/openapi.json").await).await;
     assert_eq!(spec["openapi"], "3.1.0");
 }
 
