@@ -10,7 +10,8 @@
 //! The handshake requires a session cookie or an API key (the router's default-deny) and an
 //! `Origin` that is this server or an allowed origin (cross-site WebSocket hijacking: a page
 //! elsewhere cannot use the visitor's cookie). A full server closes new connections with 1008.
-//! The server pings every [`PING_INTERVAL`]; a client silent for the idle timeout is closed,
+//! The server pings every third of the idle timeout (at most every [`PING_INTERVAL`]); a
+//! client silent (no frame, not even a pong) for the idle timeout is closed,
 //! and one that does not accept a frame within [`SEND_TIMEOUT`] is dropped.
 
 pub mod hub;
@@ -34,7 +35,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use hub::{ClientQueue, Drained, Hub, Topic};
 
-/// How often the server pings.
+/// Longest interval between two server pings.
 pub const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// Longest wait for the client to accept one frame before it is dropped.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,7 +122,8 @@ async fn serve_client(socket: WebSocket, hub: &Hub, client: &Arc<ClientQueue>, i
         }
     };
     let writer = async {
-        let mut ping = tokio::time::interval(PING_INTERVAL);
+        let every = (idle / 3).clamp(Duration::from_millis(100), PING_INTERVAL);
+        let mut ping = tokio::time::interval(every);
         ping.tick().await;
         loop {
             tokio::select! {

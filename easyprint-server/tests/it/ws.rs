@@ -366,3 +366,38 @@ async fn two_hundred_clients_never_slow_the_publisher() {
         stats.dropped_slow.load(Ordering::Relaxed)
     );
 }
+
+/// Keepalive: a client that answers pings stays; one that is silent (does not even read, so
+/// never pongs) is closed after the idle timeout and its slot is freed.
+#[tokio::test]
+async fn silent_clients_are_closed_after_the_idle_timeout() {
+    let app = spawn_app_with(|c| c.limits.ws_idle_timeout_secs = 1).await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    let mut alive = connect(&app, &[("x-api-key", key.clone())]).await.unwrap();
+    let silent = connect(&app, &[("x-api-key", key)]).await.unwrap();
+    // Reading lets tungstenite answer the server's pings.
+    let reader = tokio::spawn(async move {
+        let mut pings = 0;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(2500) {
+            if let Ok(Some(Ok(Message::Ping(_)))) =
+                tokio::time::timeout(Duration::from_millis(100), alive.next()).await
+            {
+                pings += 1;
+            }
+        }
+        (alive, pings)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.state.hub.client_count() > 1 {
+        assert!(Instant::now() < deadline, "silent client not closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (mut alive, pings) = reader.await.unwrap();
+    assert!(pings >= 2, "server pings: {pings}");
+    send_json(&mut alive, json!({ "ping": "still here" })).await;
+    assert_eq!(next_json(&mut alive).await, json!({ "pong": "still here" }));
+    assert_eq!(app.state.hub.client_count(), 1);
+    drop(silent);
+}
