@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
         .chunks(chunk)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let mut reader = FormDataReader::new(futures_util::stream::iter(chunks), "b", 1 << 20);
         let mut total = 0;
