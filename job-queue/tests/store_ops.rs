@@ -46,30 +46,50 @@ fn full_lifecycle_with_slicing_copies_history_and_statistics() {
     job.copies = 2;
     let job = store.enqueue(&job, t(0)).unwrap();
 
-    assert!(store.claim_print(&printer("p1"), "host", LEASE, t(1)).unwrap().is_none());
+    assert!(store
+        .claim_print(&printer("p1"), "host", LEASE, t(1))
+        .unwrap()
+        .is_none());
     let slice = store.claim_slicing("slicer", LEASE, t(1)).unwrap().unwrap();
     assert_eq!(slice.job.state, JobState::Slicing);
-    assert!(store.claim_slicing("slicer", LEASE, t(1)).unwrap().is_none());
+    assert!(store
+        .claim_slicing("slicer", LEASE, t(1))
+        .unwrap()
+        .is_none());
     let sliced = store.finish_slicing(&slice.lease, &hash(77), t(5)).unwrap();
     assert_eq!(sliced.state, JobState::Ready);
     assert_eq!(sliced.gcode, Some(hash(77)));
 
     for copy in 1..=2u32 {
-        let claim = store.claim_print(&printer("p1"), "host", LEASE, t(10)).unwrap().unwrap();
+        let claim = store
+            .claim_print(&printer("p1"), "host", LEASE, t(10))
+            .unwrap()
+            .unwrap();
         assert_eq!(claim.job.id, job.id);
         assert_eq!(claim.job.attempts, copy);
-        store.record_progress(&claim.lease, &progress(150, 1), t(11)).unwrap();
+        store
+            .record_progress(&claim.lease, &progress(150, 1), t(11))
+            .unwrap();
         let paused = store.pause(&claim.lease, t(12)).unwrap();
         assert_eq!(paused.state, JobState::Paused);
-        store.record_progress(&claim.lease, &progress(160, 1), t(12)).unwrap();
-        assert_eq!(store.continue_print(&claim.lease, t(13)).unwrap().state, JobState::Printing);
+        store
+            .record_progress(&claim.lease, &progress(160, 1), t(12))
+            .unwrap();
+        assert_eq!(
+            store.continue_print(&claim.lease, t(13)).unwrap().state,
+            JobState::Printing
+        );
         let usage = Usage {
             print_time: Duration::from_secs(100),
             filament_mm: 500.0,
         };
         let after = store.complete(&claim.lease, &usage, t(20)).unwrap();
         assert_eq!(after.copies_done, copy);
-        let expect = if copy == 1 { JobState::Ready } else { JobState::Done };
+        let expect = if copy == 1 {
+            JobState::Ready
+        } else {
+            JobState::Done
+        };
         assert_eq!(after.state, expect);
         assert!(after.lease.is_none());
         assert_eq!(store.resume_record(job.id).unwrap(), None);
@@ -84,7 +104,9 @@ fn full_lifecycle_with_slicing_copies_history_and_statistics() {
     let history = store.history(&HistoryFilter::default()).unwrap();
     assert_eq!(history.len(), 3);
     assert_eq!(history[2].kind, RunKind::Slice);
-    assert!(history.iter().all(|r| r.result == Some(RunResult::Completed)));
+    assert!(history
+        .iter()
+        .all(|r| r.result == Some(RunResult::Completed)));
     let prints = HistoryFilter {
         kind: Some(RunKind::Print),
         ..Default::default()
@@ -141,7 +163,14 @@ fn claim_respects_requirements_schedule_priority_and_order() {
     let mut urgent = gcode_job("bob", 8);
     urgent.priority = 5;
     let ids: Vec<JobId> = [
-        other_printer, big_nozzle, petg, too_tall, later, pla, plain, urgent,
+        other_printer,
+        big_nozzle,
+        petg,
+        too_tall,
+        later,
+        pla,
+        plain,
+        urgent,
     ]
     .iter()
     .map(|j| store.enqueue(j, t(0)).unwrap().id)
@@ -155,13 +184,22 @@ fn claim_respects_requirements_schedule_priority_and_order() {
     }
     // Priority first, then queue order; the rest do not fit p1 or are not due yet.
     assert_eq!(order, vec![ids[7], ids[5], ids[6]]);
-    let c = store.claim_print(&p1, "host", LEASE, t(1_000)).unwrap().unwrap();
+    let c = store
+        .claim_print(&p1, "host", LEASE, t(1_000))
+        .unwrap()
+        .unwrap();
     assert_eq!(c.job.id, ids[4]);
-    let c = store.claim_print(&printer("p2"), "host", LEASE, t(1_000)).unwrap().unwrap();
+    let c = store
+        .claim_print(&printer("p2"), "host", LEASE, t(1_000))
+        .unwrap()
+        .unwrap();
     assert_eq!(c.job.id, ids[0]);
     let mut petg_printer = printer("p3");
     petg_printer.material = Some("PETG".into());
-    let c = store.claim_print(&petg_printer, "h", LEASE, t(1_000)).unwrap().unwrap();
+    let c = store
+        .claim_print(&petg_printer, "h", LEASE, t(1_000))
+        .unwrap()
+        .unwrap();
     assert_eq!(c.job.id, ids[2]);
 }
 
@@ -181,19 +219,34 @@ fn reorder_and_priority_change_the_claim_order() {
     };
     store.reorder(ids[4], Placement::First, t(1)).unwrap();
     store.reorder(ids[0], Placement::Last, t(1)).unwrap();
-    store.reorder(ids[1], Placement::After(ids[3]), t(1)).unwrap();
-    store.reorder(ids[2], Placement::Before(ids[4]), t(1)).unwrap();
+    store
+        .reorder(ids[1], Placement::After(ids[3]), t(1))
+        .unwrap();
+    store
+        .reorder(ids[2], Placement::Before(ids[4]), t(1))
+        .unwrap();
     assert_eq!(queue_order(), vec![ids[2], ids[4], ids[3], ids[1], ids[0]]);
     // Repeatedly inserting into the same gap exhausts float precision and forces a renumber.
     for _ in 0..80 {
-        store.reorder(ids[0], Placement::Before(ids[4]), t(2)).unwrap();
-        store.reorder(ids[0], Placement::After(ids[2]), t(2)).unwrap();
-        store.reorder(ids[1], Placement::Before(ids[0]), t(2)).unwrap();
-        store.reorder(ids[1], Placement::After(ids[2]), t(2)).unwrap();
+        store
+            .reorder(ids[0], Placement::Before(ids[4]), t(2))
+            .unwrap();
+        store
+            .reorder(ids[0], Placement::After(ids[2]), t(2))
+            .unwrap();
+        store
+            .reorder(ids[1], Placement::Before(ids[0]), t(2))
+            .unwrap();
+        store
+            .reorder(ids[1], Placement::After(ids[2]), t(2))
+            .unwrap();
     }
     assert_eq!(queue_order(), vec![ids[2], ids[1], ids[0], ids[4], ids[3]]);
     store.set_priority(ids[3], 9, t(3)).unwrap();
-    let claim = store.claim_print(&printer("p"), "h", LEASE, t(4)).unwrap().unwrap();
+    let claim = store
+        .claim_print(&printer("p"), "h", LEASE, t(4))
+        .unwrap()
+        .unwrap();
     assert_eq!(claim.job.id, ids[3]);
     assert!(matches!(
         store.reorder(JobId(99), Placement::First, t(5)),
@@ -207,9 +260,14 @@ fn expired_leases_become_interrupted_never_stuck() {
     let store = open(&dir.path().join("q.db"));
     let printing = store.enqueue(&gcode_job("ann", 1), t(0)).unwrap();
     store.enqueue(&model_job("ann", 2), t(0)).unwrap();
-    let print = store.claim_print(&printer("p"), "host-a", LEASE, t(0)).unwrap().unwrap();
+    let print = store
+        .claim_print(&printer("p"), "host-a", LEASE, t(0))
+        .unwrap()
+        .unwrap();
     let slice = store.claim_slicing("slicer", LEASE, t(0)).unwrap().unwrap();
-    store.record_progress(&print.lease, &progress(420, 4), t(5)).unwrap();
+    store
+        .record_progress(&print.lease, &progress(420, 4), t(5))
+        .unwrap();
 
     // A heartbeat moves the deadline; reaping before it changes nothing.
     let renewed = store.heartbeat(&print.lease, LEASE, t(20_000)).unwrap();
@@ -228,17 +286,28 @@ fn expired_leases_become_interrupted_never_stuck() {
     assert_eq!(reaped[0].state, JobState::Interrupted);
     assert!(reaped[0].failure.as_deref().unwrap().contains("host-a"));
     for err in [
-        store.record_progress(&print.lease, &progress(430, 4), t(50_002)).err(),
-        store.complete(&print.lease, &Usage::default(), t(50_002)).err(),
+        store
+            .record_progress(&print.lease, &progress(430, 4), t(50_002))
+            .err(),
+        store
+            .complete(&print.lease, &Usage::default(), t(50_002))
+            .err(),
         store.pause(&print.lease, t(50_002)).err(),
     ] {
         assert!(matches!(err, Some(StoreError::LeaseLost { .. })), "{err:?}");
     }
     // Interrupted jobs are never claimed on their own.
-    assert!(store.claim_print(&printer("p"), "h", LEASE, t(60_000)).unwrap().is_none());
+    assert!(store
+        .claim_print(&printer("p"), "h", LEASE, t(60_000))
+        .unwrap()
+        .is_none());
     // The record survives for a resume.
     assert_eq!(store.resume_record(printing.id).unwrap().unwrap().line, 420);
-    let run = &store.history(&HistoryFilter { job: Some(printing.id), ..Default::default() })
+    let run = &store
+        .history(&HistoryFilter {
+            job: Some(printing.id),
+            ..Default::default()
+        })
         .unwrap()[0];
     assert_eq!(run.result, Some(RunResult::Interrupted));
 }
@@ -249,8 +318,14 @@ fn release_worker_interrupts_a_dead_hosts_jobs_at_once() {
     let store = open(&dir.path().join("q.db"));
     store.enqueue(&gcode_job("ann", 1), t(0)).unwrap();
     store.enqueue(&gcode_job("ann", 2), t(0)).unwrap();
-    store.claim_print(&printer("a"), "old-host", LEASE, t(0)).unwrap().unwrap();
-    let keep = store.claim_print(&printer("b"), "other-host", LEASE, t(0)).unwrap().unwrap();
+    store
+        .claim_print(&printer("a"), "old-host", LEASE, t(0))
+        .unwrap()
+        .unwrap();
+    let keep = store
+        .claim_print(&printer("b"), "other-host", LEASE, t(0))
+        .unwrap()
+        .unwrap();
     let changed = store.release_worker("old-host", t(1)).unwrap();
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].state, JobState::Interrupted);
@@ -274,7 +349,10 @@ fn resume_needs_a_person_and_a_record() {
     assert!(matches!(err, StoreError::Transition { .. }), "{err}");
     assert!(err.to_string().contains("confirm_resume"));
 
-    let claim = store.claim_print(&printer("p"), "h", LEASE, t(1)).unwrap().unwrap();
+    let claim = store
+        .claim_print(&printer("p"), "h", LEASE, t(1))
+        .unwrap()
+        .unwrap();
     store.release_worker("h", t(2)).unwrap();
     assert!(matches!(
         store.confirm_resume(job.id, &confirm, &printer("p"), "h", LEASE, t(3)),
@@ -287,8 +365,13 @@ fn resume_needs_a_person_and_a_record() {
 
     // Interrupted with a record: the plan starts at the layer's first line.
     store.retry(job.id, t(4)).unwrap();
-    let claim = store.claim_print(&printer("p"), "h", LEASE, t(5)).unwrap().unwrap();
-    store.record_progress(&claim.lease, &progress(742, 7), t(6)).unwrap();
+    let claim = store
+        .claim_print(&printer("p"), "h", LEASE, t(5))
+        .unwrap()
+        .unwrap();
+    store
+        .record_progress(&claim.lease, &progress(742, 7), t(6))
+        .unwrap();
     store.release_worker("h", t(7)).unwrap();
     let start = store
         .confirm_resume(job.id, &confirm, &printer("p"), "h2", LEASE, t(8))
@@ -301,8 +384,12 @@ fn resume_needs_a_person_and_a_record() {
     let run = &store.history(&HistoryFilter::default()).unwrap()[0];
     assert!(run.note.as_deref().unwrap().contains("confirmed by ann"));
     // The resumed print keeps reporting progress under its new lease.
-    store.record_progress(&start.lease, &progress(760, 7), t(9)).unwrap();
-    store.complete(&start.lease, &Usage::default(), t(10)).unwrap();
+    store
+        .record_progress(&start.lease, &progress(760, 7), t(9))
+        .unwrap();
+    store
+        .complete(&start.lease, &Usage::default(), t(10))
+        .unwrap();
 }
 
 #[test]
@@ -315,8 +402,13 @@ fn resume_refuses_a_printer_that_does_not_fit() {
         ..Default::default()
     });
     let job = store.enqueue(&job, t(0)).unwrap();
-    let claim = store.claim_print(&printer("p"), "h", LEASE, t(1)).unwrap().unwrap();
-    store.record_progress(&claim.lease, &progress(5, 0), t(2)).unwrap();
+    let claim = store
+        .claim_print(&printer("p"), "h", LEASE, t(1))
+        .unwrap()
+        .unwrap();
+    store
+        .record_progress(&claim.lease, &progress(5, 0), t(2))
+        .unwrap();
     store.release_worker("h", t(3)).unwrap();
     let mut wide = printer("wide");
     wide.nozzle_um = 800;
@@ -337,7 +429,10 @@ fn cancel_retry_fail_and_abandon() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir.path().join("q.db"));
     let a = store.enqueue(&gcode_job("ann", 1), t(0)).unwrap();
-    let claim = store.claim_print(&printer("p"), "h", LEASE, t(1)).unwrap().unwrap();
+    let claim = store
+        .claim_print(&printer("p"), "h", LEASE, t(1))
+        .unwrap()
+        .unwrap();
     // A person cancels while it prints: the worker learns at its next call.
     assert_eq!(store.cancel(a.id, t(2)).unwrap().state, JobState::Cancelled);
     assert!(matches!(
@@ -348,7 +443,10 @@ fn cancel_retry_fail_and_abandon() {
         store.cancel(a.id, t(4)),
         Err(StoreError::Transition { .. })
     ));
-    assert!(matches!(store.retry(a.id, t(4)), Err(StoreError::Transition { .. })));
+    assert!(matches!(
+        store.retry(a.id, t(4)),
+        Err(StoreError::Transition { .. })
+    ));
 
     let b = store.enqueue(&model_job("bob", 2), t(5)).unwrap();
     let slice = store.claim_slicing("s", LEASE, t(6)).unwrap().unwrap();
@@ -373,14 +471,21 @@ fn cancel_retry_fail_and_abandon() {
     ));
 
     let c = store.enqueue(&gcode_job("cy", 3), t(10)).unwrap();
-    store.claim_print(&printer("p"), "h", LEASE, t(11)).unwrap().unwrap();
+    store
+        .claim_print(&printer("p"), "h", LEASE, t(11))
+        .unwrap()
+        .unwrap();
     store.release_worker("h", t(12)).unwrap();
     let abandoned = store.abandon(c.id, "bed knocked over", t(13)).unwrap();
     assert_eq!(abandoned.state, JobState::Failed);
     assert_eq!(store.retry(c.id, t(14)).unwrap().state, JobState::Ready);
 
     let unsuccessful = store.statistics(&HistoryFilter::default()).unwrap();
-    let ann = unsuccessful.per_owner.iter().find(|t| t.key == "ann").unwrap();
+    let ann = unsuccessful
+        .per_owner
+        .iter()
+        .find(|t| t.key == "ann")
+        .unwrap();
     assert_eq!((ann.completed, ann.unsuccessful), (0, 1));
     let failed_runs = HistoryFilter {
         result: Some(RunResult::Failed),
@@ -401,9 +506,16 @@ fn change_log_and_live_subscription_agree() {
     let live = store.subscribe(64);
     let slow = store.subscribe(1);
     let job = store.enqueue(&gcode_job("ann", 1), t(0)).unwrap();
-    let claim = store.claim_print(&printer("p"), "h", LEASE, t(1)).unwrap().unwrap();
-    store.record_progress(&claim.lease, &progress(1, 0), t(2)).unwrap();
-    store.complete(&claim.lease, &Usage::default(), t(3)).unwrap();
+    let claim = store
+        .claim_print(&printer("p"), "h", LEASE, t(1))
+        .unwrap()
+        .unwrap();
+    store
+        .record_progress(&claim.lease, &progress(1, 0), t(2))
+        .unwrap();
+    store
+        .complete(&claim.lease, &Usage::default(), t(3))
+        .unwrap();
 
     let logged = store.changes_since(0, 100).unwrap();
     let kinds: Vec<ChangeKind> = logged.iter().map(|c| c.kind).collect();
@@ -417,7 +529,10 @@ fn change_log_and_live_subscription_agree() {
     );
     assert!(logged.iter().all(|c| c.job == job.id));
     assert!(logged.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert_eq!(store.changes_since(logged[1].seq, 100).unwrap(), logged[2..]);
+    assert_eq!(
+        store.changes_since(logged[1].seq, 100).unwrap(),
+        logged[2..]
+    );
 
     let received: Vec<Change> = live.try_iter().collect();
     assert_eq!(received.len(), 4, "three logged changes plus one progress");
@@ -442,8 +557,13 @@ fn reopening_keeps_everything_and_refuses_newer_schema() {
     let (job, lease) = {
         let store = open(&path);
         let job = store.enqueue(&gcode_job("ann", 1), t(0)).unwrap();
-        let claim = store.claim_print(&printer("p"), "h", LEASE, t(1)).unwrap().unwrap();
-        store.record_progress(&claim.lease, &progress(55, 0), t(2)).unwrap();
+        let claim = store
+            .claim_print(&printer("p"), "h", LEASE, t(1))
+            .unwrap()
+            .unwrap();
+        store
+            .record_progress(&claim.lease, &progress(55, 0), t(2))
+            .unwrap();
         (job.id, claim.lease)
     };
     let store = open(&path);
@@ -458,7 +578,11 @@ fn reopening_keeps_everything_and_refuses_newer_schema() {
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
     match SqliteStore::open(&path, SqliteOptions::default()) {
-        Err(StoreError::SchemaTooNew { found: 99, supported: 1, .. }) => {}
+        Err(StoreError::SchemaTooNew {
+            found: 99,
+            supported: 1,
+            ..
+        }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
 }

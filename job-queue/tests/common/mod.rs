@@ -107,21 +107,27 @@ pub fn assert_consistent(path: &Path) {
     let q = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     // A leased job has exactly its lease's run open; nothing else is open.
     assert_eq!(
-        q("SELECT count(*) FROM jobs j WHERE lease_run IS NOT NULL AND NOT EXISTS
-             (SELECT 1 FROM runs r WHERE r.id = j.lease_run AND r.ended_at IS NULL)"),
+        q(
+            "SELECT count(*) FROM jobs j WHERE lease_run IS NOT NULL AND NOT EXISTS
+             (SELECT 1 FROM runs r WHERE r.id = j.lease_run AND r.ended_at IS NULL)"
+        ),
         0,
         "leased job without an open run"
     );
     assert_eq!(
-        q("SELECT count(*) FROM runs r WHERE ended_at IS NULL AND NOT EXISTS
-             (SELECT 1 FROM jobs j WHERE j.lease_run = r.id)"),
+        q(
+            "SELECT count(*) FROM runs r WHERE ended_at IS NULL AND NOT EXISTS
+             (SELECT 1 FROM jobs j WHERE j.lease_run = r.id)"
+        ),
         0,
         "open run without a lease"
     );
     // The latest change logged for each job names its current state.
     assert_eq!(
-        q("SELECT count(*) FROM jobs j WHERE state != (SELECT c.state FROM changes c
-             WHERE c.job_id = j.id ORDER BY seq DESC LIMIT 1)"),
+        q(
+            "SELECT count(*) FROM jobs j WHERE state != (SELECT c.state FROM changes c
+             WHERE c.job_id = j.id ORDER BY seq DESC LIMIT 1)"
+        ),
         0,
         "change log disagrees with a job's state"
     );
