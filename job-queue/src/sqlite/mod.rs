@@ -187,6 +187,7 @@ impl SqliteStore {
             tx.commit().map_err(fail("initialise"))?;
         }
         schema::migrate(&mut conn).map_err(fail("migrate"))?;
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
@@ -303,6 +304,22 @@ struct Tx<'c> {
 }
 
 impl Tx<'_> {
+    /// Executes a statement from the connection's statement cache (parsing and planning
+    /// SQL costs more than running these small statements).
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.tx.prepare_cached(sql)?.execute(params)
+    }
+
+    /// Reads one row with a cached statement.
+    fn query_one<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.tx.prepare_cached(sql)?.query_row(params, f)
+    }
+
     /// Maps a SQLite error of this operation.
     fn db<T>(&self, r: rusqlite::Result<T>) -> Result<T, StoreError> {
         r.map_err(|e| map_error(self.path, self.operation, e))
@@ -311,7 +328,7 @@ impl Tx<'_> {
     /// Appends to the change log (same transaction) and queues the live notification.
     fn log(&mut self, job: JobId, kind: ChangeKind, state: JobState) -> Result<(), StoreError> {
         let at = self.now;
-        let r = self.tx.execute(
+        let r = self.exec(
             "INSERT INTO changes (job_id, kind, state, at) VALUES (?1, ?2, ?3, ?4)",
             rusqlite::params![job.0, kind.as_str(), state.as_str(), at.0],
         );

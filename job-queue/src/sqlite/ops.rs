@@ -41,8 +41,7 @@ fn text_arg(field: &'static str, text: &str) -> Result<(), StoreError> {
 impl Tx<'_> {
     fn job(&self, id: JobId) -> Result<Job, StoreError> {
         let r = self
-            .tx
-            .query_row(
+            .query_one(
                 &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
                 [id.0],
                 rows::job,
@@ -85,7 +84,7 @@ impl Tx<'_> {
             state,
             JobState::Done | JobState::Failed | JobState::Cancelled
         );
-        let r = self.tx.execute(
+        let r = self.exec(
             "UPDATE jobs SET state = ?2, updated_at = ?3,
                  failure = COALESCE(?4, failure),
                  finished_at = CASE WHEN ?5 THEN ?3 ELSE NULL END,
@@ -109,7 +108,7 @@ impl Tx<'_> {
         let Some(lease) = &job.lease else {
             return Ok(());
         };
-        let r = self.tx.execute(
+        let r = self.exec(
             "UPDATE runs SET ended_at = ?2, result = ?3, print_ms = ?4, filament_mm = ?5,
                  failure = ?6
              WHERE id = ?1 AND ended_at IS NULL",
@@ -137,7 +136,7 @@ impl Tx<'_> {
         } = start;
         text_arg("worker", worker)?;
         let state = Tx::next_state(job, event)?;
-        let r = self.tx.execute(
+        let r = self.exec(
             "INSERT INTO runs (job_id, kind, worker, printer, started_at, note)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -153,7 +152,7 @@ impl Tx<'_> {
         let run = RunId(self.tx.last_insert_rowid());
         let expires_at = self.now.plus_millis(millis(lease));
         let attempts_inc = i64::from(kind == RunKind::Print);
-        let r = self.tx.execute(
+        let r = self.exec(
             "UPDATE jobs SET state = ?2, updated_at = ?3, lease_run = ?4, lease_worker = ?5,
                  lease_printer = ?6, lease_expires_at = ?7, attempts = attempts + ?8,
                  finished_at = NULL
@@ -205,8 +204,7 @@ impl Tx<'_> {
 
     fn rank_of(&self, id: JobId) -> Result<f64, StoreError> {
         let r = self
-            .tx
-            .query_row("SELECT rank FROM jobs WHERE id = ?1", [id.0], |r| r.get(0))
+            .query_one("SELECT rank FROM jobs WHERE id = ?1", [id.0], |r| r.get(0))
             .optional();
         self.db(r)?.ok_or(StoreError::NotFound(id))
     }
@@ -215,7 +213,7 @@ impl Tx<'_> {
     /// the neighbours (then the caller renumbers and asks again).
     fn rank_for(&self, id: JobId, place: Placement) -> Result<Option<f64>, StoreError> {
         let agg = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<Option<f64>, StoreError> {
-            let r = self.tx.query_row(sql, args, |r| r.get(0));
+            let r = self.query_one(sql, args, |r| r.get(0));
             self.db(r)
         };
         let between = |a: f64, b: f64| {
@@ -267,9 +265,9 @@ impl SqliteStore {
         self.write(operation, now, |w| {
             // SQLite has one writer at a time (BEGIN IMMEDIATE), so the SELECT's pick cannot be
             // taken by anyone else before the UPDATE; PostgreSQL gets FOR UPDATE SKIP LOCKED.
-            let r =
-                w.tx.query_row(select, params_from_iter(args), |r| r.get::<_, i64>(0))
-                    .optional();
+            let r = w
+                .query_one(select, params_from_iter(args), |r| r.get::<_, i64>(0))
+                .optional();
             let Some(id) = w.db(r)? else {
                 return Ok(None);
             };
@@ -312,7 +310,7 @@ impl Store for SqliteStore {
         };
         let volume = req.and_then(|r| r.min_build_volume);
         self.write("enqueue", now, |w| {
-            let r = w.tx.execute(
+            let r = w.exec(
                 "INSERT INTO jobs (owner, source_hash, source_name, source_kind, gcode_hash,
                      settings, target_printer, req_nozzle_um, req_material, req_x_mm, req_y_mm,
                      req_z_mm, priority, rank, copies, not_before, state, created_at, updated_at)
@@ -347,12 +345,9 @@ impl Store for SqliteStore {
 
     fn job(&self, id: JobId) -> Result<Job, StoreError> {
         self.read("read job", |c| {
-            c.query_row(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
-                [id.0],
-                rows::job,
-            )
-            .optional()
+            c.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+                .query_row([id.0], rows::job)
+                .optional()
         })?
         .ok_or(StoreError::NotFound(id))
     }
@@ -367,7 +362,7 @@ impl Store for SqliteStore {
                 Some(rank) => rank,
                 None => {
                     // Neighbours' ranks are adjacent floats: renumber everything 1, 2, 3…
-                    let r = w.tx.execute(
+                    let r = w.exec(
                         "WITH o AS (SELECT id, ROW_NUMBER() OVER (ORDER BY rank, id) AS n FROM jobs)
                          UPDATE jobs SET rank = (SELECT n FROM o WHERE o.id = jobs.id)",
                         [],
@@ -380,7 +375,7 @@ impl Store for SqliteStore {
                     })?
                 }
             };
-            let r = w.tx.execute(
+            let r = w.exec(
                 "UPDATE jobs SET rank = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id.0, rank, now.0],
             );
@@ -393,7 +388,7 @@ impl Store for SqliteStore {
     fn set_priority(&self, id: JobId, priority: i32, now: Timestamp) -> Result<Job, StoreError> {
         self.write("set priority", now, |w| {
             let job = w.job(id)?;
-            let r = w.tx.execute(
+            let r = w.exec(
                 "UPDATE jobs SET priority = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id.0, priority, now.0],
             );
@@ -452,7 +447,7 @@ impl Store for SqliteStore {
             let job = w.leased_job(lease)?;
             let state = Tx::next_state(&job, JobEvent::SlicingDone)?;
             w.end_run(&job, RunResult::Completed, &Usage::default(), None)?;
-            let r = w.tx.execute(
+            let r = w.exec(
                 "UPDATE jobs SET gcode_hash = ?2 WHERE id = ?1",
                 params![job.id.0, gcode.as_str()],
             );
@@ -495,8 +490,7 @@ impl Store for SqliteStore {
             args,
             |w, job| {
                 // A fresh print from the first line: the old resume record no longer applies.
-                let r =
-                    w.tx.execute("DELETE FROM progress WHERE job_id = ?1", [job.id.0]);
+                let r = w.exec("DELETE FROM progress WHERE job_id = ?1", [job.id.0]);
                 w.db(r)?;
                 w.start_run(
                     job,
@@ -523,7 +517,7 @@ impl Store for SqliteStore {
         self.write("heartbeat", now, |w| {
             let job = w.leased_job(lease)?;
             let expires_at = now.plus_millis(millis(extend));
-            let r = w.tx.execute(
+            let r = w.exec(
                 "UPDATE jobs SET lease_expires_at = ?2 WHERE id = ?1",
                 params![job.id.0, expires_at.0],
             );
@@ -566,7 +560,7 @@ impl Store for SqliteStore {
             self.write("record progress", now, |w| {
                 // One statement: the lease check is the WHERE clause, the row is overwritten
                 // in place, so a progress commit touches a page or two.
-                let r = w.tx.execute(
+                let r = w.exec(
                     "INSERT INTO progress (job_id, run_id, line, byte_offset, layer, layer_line,
                          layer_byte_offset, layer_z, layer_e, z, e, relative_e, relative_xyz,
                          hotend_c, bed_c, fan, feedrate, updated_at)
@@ -591,7 +585,7 @@ impl Store for SqliteStore {
                         run: lease.run,
                     });
                 }
-                let (seq, state) = w.db(w.tx.query_row(
+                let (seq, state) = w.db(w.query_one(
                     "SELECT (SELECT COALESCE(MAX(seq), 0) FROM changes), state
                      FROM jobs WHERE id = ?1",
                     [lease.job.0],
@@ -624,13 +618,12 @@ impl Store for SqliteStore {
             let event = JobEvent::Complete { copies_left };
             let state = Tx::next_state(&job, event)?;
             w.end_run(&job, RunResult::Completed, usage, None)?;
-            let r = w.tx.execute(
+            let r = w.exec(
                 "UPDATE jobs SET copies_done = copies_done + 1 WHERE id = ?1",
                 [job.id.0],
             );
             w.db(r)?;
-            let r =
-                w.tx.execute("DELETE FROM progress WHERE job_id = ?1", [job.id.0]);
+            let r = w.exec("DELETE FROM progress WHERE job_id = ?1", [job.id.0]);
             w.db(r)?;
             w.settle(&job, event, state, None)?;
             w.job(job.id)
@@ -689,7 +682,8 @@ impl Store for SqliteStore {
             let ids = w.db(w
                 .tx
                 .prepare_cached(
-                    "SELECT id FROM jobs WHERE lease_run IS NOT NULL AND lease_expires_at < ?1
+                    "SELECT id FROM jobs WHERE state IN ('slicing', 'printing', 'paused')
+                         AND lease_expires_at < ?1
                      ORDER BY id",
                 )
                 .and_then(|mut s| s.query_map([now.0], |r| r.get(0))?.collect()))?;
@@ -702,7 +696,8 @@ impl Store for SqliteStore {
             let ids = w.db(w
                 .tx
                 .prepare_cached(
-                    "SELECT id FROM jobs WHERE lease_run IS NOT NULL AND lease_worker = ?1
+                    "SELECT id FROM jobs WHERE state IN ('slicing', 'printing', 'paused')
+                         AND lease_worker = ?1
                      ORDER BY id",
                 )
                 .and_then(|mut s| s.query_map([worker], |r| r.get(0))?.collect()))?;
@@ -713,11 +708,10 @@ impl Store for SqliteStore {
     fn resume_record(&self, id: JobId) -> Result<Option<Progress>, StoreError> {
         self.job(id)?;
         self.read("read progress", |c| {
-            c.query_row(
-                &format!("SELECT {PROGRESS_COLUMNS} FROM progress WHERE job_id = ?1"),
-                [id.0],
-                rows::progress,
-            )
+            c.prepare_cached(&format!(
+                "SELECT {PROGRESS_COLUMNS} FROM progress WHERE job_id = ?1"
+            ))?
+            .query_row([id.0], rows::progress)
             .optional()
         })
     }
@@ -741,8 +735,8 @@ impl Store for SqliteStore {
                     printer: printer.id.clone(),
                 });
             }
-            let r =
-                w.tx.query_row(
+            let r = w
+                .query_one(
                     &format!("SELECT {PROGRESS_COLUMNS} FROM progress WHERE job_id = ?1"),
                     [id.0],
                     rows::progress,
@@ -789,7 +783,7 @@ impl Store for SqliteStore {
         sql.push_str(" ORDER BY priority DESC, rank, id");
         push_limit(&mut sql, &mut args, filter.limit);
         self.read("list jobs", |c| {
-            c.prepare(&sql)?
+            c.prepare_cached(&sql)?
                 .query_map(params_from_iter(args), rows::job)?
                 .collect()
         })
@@ -803,7 +797,7 @@ impl Store for SqliteStore {
         sql.push_str(" ORDER BY r.id DESC");
         push_limit(&mut sql, &mut args, filter.limit);
         self.read("read history", |c| {
-            c.prepare(&sql)?
+            c.prepare_cached(&sql)?
                 .query_map(params_from_iter(args), rows::run)?
                 .collect()
         })
@@ -822,7 +816,7 @@ impl Store for SqliteStore {
             );
             sql.push_str(&format!(" GROUP BY {key} ORDER BY {key}"));
             self.read("statistics", |c| {
-                c.prepare(&sql)?
+                c.prepare_cached(&sql)?
                     .query_map(params_from_iter(args), |r| {
                         let n = |i| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
                         Ok(Totals {
@@ -867,7 +861,7 @@ impl SqliteStore {
         self.write(event.as_str(), now, |w| {
             let job = w.leased_job(lease)?;
             let state = Tx::next_state(&job, event)?;
-            let r = w.tx.execute(
+            let r = w.exec(
                 "UPDATE jobs SET state = ?2, updated_at = ?3 WHERE id = ?1",
                 params![job.id.0, state.as_str(), now.0],
             );

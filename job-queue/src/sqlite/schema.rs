@@ -48,7 +48,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         CHECK ((state IN ('slicing', 'printing', 'paused')) = (lease_run IS NOT NULL))
     );
     CREATE INDEX jobs_claim ON jobs (state, priority DESC, rank, id);
-    CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE lease_run IS NOT NULL;
+    -- enqueue appends after MAX(rank), reorder looks up neighbours
+    CREATE INDEX jobs_rank ON jobs (rank);
 
     CREATE TABLE runs (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -66,7 +67,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         CHECK ((ended_at IS NULL) = (result IS NULL))
     );
     CREATE INDEX runs_job ON runs (job_id);
-    CREATE INDEX runs_started ON runs (started_at);
     -- at most one open run per job
     CREATE UNIQUE INDEX runs_one_open ON runs (job_id) WHERE ended_at IS NULL;
 
