@@ -586,3 +586,34 @@ fn reopening_keeps_everything_and_refuses_newer_schema() {
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
 }
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_subscription_receives_changes_and_reports_lag() {
+    use tokio::sync::broadcast::error::RecvError;
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        synchronous: Synchronous::Normal,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(dir.path().join("q.db"), options).unwrap();
+    let mut rx = store.subscribe_async();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let job = store.enqueue(&gcode_job("ann", 1), t(0)).unwrap();
+    let change = rt.block_on(rx.recv()).unwrap();
+    assert_eq!((change.job, change.kind), (job.id, ChangeKind::Enqueued));
+
+    // A receiver that falls more than the channel's capacity behind learns how much it
+    // missed, then catches up from the durable log.
+    for n in 0..1100 {
+        store.set_priority(job.id, n, t(1)).unwrap();
+    }
+    match rt.block_on(rx.recv()) {
+        Err(RecvError::Lagged(missed)) => assert!(missed > 0),
+        other => panic!("expected a lag report, got {other:?}"),
+    }
+    let caught_up = store.changes_since(change.seq, 10_000).unwrap();
+    assert_eq!(caught_up.len(), 1100);
+}

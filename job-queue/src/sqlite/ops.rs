@@ -189,7 +189,7 @@ impl Tx<'_> {
                 .as_ref()
                 .map(|l| l.worker.clone())
                 .unwrap_or_default();
-            let reason = format!("{why} (worker {worker})");
+            let reason = format!("{why}: worker {worker}");
             self.end_run(
                 &job,
                 RunResult::Interrupted,
@@ -701,7 +701,7 @@ impl Store for SqliteStore {
                      ORDER BY id",
                 )
                 .and_then(|mut s| s.query_map([worker], |r| r.get(0))?.collect()))?;
-            w.expire(ids, "worker restarted")
+            w.expire(ids, "released after a restart")
         })
     }
 
