@@ -71,9 +71,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
         });
         let job = store.enqueue(&model, now(0))?;
-        println!("enqueued {} ({}), state {}", job.id, job.source.file_name, job.state);
+        println!(
+            "enqueued {} ({}), state {}",
+            job.id, job.source.file_name, job.state
+        );
 
-        let slicing = store.claim_slicing("slicer-1", LEASE, now(100))?.ok_or("no job")?;
+        let slicing = store
+            .claim_slicing("slicer-1", LEASE, now(100))?
+            .ok_or("no job")?;
         // A real host runs the slicer here and stores its output by content hash.
         let gcode = ContentHash::parse("7215ee9c7d9dc229d2921a40e899ec5f")?;
         let ready = store.finish_slicing(&slicing.lease, &gcode, now(40_000))?;
@@ -82,7 +87,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let claim = store
             .claim_print(&printer, "host-a", LEASE, now(1_000))?
             .ok_or("nothing to print")?;
-        println!("{} printing on {} under {}", claim.job.id, printer.id, claim.lease.run);
+        println!(
+            "{} printing on {} under {}",
+            claim.job.id, printer.id, claim.lease.run
+        );
 
         // Stream 3 layers of 1000 lines at ~300 lines/s; persist only what the policy asks.
         let mut checkpointer = ProgressCheckpointer::new(Duration::from_secs(5));

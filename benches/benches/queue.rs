@@ -71,8 +71,13 @@ fn queue(c: &mut Criterion) {
                 kind: SourceKind::Gcode,
             };
             store.enqueue(&NewJob::new("ann", source), now).unwrap();
-            let claim = store.claim_print(&printer, "w", LEASE, now).unwrap().unwrap();
-            store.complete(&claim.lease, &Usage::default(), now).unwrap()
+            let claim = store
+                .claim_print(&printer, "w", LEASE, now)
+                .unwrap()
+                .unwrap();
+            store
+                .complete(&claim.lease, &Usage::default(), now)
+                .unwrap()
         })
     });
 
@@ -81,7 +86,9 @@ fn queue(c: &mut Criterion) {
         file_name: "long.gcode".into(),
         kind: SourceKind::Gcode,
     };
-    store.enqueue(&NewJob::new("ann", source), Timestamp(0)).unwrap();
+    store
+        .enqueue(&NewJob::new("ann", source), Timestamp(0))
+        .unwrap();
     let claim = store
         .claim_print(&printer, "w", LEASE, Timestamp(0))
         .unwrap()
