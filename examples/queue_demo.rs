@@ -34,11 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         id: "ender3".into(),
         nozzle_um: 400,
         material: Some("PLA".into()),
-        build_volume: BuildVolume {
-            x_mm: 220.0,
-            y_mm: 220.0,
-            z_mm: 250.0,
-        },
+        build_volume: BuildVolume::new(220.0, 220.0, 250.0),
     };
     // The host's clock lives outside the library: every call takes `now`.
     let mut clock = 1_700_000_000_000i64;
@@ -64,11 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         model.target = Target::Any(Requirements {
             nozzle_um: Some(400),
             material: Some("pla".into()),
-            min_build_volume: Some(BuildVolume {
-                x_mm: 60.0,
-                y_mm: 31.0,
-                z_mm: 48.0,
-            }),
+            min_build_volume: Some(BuildVolume::new(60.0, 31.0, 48.0)),
         });
         let job = store.enqueue(&model, now(0))?;
         println!(

@@ -5,48 +5,13 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use easyprint_benches::queue::{gcode_source, printer, progress};
 use easyprint_queue::{
-    resume_plan, BuildVolume, ContentHash, ExtrusionMode, JobSource, LayerMark, NewJob,
-    Positioning, PrinterProfile, Progress, ResumeFrom, ResumeOptions, SourceKind, SqliteOptions,
-    SqliteStore, Store, Synchronous, Timestamp, Usage,
+    resume_plan, NewJob, ResumeFrom, ResumeOptions, SqliteOptions, SqliteStore, Store, Synchronous,
+    Timestamp, Usage,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
-
-fn printer() -> PrinterProfile {
-    PrinterProfile {
-        id: "p1".into(),
-        nozzle_um: 400,
-        material: Some("PLA".into()),
-        build_volume: BuildVolume {
-            x_mm: 220.0,
-            y_mm: 220.0,
-            z_mm: 250.0,
-        },
-    }
-}
-
-fn progress(i: u64) -> Progress {
-    Progress {
-        line: i,
-        byte_offset: i * 24,
-        layer: Some(LayerMark {
-            number: 12,
-            line: 4000,
-            byte_offset: 96_000,
-            z: 2.6,
-            e: 700.0,
-        }),
-        z: 2.6,
-        e: 712.5,
-        extrusion: ExtrusionMode::Absolute,
-        positioning: Positioning::Absolute,
-        hotend_c: 205.0,
-        bed_c: 60.0,
-        fan: 255,
-        feedrate_mm_min: Some(1800.0),
-    }
-}
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
     let options = SqliteOptions {
@@ -65,12 +30,12 @@ fn queue(c: &mut Criterion) {
         b.iter(|| {
             clock += 1;
             let now = Timestamp(clock);
-            let source = JobSource {
-                hash: ContentHash::parse(&format!("{clock:032x}")).unwrap(),
-                file_name: "part.gcode".into(),
-                kind: SourceKind::Gcode,
-            };
-            store.enqueue(&NewJob::new("ann", source), now).unwrap();
+            store
+                .enqueue(
+                    &NewJob::new("ann", gcode_source(u64::try_from(clock).unwrap())),
+                    now,
+                )
+                .unwrap();
             let claim = store
                 .claim_print(&printer, "w", LEASE, now)
                 .unwrap()
@@ -81,13 +46,8 @@ fn queue(c: &mut Criterion) {
         })
     });
 
-    let source = JobSource {
-        hash: ContentHash::parse(&format!("{:032x}", u64::MAX)).unwrap(),
-        file_name: "long.gcode".into(),
-        kind: SourceKind::Gcode,
-    };
     store
-        .enqueue(&NewJob::new("ann", source), Timestamp(0))
+        .enqueue(&NewJob::new("ann", gcode_source(u64::MAX)), Timestamp(0))
         .unwrap();
     let claim = store
         .claim_print(&printer, "w", LEASE, Timestamp(0))

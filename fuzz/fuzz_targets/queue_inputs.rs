@@ -4,7 +4,7 @@
 
 use easyprint_queue::{
     resume_plan, ContentHash, ExtrusionMode, JobEvent, JobSource, JobState, LayerMark, NewJob,
-    Positioning, Progress, ResumeFrom, ResumeOptions, SourceKind, ALL_STATES,
+    Positioning, Progress, ResumeFrom, ResumeOptions, SourceKind, ALL_EVENTS, ALL_STATES,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -73,21 +73,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let events = [
-        JobEvent::StartSlicing,
-        JobEvent::SlicingDone,
-        JobEvent::StartPrint,
-        JobEvent::Pause,
-        JobEvent::Continue,
-        JobEvent::Complete { copies_left: true },
-        JobEvent::Complete { copies_left: false },
-        JobEvent::Fail,
-        JobEvent::LeaseExpired,
-        JobEvent::Retry { sliced: true },
-        JobEvent::Retry { sliced: false },
-        JobEvent::ConfirmResume,
-        JobEvent::Cancel,
-    ];
+    let events = ALL_EVENTS;
     let mut state = ALL_STATES[usize::from(data.first().copied().unwrap_or(0)) % ALL_STATES.len()];
     for b in data {
         if let Ok(next) = state.apply(events[usize::from(*b) % events.len()]) {

@@ -26,7 +26,7 @@
 //!     id: "ender3".into(),
 //!     nozzle_um: 400,
 //!     material: Some("PLA".into()),
-//!     build_volume: BuildVolume { x_mm: 220.0, y_mm: 220.0, z_mm: 250.0 },
+//!     build_volume: BuildVolume::new(220.0, 220.0, 250.0),
 //! };
 //! let lease_time = Duration::from_secs(30);
 //! let claim = store.claim_print(&printer, "host-1", lease_time, Timestamp(10)).unwrap().unwrap();
@@ -52,7 +52,7 @@ pub use model::{
 pub use progress::{ExtrusionMode, LayerMark, Positioning, Progress, ProgressCheckpointer};
 pub use resume::{resume_plan, ResumeError, ResumeFrom, ResumeOptions, ResumePlan};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
-pub use state::{JobEvent, JobState, TransitionError, ALL_STATES};
+pub use state::{JobEvent, JobState, TransitionError, ALL_EVENTS, ALL_STATES};
 pub use store::{
     Change, ChangeKind, Claim, HistoryFilter, JobFilter, Placement, ResumeConfirmation,
     ResumeStart, RunKind, RunRecord, RunResult, Statistics, Store, StoreError, Totals, Usage,

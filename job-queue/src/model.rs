@@ -142,6 +142,11 @@ pub struct BuildVolume {
 }
 
 impl BuildVolume {
+    /// A volume of `x_mm` × `y_mm` × `z_mm`.
+    pub const fn new(x_mm: f64, y_mm: f64, z_mm: f64) -> BuildVolume {
+        BuildVolume { x_mm, y_mm, z_mm }
+    }
+
     /// True if an object of size `needed` fits inside `self` (no rotation).
     pub fn fits(&self, needed: &BuildVolume) -> bool {
         needed.x_mm <= self.x_mm && needed.y_mm <= self.y_mm && needed.z_mm <= self.z_mm
@@ -384,11 +389,7 @@ mod tests {
             id: "ender".into(),
             nozzle_um: 400,
             material: Some("PLA".into()),
-            build_volume: BuildVolume {
-                x_mm: 220.0,
-                y_mm: 220.0,
-                z_mm: 250.0,
-            },
+            build_volume: BuildVolume::new(220.0, 220.0, 250.0),
         }
     }
 
@@ -402,11 +403,7 @@ mod tests {
             Target::Any(Requirements {
                 nozzle_um: n,
                 material: m.map(String::from),
-                min_build_volume: Some(BuildVolume {
-                    x_mm: 10.0,
-                    y_mm: 10.0,
-                    z_mm: z,
-                }),
+                min_build_volume: Some(BuildVolume::new(10.0, 10.0, z)),
             })
         };
         assert!(p.accepts(&req(Some(400), Some("pla"), 250.0)));

@@ -160,6 +160,23 @@ pub enum JobEvent {
     Cancel,
 }
 
+/// Every event (both variants of the ones with a flag), for iteration in tests and tools.
+pub const ALL_EVENTS: [JobEvent; 13] = [
+    JobEvent::StartSlicing,
+    JobEvent::SlicingDone,
+    JobEvent::StartPrint,
+    JobEvent::Pause,
+    JobEvent::Continue,
+    JobEvent::Complete { copies_left: true },
+    JobEvent::Complete { copies_left: false },
+    JobEvent::Fail,
+    JobEvent::LeaseExpired,
+    JobEvent::Retry { sliced: true },
+    JobEvent::Retry { sliced: false },
+    JobEvent::ConfirmResume,
+    JobEvent::Cancel,
+];
+
 impl JobEvent {
     /// Lowercase name used in the change log.
     pub fn as_str(self) -> &'static str {
@@ -199,23 +216,6 @@ pub struct TransitionError {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    const ALL_EVENTS: [JobEvent; 14] = [
-        JobEvent::StartSlicing,
-        JobEvent::SlicingDone,
-        JobEvent::StartPrint,
-        JobEvent::Pause,
-        JobEvent::Continue,
-        JobEvent::Complete { copies_left: true },
-        JobEvent::Complete { copies_left: false },
-        JobEvent::Fail,
-        JobEvent::LeaseExpired,
-        JobEvent::Retry { sliced: true },
-        JobEvent::Retry { sliced: false },
-        JobEvent::ConfirmResume,
-        JobEvent::Cancel,
-        JobEvent::Cancel,
-    ];
 
     fn event() -> impl Strategy<Value = JobEvent> {
         prop::sample::select(ALL_EVENTS.to_vec())

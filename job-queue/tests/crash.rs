@@ -151,25 +151,7 @@ fn snapshot(store: &SqliteStore) -> Snapshot {
 
 /// Any single event that takes `from` to `to` (or none needed).
 fn one_step(from: JobState, to: JobState) -> bool {
-    use JobEvent::*;
-    from == to
-        || [
-            StartSlicing,
-            SlicingDone,
-            StartPrint,
-            Pause,
-            Continue,
-            Complete { copies_left: true },
-            Complete { copies_left: false },
-            Fail,
-            LeaseExpired,
-            Retry { sliced: true },
-            Retry { sliced: false },
-            ConfirmResume,
-            Cancel,
-        ]
-        .into_iter()
-        .any(|e| from.apply(e) == Ok(to))
+    from == to || ALL_EVENTS.into_iter().any(|e| from.apply(e) == Ok(to))
 }
 
 #[test]

@@ -140,11 +140,7 @@ fn claim_respects_requirements_schedule_priority_and_order() {
     });
     let mut too_tall = gcode_job("ann", 4);
     too_tall.target = Target::Any(Requirements {
-        min_build_volume: Some(BuildVolume {
-            x_mm: 10.0,
-            y_mm: 10.0,
-            z_mm: 300.0,
-        }),
+        min_build_volume: Some(BuildVolume::new(10.0, 10.0, 300.0)),
         ..Default::default()
     });
     let mut later = gcode_job("ann", 5);
@@ -153,11 +149,7 @@ fn claim_respects_requirements_schedule_priority_and_order() {
     pla.target = Target::Any(Requirements {
         nozzle_um: Some(400),
         material: Some("pla".into()),
-        min_build_volume: Some(BuildVolume {
-            x_mm: 200.0,
-            y_mm: 200.0,
-            z_mm: 200.0,
-        }),
+        min_build_volume: Some(BuildVolume::new(200.0, 200.0, 200.0)),
     });
     let plain = gcode_job("bob", 7);
     let mut urgent = gcode_job("bob", 8);

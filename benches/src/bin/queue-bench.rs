@@ -4,20 +4,57 @@
 //! ```text
 //! cargo run --release -p easyprint-benches --bin queue-bench -- [N] [DIR]
 //! ```
-//! N operations per measurement (default 2000); files go in DIR (default the system temp
-//! directory; put it on the disk you care about, never on tmpfs).
+//! N operations of each kind per fsync policy (default 2000); files go in DIR (default the
+//! system temp directory; put it on the disk you care about, never on tmpfs).
+//!
+//! The measurements are interleaved in 20 rounds (bare loop, enqueue, claim, progress,
+//! heartbeat, complete, bare loop, …) so that a disk whose speed drifts, e.g. because other
+//! programs write to it, affects the baseline and the queue alike.
 
 use std::error::Error;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use easyprint_benches::queue::{gcode_source, printer, progress};
 use easyprint_queue::{
-    BuildVolume, ContentHash, ExtrusionMode, JobSource, LayerMark, NewJob, Positioning,
-    PrinterProfile, Progress, SourceKind, SqliteOptions, SqliteStore, Store, Synchronous,
-    Timestamp, Usage,
+    Lease, NewJob, SqliteOptions, SqliteStore, Store, Synchronous, Timestamp, Usage,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
+const ROUNDS: u64 = 20;
+
+/// Accumulated time of one kind of operation.
+#[derive(Default)]
+struct Meter {
+    name: &'static str,
+    ops: u64,
+    time: Duration,
+}
+
+impl Meter {
+    fn new(name: &'static str) -> Meter {
+        Meter {
+            name,
+            ..Meter::default()
+        }
+    }
+
+    fn run<T>(
+        &mut self,
+        ops: u64,
+        f: impl FnOnce() -> Result<T, Box<dyn Error>>,
+    ) -> Result<T, Box<dyn Error>> {
+        let start = Instant::now();
+        let out = f()?;
+        self.time += start.elapsed();
+        self.ops += ops;
+        Ok(out)
+    }
+
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.time.as_secs_f64()
+    }
+}
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
@@ -28,168 +65,131 @@ fn main() -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::tempdir_in(&base)?;
     println!(
-        "queue-bench: {n} operations per row, files in {}",
+        "queue-bench: {n} operations of each kind per policy, {ROUNDS} interleaved rounds, \
+         files in {}",
         base.display()
     );
     println!(
-        "{:<8} {:<34} {:>12} {:>10} {:>14}",
-        "sync", "operation", "ops/s", "µs/op", "bare loop / op"
+        "{:<8} {:<36} {:>10} {:>10} {:>16}",
+        "sync", "operation", "ops/s", "µs/op", "time vs bare"
     );
     for sync in [Synchronous::Full, Synchronous::Normal] {
-        let bare = bare_insert_loop(&dir.path().join(format!("bare-{sync:?}.db")), sync, n)?;
-        row(sync, "bare SQLite INSERT loop (baseline)", bare, bare);
-        let rates = queue_ops(&dir.path().join(format!("queue-{sync:?}.db")), sync, n)?;
-        for (name, rate) in rates {
-            row(sync, name, rate, bare);
+        let meters = measure(dir.path(), sync, n.div_ceil(ROUNDS))?;
+        let bare = meters[0].rate();
+        for m in &meters {
+            println!(
+                "{:<8} {:<36} {:>10.0} {:>10.1} {:>15.2}x",
+                format!("{sync:?}"),
+                m.name,
+                m.rate(),
+                1e6 / m.rate(),
+                bare / m.rate()
+            );
         }
     }
     Ok(())
 }
 
-fn row(sync: Synchronous, name: &str, rate: f64, bare: f64) {
-    println!(
-        "{:<8} {:<34} {:>12.0} {:>10.1} {:>13.2}x",
-        format!("{sync:?}"),
-        name,
-        rate,
-        1e6 / rate,
-        bare / rate
-    );
-}
-
-/// One committed single-row INSERT per iteration: WAL, the given synchronous, nothing else.
-fn bare_insert_loop(path: &Path, sync: Synchronous, n: u64) -> Result<f64, Box<dyn Error>> {
-    let conn = rusqlite::Connection::open(path)?;
-    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+fn measure(dir: &Path, sync: Synchronous, chunk: u64) -> Result<Vec<Meter>, Box<dyn Error>> {
+    // The baseline: one committed single-row INSERT per iteration, WAL, same synchronous.
+    let bare = rusqlite::Connection::open(dir.join(format!("bare-{sync:?}.db")))?;
+    bare.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
     let level = match sync {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
-    conn.pragma_update(None, "synchronous", level)?;
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, owner TEXT, at INTEGER)")?;
-    let mut insert = conn.prepare("INSERT INTO t (owner, at) VALUES (?1, ?2)")?;
-    let start = Instant::now();
-    for i in 0..n {
-        insert.execute(rusqlite::params!["ann", i64::try_from(i)?])?;
-    }
-    Ok(n as f64 / start.elapsed().as_secs_f64())
-}
+    bare.pragma_update(None, "synchronous", level)?;
+    bare.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, owner TEXT, at INTEGER)")?;
+    let mut insert = bare.prepare("INSERT INTO t (owner, at) VALUES (?1, ?2)")?;
 
-fn queue_ops(
-    path: &Path,
-    sync: Synchronous,
-    n: u64,
-) -> Result<Vec<(&'static str, f64)>, Box<dyn Error>> {
     let options = SqliteOptions {
         synchronous: sync,
         progress_synchronous: sync,
         ..SqliteOptions::default()
     };
-    let store = SqliteStore::open(path, options)?;
-    let printer = PrinterProfile {
-        id: "p1".into(),
-        nozzle_um: 400,
-        material: Some("PLA".into()),
-        build_volume: BuildVolume {
-            x_mm: 220.0,
-            y_mm: 220.0,
-            z_mm: 250.0,
+    let store = SqliteStore::open(dir.join(format!("queue-{sync:?}.db")), options)?;
+    // The default policy for progress: state changes at `sync`, progress NORMAL.
+    let relaxed = SqliteStore::open(
+        dir.join(format!("relaxed-{sync:?}.db")),
+        SqliteOptions {
+            synchronous: sync,
+            ..SqliteOptions::default()
         },
-    };
-    let mut out = Vec::new();
+    )?;
+    let printer = printer();
+    relaxed.enqueue(&NewJob::new("ann", gcode_source(u64::MAX)), Timestamp(0))?;
+    let long_print = relaxed
+        .claim_print(&printer, "bench", LEASE, Timestamp(0))?
+        .ok_or("no job to claim")?
+        .lease;
+
+    let mut m = [
+        Meter::new("bare SQLite INSERT loop (baseline)"),
+        Meter::new("enqueue"),
+        Meter::new("claim_print"),
+        Meter::new("record_progress"),
+        Meter::new("heartbeat"),
+        Meter::new("complete"),
+        Meter::new("record_progress, progress NORMAL"),
+    ];
     // A clock that moves, so every heartbeat really changes its row.
     let mut clock = 0i64;
     let mut now = || {
         clock += 1;
         Timestamp(clock)
     };
-
-    let start = Instant::now();
-    for i in 0..n {
-        let source = JobSource {
-            hash: ContentHash::parse(&format!("{i:032x}"))?,
-            file_name: format!("part-{i}.gcode"),
-            kind: SourceKind::Gcode,
-        };
-        store.enqueue(&NewJob::new("ann", source), now())?;
-    }
-    out.push(("enqueue", rate(n, start)));
-
-    let start = Instant::now();
-    let mut leases = Vec::new();
-    while let Some(claim) = store.claim_print(&printer, "bench", LEASE, now())? {
-        leases.push(claim.lease);
-    }
-    out.push(("claim_print", rate(n, start)));
-
-    let lease = leases[0].clone();
-    let start = Instant::now();
-    for i in 0..n {
-        store.record_progress(&lease, &progress(i), now())?;
-    }
-    out.push(("record_progress", rate(n, start)));
-
-    let start = Instant::now();
-    for lease in &leases {
-        store.heartbeat(lease, LEASE, now())?;
-    }
-    out.push(("heartbeat", rate(n, start)));
-
     let usage = Usage {
         print_time: Duration::from_secs(60),
         filament_mm: 100.0,
     };
-    let start = Instant::now();
-    for lease in &leases {
-        store.complete(lease, &usage, now())?;
+    let mut line = 0u64;
+    for round in 0..ROUNDS {
+        m[0].run(chunk, || {
+            for i in 0..chunk {
+                insert.execute(rusqlite::params!["ann", i64::try_from(i)?])?;
+            }
+            Ok(())
+        })?;
+        m[1].run(chunk, || {
+            for i in 0..chunk {
+                let job = NewJob::new("ann", gcode_source(round * chunk + i));
+                store.enqueue(&job, now())?;
+            }
+            Ok(())
+        })?;
+        let leases: Vec<Lease> = m[2].run(chunk, || {
+            let mut leases = Vec::new();
+            while let Some(claim) = store.claim_print(&printer, "bench", LEASE, now())? {
+                leases.push(claim.lease);
+            }
+            Ok(leases)
+        })?;
+        m[3].run(chunk, || {
+            for _ in 0..chunk {
+                line += 1;
+                store.record_progress(&leases[0], &progress(line), now())?;
+            }
+            Ok(())
+        })?;
+        m[4].run(chunk, || {
+            for lease in &leases {
+                store.heartbeat(lease, LEASE, now())?;
+            }
+            Ok(())
+        })?;
+        m[5].run(chunk, || {
+            for lease in &leases {
+                store.complete(lease, &usage, now())?;
+            }
+            Ok(())
+        })?;
+        m[6].run(chunk, || {
+            for _ in 0..chunk {
+                line += 1;
+                relaxed.record_progress(&long_print, &progress(line), now())?;
+            }
+            Ok(())
+        })?;
     }
-    out.push(("complete", rate(n, start)));
-
-    if sync == Synchronous::Full {
-        // The default: state changes FULL, progress NORMAL (fsynced by the next heartbeat).
-        drop(store);
-        let store = SqliteStore::open(path, SqliteOptions::default())?;
-        let source = JobSource {
-            hash: ContentHash::parse(&format!("{:032x}", u64::MAX))?,
-            file_name: "long.gcode".into(),
-            kind: SourceKind::Gcode,
-        };
-        store.enqueue(&NewJob::new("ann", source), now())?;
-        let claim = store
-            .claim_print(&printer, "bench", LEASE, now())?
-            .ok_or("no job to claim")?;
-        let start = Instant::now();
-        for i in 0..n {
-            store.record_progress(&claim.lease, &progress(i), now())?;
-        }
-        out.push(("record_progress (default: NORMAL)", rate(n, start)));
-    }
-    Ok(out)
-}
-
-fn rate(n: u64, start: Instant) -> f64 {
-    n as f64 / start.elapsed().as_secs_f64()
-}
-
-fn progress(i: u64) -> Progress {
-    let layer = u32::try_from(i / 50).unwrap_or(u32::MAX);
-    Progress {
-        line: i,
-        byte_offset: i * 24,
-        layer: Some(LayerMark {
-            number: layer,
-            line: u64::from(layer) * 50,
-            byte_offset: u64::from(layer) * 1200,
-            z: 0.2 * f64::from(layer + 1),
-            e: 0.0,
-        }),
-        z: 0.2 * f64::from(layer + 1),
-        e: i as f64 * 0.05,
-        extrusion: ExtrusionMode::Absolute,
-        positioning: Positioning::Absolute,
-        hotend_c: 205.0,
-        bed_c: 60.0,
-        fan: 255,
-        feedrate_mm_min: Some(1800.0),
-    }
+    Ok(m.into())
 }

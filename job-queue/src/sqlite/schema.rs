@@ -51,8 +51,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     -- enqueue appends after MAX(rank), reorder looks up neighbours
     CREATE INDEX jobs_rank ON jobs (rank);
 
+    -- runs and changes are never deleted, so plain rowids never repeat (the run id is the
+    -- lease's fencing token); AUTOINCREMENT would add a sqlite_sequence write per commit.
+    -- A future pruning migration must keep each table's newest row.
     CREATE TABLE runs (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          INTEGER PRIMARY KEY,
         job_id      INTEGER NOT NULL REFERENCES jobs (id),
         kind        TEXT NOT NULL CHECK (kind IN ('slice', 'print')),
         worker      TEXT NOT NULL,
@@ -93,7 +96,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
 
     CREATE TABLE changes (
-        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq    INTEGER PRIMARY KEY,
         job_id INTEGER NOT NULL REFERENCES jobs (id),
         kind   TEXT NOT NULL,
         state  TEXT NOT NULL,

@@ -44,11 +44,7 @@ pub fn printer(id: &str) -> PrinterProfile {
         id: id.into(),
         nozzle_um: 400,
         material: Some("PLA".into()),
-        build_volume: BuildVolume {
-            x_mm: 220.0,
-            y_mm: 220.0,
-            z_mm: 250.0,
-        },
+        build_volume: BuildVolume::new(220.0, 220.0, 250.0),
     }
 }
 
