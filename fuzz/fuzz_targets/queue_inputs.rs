@@ -3,8 +3,8 @@
 #![no_main]
 
 use easyprint_queue::{
-    resume_plan, ContentHash, ExtrusionMode, JobEvent, JobSource, JobState, LayerMark, NewJob,
-    Positioning, Progress, ResumeFrom, ResumeOptions, SourceKind, ALL_EVENTS, ALL_STATES,
+    resume_plan, ContentHash, ExtrusionMode, JobSource, JobState, LayerMark, NewJob, Positioning,
+    Progress, ResumeFrom, ResumeOptions, SourceKind, ALL_EVENTS, ALL_STATES,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -69,7 +69,10 @@ fuzz_target!(|data: &[u8]| {
     };
     for from in [ResumeFrom::LayerStart, ResumeFrom::LastConfirmedLine] {
         if let Ok(plan) = resume_plan(&progress, from, &ResumeOptions::default()) {
-            assert!(plan.preamble.lines().all(|l| !l.contains("NaN") && !l.contains("inf")));
+            assert!(plan
+                .preamble
+                .lines()
+                .all(|l| !l.contains("NaN") && !l.contains("inf")));
         }
     }
 

@@ -14,6 +14,17 @@ fn t(ms: i64) -> Timestamp {
     Timestamp(ms)
 }
 
+/// 300 jobs, then the store is closed: the last connection checkpoints the WAL into the
+/// main file, so damaging the main file damages committed data.
+fn fill_and_close(path: &std::path::Path) {
+    let store = open(path);
+    for n in 0..300 {
+        let mut job = gcode_job("ann", n);
+        job.settings = serde_json::json!({ "note": "x".repeat(200) });
+        store.enqueue(&job, t(0)).unwrap();
+    }
+}
+
 #[test]
 fn garbage_file_is_corrupt_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
@@ -30,14 +41,7 @@ fn garbage_file_is_corrupt_and_left_untouched() {
 fn damaged_page_is_reported_as_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    {
-        let store = open(&path);
-        for n in 0..300 {
-            let mut job = gcode_job("ann", n);
-            job.settings = serde_json::json!({ "note": "x".repeat(200) });
-            store.enqueue(&job, t(0)).unwrap();
-        }
-    } // last connection closed: WAL checkpointed into the main file
+    fill_and_close(&path);
     let len = std::fs::metadata(&path).unwrap().len();
     assert!(
         len > 20 * 4096,
@@ -48,6 +52,19 @@ fn damaged_page_is_reported_as_corrupt() {
         f.seek(SeekFrom::Start(page * 4096)).unwrap();
         f.write_all(&[0xA5; 4096]).unwrap();
     }
+    drop(f);
+    let err = SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+}
+
+#[test]
+fn truncated_file_is_reported_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    fill_and_close(&path);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len / 2).unwrap();
     drop(f);
     let err = SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");

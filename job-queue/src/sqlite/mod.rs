@@ -260,27 +260,65 @@ impl SqliteStore {
         now: Timestamp,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.write_with(operation, now, self.options.synchronous, f)
+    }
+
+    /// [`SqliteStore::write`] committing with `sync` instead of the configured policy.
+    ///
+    /// The pragma is switched and restored under the same lock as the transaction, so no
+    /// other operation on this connection can commit with the relaxed policy.
+    fn write_with<T>(
+        &self,
+        operation: &'static str,
+        now: Timestamp,
+        sync: Synchronous,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let (out, changes) = {
             let mut conn = self.lock();
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| map_error(&self.path, operation, e))?;
-            let mut w = Tx {
-                tx,
-                path: &self.path,
-                operation,
-                now,
-                changes: Vec::new(),
+            let relaxed = sync != self.options.synchronous;
+            let set = |conn: &Connection, s: Synchronous| {
+                conn.pragma_update(None, "synchronous", s.pragma_value())
+                    .map_err(|e| map_error(&self.path, operation, e))
             };
-            let out = f(&mut w)?;
-            let Tx { tx, changes, .. } = w;
-            tx.commit()
-                .map_err(|e| map_error(&self.path, operation, e))?;
-            (out, changes)
+            if relaxed {
+                set(&conn, sync)?;
+            }
+            let result = Self::transaction(&mut conn, &self.path, operation, now, f);
+            if relaxed {
+                // Restoring cannot fail short of a broken connection; if it does, report it
+                // rather than let later state changes commit with the relaxed policy (only
+                // idempotent progress writes use this path, so a retry is harmless).
+                set(&conn, self.options.synchronous)?;
+            }
+            result?
         };
         // Published after the lock is released so a slow subscriber cannot stall writers.
         self.hub.publish(&changes);
         Ok(out)
+    }
+
+    fn transaction<T>(
+        conn: &mut Connection,
+        path: &Path,
+        operation: &'static str,
+        now: Timestamp,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<(T, Vec<Change>), StoreError> {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| map_error(path, operation, e))?;
+        let mut w = Tx {
+            tx,
+            path,
+            operation,
+            now,
+            changes: Vec::new(),
+        };
+        let out = f(&mut w)?;
+        let Tx { tx, changes, .. } = w;
+        tx.commit().map_err(|e| map_error(path, operation, e))?;
+        Ok((out, changes))
     }
 
     /// Runs a read on the connection.

@@ -275,26 +275,6 @@ impl SqliteStore {
             claim(w, &job).map(Some)
         })
     }
-
-    /// Flips the connection's fsync policy around a progress write if it differs.
-    fn with_progress_sync<T>(
-        &self,
-        f: impl FnOnce() -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let (normal, progress) = (self.options.synchronous, self.options.progress_synchronous);
-        if normal == progress {
-            return f();
-        }
-        let set = |v: super::Synchronous| {
-            self.read("set synchronous", |c| {
-                c.pragma_update(None, "synchronous", v.pragma_value())
-            })
-        };
-        set(progress)?;
-        let out = f();
-        set(normal)?;
-        out
-    }
 }
 
 impl Store for SqliteStore {
@@ -556,12 +536,12 @@ impl Store for SqliteStore {
             p.feedrate_mm_min,
             now.0,
         ];
-        self.with_progress_sync(|| {
-            self.write("record progress", now, |w| {
-                // One statement: the lease check is the WHERE clause, the row is overwritten
-                // in place, so a progress commit touches a page or two.
-                let r = w.exec(
-                    "INSERT INTO progress (job_id, run_id, line, byte_offset, layer, layer_line,
+        let sync = self.options.progress_synchronous;
+        self.write_with("record progress", now, sync, |w| {
+            // One statement: the lease check is the WHERE clause, the row is overwritten
+            // in place, so a progress commit touches a page or two.
+            let r = w.exec(
+                "INSERT INTO progress (job_id, run_id, line, byte_offset, layer, layer_line,
                          layer_byte_offset, layer_z, layer_e, z, e, relative_e, relative_xyz,
                          hotend_c, bed_c, fan, feedrate, updated_at)
                      SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
@@ -577,29 +557,28 @@ impl Store for SqliteStore {
                          relative_xyz = excluded.relative_xyz, hotend_c = excluded.hotend_c,
                          bed_c = excluded.bed_c, fan = excluded.fan,
                          feedrate = excluded.feedrate, updated_at = excluded.updated_at",
-                    args,
-                );
-                if w.db(r)? == 0 {
-                    return Err(StoreError::LeaseLost {
-                        job: lease.job,
-                        run: lease.run,
-                    });
-                }
-                let (seq, state) = w.db(w.query_one(
-                    "SELECT (SELECT COALESCE(MAX(seq), 0) FROM changes), state
-                     FROM jobs WHERE id = ?1",
-                    [lease.job.0],
-                    |r| Ok((r.get::<_, i64>(0)?, rows::state(r, 1)?)),
-                ))?;
-                w.changes.push(Change {
-                    seq: u64::try_from(seq).unwrap_or(0),
+                args,
+            );
+            if w.db(r)? == 0 {
+                return Err(StoreError::LeaseLost {
                     job: lease.job,
-                    kind: ChangeKind::Progress,
-                    state,
-                    at: now,
+                    run: lease.run,
                 });
-                Ok(())
-            })
+            }
+            let (seq, state) = w.db(w.query_one(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM changes), state
+                     FROM jobs WHERE id = ?1",
+                [lease.job.0],
+                |r| Ok((r.get::<_, i64>(0)?, rows::state(r, 1)?)),
+            ))?;
+            w.changes.push(Change {
+                seq: u64::try_from(seq).unwrap_or(0),
+                job: lease.job,
+                kind: ChangeKind::Progress,
+                state,
+                at: now,
+            });
+            Ok(())
         })
     }
 
@@ -672,6 +651,9 @@ impl Store for SqliteStore {
                 sliced: job.gcode.is_some(),
             };
             let state = Tx::next_state(&job, event)?;
+            // A retry starts from the first line: the old resume record no longer applies.
+            let r = w.exec("DELETE FROM progress WHERE job_id = ?1", [id.0]);
+            w.db(r)?;
             w.settle(&job, event, state, None)?;
             w.job(id)
         })
