@@ -193,6 +193,21 @@ fn claim_respects_requirements_schedule_priority_and_order() {
         .unwrap()
         .unwrap();
     assert_eq!(c.job.id, ids[2]);
+    // Names go into the history: control characters and blanks are refused.
+    assert!(matches!(
+        store.claim_print(&printer("bad\nid"), "h", LEASE, t(1_000)),
+        Err(StoreError::InvalidArgument {
+            field: "printer id",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.claim_print(&printer("p1"), " ", LEASE, t(1_000)),
+        Err(StoreError::InvalidArgument {
+            field: "worker",
+            ..
+        })
+    ));
 }
 
 #[test]

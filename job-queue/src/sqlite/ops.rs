@@ -134,7 +134,6 @@ impl Tx<'_> {
             lease,
             note,
         } = start;
-        text_arg("worker", worker)?;
         let state = Tx::next_state(job, event)?;
         let r = self.exec(
             "INSERT INTO runs (job_id, kind, worker, printer, started_at, note)
@@ -394,6 +393,7 @@ impl Store for SqliteStore {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
+        text_arg("worker", worker)?;
         let select = "SELECT id FROM jobs WHERE state = 'queued'
                       ORDER BY priority DESC, rank, id LIMIT 1";
         self.claim(
@@ -444,6 +444,8 @@ impl Store for SqliteStore {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Option<Claim>, StoreError> {
+        text_arg("printer id", &printer.id)?;
+        text_arg("worker", worker)?;
         // Same rule as PrinterProfile::accepts, in SQL.
         let select = "SELECT id FROM jobs
              WHERE state = 'ready'
@@ -708,6 +710,8 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<ResumeStart, StoreError> {
         text_arg("confirmed by", &confirmation.confirmed_by)?;
+        text_arg("printer id", &printer.id)?;
+        text_arg("worker", worker)?;
         self.write("confirm resume", now, |w| {
             let job = w.job(id)?;
             Tx::next_state(&job, JobEvent::ConfirmResume)?;
