@@ -106,7 +106,7 @@ pub fn resume_plan(
             )
         }
         ResumeFrom::LastConfirmedLine => (
-            progress.line + 1,
+            progress.line.saturating_add(1),
             progress.byte_offset,
             progress.z,
             progress.e,
@@ -317,6 +317,16 @@ mod tests {
             resume_plan(&p, ResumeFrom::LastConfirmedLine, &opts),
             Err(ResumeError::HotendOff)
         );
+    }
+
+    #[test]
+    fn extreme_line_numbers_do_not_overflow() {
+        // Found by the fuzz target: a record read back from a damaged store.
+        let mut p = record(ExtrusionMode::Absolute);
+        p.line = u64::MAX;
+        let plan =
+            resume_plan(&p, ResumeFrom::LastConfirmedLine, &ResumeOptions::default()).unwrap();
+        assert_eq!(plan.start_line, u64::MAX);
     }
 
     #[test]

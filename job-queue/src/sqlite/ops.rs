@@ -595,7 +595,7 @@ impl Store for SqliteStore {
     fn complete(&self, lease: &Lease, usage: &Usage, now: Timestamp) -> Result<Job, StoreError> {
         self.write("complete", now, |w| {
             let job = w.leased_job(lease)?;
-            let copies_left = job.copies_done + 1 < job.copies;
+            let copies_left = job.copies_done.saturating_add(1) < job.copies;
             let event = JobEvent::Complete { copies_left };
             let state = Tx::next_state(&job, event)?;
             w.end_run(&job, RunResult::Completed, usage, None)?;
