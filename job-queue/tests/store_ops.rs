@@ -372,14 +372,7 @@ fn resume_needs_a_person_and_a_record() {
 
     // Interrupted with a record: the plan starts at the layer's first line.
     store.retry(job.id, t(4)).unwrap();
-    let claim = store
-        .claim_print(&printer("p"), "h", LEASE, t(5))
-        .unwrap()
-        .unwrap();
-    store
-        .record_progress(&claim.lease, &progress(742, 7), t(6))
-        .unwrap();
-    store.release_worker("h", t(7)).unwrap();
+    print_and_die(&store, 742, 7, 5);
     let start = store
         .confirm_resume(job.id, &confirm, &printer("p"), "h2", LEASE, t(8))
         .unwrap();
@@ -409,14 +402,7 @@ fn resume_refuses_a_printer_that_does_not_fit() {
         ..Default::default()
     });
     let job = store.enqueue(&job, t(0)).unwrap();
-    let claim = store
-        .claim_print(&printer("p"), "h", LEASE, t(1))
-        .unwrap()
-        .unwrap();
-    store
-        .record_progress(&claim.lease, &progress(5, 0), t(2))
-        .unwrap();
-    store.release_worker("h", t(3)).unwrap();
+    print_and_die(&store, 5, 0, 1);
     let mut wide = printer("wide");
     wide.nozzle_um = 800;
     let confirm = ResumeConfirmation {
@@ -513,13 +499,7 @@ fn change_log_and_live_subscription_agree() {
     let live = store.subscribe(64);
     let slow = store.subscribe(1);
     let job = store.enqueue(&gcode_job("ann", 1), t(0)).unwrap();
-    let claim = store
-        .claim_print(&printer("p"), "h", LEASE, t(1))
-        .unwrap()
-        .unwrap();
-    store
-        .record_progress(&claim.lease, &progress(1, 0), t(2))
-        .unwrap();
+    let claim = start_printing(&store, 1, 0, 1);
     store
         .complete(&claim.lease, &Usage::default(), t(3))
         .unwrap();
@@ -564,13 +544,7 @@ fn reopening_keeps_everything_and_refuses_newer_schema() {
     let (job, lease) = {
         let store = open(&path);
         let job = store.enqueue(&gcode_job("ann", 1), t(0)).unwrap();
-        let claim = store
-            .claim_print(&printer("p"), "h", LEASE, t(1))
-            .unwrap()
-            .unwrap();
-        store
-            .record_progress(&claim.lease, &progress(55, 0), t(2))
-            .unwrap();
+        let claim = start_printing(&store, 55, 0, 1);
         (job.id, claim.lease)
     };
     let store = open(&path);

@@ -71,6 +71,27 @@ pub fn progress(line: u64, layer: u32) -> Progress {
     }
 }
 
+/// Claims the next job on printer "p" as worker "h" at `now` and records
+/// `progress(line, layer)` at `now + 1`.
+pub fn start_printing(store: &SqliteStore, line: u64, layer: u32, now: i64) -> Claim {
+    let claim = store
+        .claim_print(&printer("p"), "h", LEASE, Timestamp(now))
+        .unwrap()
+        .expect("a job to print");
+    store
+        .record_progress(&claim.lease, &progress(line, layer), Timestamp(now + 1))
+        .unwrap();
+    claim
+}
+
+/// [`start_printing`], then the worker dies (released at `now + 2`): the job ends up
+/// interrupted with that resume record.
+pub fn print_and_die(store: &SqliteStore, line: u64, layer: u32, now: i64) -> Claim {
+    let claim = start_printing(store, line, layer, now);
+    store.release_worker("h", Timestamp(now + 2)).unwrap();
+    claim
+}
+
 /// A tiny deterministic PRNG (xorshift64*), so tests need no extra crate.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
