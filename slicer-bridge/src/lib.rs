@@ -5,4 +5,5 @@
 //! [`engine`] runs the slicer at idle priority with progress, cancel and timeout, checks and
 //! publishes the output; [`cache`] returns repeated slices at once.
 
+pub mod model;
 pub mod settings;
