@@ -1,0 +1,147 @@
+//! Slice cache: G-code keyed by model content + resolved settings + engine version.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::engine::SliceStats;
+
+/// Builds a cache key from everything that determines the output bytes.
+#[derive(Debug, Clone, Default)]
+pub struct KeyBuilder(Sha256);
+
+impl KeyBuilder {
+    /// A new key, namespaced by engine (name + version).
+    pub fn new(engine: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"easyprint-slicer-cache-v1\0");
+        h.update(engine.as_bytes());
+        h.update([0]);
+        Self(h)
+    }
+
+    /// Add a length-prefixed part (model bytes, one setting...).
+    pub fn part(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    /// The hex key.
+    pub fn finish(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
+
+/// A directory of cached slices (`<key>.gcode` + `<key>.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceCache {
+    dir: PathBuf,
+}
+
+impl SliceCache {
+    /// Use (and create) `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn paths(&self, key: &str) -> (PathBuf, PathBuf) {
+        (
+            self.dir.join(format!("{key}.gcode")),
+            self.dir.join(format!("{key}.json")),
+        )
+    }
+
+    /// The cached G-code path and stats for `key`, if present and complete.
+    pub fn get(&self, key: &str) -> Option<(PathBuf, SliceStats)> {
+        let (gcode, meta) = self.paths(key);
+        // The metadata is written last: its presence marks a complete entry.
+        let text = std::fs::read_to_string(&meta).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        if !gcode.is_file() {
+            return None;
+        }
+        let bbox = v["bbox"].as_array().and_then(|corners| {
+            let c = |i: usize| -> Option<[f64; 3]> {
+                let a = corners.get(i)?.as_array()?;
+                Some([a.first()?.as_f64()?, a.get(1)?.as_f64()?, a.get(2)?.as_f64()?])
+            };
+            Some([c(0)?, c(1)?])
+        });
+        let stats = SliceStats {
+            print_time_s: v["print_time_s"].as_u64(),
+            filament_mm: v["filament_mm"].as_f64(),
+            filament_mm3: v["filament_mm3"].as_f64(),
+            layer_count: v["layer_count"].as_u64().unwrap_or(0),
+            bbox,
+        };
+        Some((gcode, stats))
+    }
+
+    /// Store a finished slice (copied atomically; a crash leaves no half entry).
+    pub fn put(&self, key: &str, gcode: &Path, stats: &SliceStats) -> std::io::Result<()> {
+        let (gpath, mpath) = self.paths(key);
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        std::io::copy(&mut std::fs::File::open(gcode)?, tmp.as_file_mut())?;
+        tmp.persist(&gpath).map_err(|e| e.error)?;
+        let meta = json!({
+            "print_time_s": stats.print_time_s,
+            "filament_mm": stats.filament_mm,
+            "filament_mm3": stats.filament_mm3,
+            "layer_count": stats.layer_count,
+            "bbox": stats.bbox,
+        });
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        tmp.write_all(meta.to_string().as_bytes())?;
+        tmp.persist(&mpath).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_depend_on_every_part() {
+        let k = |parts: &[&[u8]]| {
+            let mut b = KeyBuilder::new("CuraEngine 4.13.0");
+            for p in parts {
+                b.part(p);
+            }
+            b.finish()
+        };
+        assert_eq!(k(&[b"ab", b"c"]), k(&[b"ab", b"c"]));
+        assert_ne!(k(&[b"ab", b"c"]), k(&[b"a", b"bc"]));
+        assert_ne!(k(&[b"x"]), KeyBuilder::new("CuraEngine 5").finish());
+    }
+
+    #[test]
+    fn roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = SliceCache::new(dir.path().join("c")).unwrap();
+        let src = dir.path().join("a.gcode");
+        std::fs::write(&src, b"G1 X1\n").unwrap();
+        assert!(cache.get("k").is_none());
+        let stats = SliceStats {
+            print_time_s: Some(5),
+            filament_mm: Some(1.5),
+            filament_mm3: None,
+            layer_count: 3,
+            bbox: Some([[1.0, 2.0, 0.2], [3.0, 4.0, 5.0]]),
+        };
+        cache.put("k", &src, &stats).unwrap();
+        let (path, got) = cache.get("k").unwrap();
+        assert_eq!(got, stats);
+        assert_eq!(std::fs::read(path).unwrap(), b"G1 X1\n");
+    }
+}

@@ -1,0 +1,58 @@
+//! Lowest CPU and I/O priority for the engine, and killing its process group.
+//!
+//! The only unsafe code in the crate: two raw syscalls in the forked child before `exec`, and
+//! `killpg`. Done in the child (not after spawn from the parent) so every engine thread starts
+//! at idle priority: Linux niceness is per thread and is inherited only at thread creation.
+#![allow(unsafe_code)]
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// `IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT` (linux/ioprio.h): disk time only when idle.
+const IOPRIO_IDLE: libc::c_int = 3 << 13;
+/// `IOPRIO_WHO_PROCESS` (linux/ioprio.h).
+const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+
+/// Make `cmd` start in its own process group (so the whole tree can be killed at once) and,
+/// if `idle`, at nice 19 with the idle I/O class.
+pub(crate) fn isolate(cmd: &mut Command, idle: bool) {
+    cmd.process_group(0);
+    if !idle {
+        return;
+    }
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe operations are allowed. It makes two raw syscalls (setpriority and
+    // ioprio_set), allocates nothing, takes no locks and touches no shared state. Failures are
+    // ignored on purpose: a kernel without ioprio must still be able to slice.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+            libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_IDLE);
+            Ok(())
+        });
+    }
+}
+
+/// Send SIGKILL to the process group `pgid` (the engine and anything it started).
+pub(crate) fn kill_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid <= 1 {
+        return; // never signal "every process" or init's group
+    }
+    // SAFETY: killpg only sends a signal; `pgid` is the group the supervisor created for the
+    // engine (process_group(0) makes it equal to the child's pid) and is > 1.
+    unsafe {
+        libc::killpg(pgid, libc::SIGKILL);
+    }
+}
+
+/// Whether any process of group `pgid` is still alive.
+pub(crate) fn group_alive(pgid: u32) -> bool {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return false;
+    };
+    // SAFETY: signal 0 performs only the existence/permission check, delivering nothing.
+    unsafe { libc::killpg(pgid, 0) == 0 }
+}

@@ -1,0 +1,264 @@
+//! Running an engine process: isolation, bounded stderr streaming, cancel and timeout.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::isolation;
+
+/// Longest stderr line kept (the engine's settings dump is one ~30 KB line).
+const MAX_LINE: usize = 256 * 1024;
+/// How often the supervisor checks the cancel flag and the deadline.
+const POLL: Duration = Duration::from_millis(5);
+
+/// Cancels a running slice from another thread.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A fresh token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ask the slice to stop; the engine's process group is killed within milliseconds.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether cancel was requested.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How a supervised run ended.
+#[derive(Debug)]
+pub(crate) enum RunEnd {
+    Exited(ExitStatus),
+    Cancelled,
+    TimedOut,
+}
+
+/// Limits how many engines run at once (default: one per host process).
+#[derive(Debug)]
+pub struct ConcurrencyLimit {
+    max: usize,
+    running: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl ConcurrencyLimit {
+    /// A limit of `max` concurrent slices (at least 1).
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max: max.max(1),
+            running: Mutex::new(0),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// The process-wide default: one slice at a time.
+    pub fn host_default() -> Arc<Self> {
+        static DEFAULT: std::sync::OnceLock<Arc<ConcurrencyLimit>> = std::sync::OnceLock::new();
+        DEFAULT.get_or_init(|| ConcurrencyLimit::new(1)).clone()
+    }
+
+    /// Wait for a free slot (or cancel). `None` when cancelled while waiting.
+    pub(crate) fn acquire(self: &Arc<Self>, cancel: &CancelToken) -> Option<SlotGuard> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running >= self.max {
+            if cancel.is_cancelled() {
+                return None;
+            }
+            running = self
+                .freed
+                .wait_timeout(running, POLL * 4)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *running += 1;
+        Some(SlotGuard(self.clone()))
+    }
+}
+
+/// A held slot; released on drop.
+#[derive(Debug)]
+pub(crate) struct SlotGuard(Arc<ConcurrencyLimit>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(|e| e.into_inner());
+        *running -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// Read lines of at most [`MAX_LINE`] bytes (longer ones are truncated, never buffered whole).
+fn for_each_line(reader: impl Read, mut f: impl FnMut(&str)) {
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let mut overflow = false;
+        loop {
+            let chunk = match reader.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            if chunk.is_empty() {
+                if !buf.is_empty() {
+                    f(&String::from_utf8_lossy(&buf));
+                }
+                return;
+            }
+            let (take, done) = match memchr_newline(chunk) {
+                Some(i) => (i + 1, true),
+                None => (chunk.len(), false),
+            };
+            let room = MAX_LINE.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..take.min(room)]);
+            overflow |= take > room;
+            reader.consume(take);
+            if done {
+                break;
+            }
+        }
+        let _ = overflow;
+        f(&String::from_utf8_lossy(&buf));
+    }
+}
+
+fn memchr_newline(b: &[u8]) -> Option<usize> {
+    b.iter().position(|c| *c == b'\n')
+}
+
+/// Spawn `cmd` isolated, hand each stderr line to `on_line` (on this thread), and wait for the
+/// end, a cancel or the timeout. On cancel/timeout the whole process group is killed and
+/// reaped before returning.
+pub(crate) fn run(
+    mut cmd: Command,
+    idle: bool,
+    cancel: &CancelToken,
+    timeout: Option<Duration>,
+    mut on_line: impl FnMut(&str),
+) -> std::io::Result<RunEnd> {
+    isolation::isolate(&mut cmd, idle);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let pgid = child.id();
+    let stderr = child.stderr.take();
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        if let Some(stderr) = stderr {
+            for_each_line(stderr, |l| {
+                let _ = tx.send(l.to_owned());
+            });
+        }
+    });
+    let (exit_tx, exit_rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = exit_tx.send(());
+        status
+    });
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut end = None;
+    loop {
+        // Drain stderr lines first so progress flows while the engine runs.
+        match rx.recv_timeout(POLL) {
+            Ok(line) => {
+                on_line(&line);
+                while let Ok(line) = rx.try_recv() {
+                    on_line(&line);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // stderr closed: the engine is exiting; wait for the waiter below.
+                if exit_rx.recv_timeout(POLL).is_ok() {
+                    break;
+                }
+            }
+        }
+        if exit_rx.try_recv().is_ok() {
+            break;
+        }
+        if cancel.is_cancelled() {
+            end = Some(RunEnd::Cancelled);
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            end = Some(RunEnd::TimedOut);
+        }
+        if end.is_some() {
+            // The leader is not reaped yet (the waiter would have signalled), so `pgid` still
+            // names the engine's group.
+            isolation::kill_group(pgid);
+            break;
+        }
+    }
+    let status = waiter
+        .join()
+        .map_err(|_| std::io::Error::other("engine waiter thread panicked"))??;
+    // Anything else left in the group (nothing, for CuraEngine) goes too.
+    if isolation::group_alive(pgid) {
+        isolation::kill_group(pgid);
+    }
+    let _ = reader.join();
+    while let Ok(line) = rx.try_recv() {
+        on_line(&line);
+    }
+    Ok(end.unwrap_or(RunEnd::Exited(status)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_truncated_not_buffered() {
+        let mut data = vec![b'x'; MAX_LINE * 2];
+        data.extend_from_slice(b"\nshort\nlast");
+        let mut lines = Vec::new();
+        for_each_line(&data[..], |l| lines.push(l.len()));
+        assert_eq!(lines, [MAX_LINE, 6, 4]);
+    }
+
+    #[test]
+    fn cancel_kills_the_group_promptly() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 30 & sleep 30; echo never >&2"]);
+        let cancel = CancelToken::new();
+        let c2 = cancel.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            c2.cancel();
+            Instant::now()
+        });
+        let mut lines = Vec::new();
+        let end = run(cmd, true, &cancel, None, |l| lines.push(l.to_owned())).unwrap();
+        let latency = t.join().unwrap().elapsed();
+        assert!(matches!(end, RunEnd::Cancelled));
+        assert!(lines.is_empty());
+        // Generous bound: this only proves the kill does not wait for the 30 s sleeps.
+        assert!(latency < Duration::from_secs(5), "{latency:?}");
+    }
+
+    #[test]
+    fn timeout_and_exit_status() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let end = run(cmd, false, &CancelToken::new(), Some(Duration::from_millis(50)), |_| {}).unwrap();
+        assert!(matches!(end, RunEnd::TimedOut));
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo one >&2; exit 3"]);
+        let mut lines = Vec::new();
+        let end = run(cmd, false, &CancelToken::new(), None, |l| lines.push(l.to_owned())).unwrap();
+        assert!(matches!(end, RunEnd::Exited(s) if s.code() == Some(3)));
+        assert_eq!(lines, ["one\n"]);
+    }
+}
