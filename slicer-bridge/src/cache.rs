@@ -73,7 +73,11 @@ impl SliceCache {
         let bbox = v["bbox"].as_array().and_then(|corners| {
             let c = |i: usize| -> Option<[f64; 3]> {
                 let a = corners.get(i)?.as_array()?;
-                Some([a.first()?.as_f64()?, a.get(1)?.as_f64()?, a.get(2)?.as_f64()?])
+                Some([
+                    a.first()?.as_f64()?,
+                    a.get(1)?.as_f64()?,
+                    a.get(2)?.as_f64()?,
+                ])
             };
             Some([c(0)?, c(1)?])
         });

@@ -195,8 +195,14 @@ impl CuraSlicer {
                 _ => global.push(kv(k, v)),
             }
         }
-        global.push(format!("material_bed_temp_prepend={}", Value::Bool(bed_temp_prepend(&start))));
-        global.push(format!("material_print_temp_prepend={}", Value::Bool(print_temp_prepend(&start))));
+        global.push(format!(
+            "material_bed_temp_prepend={}",
+            Value::Bool(bed_temp_prepend(&start))
+        ));
+        global.push(format!(
+            "material_print_temp_prepend={}",
+            Value::Bool(print_temp_prepend(&start))
+        ));
         let extruders = settings
             .extruders
             .iter()
@@ -317,18 +323,20 @@ fn publish(src: &Path, dest: &Path, true_header: &[String]) -> Result<(), SliceE
         .prefix(".easyprint-slice-")
         .suffix(".part")
         .tempfile_in(&dir)
-        .map_err(SliceError::io(format!("creating a temporary file in {}", dir.display())))?;
+        .map_err(SliceError::io(format!(
+            "creating a temporary file in {}",
+            dir.display()
+        )))?;
     let input = std::fs::File::open(src).map_err(SliceError::io("reading engine output"))?;
     rewrite_header(input, tmp.as_file_mut(), true_header)
         .map_err(SliceError::io("writing G-code"))?;
     tmp.as_file()
         .sync_all()
         .map_err(SliceError::io("syncing G-code"))?;
-    tmp.persist(dest)
-        .map_err(|e| SliceError::Io {
-            context: format!("publishing {}", dest.display()),
-            source: e.error,
-        })?;
+    tmp.persist(dest).map_err(|e| SliceError::Io {
+        context: format!("publishing {}", dest.display()),
+        source: e.error,
+    })?;
     Ok(())
 }
 
@@ -353,7 +361,8 @@ fn stats_from(log: &CuraLog, layer_count: u64, time_fallback: Option<f64>) -> Sl
             .print_time_s
             .or_else(|| header_number(h, ";TIME:").map(|t| t as u64))
             .or_else(|| time_fallback.map(|t| t.round() as u64)),
-        filament_mm: header_number(h, ";Filament used:").map(|m| m * 1000.0),
+        // Metres in the header; keep micrometre precision without float noise.
+        filament_mm: header_number(h, ";Filament used:").map(|m| (m * 1e6).round() / 1e3),
         filament_mm3: log.filament_mm3,
         layer_count,
         bbox,
@@ -438,7 +447,9 @@ impl Slicer for CuraSlicer {
         let status = match end {
             RunEnd::Cancelled => return Err(SliceError::Cancelled),
             RunEnd::TimedOut => {
-                return Err(SliceError::Timeout(self.options.timeout.unwrap_or_default()))
+                return Err(SliceError::Timeout(
+                    self.options.timeout.unwrap_or_default(),
+                ))
             }
             RunEnd::Exited(status) => status,
         };

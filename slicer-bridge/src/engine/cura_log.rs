@@ -119,10 +119,16 @@ mod tests {
     fn parses_progress_header_and_summary() {
         let mut log = CuraLog::default();
         let p = log.feed("Progress:inset+skin:3:100\t0.250000%").unwrap();
-        assert_eq!((p.stage.as_str(), p.current, p.total), ("inset+skin", 3, 100));
+        assert_eq!(
+            (p.stage.as_str(), p.current, p.total),
+            ("inset+skin", 3, 100)
+        );
         assert_eq!(p.fraction, 0.25);
         // A late lower fraction never moves the overall progress backwards.
-        assert_eq!(log.feed("Progress:export:1:2\t0.2%").unwrap().fraction, 0.25);
+        assert_eq!(
+            log.feed("Progress:export:1:2\t0.2%").unwrap().fraction,
+            0.25
+        );
         for line in [
             "Gcode header after slicing:",
             ";FLAVOR:Marlin",

@@ -181,7 +181,12 @@ fn summary(errors: &[String]) -> String {
     if errors.is_empty() {
         "no error message".to_owned()
     } else {
-        errors.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        errors
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 

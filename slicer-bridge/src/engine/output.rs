@@ -110,9 +110,14 @@ mod tests {
 
     #[test]
     fn header_is_replaced_and_body_kept() {
-        let truth: Vec<String> = [";FLAVOR:Marlin", ";TIME:1144", ";Filament used: 2.12153m", ";MINX:92.2"]
-            .map(String::from)
-            .to_vec();
+        let truth: Vec<String> = [
+            ";FLAVOR:Marlin",
+            ";TIME:1144",
+            ";Filament used: 2.12153m",
+            ";MINX:92.2",
+        ]
+        .map(String::from)
+        .to_vec();
         let mut out = Vec::new();
         let n = rewrite_header(PLACEHOLDER.as_bytes(), &mut out, &truth).unwrap();
         assert_eq!(n, 3);

@@ -252,12 +252,22 @@ mod tests {
     fn timeout_and_exit_status() {
         let mut cmd = Command::new("sleep");
         cmd.arg("30");
-        let end = run(cmd, false, &CancelToken::new(), Some(Duration::from_millis(50)), |_| {}).unwrap();
+        let end = run(
+            cmd,
+            false,
+            &CancelToken::new(),
+            Some(Duration::from_millis(50)),
+            |_| {},
+        )
+        .unwrap();
         assert!(matches!(end, RunEnd::TimedOut));
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "echo one >&2; exit 3"]);
         let mut lines = Vec::new();
-        let end = run(cmd, false, &CancelToken::new(), None, |l| lines.push(l.to_owned())).unwrap();
+        let end = run(cmd, false, &CancelToken::new(), None, |l| {
+            lines.push(l.to_owned())
+        })
+        .unwrap();
         assert!(matches!(end, RunEnd::Exited(s) if s.code() == Some(3)));
         assert_eq!(lines, ["one\n"]);
     }

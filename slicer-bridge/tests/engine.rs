@@ -1,0 +1,575 @@
+//! Slicing generated models with the real CuraEngine (installed by scripts/install-deps).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use easyprint_slicer::cache::SliceCache;
+use easyprint_slicer::model::{write_binary_stl, FitError, Mesh, ModelError};
+use easyprint_slicer::settings::SettingsError;
+use easyprint_slicer::{
+    CancelToken, CuraOptions, CuraSlicer, Profile, Progress, QualityChoice, SliceError,
+    SliceReport, SliceRequest, Slicer,
+};
+
+type Tri = [[f32; 3]; 3];
+
+fn quad(a: [f32; 3], b: [f32; 3], c: [f32; 3], d: [f32; 3]) -> [Tri; 2] {
+    [[a, b, c], [a, c, d]]
+}
+
+/// Axis-aligned box with outward-facing triangles.
+fn cuboid(min: [f32; 3], max: [f32; 3]) -> Vec<Tri> {
+    let [x0, y0, z0] = min;
+    let [x1, y1, z1] = max;
+    let p = |x, y, z| [x, y, z];
+    [
+        quad(p(x0, y0, z0), p(x0, y1, z0), p(x1, y1, z0), p(x1, y0, z0)),
+        quad(p(x0, y0, z1), p(x1, y0, z1), p(x1, y1, z1), p(x0, y1, z1)),
+        quad(p(x0, y0, z0), p(x1, y0, z0), p(x1, y0, z1), p(x0, y0, z1)),
+        quad(p(x0, y1, z0), p(x0, y1, z1), p(x1, y1, z1), p(x1, y1, z0)),
+        quad(p(x0, y0, z0), p(x0, y0, z1), p(x0, y1, z1), p(x0, y1, z0)),
+        quad(p(x1, y0, z0), p(x1, y1, z0), p(x1, y1, z1), p(x1, y0, z1)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn cylinder(r: f32, h: f32, segments: usize) -> Vec<Tri> {
+    let pt = |i: usize, z: f32| {
+        let a = i as f32 / segments as f32 * std::f32::consts::TAU;
+        [r * a.cos(), r * a.sin(), z]
+    };
+    let mut t = Vec::new();
+    for i in 0..segments {
+        let j = (i + 1) % segments;
+        t.push([[0.0, 0.0, 0.0], pt(j, 0.0), pt(i, 0.0)]);
+        t.push([[0.0, 0.0, h], pt(i, h), pt(j, h)]);
+        t.extend(quad(pt(i, 0.0), pt(j, 0.0), pt(j, h), pt(i, h)));
+    }
+    t
+}
+
+/// Sphere of `r` with `n` x `2n` facets (many triangles: a slow slice).
+fn sphere(r: f32, n: usize) -> Vec<Tri> {
+    let pt = |i: usize, j: usize| {
+        let th = i as f32 / n as f32 * std::f32::consts::PI;
+        let ph = j as f32 / (2 * n) as f32 * std::f32::consts::TAU;
+        [
+            r * th.sin() * ph.cos(),
+            r * th.sin() * ph.sin(),
+            r - r * th.cos(),
+        ]
+    };
+    let mut t = Vec::new();
+    for i in 0..n {
+        for j in 0..2 * n {
+            let (a, b, c, d) = (pt(i, j), pt(i + 1, j), pt(i + 1, j + 1), pt(i, j + 1));
+            t.push([a, b, c]);
+            t.push([a, c, d]);
+        }
+    }
+    t
+}
+
+/// A "T": a thin post with a wide slab on top (needs support).
+fn overhang() -> Vec<Tri> {
+    let mut t = cuboid([-3.0, -3.0, 0.0], [3.0, 3.0, 6.0]);
+    t.extend(cuboid([-12.0, -12.0, 6.0], [12.0, 12.0, 8.0]));
+    t
+}
+
+fn write_model(dir: &Path, name: &str, triangles: Vec<Tri>) -> PathBuf {
+    let path = dir.join(name);
+    let mut bytes = Vec::new();
+    write_binary_stl(
+        &Mesh {
+            triangles,
+            dropped_degenerate: 0,
+        },
+        &mut bytes,
+    )
+    .unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn slicer(cache: Option<SliceCache>) -> CuraSlicer {
+    CuraSlicer::discover(CuraOptions {
+        threads: Some(1),
+        cache,
+        ..CuraOptions::default()
+    })
+    .expect("CuraEngine and Cura resources (scripts/install-deps installs them)")
+}
+
+/// Fast settings: thick layers, no adhesion unless a test asks for it.
+fn profile(machine: &str, extra: &[&str]) -> Profile {
+    let mut p = Profile::machine(machine).set("layer_height=0.3").unwrap();
+    p.quality = QualityChoice::None;
+    let mut p = p.set("adhesion_type=none").unwrap();
+    for e in extra {
+        p = p.set(e).unwrap();
+    }
+    p
+}
+
+fn slice(
+    s: &CuraSlicer,
+    model: &Path,
+    profile: &Profile,
+    output: &Path,
+) -> Result<SliceReport, SliceError> {
+    s.slice(SliceRequest {
+        model,
+        profile,
+        output,
+        progress: None,
+        cancel: CancelToken::new(),
+    })
+}
+
+/// Extrusion bounding box from the G-code itself (absolute XYZ, moves with increasing E).
+fn extrusion_bbox(gcode: &str) -> [[f64; 3]; 2] {
+    let (mut pos, mut e) = ([0f64; 3], 0f64);
+    let mut bb = [[f64::MAX; 3], [f64::MIN; 3]];
+    // Only the print itself: start G-code purge lines are outside the model on purpose.
+    let body = &gcode[gcode.find(";LAYER:0").expect("a first layer")..];
+    for line in body.lines() {
+        let code = line.split(';').next().unwrap_or("");
+        let mut words = code.split_whitespace();
+        match words.next() {
+            Some("G0" | "G1") => {
+                let mut new_e = e;
+                for w in words {
+                    let (k, v) = w.split_at(1);
+                    let Ok(v) = v.parse::<f64>() else { continue };
+                    match k {
+                        "X" => pos[0] = v,
+                        "Y" => pos[1] = v,
+                        "Z" => pos[2] = v,
+                        "E" => new_e = v,
+                        _ => {}
+                    }
+                }
+                if new_e > e && code.contains('X') {
+                    for a in 0..3 {
+                        bb[0][a] = bb[0][a].min(pos[a]);
+                        bb[1][a] = bb[1][a].max(pos[a]);
+                    }
+                }
+                e = new_e;
+            }
+            Some("G92") => {
+                for w in words {
+                    if let Some(v) = w.strip_prefix('E') {
+                        e = v.parse().unwrap_or(0.0);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    bb
+}
+
+fn count(gcode: &str, needle: &str) -> usize {
+    gcode.matches(needle).count()
+}
+
+#[test]
+fn shapes_slice_on_two_machines_with_matching_bbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = slicer(None);
+    let mut two_parts = cuboid([-15.0, -5.0, 0.0], [-5.0, 5.0, 6.0]);
+    two_parts.extend(cuboid([5.0, -5.0, 0.0], [15.0, 5.0, 6.0]));
+    let models = [
+        (
+            "cube.stl",
+            cuboid([0.0, 0.0, 0.0], [10.0, 10.0, 6.0]),
+            [10.0, 10.0, 6.0],
+        ),
+        ("cylinder.stl", cylinder(6.0, 6.0, 48), [12.0, 12.0, 6.0]),
+        ("overhang.stl", overhang(), [24.0, 24.0, 8.0]),
+        ("two.stl", two_parts, [30.0, 10.0, 6.0]),
+    ];
+    for machine in ["creality_ender3", "anet3d_a8"] {
+        let p = profile(machine, &[]);
+        let (w, d) = match machine {
+            "creality_ender3" => (235.0, 235.0),
+            _ => (220.0, 220.0),
+        };
+        for (name, tris, size) in &models {
+            let model = write_model(dir.path(), name, tris.clone());
+            let out = dir.path().join(format!("{machine}-{name}.gcode"));
+            let report =
+                slice(&s, &model, &p, &out).unwrap_or_else(|e| panic!("{machine} {name}: {e}"));
+            let gcode = std::fs::read_to_string(&out).unwrap();
+            assert!(report.stats.layer_count >= 19, "{name}: {:?}", report.stats);
+            assert!(!gcode.contains(";TIME:6666") && !gcode.contains("2.14748e+06"));
+            assert!(report.stats.print_time_s.unwrap() > 0);
+            assert!(report.stats.filament_mm.unwrap() > 0.0);
+            // Centred on the bed; outer wall centre lines sit half a line (0.2 mm) inside.
+            let bb = extrusion_bbox(&gcode);
+            let expect_min = [(w - size[0] as f64) / 2.0, (d - size[1] as f64) / 2.0];
+            for a in 0..2 {
+                let expect_max = expect_min[a] + size[a] as f64;
+                assert!(
+                    (bb[0][a] - expect_min[a]).abs() < 0.5 && (bb[1][a] - expect_max).abs() < 0.5,
+                    "{machine} {name} axis {a}: {bb:?} vs {expect_min:?}+{size:?}"
+                );
+            }
+            assert!(
+                (bb[1][2] - size[2] as f64).abs() < 0.35,
+                "{machine} {name} z: {bb:?}"
+            );
+            // The header now carries the engine's true extents.
+            let header_bb = report.stats.bbox.unwrap();
+            assert!(
+                (header_bb[0][0] - bb[0][0]).abs() < 0.5,
+                "{header_bb:?} vs {bb:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn settings_really_change_the_gcode() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = slicer(None);
+    let cube = write_model(dir.path(), "cube.stl", cuboid([0.0; 3], [20.0, 20.0, 6.0]));
+    let t = write_model(dir.path(), "t.stl", overhang());
+    let run = |model: &Path, extra: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        slice(&s, model, &profile("creality_ender3", extra), &out).unwrap();
+        std::fs::read_to_string(out).unwrap()
+    };
+    let base = run(&cube, &[], "base.gcode");
+    let dense = run(&cube, &["infill_sparse_density=60"], "dense.gcode");
+    let e_total = |g: &str| {
+        g.lines()
+            .filter(|l| l.starts_with("G1") && l.contains(" E"))
+            .filter_map(|l| {
+                l.rsplit(" E")
+                    .next()?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .fold(0f64, f64::max)
+    };
+    assert!(
+        e_total(&dense) > e_total(&base) * 1.1,
+        "infill density must change extrusion: {} vs {}",
+        e_total(&dense),
+        e_total(&base)
+    );
+    let no_support = run(&t, &[], "nosup.gcode");
+    let support = run(&t, &["support_enable=true"], "sup.gcode");
+    assert_eq!(count(&no_support, ";TYPE:SUPPORT"), 0);
+    assert!(count(&support, ";TYPE:SUPPORT") > 5);
+    let skirt = run(&cube, &["adhesion_type=skirt"], "skirt.gcode");
+    let brim = run(&cube, &["adhesion_type=brim"], "brim.gcode");
+    assert_eq!(count(&base, ";TYPE:SKIRT"), 0);
+    assert!(count(&skirt, ";TYPE:SKIRT") > 0);
+    // Both are tagged SKIRT; the brim hugs the part, the skirt stands off by skirt_gap.
+    let (bs, bb) = (extrusion_bbox(&skirt), extrusion_bbox(&brim));
+    assert!(bs[0][0] < bb[0][0] - 1.0, "skirt {bs:?} brim {bb:?}");
+    let hot = run(
+        &cube,
+        &[
+            "material_print_temperature=222",
+            "material_bed_temperature=71",
+        ],
+        "hot.gcode",
+    );
+    assert!(
+        hot.contains("M104 S222") || hot.contains("M109 S222"),
+        "print temperature"
+    );
+    assert!(
+        hot.contains("M140 S71") || hot.contains("M190 S71"),
+        "bed temperature"
+    );
+}
+
+#[test]
+fn progress_is_monotonic_and_reaches_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = slicer(None);
+    let model = write_model(dir.path(), "cyl.stl", cylinder(8.0, 10.0, 64));
+    let mut seen: Vec<Progress> = Vec::new();
+    let out = dir.path().join("p.gcode");
+    s.slice(SliceRequest {
+        model: &model,
+        profile: &profile("anet3d_a8", &[]),
+        output: &out,
+        progress: Some(&mut |p| seen.push(p.clone())),
+        cancel: CancelToken::new(),
+    })
+    .unwrap();
+    assert!(seen.len() > 20, "{}", seen.len());
+    assert!(seen.windows(2).all(|w| w[0].fraction <= w[1].fraction));
+    assert_eq!(seen.last().unwrap().fraction, 1.0);
+    assert!(seen.iter().any(|p| p.stage == "export"));
+}
+
+fn libc_sched_idle() -> i32 {
+    5 // SCHED_IDLE in linux/sched.h
+}
+
+/// Pids of CuraEngine processes whose command line contains `marker`.
+fn engines_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("CuraEngine") && cmdline.contains(marker) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn cancel_mid_slice_kills_the_engine_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = slicer(None);
+    let model = write_model(dir.path(), "sphere.stl", sphere(20.0, 120));
+    let marker = format!("cancel-test-{}", std::process::id());
+    let p = profile("anet3d_a8", &["layer_height=0.1"])
+        .set(&format!("machine_name={marker}"))
+        .unwrap();
+    let out = dir.path().join("cancel.gcode");
+    let cancel = CancelToken::new();
+    let mut cancelled_at = None;
+    let mut engine_pids = Vec::new();
+    let mut policy_seen = None;
+    let result = s.slice(SliceRequest {
+        model: &model,
+        profile: &p,
+        output: &out,
+        progress: Some(&mut |p| {
+            if cancelled_at.is_none() && p.fraction > 0.1 {
+                engine_pids = engines_with(&marker);
+                if let Some(pid) = engine_pids.first() {
+                    let stat =
+                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    let after = stat.rsplit(')').next().unwrap_or("");
+                    // Field 41 is the scheduling policy (5 = SCHED_IDLE); the engine resets its
+                    // own nice to 10, which SCHED_IDLE makes irrelevant.
+                    policy_seen = after
+                        .split_whitespace()
+                        .nth(38)
+                        .and_then(|n| n.parse::<i32>().ok());
+                }
+                cancel.cancel();
+                cancelled_at = Some(Instant::now());
+            }
+        }),
+        cancel: cancel.clone(),
+    });
+    let latency = cancelled_at.expect("slice reached 10 %").elapsed();
+    assert!(matches!(result, Err(SliceError::Cancelled)), "{result:?}");
+    assert!(!out.exists(), "no partial output");
+    assert!(!engine_pids.is_empty(), "engine was found while running");
+    assert_eq!(
+        policy_seen,
+        Some(libc_sched_idle()),
+        "engine runs under SCHED_IDLE"
+    );
+    assert!(engines_with(&marker).is_empty(), "engine process gone");
+    // Not a benchmark: only proves cancel does not wait for the slice to finish.
+    assert!(latency < Duration::from_secs(2), "{latency:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn timeout_kills_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = CuraSlicer::discover(CuraOptions {
+        threads: Some(1),
+        timeout: Some(Duration::from_millis(300)),
+        ..CuraOptions::default()
+    })
+    .unwrap();
+    let model = write_model(dir.path(), "sphere.stl", sphere(20.0, 120));
+    let out = dir.path().join("t.gcode");
+    let r = slice(
+        &s,
+        &model,
+        &profile("anet3d_a8", &["layer_height=0.1"]),
+        &out,
+    );
+    assert!(matches!(r, Err(SliceError::Timeout(_))), "{r:?}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn bad_inputs_give_typed_errors_before_the_engine_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = slicer(None);
+    let out = dir.path().join("x.gcode");
+    let p = profile("anet3d_a8", &[]);
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let empty = file("empty.stl", b"");
+    assert!(matches!(
+        slice(&s, &empty, &p, &out),
+        Err(SliceError::Model(ModelError::Empty))
+    ));
+    let mut zero = vec![0u8; 84];
+    zero[..4].copy_from_slice(b"mesh");
+    let zero = file("zero.stl", &zero);
+    assert!(matches!(
+        slice(&s, &zero, &p, &out),
+        Err(SliceError::Model(ModelError::Empty))
+    ));
+    let garbage = file(
+        "garbage.stl",
+        &b"this is not a mesh, just some text long enough to look like a header...\n".repeat(3),
+    );
+    assert!(matches!(
+        slice(&s, &garbage, &p, &out),
+        Err(SliceError::Model(_))
+    ));
+    let mut nan = cuboid([0.0; 3], [5.0; 3]);
+    nan[3][1][0] = f32::NAN;
+    let nan = write_model(dir.path(), "nan.stl", nan);
+    assert!(matches!(
+        slice(&s, &nan, &p, &out),
+        Err(SliceError::Model(ModelError::NonFinite { triangle: 3 }))
+    ));
+    let big = write_model(
+        dir.path(),
+        "big.stl",
+        cuboid([0.0; 3], [500.0, 500.0, 500.0]),
+    );
+    assert!(matches!(
+        slice(&s, &big, &p, &out),
+        Err(SliceError::DoesNotFit(FitError::TooLarge { .. }))
+    ));
+    let wrong_ext = file("model.3ds", b"x");
+    assert!(matches!(
+        slice(&s, &wrong_ext, &p, &out),
+        Err(SliceError::Model(ModelError::UnsupportedFormat(_)))
+    ));
+    let cube = write_model(dir.path(), "cube.stl", cuboid([0.0; 3], [5.0; 3]));
+    let unknown = Profile::machine("anet3d_a8")
+        .set("infill_denisty=20")
+        .unwrap();
+    assert!(matches!(
+        slice(&s, &cube, &unknown, &out),
+        Err(SliceError::Settings(SettingsError::UnknownSetting { .. }))
+    ));
+    let range = Profile::machine("anet3d_a8")
+        .set("infill_sparse_density=-5")
+        .unwrap();
+    assert!(matches!(
+        slice(&s, &cube, &range, &out),
+        Err(SliceError::Settings(SettingsError::OutOfRange { .. }))
+    ));
+    let no_machine = Profile::machine("no_such_printer");
+    let e = slice(&s, &cube, &no_machine, &out).unwrap_err();
+    assert!(e.to_string().contains("no_such_printer"), "{e}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn obj_models_slice() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = slicer(None);
+    let obj = dir.path().join("cube.obj");
+    std::fs::write(
+        &obj,
+        "v 0 0 0\nv 10 0 0\nv 10 10 0\nv 0 10 0\nv 0 0 5\nv 10 0 5\nv 10 10 5\nv 0 10 5\n\
+         f 1 4 3 2\nf 5 6 7 8\nf 1 2 6 5\nf 2 3 7 6\nf 3 4 8 7\nf -4 -8 -5 -1\n",
+    )
+    .unwrap();
+    let out = dir.path().join("obj.gcode");
+    let report = slice(&s, &obj, &profile("anet3d_a8", &[]), &out).unwrap();
+    assert!(report.stats.layer_count >= 15);
+}
+
+#[test]
+fn cache_returns_identical_bytes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = slicer(Some(SliceCache::new(dir.path().join("cache")).unwrap()));
+    let model = write_model(dir.path(), "cube.stl", cuboid([0.0; 3], [8.0, 8.0, 5.0]));
+    let p = profile("anet3d_a8", &[]);
+    let (a, b) = (dir.path().join("a.gcode"), dir.path().join("b.gcode"));
+    let first = slice(&s, &model, &p, &a).unwrap();
+    let second = slice(&s, &model, &p, &b).unwrap();
+    assert!(!first.cache_hit);
+    assert!(second.cache_hit);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(first.stats, second.stats);
+    // Any setting change is a different key.
+    let c = dir.path().join("c.gcode");
+    let third = slice(
+        &s,
+        &model,
+        &profile("anet3d_a8", &["infill_sparse_density=30"]),
+        &c,
+    )
+    .unwrap();
+    assert!(!third.cache_hit);
+}
+
+#[test]
+fn cancel_while_waiting_for_a_slot() {
+    // The host limit (one slice) makes a second request wait; cancelling it must not start it.
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(slicer(None));
+    let model = write_model(dir.path(), "sphere.stl", sphere(20.0, 80));
+    let started = Arc::new(AtomicBool::new(false));
+    let (s2, m2, st2, out1) = (
+        s.clone(),
+        model.clone(),
+        started.clone(),
+        dir.path().join("1.gcode"),
+    );
+    let first_cancel = CancelToken::new();
+    let fc = first_cancel.clone();
+    let first = std::thread::spawn(move || {
+        s2.slice(SliceRequest {
+            model: &m2,
+            profile: &profile("anet3d_a8", &["layer_height=0.1"]),
+            output: &out1,
+            progress: Some(&mut |_| st2.store(true, Ordering::SeqCst)),
+            cancel: fc,
+        })
+    });
+    while !started.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second_cancel = CancelToken::new();
+    second_cancel.cancel();
+    let out2 = dir.path().join("2.gcode");
+    let r = s.slice(SliceRequest {
+        model: &model,
+        profile: &profile("anet3d_a8", &[]),
+        output: &out2,
+        progress: None,
+        cancel: second_cancel,
+    });
+    assert!(matches!(r, Err(SliceError::Cancelled)), "{r:?}");
+    first_cancel.cancel();
+    assert!(matches!(first.join().unwrap(), Err(SliceError::Cancelled)));
+}
