@@ -111,6 +111,60 @@ impl SliceCache {
     }
 }
 
+/// A file whose identity (size + mtime) a request-level entry depends on.
+fn file_stamp(path: &Path) -> Option<(u64, u128)> {
+    let m = std::fs::metadata(path).ok()?;
+    let mtime = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some((m.len(), mtime))
+}
+
+impl SliceCache {
+    /// Remember that request `request_key` produced result `result_key`, valid while the
+    /// `inputs` files (definitions, profiles) keep their size and mtime. Lets a repeated
+    /// request skip settings resolution and model parsing.
+    pub fn put_request(
+        &self,
+        request_key: &str,
+        result_key: &str,
+        inputs: &[PathBuf],
+    ) -> std::io::Result<()> {
+        let files: Vec<serde_json::Value> = inputs
+            .iter()
+            .filter_map(|p| {
+                let (len, mtime) = file_stamp(p)?;
+                Some(json!([p.to_string_lossy(), len, mtime.to_string()]))
+            })
+            .collect();
+        let entry = json!({ "result": result_key, "inputs": files });
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        tmp.write_all(entry.to_string().as_bytes())?;
+        tmp.persist(self.dir.join(format!("req-{request_key}.json")))
+            .map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The result key recorded for `request_key`, if its input files are unchanged.
+    pub fn get_request(&self, request_key: &str) -> Option<String> {
+        let text =
+            std::fs::read_to_string(self.dir.join(format!("req-{request_key}.json"))).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        for f in v["inputs"].as_array()? {
+            let path = Path::new(f.get(0)?.as_str()?);
+            let len = f.get(1)?.as_u64()?;
+            let mtime: u128 = f.get(2)?.as_str()?.parse().ok()?;
+            if file_stamp(path)? != (len, mtime) {
+                return None;
+            }
+        }
+        v["result"].as_str().map(str::to_owned)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +201,12 @@ mod tests {
         let (path, got) = cache.get("k").unwrap();
         assert_eq!(got, stats);
         assert_eq!(std::fs::read(path).unwrap(), b"G1 X1\n");
+        // Request entries die with a change to an input file.
+        let def = dir.path().join("machine.def.json");
+        std::fs::write(&def, b"{}").unwrap();
+        cache.put_request("r", "k", &[def.clone()]).unwrap();
+        assert_eq!(cache.get_request("r").as_deref(), Some("k"));
+        std::fs::write(&def, b"{\"changed\": 1}").unwrap();
+        assert_eq!(cache.get_request("r"), None);
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use easyprint_slicer::cache::SliceCache;
+use easyprint_slicer::model::shapes::{combine, cuboid, cylinder, sphere};
 use easyprint_slicer::model::{write_binary_stl, FitError, Mesh, ModelError};
 use easyprint_slicer::settings::SettingsError;
 use easyprint_slicer::{
@@ -13,85 +14,18 @@ use easyprint_slicer::{
     SliceReport, SliceRequest, Slicer,
 };
 
-type Tri = [[f32; 3]; 3];
-
-fn quad(a: [f32; 3], b: [f32; 3], c: [f32; 3], d: [f32; 3]) -> [Tri; 2] {
-    [[a, b, c], [a, c, d]]
-}
-
-/// Axis-aligned box with outward-facing triangles.
-fn cuboid(min: [f32; 3], max: [f32; 3]) -> Vec<Tri> {
-    let [x0, y0, z0] = min;
-    let [x1, y1, z1] = max;
-    let p = |x, y, z| [x, y, z];
-    [
-        quad(p(x0, y0, z0), p(x0, y1, z0), p(x1, y1, z0), p(x1, y0, z0)),
-        quad(p(x0, y0, z1), p(x1, y0, z1), p(x1, y1, z1), p(x0, y1, z1)),
-        quad(p(x0, y0, z0), p(x1, y0, z0), p(x1, y0, z1), p(x0, y0, z1)),
-        quad(p(x0, y1, z0), p(x0, y1, z1), p(x1, y1, z1), p(x1, y1, z0)),
-        quad(p(x0, y0, z0), p(x0, y0, z1), p(x0, y1, z1), p(x0, y1, z0)),
-        quad(p(x1, y0, z0), p(x1, y1, z0), p(x1, y1, z1), p(x1, y0, z1)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
-}
-
-fn cylinder(r: f32, h: f32, segments: usize) -> Vec<Tri> {
-    let pt = |i: usize, z: f32| {
-        let a = i as f32 / segments as f32 * std::f32::consts::TAU;
-        [r * a.cos(), r * a.sin(), z]
-    };
-    let mut t = Vec::new();
-    for i in 0..segments {
-        let j = (i + 1) % segments;
-        t.push([[0.0, 0.0, 0.0], pt(j, 0.0), pt(i, 0.0)]);
-        t.push([[0.0, 0.0, h], pt(i, h), pt(j, h)]);
-        t.extend(quad(pt(i, 0.0), pt(j, 0.0), pt(j, h), pt(i, h)));
-    }
-    t
-}
-
-/// Sphere of `r` with `n` x `2n` facets (many triangles: a slow slice).
-fn sphere(r: f32, n: usize) -> Vec<Tri> {
-    let pt = |i: usize, j: usize| {
-        let th = i as f32 / n as f32 * std::f32::consts::PI;
-        let ph = j as f32 / (2 * n) as f32 * std::f32::consts::TAU;
-        [
-            r * th.sin() * ph.cos(),
-            r * th.sin() * ph.sin(),
-            r - r * th.cos(),
-        ]
-    };
-    let mut t = Vec::new();
-    for i in 0..n {
-        for j in 0..2 * n {
-            let (a, b, c, d) = (pt(i, j), pt(i + 1, j), pt(i + 1, j + 1), pt(i, j + 1));
-            t.push([a, b, c]);
-            t.push([a, c, d]);
-        }
-    }
-    t
-}
-
 /// A "T": a thin post with a wide slab on top (needs support).
-fn overhang() -> Vec<Tri> {
-    let mut t = cuboid([-3.0, -3.0, 0.0], [3.0, 3.0, 6.0]);
-    t.extend(cuboid([-12.0, -12.0, 6.0], [12.0, 12.0, 8.0]));
-    t
+fn overhang() -> Mesh {
+    combine([
+        cuboid([-3.0, -3.0, 0.0], [3.0, 3.0, 6.0]),
+        cuboid([-12.0, -12.0, 6.0], [12.0, 12.0, 8.0]),
+    ])
 }
 
-fn write_model(dir: &Path, name: &str, triangles: Vec<Tri>) -> PathBuf {
+fn write_model(dir: &Path, name: &str, mesh: Mesh) -> PathBuf {
     let path = dir.join(name);
     let mut bytes = Vec::new();
-    write_binary_stl(
-        &Mesh {
-            triangles,
-            dropped_degenerate: 0,
-        },
-        &mut bytes,
-    )
-    .unwrap();
+    write_binary_stl(&mesh, &mut bytes).unwrap();
     std::fs::write(&path, bytes).unwrap();
     path
 }
@@ -183,8 +117,10 @@ fn count(gcode: &str, needle: &str) -> usize {
 fn shapes_slice_on_two_machines_with_matching_bbox() {
     let dir = tempfile::tempdir().unwrap();
     let s = slicer(None);
-    let mut two_parts = cuboid([-15.0, -5.0, 0.0], [-5.0, 5.0, 6.0]);
-    two_parts.extend(cuboid([5.0, -5.0, 0.0], [15.0, 5.0, 6.0]));
+    let two_parts = combine([
+        cuboid([-15.0, -5.0, 0.0], [-5.0, 5.0, 6.0]),
+        cuboid([5.0, -5.0, 0.0], [15.0, 5.0, 6.0]),
+    ]);
     let models = [
         (
             "cube.stl",
@@ -450,7 +386,7 @@ fn bad_inputs_give_typed_errors_before_the_engine_runs() {
         Err(SliceError::Model(_))
     ));
     let mut nan = cuboid([0.0; 3], [5.0; 3]);
-    nan[3][1][0] = f32::NAN;
+    nan.triangles[3][1][0] = f32::NAN;
     let nan = write_model(dir.path(), "nan.stl", nan);
     assert!(matches!(
         slice(&s, &nan, &p, &out),

@@ -112,7 +112,10 @@ fn header_placeholders_are_replaced_from_the_engine_report() {
     let (r, output) = run(&engine, d);
     let report = r.unwrap();
     let text = std::fs::read_to_string(output).unwrap();
-    assert!(text.starts_with(";FLAVOR:Marlin\n;TIME:13\n;Filament used: 0.00042m\n"), "{text}");
+    assert!(
+        text.starts_with(";FLAVOR:Marlin\n;TIME:13\n;Filament used: 0.00042m\n"),
+        "{text}"
+    );
     assert_eq!(report.stats.print_time_s, Some(13));
     assert_eq!(report.stats.filament_mm, Some(0.42));
     assert!(report.engine.contains("4.13.0"));
@@ -126,7 +129,10 @@ fn missing_engine_says_how_to_install() {
     let fake = stand_in(dir.path(), "notcura", "exit 0");
     std::fs::write(&fake, "#!/bin/sh\necho hello\n").unwrap();
     let e = CuraEngine::at(&fake).unwrap_err();
-    assert!(e.to_string().contains("does not look like CuraEngine"), "{e}");
+    assert!(
+        e.to_string().contains("does not look like CuraEngine"),
+        "{e}"
+    );
     let e = Resources::at(dir.path()).unwrap_err();
     assert!(e.to_string().contains("fdmprinter"), "{e}");
 }

@@ -264,6 +264,31 @@ impl CuraSlicer {
         cmd
     }
 
+    /// Key of the raw request: engine, resources, profile and the model file's bytes.
+    fn request_key(&self, profile: &Profile, model: &Path) -> Result<String, SliceError> {
+        let bytes = std::fs::read(model).map_err(|e| model::ModelError::Io {
+            path: model.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let mut key = KeyBuilder::new(&self.engine());
+        key.part(self.resources.root().as_os_str().as_encoded_bytes())
+            .part(format!("{profile:?}").as_bytes())
+            .part(model.extension().unwrap_or_default().as_encoded_bytes())
+            .part(&bytes);
+        Ok(key.finish())
+    }
+
+    fn cached_report(&self, output: &Path, stats: SliceStats, started: Instant) -> SliceReport {
+        SliceReport {
+            output: output.to_owned(),
+            engine: self.engine(),
+            cache_hit: true,
+            stats,
+            warnings: Vec::new(),
+            elapsed: started.elapsed(),
+        }
+    }
+
     fn cache_key(&self, prepared: &Prepared, placed_stl: &[u8]) -> String {
         let mut key = KeyBuilder::new(&self.engine());
         key.part(placed_stl);
@@ -280,6 +305,20 @@ impl CuraSlicer {
         }
         key.finish()
     }
+}
+
+/// Files whose change invalidates a request-level cache entry.
+fn input_files(prepared: &Prepared) -> Vec<PathBuf> {
+    let machine = prepared.stack.machine();
+    let mut files: Vec<PathBuf> = machine.global.paths.clone();
+    files.extend(
+        machine
+            .extruders
+            .iter()
+            .flat_map(|e| e.paths.iter().cloned()),
+    );
+    files.extend(prepared.stack.quality().and_then(|q| q.path.clone()));
+    files
 }
 
 /// The machine's printable volume from resolved settings.
@@ -381,6 +420,24 @@ impl Slicer for CuraSlicer {
                 cb(p);
             }
         };
+        let done = Progress {
+            stage: "done".into(),
+            current: 1,
+            total: 1,
+            fraction: 1.0,
+        };
+        // 0. Fast path: the same request (model bytes + profile) with unchanged definitions.
+        let request_key = match &self.options.cache {
+            Some(_) => Some(self.request_key(request.profile, request.model)?),
+            None => None,
+        };
+        if let (Some(cache), Some(rk)) = (&self.options.cache, &request_key) {
+            if let Some((cached, stats)) = cache.get_request(rk).and_then(|k| cache.get(&k)) {
+                publish(&cached, request.output, &[])?;
+                report_progress(&done);
+                return Ok(self.cached_report(request.output, stats, started));
+            }
+        }
         // 1. Settings and model are checked before the engine starts.
         let prepared = self.prepare(request.profile)?;
         let mut mesh: Mesh = model::load(request.model)?;
@@ -390,25 +447,16 @@ impl Slicer for CuraSlicer {
         let mut stl = Vec::with_capacity(84 + mesh.triangles.len() * 50);
         model::write_binary_stl(&mesh, &mut stl).map_err(SliceError::io("encoding STL"))?;
 
-        // 2. Cache.
+        // 2. Cache, keyed by placed model + resolved settings + engine.
         let key = self.cache_key(&prepared, &stl);
         if let Some(cache) = &self.options.cache {
             if let Some((cached, stats)) = cache.get(&key) {
                 publish(&cached, request.output, &[])?;
-                report_progress(&Progress {
-                    stage: "cache".into(),
-                    current: 1,
-                    total: 1,
-                    fraction: 1.0,
-                });
-                return Ok(SliceReport {
-                    output: request.output.to_owned(),
-                    engine: self.engine(),
-                    cache_hit: true,
-                    stats,
-                    warnings: Vec::new(),
-                    elapsed: started.elapsed(),
-                });
+                if let Some(rk) = &request_key {
+                    let _ = cache.put_request(rk, &key, &input_files(&prepared));
+                }
+                report_progress(&done);
+                return Ok(self.cached_report(request.output, stats, started));
             }
         }
 
@@ -495,14 +543,13 @@ impl Slicer for CuraSlicer {
         publish(&engine_out, request.output, &log.header)?;
         if let Some(cache) = &self.options.cache {
             // A failed cache write costs only a future re-slice.
-            let _ = cache.put(&key, request.output, &stats);
+            if cache.put(&key, request.output, &stats).is_ok() {
+                if let Some(rk) = &request_key {
+                    let _ = cache.put_request(rk, &key, &input_files(&prepared));
+                }
+            }
         }
-        report_progress(&Progress {
-            stage: "done".into(),
-            current: 1,
-            total: 1,
-            fraction: 1.0,
-        });
+        report_progress(&done);
         Ok(SliceReport {
             output: request.output.to_owned(),
             engine: self.engine(),

@@ -2,6 +2,7 @@
 //! write the binary STL the engine reads.
 
 mod obj;
+pub mod shapes;
 mod stl;
 
 use std::path::Path;

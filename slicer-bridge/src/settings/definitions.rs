@@ -27,9 +27,10 @@ const MAX_INHERITANCE_DEPTH: usize = 16;
 pub enum DefinitionError {
     /// No resources directory was found.
     #[error(
-        "no Cura resources found (looked in {searched}); install them with `apt-get install cura-engine cura` \
-         (Debian/Ubuntu), or point {RESOURCES_ENV} at a directory holding definitions/ and extruders/ \
-         (e.g. an unpacked Cura AppImage's share/cura/resources)"
+        "no Cura resources found (looked in {searched}); on Debian/Ubuntu install the `cura` package, \
+         or unpack only its resources (`apt-get download cura && dpkg-deb -x cura_*.deb x`, then copy \
+         x/usr/share/cura/resources to /usr/share/cura/resources), or point {RESOURCES_ENV} at a \
+         directory holding definitions/ and extruders/ (e.g. a Cura install's share/cura/resources)"
     )]
     ResourcesNotFound {
         /// Directories that were tried.

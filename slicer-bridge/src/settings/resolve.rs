@@ -208,6 +208,11 @@ impl SettingsStack {
         &self.machine
     }
 
+    /// The quality profile applied, if any.
+    pub fn quality(&self) -> Option<&QualityProfile> {
+        self.quality.as_ref()
+    }
+
     /// The definition of `key`, from the global chain or an extruder chain.
     pub fn definition(&self, key: &str) -> Option<&SettingDef> {
         self.machine.global.settings.get(key).or_else(|| {
