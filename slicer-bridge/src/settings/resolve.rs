@@ -904,3 +904,121 @@ impl Scope for FormulaScope<'_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Resources;
+
+    /// A two-extruder machine exercising resolve, limit_to_extruder and per-extruder values.
+    fn fixture(settings: &str) -> (tempfile::TempDir, Resources) {
+        let dir = tempfile::tempdir().unwrap();
+        let defs = dir.path().join("definitions");
+        let extr = dir.path().join("extruders");
+        std::fs::create_dir_all(&defs).unwrap();
+        std::fs::create_dir_all(&extr).unwrap();
+        std::fs::write(
+            defs.join("fdmprinter.def.json"),
+            format!(r#"{{"name": "base", "settings": {{"cat": {{"type": "category", "children": {settings}}}}}}}"#),
+        )
+        .unwrap();
+        std::fs::write(
+            defs.join("twin.def.json"),
+            r#"{"name": "Twin", "inherits": "fdmprinter",
+                "metadata": {"visible": true, "machine_extruder_trains": {"0": "twin_e0", "1": "twin_e1"}},
+                "overrides": {"density": {"default_value": 30}}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            extr.join("fdmextruder.def.json"),
+            r#"{"name": "e", "settings": {"m": {"type": "category", "children": {
+                "extruder_nr": {"type": "extruder", "default_value": "0", "settable_per_extruder": true},
+                "nozzle": {"type": "float", "default_value": 0.4, "settable_per_extruder": true}}}}}"#,
+        )
+        .unwrap();
+        for (i, nozzle) in [(0, 0.4), (1, 0.6)] {
+            std::fs::write(
+                extr.join(format!("twin_e{i}.def.json")),
+                format!(r#"{{"name": "E{i}", "inherits": "fdmextruder", "overrides": {{"extruder_nr": {{"default_value": "{i}"}}, "nozzle": {{"default_value": {nozzle}}}}}}}"#),
+            )
+            .unwrap();
+        }
+        let r = Resources::at(dir.path()).unwrap();
+        (dir, r)
+    }
+
+    const SETTINGS: &str = r#"{
+        "infill_extruder_nr": {"type": "extruder", "default_value": "-1", "settable_per_extruder": false},
+        "density": {"type": "float", "default_value": 20, "minimum_value": "0", "maximum_value": "100", "limit_to_extruder": "infill_extruder_nr"},
+        "line": {"type": "float", "default_value": 1, "value": "nozzle * 2"},
+        "widest": {"type": "float", "default_value": 0, "value": "max(extruderValues('line'))", "settable_per_extruder": false},
+        "mode": {"type": "enum", "options": {"a": "A", "b": "B"}, "default_value": "a",
+                 "resolve": "'b' if 'b' in extruderValues('mode') else 'a'", "settable_per_extruder": false}
+    }"#;
+
+    #[test]
+    fn per_extruder_limit_and_resolve() {
+        let (_d, r) = fixture(SETTINGS);
+        let mut stack = SettingsStack::new(r.load_machine("twin").unwrap(), None);
+        let v = stack.resolve().unwrap();
+        assert_eq!(v.extruder(0, "line"), Some(&Value::Float(0.8)));
+        assert_eq!(v.extruder(1, "line"), Some(&Value::Float(1.2)));
+        assert_eq!(v.get("widest"), Some(&Value::Float(1.2)));
+        assert_eq!(v.get("density"), Some(&Value::Int(30)));
+        // limit_to_extruder: the global value follows the infill extruder's.
+        stack
+            .set(&Override::parse("density@1=55").unwrap())
+            .unwrap();
+        stack
+            .set(&Override::parse("infill_extruder_nr=1").unwrap())
+            .unwrap();
+        let v = stack.resolve().unwrap();
+        assert_eq!(v.get("density"), Some(&Value::Float(55.0)));
+        // Cura redirects every stack's lookup of a limited setting to the limiting extruder.
+        assert_eq!(v.extruder(0, "density"), Some(&Value::Float(55.0)));
+        // resolve: one extruder asking for "b" wins; a global user value overrides resolve.
+        stack.set(&Override::parse("mode@0=b").unwrap()).unwrap();
+        assert_eq!(
+            stack.resolve().unwrap().get("mode"),
+            Some(&Value::Str("b".into()))
+        );
+        assert!(matches!(
+            stack.set(&Override::parse("mode@2=b").unwrap()),
+            Err(SettingsError::NoSuchExtruder {
+                extruder: 2,
+                count: 2
+            })
+        ));
+    }
+
+    #[test]
+    fn cycles_are_reported_with_their_path() {
+        let (_d, r) = fixture(
+            r#"{"a": {"type": "float", "default_value": 1, "value": "b + 1"},
+                "b": {"type": "float", "default_value": 1, "value": "a * 2"}}"#,
+        );
+        let err = SettingsStack::new(r.load_machine("twin").unwrap(), None)
+            .resolve()
+            .unwrap_err();
+        match err {
+            SettingsError::Eval(EvalError::Cycle(path)) => {
+                assert!(path.len() >= 3, "{path:?}");
+                assert_eq!(path.first(), path.last());
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn runtime_errors_become_zero_with_a_diagnostic() {
+        let (_d, r) = fixture(r#"{"q": {"type": "float", "default_value": 1, "value": "1 / 0"}}"#);
+        let v = SettingsStack::new(r.load_machine("twin").unwrap(), None)
+            .resolve()
+            .unwrap();
+        assert_eq!(v.get("q"), Some(&Value::Int(0)));
+        assert!(v
+            .diagnostics
+            .iter()
+            .any(|d| d.key == "q" && d.error == EvalError::DivisionByZero));
+    }
+}
