@@ -1,0 +1,163 @@
+//! Decimal number scanning for G-code words, in the nom parser signature.
+//!
+//! G-code numbers are plain decimals (`10`, `-.5`, `+1`, `1.`, `007`) with no exponent: `E` is an axis
+//! letter, so `X1E5` is two words. Most have at most 15 significant digits, for which
+//! `mantissa / 10^k` in `f64` is exact and correctly rounded (both operands are exact and IEEE
+//! division rounds once); anything longer takes the standard library's correctly rounded parser.
+
+use nom::IResult;
+
+use crate::parse::error::{Expected, SyntaxError};
+
+/// Powers of ten exactly representable in `f64`.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+/// Largest mantissa converted exactly to `f64`.
+const MAX_EXACT_MANTISSA: u64 = 1 << 53;
+
+/// Scans a signed decimal number at the start of `input`.
+///
+/// Fails with [`Expected::Number`] when there is no digit, and with [`Expected::FiniteNumber`] when
+/// the digits overflow `f64`.
+#[inline]
+pub(crate) fn decimal(input: &[u8]) -> IResult<&[u8], f64, SyntaxError<'_>> {
+    let mut pos = 0;
+    let negative = match input.first() {
+        Some(b'-') => {
+            pos = 1;
+            true
+        }
+        Some(b'+') => {
+            pos = 1;
+            false
+        }
+        _ => false,
+    };
+    let sign_len = pos;
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    let mut fraction_digits = 0usize;
+    let mut exact = true;
+    while let Some(&b) = input.get(pos) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+        digits += 1;
+        pos += 1;
+    }
+    if input.get(pos) == Some(&b'.') {
+        pos += 1;
+        while let Some(&b) = input.get(pos) {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+            digits += 1;
+            fraction_digits += 1;
+            pos += 1;
+        }
+    }
+    if digits == 0 {
+        return Err(nom::Err::Error(SyntaxError::new(
+            &input[sign_len..],
+            Expected::Number,
+        )));
+    }
+    // 19 digits always fit in u64; beyond that the wrapped mantissa is garbage, so go the slow way.
+    if digits > 19 || mantissa > MAX_EXACT_MANTISSA || fraction_digits >= POW10.len() {
+        exact = false;
+    }
+    let value = if exact {
+        mantissa as f64 / POW10[fraction_digits]
+    } else {
+        slow_decimal(&input[..pos])
+            .ok_or_else(|| nom::Err::Error(SyntaxError::new(input, Expected::FiniteNumber)))?
+    };
+    let value = if negative && exact { -value } else { value };
+    Ok((&input[pos..], value))
+}
+
+/// The standard library's correctly rounded parser, for numbers the fast path cannot do exactly.
+#[cold]
+fn slow_decimal(text: &[u8]) -> Option<f64> {
+    // The scanned bytes are ASCII sign, digits and at most one dot: valid UTF-8 by construction.
+    let text = core::str::from_utf8(text).ok()?;
+    let value: f64 = text.parse().ok()?;
+    value.is_finite().then_some(value)
+}
+
+/// Scans an unsigned decimal integer (digits only) that fits in `u32`.
+#[inline]
+pub(crate) fn unsigned(input: &[u8]) -> IResult<&[u8], u32, SyntaxError<'_>> {
+    let mut value: u64 = 0;
+    let mut pos = 0;
+    while let Some(&b) = input.get(pos) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        value = value * 10 + u64::from(d);
+        if value > u64::from(u32::MAX) {
+            return Err(nom::Err::Error(SyntaxError::new(
+                input,
+                Expected::SmallInteger,
+            )));
+        }
+        pos += 1;
+    }
+    if pos == 0 {
+        return Err(nom::Err::Error(SyntaxError::new(input, Expected::Integer)));
+    }
+    Ok((&input[pos..], value as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(s: &str) -> f64 {
+        decimal(s.as_bytes()).unwrap().1
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(num("10"), 10.0);
+        assert_eq!(num("-.5"), -0.5);
+        assert_eq!(num("+1"), 1.0);
+        assert_eq!(num("1."), 1.0);
+        assert_eq!(num("007"), 7.0);
+        assert_eq!(num(".05"), 0.05);
+        assert_eq!(num("-5.2"), -5.2);
+        assert_eq!(num("91.369"), 91.369);
+        assert_eq!(num("0.02112"), 0.02112);
+        assert_eq!(decimal(b"1.5X").unwrap().0, b"X");
+    }
+
+    #[test]
+    fn matches_std_on_long_numbers() {
+        for s in [
+            "12345678901234567890.5",
+            "0.000000000000000000000000001",
+            "9007199254740993",
+            "-3.14159265358979323846264338327950288",
+        ] {
+            assert_eq!(num(s), s.parse::<f64>().unwrap(), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejects_no_digits_and_overflow() {
+        assert!(decimal(b"-").is_err());
+        assert!(decimal(b".").is_err());
+        assert!(decimal(b"X").is_err());
+        let huge = "9".repeat(400);
+        assert!(decimal(huge.as_bytes()).is_err());
+        assert!(unsigned(b"99999999999").is_err());
+        assert_eq!(unsigned(b"42 ").unwrap(), (&b" "[..], 42));
+    }
+}
