@@ -21,10 +21,12 @@
 
 mod checksum;
 mod number;
-mod parse;
+pub(crate) mod parse;
 
 pub use checksum::checksum;
 pub use parse::{
     parse_reader, Code, Expected, Extended, Found, Line, LineParser, LineSplitter, Mode,
     ParseError, ParseErrorKind, ParseOptions, Parser, RawLine, Word, WordValue,
 };
+
+pub mod analysis;
