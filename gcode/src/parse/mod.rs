@@ -4,6 +4,7 @@
 //! reused word buffer, so parsing allocates nothing per line and borrows all text from the input.
 
 pub(crate) mod error;
+mod fast;
 pub(crate) mod line;
 mod split;
 
@@ -117,22 +118,31 @@ impl<'a> Parser<'a> {
             return None;
         }
         let rest = &self.input[self.pos..];
+        let offset = self.pos as u64;
+        self.line_number += 1;
+        let limit = self.options.limit();
+        if let Some(fast) = fast::scan(rest, &mut self.words, limit) {
+            self.pos += fast.consumed;
+            return Some(Ok(Line {
+                raw: &rest[..fast.len],
+                words: &self.words,
+                parts: fast.parts,
+                number: self.line_number,
+                offset,
+            }));
+        }
         let (len, next) = match memchr::memchr(b'\n', rest) {
             Some(n) => (n, self.pos + n + 1),
             None => (rest.len(), self.input.len()),
         };
-        let offset = self.pos as u64;
         self.pos = next;
-        self.line_number += 1;
         let raw = strip_cr(&rest[..len]);
-        let result = if raw.len() > self.options.limit() {
+        let result = if raw.len() > limit {
             Err(ParseError {
                 line: self.line_number,
                 column: 1,
                 offset,
-                kind: ParseErrorKind::LineTooLong {
-                    max: self.options.limit(),
-                },
+                kind: ParseErrorKind::LineTooLong { max: limit },
             })
         } else {
             parse_raw(
@@ -172,6 +182,18 @@ pub(crate) fn parse_raw<'a>(
     words: &'a mut Vec<RawWord>,
     mode: Mode,
 ) -> Result<Line<'a>, ParseError> {
+    // `raw` has no terminator, so the fast path ends at its end.
+    if let Some(fast) = fast::scan(raw, words, usize::MAX) {
+        if fast.consumed == raw.len() {
+            return Ok(Line {
+                raw: &raw[..fast.len],
+                words,
+                parts: fast.parts,
+                number,
+                offset,
+            });
+        }
+    }
     match parse_line(raw, words, mode == Mode::Lenient) {
         Ok(parts) => Ok(Line {
             raw,
