@@ -70,21 +70,17 @@ impl SliceCache {
         if !gcode.is_file() {
             return None;
         }
-        let bbox = v["bbox"].as_array().and_then(|corners| {
-            let c = |i: usize| -> Option<[f64; 3]> {
-                let a = corners.get(i)?.as_array()?;
-                Some([
-                    a.first()?.as_f64()?,
-                    a.get(1)?.as_f64()?,
-                    a.get(2)?.as_f64()?,
-                ])
-            };
-            Some([c(0)?, c(1)?])
+        // Floats are stored as Rust's shortest round-trip text: a hit returns identical stats.
+        let float = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok());
+        let bbox = v["bbox"].as_array().and_then(|c| {
+            let f: Vec<f64> = c.iter().filter_map(float).collect();
+            (f.len() == 6).then(|| [[f[0], f[1], f[2]], [f[3], f[4], f[5]]])
         });
         let stats = SliceStats {
             print_time_s: v["print_time_s"].as_u64(),
-            filament_mm: v["filament_mm"].as_f64(),
-            filament_mm3: v["filament_mm3"].as_f64(),
+            estimated_time_s: float(&v["estimated_time_s"]),
+            filament_mm: float(&v["filament_mm"]),
+            filament_mm3: float(&v["filament_mm3"]),
             layer_count: v["layer_count"].as_u64().unwrap_or(0),
             bbox,
         };
@@ -97,12 +93,14 @@ impl SliceCache {
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         std::io::copy(&mut std::fs::File::open(gcode)?, tmp.as_file_mut())?;
         tmp.persist(&gpath).map_err(|e| e.error)?;
+        let text = |f: Option<f64>| f.map(|x| x.to_string());
         let meta = json!({
             "print_time_s": stats.print_time_s,
-            "filament_mm": stats.filament_mm,
-            "filament_mm3": stats.filament_mm3,
+            "estimated_time_s": text(stats.estimated_time_s),
+            "filament_mm": text(stats.filament_mm),
+            "filament_mm3": text(stats.filament_mm3),
             "layer_count": stats.layer_count,
-            "bbox": stats.bbox,
+            "bbox": stats.bbox.map(|[a, b]| [a, b].concat().iter().map(f64::to_string).collect::<Vec<_>>()),
         });
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         tmp.write_all(meta.to_string().as_bytes())?;
@@ -192,6 +190,7 @@ mod tests {
         assert!(cache.get("k").is_none());
         let stats = SliceStats {
             print_time_s: Some(5),
+            estimated_time_s: Some(0.1 + 0.2),
             filament_mm: Some(1.5),
             filament_mm3: None,
             layer_count: 3,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use easyprint_gcode::analysis::{analyze, AnalysisConfig};
 use easyprint_slicer::cache::SliceCache;
 use easyprint_slicer::model::shapes::{combine, cuboid, cylinder, sphere};
 use easyprint_slicer::model::{write_binary_stl, FitError, Mesh, ModelError};
@@ -65,48 +66,13 @@ fn slice(
     })
 }
 
-/// Extrusion bounding box from the G-code itself (absolute XYZ, moves with increasing E).
+/// Bounding box of the printed objects, from the `gcode` crate's analysis of the file (which
+/// must parse cleanly).
 fn extrusion_bbox(gcode: &str) -> [[f64; 3]; 2] {
-    let (mut pos, mut e) = ([0f64; 3], 0f64);
-    let mut bb = [[f64::MAX; 3], [f64::MIN; 3]];
-    // Only the print itself: start G-code purge lines are outside the model on purpose.
-    let body = &gcode[gcode.find(";LAYER:0").expect("a first layer")..];
-    for line in body.lines() {
-        let code = line.split(';').next().unwrap_or("");
-        let mut words = code.split_whitespace();
-        match words.next() {
-            Some("G0" | "G1") => {
-                let mut new_e = e;
-                for w in words {
-                    let (k, v) = w.split_at(1);
-                    let Ok(v) = v.parse::<f64>() else { continue };
-                    match k {
-                        "X" => pos[0] = v,
-                        "Y" => pos[1] = v,
-                        "Z" => pos[2] = v,
-                        "E" => new_e = v,
-                        _ => {}
-                    }
-                }
-                if new_e > e && code.contains('X') {
-                    for a in 0..3 {
-                        bb[0][a] = bb[0][a].min(pos[a]);
-                        bb[1][a] = bb[1][a].max(pos[a]);
-                    }
-                }
-                e = new_e;
-            }
-            Some("G92") => {
-                for w in words {
-                    if let Some(v) = w.strip_prefix('E') {
-                        e = v.parse().unwrap_or(0.0);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    bb
+    let a = analyze(gcode.as_bytes(), &AnalysisConfig::default());
+    assert_eq!(a.diagnostic_count, 0, "{:?}", a.diagnostics);
+    let bb = a.print_bbox.expect("extrusion");
+    [bb.min, bb.max]
 }
 
 fn count(gcode: &str, needle: &str) -> usize {
@@ -146,6 +112,7 @@ fn shapes_slice_on_two_machines_with_matching_bbox() {
             assert!(report.stats.layer_count >= 19, "{name}: {:?}", report.stats);
             assert!(!gcode.contains(";TIME:6666") && !gcode.contains("2.14748e+06"));
             assert!(report.stats.print_time_s.unwrap() > 0);
+            assert!(report.stats.estimated_time_s.unwrap() > 0.0);
             assert!(report.stats.filament_mm.unwrap() > 0.0);
             // Centred on the bed; outer wall centre lines sit half a line (0.2 mm) inside.
             let bb = extrusion_bbox(&gcode);

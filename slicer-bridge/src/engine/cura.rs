@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cura_log::{CuraLog, Progress};
-use super::output::{header_number, rewrite_header, scan};
+use easyprint_gcode::analysis::{Analysis, AnalysisConfig};
+
+use super::output::{analyze_output, header_number, rewrite_header, true_header};
 use super::supervise::{self, ConcurrencyLimit, RunEnd};
 use super::{Profile, QualityChoice, SliceError, SliceReport, SliceRequest, SliceStats, Slicer};
 use crate::cache::{KeyBuilder, SliceCache};
@@ -379,32 +381,29 @@ fn publish(src: &Path, dest: &Path, true_header: &[String]) -> Result<(), SliceE
     Ok(())
 }
 
-fn stats_from(log: &CuraLog, layer_count: u64, time_fallback: Option<f64>) -> SliceStats {
-    let h = &log.header;
-    let bbox = (|| {
+fn stats_from(
+    log: &CuraLog,
+    header: &[String],
+    analysis: &Analysis,
+    layer_count: u64,
+) -> SliceStats {
+    let engine_bbox = (|| {
+        let n = |k: &str| header_number(header, k);
         Some([
-            [
-                header_number(h, ";MINX:")?,
-                header_number(h, ";MINY:")?,
-                header_number(h, ";MINZ:")?,
-            ],
-            [
-                header_number(h, ";MAXX:")?,
-                header_number(h, ";MAXY:")?,
-                header_number(h, ";MAXZ:")?,
-            ],
+            [n(";MINX:")?, n(";MINY:")?, n(";MINZ:")?],
+            [n(";MAXX:")?, n(";MAXY:")?, n(";MAXZ:")?],
         ])
     })();
     SliceStats {
         print_time_s: log
             .print_time_s
-            .or_else(|| header_number(h, ";TIME:").map(|t| t as u64))
-            .or_else(|| time_fallback.map(|t| t.round() as u64)),
+            .or_else(|| header_number(header, ";TIME:").map(|t| t as u64)),
+        estimated_time_s: Some(analysis.estimated_time),
         // Metres in the header; keep micrometre precision without float noise.
-        filament_mm: header_number(h, ";Filament used:").map(|m| (m * 1e6).round() / 1e3),
+        filament_mm: header_number(header, ";Filament used:").map(|m| (m * 1e6).round() / 1e3),
         filament_mm3: log.filament_mm3,
         layer_count,
-        bbox,
+        bbox: analysis.print_bbox.map(|b| [b.min, b.max]).or(engine_bbox),
     }
 }
 
@@ -522,10 +521,19 @@ impl Slicer for CuraSlicer {
         if !log.errors.is_empty() {
             return Err(SliceError::EngineReportedErrors { errors: log.errors });
         }
+        let config = AnalysisConfig {
+            filament_diameter: prepared
+                .settings
+                .extruder(0, "material_diameter")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.75),
+            ..AnalysisConfig::default()
+        };
         let facts = std::fs::File::open(&engine_out)
-            .and_then(scan)
+            .and_then(|f| analyze_output(f, config))
             .map_err(SliceError::io("reading engine output"))?;
-        if facts.layer_count == 0 || facts.layer_markers == 0 {
+        let layer_count = facts.analysis.metadata.layer_count.unwrap_or(0);
+        if layer_count == 0 || facts.analysis.metadata.layer_markers == 0 {
             return Err(SliceError::NoLayers);
         }
         if !facts.ends_cleanly {
@@ -534,13 +542,14 @@ impl Slicer for CuraSlicer {
                 errors: vec!["output ends before the end G-code".into()],
             });
         }
-        let stats = stats_from(&log, facts.layer_count, facts.last_time_elapsed);
+        let header = true_header(&log.header, &facts.analysis);
+        let stats = stats_from(&log, &header, &facts.analysis, layer_count);
         if stats.filament_mm.is_some_and(|f| f <= 0.0) {
             return Err(SliceError::NoLayers);
         }
 
         // 5. Publish with the true header, then cache.
-        publish(&engine_out, request.output, &log.header)?;
+        publish(&engine_out, request.output, &header)?;
         if let Some(cache) = &self.options.cache {
             // A failed cache write costs only a future re-slice.
             if cache.put(&key, request.output, &stats).is_ok() {

@@ -85,15 +85,18 @@ impl std::fmt::Debug for SliceRequest<'_> {
 /// Figures about the produced G-code.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SliceStats {
-    /// Estimated print time, seconds.
+    /// The engine's print time estimate, seconds (what Cura shows).
     pub print_time_s: Option<u64>,
+    /// The `gcode` crate's Marlin-like estimate from the file itself, seconds.
+    pub estimated_time_s: Option<f64>,
     /// Filament length, mm.
     pub filament_mm: Option<f64>,
     /// Filament volume, mm³.
     pub filament_mm3: Option<f64>,
     /// Number of layers.
     pub layer_count: u64,
-    /// Extrusion bounding box `[min, max]` in machine coordinates, mm.
+    /// Bounding box `[min, max]` of the printed objects' extrusion (start G-code purge lines
+    /// excluded), machine coordinates, mm; from the `gcode` crate's analysis of the output.
     pub bbox: Option<[[f64; 3]; 2]>,
 }
 

@@ -2,45 +2,83 @@
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 
-/// What a quick scan of the G-code found.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct GcodeFacts {
-    /// `;LAYER_COUNT:` value.
-    pub layer_count: u64,
-    /// Number of `;LAYER:` markers.
-    pub layer_markers: u64,
-    /// Last `;TIME_ELAPSED:` (total print time, s).
-    pub last_time_elapsed: Option<f64>,
-    /// Whether the end G-code ran (`;End of Gcode` marker or anything after the last layer).
+use easyprint_gcode::analysis::{Analysis, AnalysisConfig, Analyzer};
+
+/// What the output check found: the `gcode` crate's analysis plus whether the file is complete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputFacts {
+    /// One-pass analysis (layers, extrusion bounding box, filament, time estimate, metadata).
+    pub analysis: Analysis,
+    /// Whether the engine's end marker (`;End of Gcode`) is present: a killed engine leaves a
+    /// file that stops mid-layer.
     pub ends_cleanly: bool,
 }
 
-/// Scan G-code comments for layer markers and timing (streaming, bounded memory).
-pub fn scan(reader: impl Read) -> std::io::Result<GcodeFacts> {
-    let mut facts = GcodeFacts::default();
-    let mut reader = BufReader::new(reader);
-    let mut line = Vec::new();
+const END_MARKER: &[u8] = b";End of Gcode";
+
+/// Analyse G-code from `reader` in one streaming pass (bounded memory).
+pub fn analyze_output(
+    mut reader: impl Read,
+    config: AnalysisConfig,
+) -> std::io::Result<OutputFacts> {
+    let mut analyzer = Analyzer::new(config);
+    let mut buf = vec![0u8; 1 << 16];
+    // The marker may straddle two reads: keep the previous read's tail.
+    let mut tail: Vec<u8> = Vec::new();
+    let mut ends_cleanly = false;
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        analyzer.feed(chunk);
+        tail.extend_from_slice(chunk);
+        if tail.windows(END_MARKER.len()).any(|w| w == END_MARKER) {
+            ends_cleanly = true;
         }
-        if line.first() != Some(&b';') {
-            continue;
+        let keep = tail.len().saturating_sub(END_MARKER.len());
+        tail.drain(..keep);
+    }
+    Ok(OutputFacts {
+        analysis: analyzer.finish(),
+        ends_cleanly,
+    })
+}
+
+/// Header lines with true figures: the engine's own report where it gave one, the analysis for
+/// anything it did not (so a missing `-v` block still yields a true header).
+pub fn true_header(engine_header: &[String], analysis: &Analysis) -> Vec<String> {
+    let mut out: Vec<String> = engine_header.to_vec();
+    let mut add = |key: &str, value: String| {
+        if !out.iter().any(|l| header_key(l) == Some(key)) {
+            out.push(format!("{key}{value}"));
         }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end();
-        if let Some(n) = text.strip_prefix(";LAYER_COUNT:") {
-            facts.layer_count = n.trim().parse().unwrap_or(0);
-        } else if text.starts_with(";LAYER:") {
-            facts.layer_markers += 1;
-        } else if let Some(t) = text.strip_prefix(";TIME_ELAPSED:") {
-            facts.last_time_elapsed = t.trim().parse().ok();
-        } else if text.starts_with(";End of Gcode") {
-            facts.ends_cleanly = true;
+    };
+    add(
+        ";TIME:",
+        format!("{}", analysis.estimated_time.round() as u64),
+    );
+    let metres: f64 = analysis.filament.iter().map(|f| f.length_mm).sum::<f64>() / 1000.0;
+    add(
+        ";Filament used:",
+        format!(" {}m", (metres * 1e5).round() / 1e5),
+    );
+    if let Some(bb) = analysis.print_bbox.or(analysis.extrusion_bbox) {
+        for (a, axis) in ["X", "Y", "Z"].iter().enumerate() {
+            add(
+                &format!(";MIN{axis}:"),
+                format!("{}", (bb.min[a] * 1e3).round() / 1e3),
+            );
+            add(
+                &format!(";MAX{axis}:"),
+                format!("{}", (bb.max[a] * 1e3).round() / 1e3),
+            );
         }
     }
-    Ok(facts)
+    out
 }
 
 /// The key of a header comment: `;TIME:6666` → `;TIME:`, `;Filament used: 0m` → `;Filament used:`.
@@ -126,10 +164,39 @@ mod tests {
         // Comments after the first command are not header lines.
         assert!(out.ends_with(";MINX:keep\n"));
         assert_eq!(header_number(&truth, ";Filament used:"), Some(2.12153));
-        let facts = scan(out.as_bytes()).unwrap();
-        assert_eq!(facts.layer_count, 2);
-        assert_eq!(facts.layer_markers, 2);
-        assert_eq!(facts.last_time_elapsed, Some(20.25));
+    }
+
+    #[test]
+    fn analysis_fills_what_the_engine_did_not_report() {
+        // Read in 3-byte pieces so the end marker straddles reads.
+        struct Slow<'a>(&'a [u8]);
+        impl Read for Slow<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(3).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let facts =
+            analyze_output(Slow(PLACEHOLDER.as_bytes()), AnalysisConfig::default()).unwrap();
         assert!(facts.ends_cleanly);
+        assert_eq!(facts.analysis.metadata.layer_count, Some(2));
+        let header = true_header(&[";TIME:99".to_owned()], &facts.analysis);
+        assert_eq!(header[0], ";TIME:99");
+        assert!(
+            header.iter().any(|l| l == ";Filament used: 0.001m"),
+            "{header:?}"
+        );
+        assert!(
+            header.iter().any(|l| l.starts_with(";MAXX:1")),
+            "{header:?}"
+        );
+        let cut = &PLACEHOLDER[..PLACEHOLDER.find(";End").unwrap()];
+        assert!(
+            !analyze_output(cut.as_bytes(), AnalysisConfig::default())
+                .unwrap()
+                .ends_cleanly
+        );
     }
 }
