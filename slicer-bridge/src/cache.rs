@@ -203,7 +203,9 @@ mod tests {
         // Request entries die with a change to an input file.
         let def = dir.path().join("machine.def.json");
         std::fs::write(&def, b"{}").unwrap();
-        cache.put_request("r", "k", &[def.clone()]).unwrap();
+        cache
+            .put_request("r", "k", std::slice::from_ref(&def))
+            .unwrap();
         assert_eq!(cache.get_request("r").as_deref(), Some("k"));
         std::fs::write(&def, b"{\"changed\": 1}").unwrap();
         assert_eq!(cache.get_request("r"), None);

@@ -116,16 +116,16 @@ fn shapes_slice_on_two_machines_with_matching_bbox() {
             assert!(report.stats.filament_mm.unwrap() > 0.0);
             // Centred on the bed; outer wall centre lines sit half a line (0.2 mm) inside.
             let bb = extrusion_bbox(&gcode);
-            let expect_min = [(w - size[0] as f64) / 2.0, (d - size[1] as f64) / 2.0];
+            let expect_min = [(w - size[0]) / 2.0, (d - size[1]) / 2.0];
             for a in 0..2 {
-                let expect_max = expect_min[a] + size[a] as f64;
+                let expect_max = expect_min[a] + size[a];
                 assert!(
                     (bb[0][a] - expect_min[a]).abs() < 0.5 && (bb[1][a] - expect_max).abs() < 0.5,
                     "{machine} {name} axis {a}: {bb:?} vs {expect_min:?}+{size:?}"
                 );
             }
             assert!(
-                (bb[1][2] - size[2] as f64).abs() < 0.35,
+                (bb[1][2] - size[2]).abs() < 0.35,
                 "{machine} {name} z: {bb:?}"
             );
             // The header now carries the engine's true extents.

@@ -59,7 +59,8 @@ fn engine_outcomes_map_to_typed_errors_and_publish_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let layers = "printf ';LAYER_COUNT:1\\n;LAYER:0\\nG1 X1 E1\\n' >> \"$out\"";
-    let cases: Vec<(&str, String, fn(&SliceError) -> bool)> = vec![
+    type Case = (&'static str, String, fn(&SliceError) -> bool);
+    let cases: Vec<Case> = vec![
         (
             "missing_extruder",
             format!("printf '{HEADER}' > \"$out\"; {layers}; echo ';End of Gcode' >> \"$out\"; echo '[ERROR] Couldn'\"'\"'t find definition file with ID: anet3d_extruder_0' >&2; exit 0"),

@@ -122,9 +122,9 @@ impl Mesh {
             max: first,
         };
         for v in self.triangles.iter().flatten() {
-            for a in 0..3 {
-                bb.min[a] = bb.min[a].min(v[a]);
-                bb.max[a] = bb.max[a].max(v[a]);
+            for (a, c) in v.iter().enumerate() {
+                bb.min[a] = bb.min[a].min(*c);
+                bb.max[a] = bb.max[a].max(*c);
             }
         }
         Some(bb)
@@ -156,7 +156,7 @@ impl Mesh {
         }
         let [x, y, z] = self.bounding_box().map(|b| b.size()).unwrap_or_default();
         let largest = x.max(y).max(z);
-        if largest > MAX_EXTENT_MM || largest < MIN_EXTENT_MM {
+        if !(MIN_EXTENT_MM..=MAX_EXTENT_MM).contains(&largest) {
             return Err(ModelError::AbsurdSize { x, y, z });
         }
         Ok(self)

@@ -302,7 +302,7 @@ impl Resources {
                     .to_owned(),
             });
         }
-        out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        out.sort_by_key(|m| m.name.to_lowercase());
         Ok(out)
     }
 

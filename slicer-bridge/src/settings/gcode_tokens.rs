@@ -113,9 +113,9 @@ pub fn fill(template: &str, settings: &ResolvedSettings, default_extruder: usize
             rest = &tail[2..];
             continue;
         }
-        if tail.starts_with('}') {
+        if let Some(after) = tail.strip_prefix('}') {
             out.push('}');
-            rest = &tail[1..];
+            rest = after;
             continue;
         }
         let Some(end) = tail.find('}') else {
