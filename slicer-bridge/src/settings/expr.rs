@@ -251,6 +251,7 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
         toks: tokenize(src)?,
         pos: 0,
         src,
+        depth: 0,
     };
     let e = p.expr()?;
     if p.peek() != &Tok::End {
@@ -259,10 +260,16 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
     Ok(e)
 }
 
+/// Deepest tree accepted (nesting plus operator chains, which build left-deep trees). Cura's
+/// formulas stay far below; this bounds the recursion of parsing, evaluating and dropping
+/// (and so the stack) on hostile input.
+const MAX_DEPTH: usize = 100;
+
 struct Parser<'a> {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     src: &'a str,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -303,8 +310,25 @@ impl Parser<'_> {
         }
     }
 
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error("formula nested too deeply"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     /// Full expression: ternary (lowest precedence).
     fn expr(&mut self) -> Result<Expr, ParseError> {
+        self.nested(Self::ternary)
+    }
+
+    fn ternary(&mut self) -> Result<Expr, ParseError> {
         let then = self.or_expr()?;
         if self.is_kw("if") {
             self.next();
@@ -323,28 +347,54 @@ impl Parser<'_> {
         Ok(then)
     }
 
-    fn or_expr(&mut self) -> Result<Expr, ParseError> {
-        let mut lhs = self.and_expr()?;
-        while self.is_kw("or") {
-            self.next();
-            lhs = Expr::Or(Box::new(lhs), Box::new(self.and_expr()?));
+    /// Count one more level of a left-deep operator chain; undone by [`Self::unchain`].
+    fn chain(&mut self, links: &mut usize) -> Result<(), ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error("formula nested too deeply"));
         }
-        Ok(lhs)
+        self.depth += 1;
+        *links += 1;
+        Ok(())
+    }
+
+    fn unchain<T>(&mut self, links: usize, r: Result<T, ParseError>) -> Result<T, ParseError> {
+        self.depth -= links;
+        r
+    }
+
+    fn or_expr(&mut self) -> Result<Expr, ParseError> {
+        let mut links = 0;
+        let r = (|| {
+            let mut lhs = self.and_expr()?;
+            while self.is_kw("or") {
+                self.chain(&mut links)?;
+                self.next();
+                lhs = Expr::Or(Box::new(lhs), Box::new(self.and_expr()?));
+            }
+            Ok(lhs)
+        })();
+        self.unchain(links, r)
     }
 
     fn and_expr(&mut self) -> Result<Expr, ParseError> {
-        let mut lhs = self.not_expr()?;
-        while self.is_kw("and") {
-            self.next();
-            lhs = Expr::And(Box::new(lhs), Box::new(self.not_expr()?));
-        }
-        Ok(lhs)
+        let mut links = 0;
+        let r = (|| {
+            let mut lhs = self.not_expr()?;
+            while self.is_kw("and") {
+                self.chain(&mut links)?;
+                self.next();
+                lhs = Expr::And(Box::new(lhs), Box::new(self.not_expr()?));
+            }
+            Ok(lhs)
+        })();
+        self.unchain(links, r)
     }
 
     fn not_expr(&mut self) -> Result<Expr, ParseError> {
         if self.is_kw("not") {
             self.next();
-            return Ok(Expr::Not(Box::new(self.not_expr()?)));
+            let inner = self.nested(Self::not_expr)?;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         self.comparison()
     }
@@ -395,11 +445,17 @@ impl Parser<'_> {
 
     /// Pratt loop for arithmetic: `+ -` (10), `* / // %` (20), unary (30), `**` (40, right-assoc).
     fn arith(&mut self, min_bp: u8) -> Result<Expr, ParseError> {
+        let mut links = 0;
+        let r = self.arith_chain(min_bp, &mut links);
+        self.unchain(links, r)
+    }
+
+    fn arith_chain(&mut self, min_bp: u8, links: &mut usize) -> Result<Expr, ParseError> {
         let mut lhs = if self.is_op("-") || self.is_op("+") {
             let neg = self.is_op("-");
             self.next();
             // Unary minus binds looser than `**`: -2**2 == -4.
-            let operand = self.arith(30)?;
+            let operand = self.nested(|p| p.arith(30))?;
             if neg {
                 Expr::Neg(Box::new(operand))
             } else {
@@ -423,16 +479,26 @@ impl Parser<'_> {
             if lbp < min_bp {
                 break;
             }
+            self.chain(links)?;
             self.next();
-            let rhs = self.arith(rbp)?;
+            let rhs = self.nested(|p| p.arith(rbp))?;
             lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
         }
         Ok(lhs)
     }
 
     fn postfix(&mut self) -> Result<Expr, ParseError> {
+        let mut links = 0;
+        let r = self.postfix_chain(&mut links);
+        self.unchain(links, r)
+    }
+
+    fn postfix_chain(&mut self, links: &mut usize) -> Result<Expr, ParseError> {
         let mut e = self.atom()?;
         loop {
+            if self.is_op("(") || self.is_op("[") || self.is_op(".") {
+                self.chain(links)?;
+            }
             if self.is_op("(") {
                 self.next();
                 let args = self.call_args()?;
@@ -604,6 +670,32 @@ mod tests {
         assert!(parse("a b").is_err());
         assert!(parse("'abc").is_err());
         assert!(parse("a $ b").unwrap_err().message.contains('$'));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(parse(&deep).unwrap_err().message.contains("nested"));
+        assert!(parse(&"-".repeat(10_000)).is_err());
+        assert!(parse(&"not ".repeat(10_000)).is_err());
+        assert!(parse(&format!("1{}", " ** 2".repeat(10_000))).is_err());
+        assert!(parse("(((1)))").is_ok());
+        assert!(parse(&format!("1{}", " + 1".repeat(10_000))).is_err());
+        assert!(parse(&format!("a{}", "[0]".repeat(10_000))).is_err());
+        assert!(parse(&format!("a{}", " or b".repeat(10_000))).is_err());
+        // The deepest accepted tree evaluates and drops on a 1 MiB thread stack (debug build).
+        let nested = |n: usize| format!("{}1{}", "(-".repeat(n), ")".repeat(n));
+        let mut deepest = 0;
+        while parse(&nested(deepest + 1)).is_ok() {
+            deepest += 1;
+        }
+        assert!(deepest >= 20, "{deepest}");
+        std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || parse(&nested(deepest)).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]
