@@ -395,7 +395,7 @@ fn bad_inputs_give_typed_errors_before_the_engine_runs() {
 }
 
 #[test]
-fn obj_models_slice() {
+fn obj_and_3mf_models_slice() {
     let dir = tempfile::tempdir().unwrap();
     let s = slicer(None);
     let obj = dir.path().join("cube.obj");
@@ -408,6 +408,41 @@ fn obj_models_slice() {
     let out = dir.path().join("obj.gcode");
     let report = slice(&s, &obj, &profile("anet3d_a8", &[]), &out).unwrap();
     assert!(report.stats.layer_count >= 15);
+
+    // The same cube as 3MF, in centimetres.
+    let cube = cuboid([0.0; 3], [1.0, 1.0, 0.5]);
+    let mut xml =
+        String::from(r#"<model unit="centimeter"><resources><object id="1"><mesh><vertices>"#);
+    for v in cube.triangles.iter().flatten() {
+        xml.push_str(&format!(
+            r#"<vertex x="{}" y="{}" z="{}"/>"#,
+            v[0], v[1], v[2]
+        ));
+    }
+    xml.push_str("</vertices><triangles>");
+    for t in 0..cube.triangles.len() {
+        xml.push_str(&format!(
+            r#"<triangle v1="{}" v2="{}" v3="{}"/>"#,
+            3 * t,
+            3 * t + 1,
+            3 * t + 2
+        ));
+    }
+    xml.push_str(
+        r#"</triangles></mesh></object></resources><build><item objectid="1"/></build></model>"#,
+    );
+    let mut zipped = std::io::Cursor::new(Vec::new());
+    let mut z = zip::ZipWriter::new(&mut zipped);
+    z.start_file("3D/3dmodel.model", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut z, xml.as_bytes()).unwrap();
+    z.finish().unwrap();
+    let path = dir.path().join("cube.3mf");
+    std::fs::write(&path, zipped.into_inner()).unwrap();
+    let out = dir.path().join("3mf.gcode");
+    let report3 = slice(&s, &path, &profile("anet3d_a8", &[]), &out).unwrap();
+    assert_eq!(report3.stats.layer_count, report.stats.layer_count);
+    assert_eq!(report3.stats.bbox, report.stats.bbox);
 }
 
 #[test]

@@ -1,9 +1,10 @@
-//! Meshes: read STL (binary and ASCII) and OBJ, validate, place on the bed, check the fit, and
-//! write the binary STL the engine reads.
+//! Meshes: read STL (binary and ASCII), OBJ and 3MF, validate, place on the bed, check the fit,
+//! and write the binary STL the engine reads (CuraEngine's CLI reads STL only).
 
 mod obj;
 pub mod shapes;
 mod stl;
+mod threemf;
 
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use thiserror::Error;
 
 pub use obj::parse_obj;
 pub use stl::{parse_stl, write_binary_stl};
+pub use threemf::{parse_3mf, MAX_MODEL_PART_BYTES};
 
 /// Most triangles accepted (a 50 M-triangle mesh is 2.5 GB of STL: far beyond any print).
 pub const MAX_TRIANGLES: usize = 20_000_000;
@@ -64,7 +66,7 @@ pub enum ModelError {
     /// Text that is not a valid ASCII STL / OBJ.
     #[error("{format} syntax error at line {line}: {message}")]
     Syntax {
-        /// `ASCII STL` or `OBJ`.
+        /// `ASCII STL`, `OBJ` or `3MF`.
         format: &'static str,
         /// 1-based line.
         line: usize,
@@ -193,7 +195,7 @@ fn is_degenerate(t: &[[f32; 3]; 3]) -> bool {
     (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt() < 1e-12
 }
 
-/// Read a model file (STL or OBJ, by content and extension) and validate it.
+/// Read a model file (STL, OBJ or 3MF, by extension) and validate it.
 pub fn load(path: &Path) -> Result<Mesh, ModelError> {
     let bytes = std::fs::read(path).map_err(|e| ModelError::Io {
         path: path.display().to_string(),
@@ -206,9 +208,10 @@ pub fn load(path: &Path) -> Result<Mesh, ModelError> {
     let mesh = match ext.as_str() {
         "stl" => parse_stl(&bytes)?,
         "obj" => parse_obj(&bytes)?,
+        "3mf" => parse_3mf(&bytes)?,
         other => {
             return Err(ModelError::UnsupportedFormat(format!(
-                "`.{other}` (supported: .stl, .obj)"
+                "`.{other}` (supported: .stl, .obj, .3mf)"
             )))
         }
     };
