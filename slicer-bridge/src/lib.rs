@@ -1,4 +1,4 @@
-//! CuraEngine (and later PrusaSlicer) as a supervised, isolated, cached subprocess.
+//! CuraEngine and PrusaSlicer as supervised, isolated, cached subprocesses.
 //!
 //! Data flow: [`settings`] turns a machine id + quality + user overrides into every resolved
 //! setting value (Cura's formulas evaluated, as its front end does); [`model`] reads, validates
@@ -28,5 +28,6 @@ pub mod settings;
 
 pub use engine::{
     CancelToken, ConcurrencyLimit, CuraEngine, CuraOptions, CuraSlicer, Profile, Progress,
-    QualityChoice, SliceError, SliceReport, SliceRequest, SliceStats, Slicer,
+    PrusaOptions, PrusaSlicer, QualityChoice, SliceError, SliceReport, SliceRequest, SliceStats,
+    Slicer,
 };

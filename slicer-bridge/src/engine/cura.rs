@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use super::cura_log::{CuraLog, Progress};
 use easyprint_gcode::analysis::{Analysis, AnalysisConfig};
 
-use super::output::{analyze_output, header_number, rewrite_header, true_header};
+use super::common::{cached_report, locate_binary, placed_stl, publish};
+use super::output::{analyze_output, header_number, true_header, CURA_END_MARKER};
 use super::supervise::{self, ConcurrencyLimit, RunEnd};
 use super::{Profile, QualityChoice, SliceError, SliceReport, SliceRequest, SliceStats, Slicer};
 use crate::cache::{KeyBuilder, SliceCache};
-use crate::model::{self, BuildVolume, Mesh};
+use crate::model::{self, BuildVolume};
 use crate::settings::gcode_tokens::{bed_temp_prepend, fill, print_temp_prepend};
 use crate::settings::{ResolvedSettings, Resources, SettingsStack, Value};
 
@@ -56,23 +57,13 @@ impl CuraEngine {
 
     /// Find the engine: `explicit`, else `$EASYPRINT_CURAENGINE`, else `CuraEngine` on `PATH`.
     pub fn locate(explicit: Option<&Path>) -> Result<Self, SliceError> {
-        if let Some(p) = explicit {
-            return Self::at(p);
-        }
-        if let Some(p) = std::env::var_os(ENGINE_ENV) {
-            return Self::at(PathBuf::from(p));
-        }
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join("CuraEngine");
-            if candidate.is_file() {
-                return Self::at(candidate);
-            }
-        }
-        Err(SliceError::EngineNotFound(format!(
-            "CuraEngine not found (${ENGINE_ENV} unset, not on PATH); install it with \
-             `apt-get install cura-engine` (Debian/Ubuntu) or set {ENGINE_ENV}=/path/to/CuraEngine"
-        )))
+        let path = locate_binary(explicit, ENGINE_ENV, "CuraEngine").ok_or_else(|| {
+            SliceError::EngineNotFound(format!(
+                "CuraEngine not found (${ENGINE_ENV} unset, not on PATH); install it with \
+                 `apt-get install cura-engine` (Debian/Ubuntu) or set {ENGINE_ENV}=/path/to/CuraEngine"
+            ))
+        })?;
+        Self::at(path)
     }
 
     /// Binary path.
@@ -280,17 +271,6 @@ impl CuraSlicer {
         Ok(key.finish())
     }
 
-    fn cached_report(&self, output: &Path, stats: SliceStats, started: Instant) -> SliceReport {
-        SliceReport {
-            output: output.to_owned(),
-            engine: self.engine(),
-            cache_hit: true,
-            stats,
-            warnings: Vec::new(),
-            elapsed: started.elapsed(),
-        }
-    }
-
     fn cache_key(&self, prepared: &Prepared, placed_stl: &[u8]) -> String {
         let mut key = KeyBuilder::new(&self.engine());
         key.part(placed_stl);
@@ -354,33 +334,6 @@ fn build_volume(s: &ResolvedSettings) -> BuildVolume {
     }
 }
 
-/// Publish `src` at `dest` atomically, replacing the header with `true_header`.
-fn publish(src: &Path, dest: &Path, true_header: &[String]) -> Result<(), SliceError> {
-    let dir = match dest.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".easyprint-slice-")
-        .suffix(".part")
-        .tempfile_in(&dir)
-        .map_err(SliceError::io(format!(
-            "creating a temporary file in {}",
-            dir.display()
-        )))?;
-    let input = std::fs::File::open(src).map_err(SliceError::io("reading engine output"))?;
-    rewrite_header(input, tmp.as_file_mut(), true_header)
-        .map_err(SliceError::io("writing G-code"))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(SliceError::io("syncing G-code"))?;
-    tmp.persist(dest).map_err(|e| SliceError::Io {
-        context: format!("publishing {}", dest.display()),
-        source: e.error,
-    })?;
-    Ok(())
-}
-
 fn stats_from(
     log: &CuraLog,
     header: &[String],
@@ -419,12 +372,7 @@ impl Slicer for CuraSlicer {
                 cb(p);
             }
         };
-        let done = Progress {
-            stage: "done".into(),
-            current: 1,
-            total: 1,
-            fraction: 1.0,
-        };
+        let done = Progress::done();
         // 0. Fast path: the same request (model bytes + profile) with unchanged definitions.
         let request_key = match &self.options.cache {
             Some(_) => Some(self.request_key(request.profile, request.model)?),
@@ -434,17 +382,12 @@ impl Slicer for CuraSlicer {
             if let Some((cached, stats)) = cache.get_request(rk).and_then(|k| cache.get(&k)) {
                 publish(&cached, request.output, &[])?;
                 report_progress(&done);
-                return Ok(self.cached_report(request.output, stats, started));
+                return Ok(cached_report(self.engine(), request.output, stats, started));
             }
         }
         // 1. Settings and model are checked before the engine starts.
         let prepared = self.prepare(request.profile)?;
-        let mut mesh: Mesh = model::load(request.model)?;
-        mesh.center_on_origin();
-        let bbox = mesh.bounding_box().ok_or(model::ModelError::Empty)?;
-        build_volume(&prepared.settings).check(&bbox)?;
-        let mut stl = Vec::with_capacity(84 + mesh.triangles.len() * 50);
-        model::write_binary_stl(&mesh, &mut stl).map_err(SliceError::io("encoding STL"))?;
+        let stl = placed_stl(request.model, &build_volume(&prepared.settings))?;
 
         // 2. Cache, keyed by placed model + resolved settings + engine.
         let key = self.cache_key(&prepared, &stl);
@@ -455,10 +398,13 @@ impl Slicer for CuraSlicer {
                     let _ = cache.put_request(rk, &key, &input_files(&prepared));
                 }
                 report_progress(&done);
-                return Ok(self.cached_report(request.output, stats, started));
+                return Ok(cached_report(self.engine(), request.output, stats, started));
             }
         }
 
+        if request.cancel.is_cancelled() {
+            return Err(SliceError::Cancelled);
+        }
         // 3. Run the engine in a private directory (removed on every path out).
         let work = tempfile::Builder::new()
             .prefix("easyprint-slice-")
@@ -477,9 +423,11 @@ impl Slicer for CuraSlicer {
             self.options.idle_priority,
             &request.cancel,
             self.options.timeout,
-            |line| {
-                if let Some(p) = log.feed(line) {
-                    report_progress(&p);
+            |stream, line| {
+                if stream == supervise::Stream::Stderr {
+                    if let Some(p) = log.feed(line) {
+                        report_progress(&p);
+                    }
                 }
             },
         )
@@ -530,7 +478,7 @@ impl Slicer for CuraSlicer {
             ..AnalysisConfig::default()
         };
         let facts = std::fs::File::open(&engine_out)
-            .and_then(|f| analyze_output(f, config))
+            .and_then(|f| analyze_output(f, config, CURA_END_MARKER))
             .map_err(SliceError::io("reading engine output"))?;
         let layer_count = facts.analysis.metadata.layer_count.unwrap_or(0);
         if layer_count == 0 || facts.analysis.metadata.layer_markers == 0 {

@@ -1,9 +1,11 @@
 //! Slicer engines behind one trait: requests, results, errors, progress and cancel.
 
+mod common;
 pub mod cura;
 pub mod cura_log;
 mod isolation;
 pub mod output;
+pub mod prusa;
 pub mod supervise;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use crate::settings::{DefinitionError, Override, SettingsError};
 
 pub use cura::{CuraEngine, CuraOptions, CuraSlicer, ENGINE_ENV};
 pub use cura_log::Progress;
+pub use prusa::{PrusaOptions, PrusaSlicer, PRUSA_ENV};
 pub use supervise::{CancelToken, ConcurrencyLimit};
 
 /// Which quality profile to apply under the user's overrides.

@@ -14,12 +14,15 @@ pub struct OutputFacts {
     pub ends_cleanly: bool,
 }
 
-const END_MARKER: &[u8] = b";End of Gcode";
+/// CuraEngine's last comment: a file without it was cut short.
+pub const CURA_END_MARKER: &[u8] = b";End of Gcode";
 
-/// Analyse G-code from `reader` in one streaming pass (bounded memory).
+/// Analyse G-code from `reader` in one streaming pass (bounded memory), noting whether the
+/// engine's `end_marker` (its last line) is present.
 pub fn analyze_output(
     mut reader: impl Read,
     config: AnalysisConfig,
+    end_marker: &[u8],
 ) -> std::io::Result<OutputFacts> {
     let mut analyzer = Analyzer::new(config);
     let mut buf = vec![0u8; 1 << 16];
@@ -36,10 +39,10 @@ pub fn analyze_output(
         let chunk = &buf[..n];
         analyzer.feed(chunk);
         tail.extend_from_slice(chunk);
-        if tail.windows(END_MARKER.len()).any(|w| w == END_MARKER) {
+        if tail.windows(end_marker.len()).any(|w| w == end_marker) {
             ends_cleanly = true;
         }
-        let keep = tail.len().saturating_sub(END_MARKER.len());
+        let keep = tail.len().saturating_sub(end_marker.len());
         tail.drain(..keep);
     }
     Ok(OutputFacts {
@@ -178,8 +181,12 @@ mod tests {
                 Ok(n)
             }
         }
-        let facts =
-            analyze_output(Slow(PLACEHOLDER.as_bytes()), AnalysisConfig::default()).unwrap();
+        let facts = analyze_output(
+            Slow(PLACEHOLDER.as_bytes()),
+            AnalysisConfig::default(),
+            CURA_END_MARKER,
+        )
+        .unwrap();
         assert!(facts.ends_cleanly);
         assert_eq!(facts.analysis.metadata.layer_count, Some(2));
         let header = true_header(&[";TIME:99".to_owned()], &facts.analysis);
@@ -194,7 +201,7 @@ mod tests {
         );
         let cut = &PLACEHOLDER[..PLACEHOLDER.find(";End").unwrap()];
         assert!(
-            !analyze_output(cut.as_bytes(), AnalysisConfig::default())
+            !analyze_output(cut.as_bytes(), AnalysisConfig::default(), CURA_END_MARKER)
                 .unwrap()
                 .ends_cleanly
         );

@@ -34,6 +34,13 @@ impl CancelToken {
     }
 }
 
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// How a supervised run ended.
 #[derive(Debug)]
 pub(crate) enum RunEnd {
@@ -136,31 +143,53 @@ fn memchr_newline(b: &[u8]) -> Option<usize> {
     b.iter().position(|c| *c == b'\n')
 }
 
-/// Spawn `cmd` isolated, hand each stderr line to `on_line` (on this thread), and wait for the
-/// end, a cancel or the timeout. On cancel/timeout the whole process group is killed and
-/// reaped before returning.
+/// Spawn `cmd` isolated, hand each stdout/stderr line to `on_line` (on this thread), and wait
+/// for the end, a cancel or the timeout. On cancel/timeout the whole process group is killed
+/// and reaped before returning.
 pub(crate) fn run(
     mut cmd: Command,
     idle: bool,
     cancel: &CancelToken,
     timeout: Option<Duration>,
-    mut on_line: impl FnMut(&str),
+    mut on_line: impl FnMut(Stream, &str),
 ) -> std::io::Result<RunEnd> {
     isolation::isolate(&mut cmd, idle);
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     let pgid = child.id();
-    let stderr = child.stderr.take();
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        if let Some(stderr) = stderr {
-            for_each_line(stderr, |l| {
-                let _ = tx.send(l.to_owned());
-            });
-        }
-    });
+    let (tx, rx) = mpsc::channel::<(Stream, String)>();
+    let streams: [(Stream, Option<Box<dyn Read + Send>>); 2] = [
+        (
+            Stream::Stdout,
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ),
+        (
+            Stream::Stderr,
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ),
+    ];
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|(stream, pipe)| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                if let Some(pipe) = pipe {
+                    for_each_line(pipe, |l| {
+                        let _ = tx.send((stream, l.to_owned()));
+                    });
+                }
+            })
+        })
+        .collect();
+    drop(tx);
     let (exit_tx, exit_rx) = mpsc::channel();
     let waiter = std::thread::spawn(move || {
         let status = child.wait();
@@ -172,10 +201,10 @@ pub(crate) fn run(
     loop {
         // Drain stderr lines first so progress flows while the engine runs.
         match rx.recv_timeout(POLL) {
-            Ok(line) => {
-                on_line(&line);
-                while let Ok(line) = rx.try_recv() {
-                    on_line(&line);
+            Ok((stream, line)) => {
+                on_line(stream, &line);
+                while let Ok((stream, line)) = rx.try_recv() {
+                    on_line(stream, &line);
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -208,9 +237,11 @@ pub(crate) fn run(
     if isolation::group_alive(pgid) {
         isolation::kill_group(pgid);
     }
-    let _ = reader.join();
-    while let Ok(line) = rx.try_recv() {
-        on_line(&line);
+    for reader in readers {
+        let _ = reader.join();
+    }
+    while let Ok((stream, line)) = rx.try_recv() {
+        on_line(stream, &line);
     }
     Ok(end.unwrap_or(RunEnd::Exited(status)))
 }
@@ -240,7 +271,7 @@ mod tests {
             Instant::now()
         });
         let mut lines = Vec::new();
-        let end = run(cmd, true, &cancel, None, |l| lines.push(l.to_owned())).unwrap();
+        let end = run(cmd, true, &cancel, None, |_, l| lines.push(l.to_owned())).unwrap();
         let latency = t.join().unwrap().elapsed();
         assert!(matches!(end, RunEnd::Cancelled));
         assert!(lines.is_empty());
@@ -257,18 +288,22 @@ mod tests {
             false,
             &CancelToken::new(),
             Some(Duration::from_millis(50)),
-            |_| {},
+            |_, _| {},
         )
         .unwrap();
         assert!(matches!(end, RunEnd::TimedOut));
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "echo one >&2; exit 3"]);
+        cmd.args(["-c", "echo one >&2; echo two; exit 3"]);
         let mut lines = Vec::new();
-        let end = run(cmd, false, &CancelToken::new(), None, |l| {
-            lines.push(l.to_owned())
+        let end = run(cmd, false, &CancelToken::new(), None, |s, l| {
+            lines.push((s == Stream::Stdout, l.to_owned()))
         })
         .unwrap();
         assert!(matches!(end, RunEnd::Exited(s) if s.code() == Some(3)));
-        assert_eq!(lines, ["one\n"]);
+        lines.sort();
+        assert_eq!(
+            lines,
+            [(false, "one\n".to_owned()), (true, "two\n".to_owned())]
+        );
     }
 }
