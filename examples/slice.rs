@@ -4,6 +4,8 @@
 //! cargo run -p easyprint-examples --example slice -- model.stl --machine anet3d_a8 \
 //!     -s layer_height=0.2 [-s key=value ...] [--quality draft|none] [-o out.gcode] \
 //!     [--threads N] [--timeout SECS] [--cache DIR] [--list-machines] [--list-settings]
+//! cargo run -p easyprint-examples --example slice -- model.stl --prusa profile.ini \
+//!     -s fill_density=30%      # PrusaSlicer; an empty profile path means its defaults
 //! ```
 
 use std::io::Write;
@@ -12,7 +14,8 @@ use std::time::Duration;
 
 use easyprint_slicer::settings::{user_settings, SettingsStack};
 use easyprint_slicer::{
-    CancelToken, CuraOptions, CuraSlicer, Profile, QualityChoice, SliceRequest, Slicer,
+    CancelToken, CuraOptions, CuraSlicer, Profile, PrusaOptions, PrusaSlicer, QualityChoice,
+    SliceRequest, Slicer,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut quality = QualityChoice::Preferred;
     let mut options = CuraOptions::default();
     let (mut list_machines, mut list_settings) = (false, false);
+    let mut prusa: Option<String> = None;
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
@@ -39,11 +43,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--threads" => options.threads = Some(value()?.parse()?),
             "--timeout" => options.timeout = Some(Duration::from_secs_f64(value()?.parse()?)),
             "--cache" => options.cache = Some(easyprint_slicer::cache::SliceCache::new(value()?)?),
+            "--prusa" => prusa = Some(value()?),
             "--list-machines" => list_machines = true,
             "--list-settings" => list_settings = true,
             _ if a.starts_with('-') => return Err(format!("unknown option {a}").into()),
             _ => model = Some(PathBuf::from(a)),
         }
+    }
+    if let Some(ini) = prusa {
+        let prusa = PrusaSlicer::locate(
+            None,
+            PrusaOptions {
+                timeout: options.timeout,
+                cache: options.cache.clone(),
+                ..PrusaOptions::default()
+            },
+        )?;
+        let mut profile = Profile::machine(ini);
+        for o in &overrides {
+            profile = profile.set(o)?;
+        }
+        let model = model.ok_or("usage: slice MODEL --prusa PROFILE.ini [-s key=value]...")?;
+        return run(&prusa, &model, &profile, output);
     }
     let slicer = CuraSlicer::discover(options)?;
     if list_machines {
@@ -63,12 +84,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for s in user_settings(stack, &prepared.settings)? {
             println!(
                 "{:40} {:8} {:>12} {:4} [{:?}..{:?}] {}",
-                s.key, s.setting_type, s.value.to_string(), s.unit, s.minimum, s.maximum, s.label
+                s.key,
+                s.setting_type,
+                s.value.to_string(),
+                s.unit,
+                s.minimum,
+                s.maximum,
+                s.label
             );
         }
         return Ok(());
     }
     let model = model.ok_or("usage: slice MODEL.stl --machine ID [-s key=value]...")?;
+    run(&slicer, &model, &profile, output)
+}
+
+fn run(
+    slicer: &dyn Slicer,
+    model: &std::path::Path,
+    profile: &Profile,
+    output: Option<PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let output = output.unwrap_or_else(|| model.with_extension("gcode"));
     let mut last = -1.0;
     let mut progress = |p: &easyprint_slicer::Progress| {
@@ -79,8 +115,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let report = slicer.slice(SliceRequest {
-        model: &model,
-        profile: &profile,
+        model,
+        profile,
         output: &output,
         progress: Some(&mut progress),
         cancel: CancelToken::new(),

@@ -87,11 +87,16 @@ impl SliceCache {
         Some((gcode, stats))
     }
 
-    /// Store a finished slice (copied atomically; a crash leaves no half entry).
+    /// Store a finished slice (copied atomically and synced; a crash leaves no half entry).
+    /// Entries are read-only: hits are published as hard links to them.
     pub fn put(&self, key: &str, gcode: &Path, stats: &SliceStats) -> std::io::Result<()> {
         let (gpath, mpath) = self.paths(key);
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         std::io::copy(&mut std::fs::File::open(gcode)?, tmp.as_file_mut())?;
+        tmp.as_file().sync_all()?;
+        let mut perms = tmp.as_file().metadata()?.permissions();
+        perms.set_readonly(true);
+        tmp.as_file().set_permissions(perms)?;
         tmp.persist(&gpath).map_err(|e| e.error)?;
         let text = |f: Option<f64>| f.map(|x| x.to_string());
         let meta = json!({

@@ -458,6 +458,14 @@ fn cache_returns_identical_bytes_at_once() {
     assert!(second.cache_hit);
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     assert_eq!(first.stats, second.stats);
+    // Publishing the same hit twice over itself leaves no stray files.
+    slice(&s, &model, &p, &b).unwrap();
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".easyprint"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
     // Any setting change is a different key.
     let c = dir.path().join("c.gcode");
     let third = slice(

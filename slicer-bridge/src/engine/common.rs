@@ -45,6 +45,28 @@ pub(crate) fn placed_stl(path: &Path, volume: &BuildVolume) -> Result<Vec<u8>, S
     Ok(stl)
 }
 
+/// Publish a cache entry at `dest`: a hard link to the (read-only, synced) entry renamed into
+/// place, so a hit copies nothing; a copy when linking is impossible (other file system).
+pub(crate) fn publish_cached(cached: &Path, dest: &Path) -> Result<(), SliceError> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".easyprint-slice-{}-{n}.link", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(cached, &tmp).is_ok() {
+        if std::fs::rename(&tmp, dest).is_ok() {
+            // Renaming onto a link to the same file is a no-op that leaves `tmp` behind.
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    publish(cached, dest, &[])
+}
+
 /// The report of a cache hit.
 pub(crate) fn cached_report(
     engine: String,

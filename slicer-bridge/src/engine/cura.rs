@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::cura_log::{CuraLog, Progress};
 use easyprint_gcode::analysis::{Analysis, AnalysisConfig};
 
-use super::common::{cached_report, locate_binary, placed_stl, publish};
+use super::common::{cached_report, locate_binary, placed_stl, publish, publish_cached};
 use super::output::{analyze_output, header_number, true_header, CURA_END_MARKER};
 use super::supervise::{self, ConcurrencyLimit, RunEnd};
 use super::{Profile, QualityChoice, SliceError, SliceReport, SliceRequest, SliceStats, Slicer};
@@ -380,7 +380,7 @@ impl Slicer for CuraSlicer {
         };
         if let (Some(cache), Some(rk)) = (&self.options.cache, &request_key) {
             if let Some((cached, stats)) = cache.get_request(rk).and_then(|k| cache.get(&k)) {
-                publish(&cached, request.output, &[])?;
+                publish_cached(&cached, request.output)?;
                 report_progress(&done);
                 return Ok(cached_report(self.engine(), request.output, stats, started));
             }
@@ -393,7 +393,7 @@ impl Slicer for CuraSlicer {
         let key = self.cache_key(&prepared, &stl);
         if let Some(cache) = &self.options.cache {
             if let Some((cached, stats)) = cache.get(&key) {
-                publish(&cached, request.output, &[])?;
+                publish_cached(&cached, request.output)?;
                 if let Some(rk) = &request_key {
                     let _ = cache.put_request(rk, &key, &input_files(&prepared));
                 }

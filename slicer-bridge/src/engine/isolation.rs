@@ -1,7 +1,7 @@
 //! Lowest CPU and I/O priority for the engine, and killing its process group.
 //!
 //! The only unsafe code in the crate: three raw syscalls in the forked child before `exec`,
-//! and `killpg`. Done in the child (not after spawn from the parent) so every engine thread
+//! `killpg`, and `flock` for the host-wide slice slots. Done in the child (not after spawn from the parent) so every engine thread
 //! starts idle: Linux scheduling attributes are per thread and inherited at thread creation.
 //!
 //! Measured: CuraEngine 4.13 calls `setpriority(PRIO_PROCESS, 0, 10)` itself at start-up, so a
@@ -53,6 +53,24 @@ pub(crate) fn kill_group(pgid: u32) {
     // engine (process_group(0) makes it equal to the child's pid) and is > 1.
     unsafe {
         libc::killpg(pgid, libc::SIGKILL);
+    }
+}
+
+/// Try to take an exclusive `flock` on `file` without blocking; `Ok(false)` when another open
+/// file (in this or another process) holds it. Released when `file` is closed.
+pub(crate) fn try_lock_exclusive(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `file` owns a valid open descriptor for the duration of the call; flock only
+    // changes the lock state of that open file description.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(err)
     }
 }
 

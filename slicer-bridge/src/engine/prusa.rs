@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use easyprint_gcode::analysis::AnalysisConfig;
 
-use super::common::{cached_report, locate_binary, placed_stl, publish};
+use super::common::{cached_report, locate_binary, placed_stl, publish, publish_cached};
 use super::output::analyze_output;
 use super::supervise::{self, ConcurrencyLimit, RunEnd, Stream};
 use super::{Profile, Progress, SliceError, SliceReport, SliceRequest, SliceStats, Slicer};
@@ -251,7 +251,7 @@ impl Slicer for PrusaSlicer {
             }
         };
         if let Some((cached, stats)) = self.options.cache.as_ref().and_then(|c| c.get(&key)) {
-            publish(&cached, request.output, &[])?;
+            publish_cached(&cached, request.output)?;
             report_progress(&Progress::done());
             return Ok(cached_report(self.engine(), request.output, stats, started));
         }

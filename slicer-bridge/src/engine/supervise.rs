@@ -1,6 +1,7 @@
 //! Running an engine process: isolation, bounded stderr streaming, cancel and timeout.
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
@@ -49,57 +50,117 @@ pub(crate) enum RunEnd {
     TimedOut,
 }
 
-/// Limits how many engines run at once (default: one per host process).
+/// Limits how many engines run at once: within this process, and optionally across every
+/// process on the host through lock files (default: one slice per host).
 #[derive(Debug)]
 pub struct ConcurrencyLimit {
     max: usize,
     running: Mutex<usize>,
     freed: Condvar,
+    /// Directory of `slot-<n>.lock` files shared by every process on the host.
+    host_slots: Option<PathBuf>,
 }
 
 impl ConcurrencyLimit {
-    /// A limit of `max` concurrent slices (at least 1).
+    /// At most `max` (at least 1) concurrent slices in this process.
     pub fn new(max: usize) -> Arc<Self> {
         Arc::new(Self {
             max: max.max(1),
             running: Mutex::new(0),
             freed: Condvar::new(),
+            host_slots: None,
         })
     }
 
-    /// The process-wide default: one slice at a time.
-    pub fn host_default() -> Arc<Self> {
-        static DEFAULT: std::sync::OnceLock<Arc<ConcurrencyLimit>> = std::sync::OnceLock::new();
-        DEFAULT.get_or_init(|| ConcurrencyLimit::new(1)).clone()
+    /// At most `max` concurrent slices across all processes using the same `dir` (each slot
+    /// is an `flock` on `dir/slot-<n>.lock`, released by the kernel if a process dies).
+    pub fn per_host(max: usize, dir: impl Into<PathBuf>) -> Arc<Self> {
+        Arc::new(Self {
+            max: max.max(1),
+            running: Mutex::new(0),
+            freed: Condvar::new(),
+            host_slots: Some(dir.into()),
+        })
     }
 
-    /// Wait for a free slot (or cancel). `None` when cancelled while waiting.
+    /// The default: one slice at a time per host (slots in the temp dir's
+    /// `easyprint-slicer-slots`), shared by every slicer of this process.
+    pub fn host_default() -> Arc<Self> {
+        static DEFAULT: std::sync::OnceLock<Arc<ConcurrencyLimit>> = std::sync::OnceLock::new();
+        DEFAULT
+            .get_or_init(|| {
+                ConcurrencyLimit::per_host(1, std::env::temp_dir().join("easyprint-slicer-slots"))
+            })
+            .clone()
+    }
+
+    /// Wait for a free slot (or cancel). `None` when cancelled while waiting. A host slot that
+    /// cannot be created (unwritable dir) degrades to the in-process limit.
     pub(crate) fn acquire(self: &Arc<Self>, cancel: &CancelToken) -> Option<SlotGuard> {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        while *running >= self.max {
-            if cancel.is_cancelled() {
-                return None;
+        {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            while *running >= self.max {
+                if cancel.is_cancelled() {
+                    return None;
+                }
+                running = self
+                    .freed
+                    .wait_timeout(running, POLL * 4)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
-            running = self
-                .freed
-                .wait_timeout(running, POLL * 4)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            *running += 1;
         }
-        *running += 1;
-        Some(SlotGuard(self.clone()))
+        let mut guard = SlotGuard {
+            limit: self.clone(),
+            _host_lock: None,
+        };
+        let Some(dir) = &self.host_slots else {
+            return Some(guard);
+        };
+        if std::fs::create_dir_all(dir).is_err() {
+            return Some(guard);
+        }
+        loop {
+            for n in 0..self.max {
+                let Ok(file) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dir.join(format!("slot-{n}.lock")))
+                else {
+                    return Some(guard);
+                };
+                match isolation::try_lock_exclusive(&file) {
+                    Ok(true) => {
+                        guard._host_lock = Some(file);
+                        return Some(guard);
+                    }
+                    Ok(false) => {}
+                    Err(_) => return Some(guard),
+                }
+            }
+            if cancel.is_cancelled() {
+                return None; // `guard` drops: the in-process slot is released
+            }
+            std::thread::sleep(POLL * 4);
+        }
     }
 }
 
 /// A held slot; released on drop.
 #[derive(Debug)]
-pub(crate) struct SlotGuard(Arc<ConcurrencyLimit>);
+pub(crate) struct SlotGuard {
+    limit: Arc<ConcurrencyLimit>,
+    /// Holds the host-wide `flock` while open.
+    _host_lock: Option<std::fs::File>,
+}
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        let mut running = self.0.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut running = self.limit.running.lock().unwrap_or_else(|e| e.into_inner());
         *running -= 1;
-        self.0.freed.notify_one();
+        self.limit.freed.notify_one();
     }
 }
 
@@ -249,6 +310,29 @@ pub(crate) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_slots_exclude_other_holders() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two limits on one directory stand for two processes: flock conflicts between
+        // separate open files even within one process.
+        let a = ConcurrencyLimit::per_host(1, dir.path());
+        let b = ConcurrencyLimit::per_host(1, dir.path());
+        let held = a.acquire(&CancelToken::new()).unwrap();
+        let cancel = CancelToken::new();
+        let c2 = cancel.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(60));
+            c2.cancel();
+        });
+        assert!(
+            b.acquire(&cancel).is_none(),
+            "slot is taken by the other holder"
+        );
+        t.join().unwrap();
+        drop(held);
+        assert!(b.acquire(&CancelToken::new()).is_some());
+    }
 
     #[test]
     fn long_lines_are_truncated_not_buffered() {
