@@ -82,19 +82,26 @@ fn check_machine(r: &Resources, id: &str) -> Vec<String> {
         })
         .collect();
     let chain = &stack.machine().global;
+    let mut eval = stack.evaluator();
     let stacks = std::iter::once(StackId::Global)
         .chain((0..stack.machine().extruders.len()).map(StackId::Extruder));
     for s in stacks {
         for (key, def) in &chain.settings {
             for prop in FORMULA_PROPERTIES.iter().skip(1) {
                 if def.props.get(*prop).is_some_and(|v| v.is_string()) {
-                    if let Err(e) = stack.property(s, key, prop) {
+                    if let Err(e) = eval.property(s, key, prop) {
                         problems.push(format!("{id}: {key}.{prop} in {s:?}: {e}"));
                     }
                 }
             }
         }
     }
+    problems.extend(eval.diagnostics().iter().map(|d| {
+        format!(
+            "{id}: {}.{} in {:?}: {}",
+            d.key, d.property, d.stack, d.error
+        )
+    }));
     problems
 }
 

@@ -41,6 +41,7 @@ pub fn user_settings(
     resolved: &ResolvedSettings,
 ) -> Result<Vec<SettingInfo>, SettingsError> {
     let chain = &stack.machine().global;
+    let mut eval = stack.evaluator();
     let mut out = Vec::new();
     for key in &chain.order {
         let Some(def) = chain.settings.get(key) else {
@@ -61,9 +62,10 @@ pub fn user_settings(
         }
         .cloned()
         .unwrap_or(Value::None);
-        let bound = |prop: &str| -> Result<Option<f64>, SettingsError> {
-            Ok(stack.property(at, key, prop)?.and_then(|v| v.as_f64()))
+        let mut bound = |prop: &str| -> Result<Option<f64>, SettingsError> {
+            Ok(eval.property(at, key, prop)?.and_then(|v| v.as_f64()))
         };
+        let (minimum, maximum) = (bound("minimum_value")?, bound("maximum_value")?);
         out.push(SettingInfo {
             key: key.clone(),
             label: def.str_prop("label").unwrap_or(key).to_owned(),
@@ -72,10 +74,10 @@ pub fn user_settings(
             setting_type: def.setting_type().to_owned(),
             unit: def.str_prop("unit").unwrap_or("").to_owned(),
             value,
-            minimum: bound("minimum_value")?,
-            maximum: bound("maximum_value")?,
+            minimum,
+            maximum,
             options: def.options(),
-            enabled: stack
+            enabled: eval
                 .property(at, key, "enabled")?
                 .is_none_or(|v| v.truthy()),
             per_extruder,

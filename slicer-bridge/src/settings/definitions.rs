@@ -1,8 +1,10 @@
 //! Cura resources on disk: machine and extruder definitions (`*.def.json`, with `inherits`) and
 //! quality profiles (`*.inst.cfg`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use serde_json::{Map, Value as Json};
 use thiserror::Error;
@@ -75,11 +77,26 @@ pub enum DefinitionError {
     },
 }
 
+/// Parsed definition files, keyed by path, with the (size, mtime) they were parsed at.
+type ParsedFiles = HashMap<PathBuf, ((u64, SystemTime), Arc<Map<String, Json>>)>;
+
 /// A Cura resources directory (`definitions/`, `extruders/`, `quality/`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Parsed definition files are kept (and re-read when their size or mtime changes): every
+/// machine shares `fdmprinter.def.json`, the largest file. Clones share the cache.
+#[derive(Debug, Clone)]
 pub struct Resources {
     root: PathBuf,
+    parsed: Arc<Mutex<ParsedFiles>>,
 }
+
+impl PartialEq for Resources {
+    fn eq(&self, other: &Self) -> bool {
+        self.root == other.root
+    }
+}
+
+impl Eq for Resources {}
 
 impl Resources {
     /// Use `root` (the directory holding `definitions/`).
@@ -90,7 +107,10 @@ impl Resources {
             .join("fdmprinter.def.json")
             .is_file()
         {
-            Ok(Self { root })
+            Ok(Self {
+                root,
+                parsed: Arc::default(),
+            })
         } else {
             Err(DefinitionError::ResourcesNotFound {
                 searched: format!("{} (no definitions/fdmprinter.def.json)", root.display()),
@@ -161,9 +181,24 @@ impl Resources {
     pub fn read_definition(
         &self,
         id: &str,
-    ) -> Result<(PathBuf, Map<String, Json>), DefinitionError> {
+    ) -> Result<(PathBuf, Arc<Map<String, Json>>), DefinitionError> {
         let path = self.definition_path(id)?;
-        let obj = read_json(&path)?;
+        let meta = std::fs::metadata(&path).map_err(|source| DefinitionError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let stamp = (
+            meta.len(),
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        );
+        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, obj)) = parsed.get(&path) {
+            if *s == stamp {
+                return Ok((path, obj.clone()));
+            }
+        }
+        let obj = Arc::new(read_json(&path)?);
+        parsed.insert(path.clone(), (stamp, obj.clone()));
         Ok((path, obj))
     }
 
@@ -219,6 +254,10 @@ impl Resources {
                     let Json::Object(props) = props else {
                         return Err(invalid(path, &format!("override `{key}` is not an object")));
                     };
+                    // Membership via the map: a scan of `order` made loading quadratic.
+                    if !chain.settings.contains_key(key) {
+                        chain.order.push(key.clone());
+                    }
                     let def = chain
                         .settings
                         .entry(key.clone())
@@ -227,9 +266,6 @@ impl Resources {
                         if p != "children" {
                             def.props.insert(p.clone(), v.clone());
                         }
-                    }
-                    if !chain.order.contains(key) {
-                        chain.order.push(key.clone());
                     }
                 }
             }
@@ -486,6 +522,9 @@ impl DefinitionChain {
         };
         let is_category = props.get("type").and_then(Json::as_str) == Some("category");
         if !is_category {
+            if !self.settings.contains_key(key) {
+                self.order.push(key.to_owned());
+            }
             let entry = self
                 .settings
                 .entry(key.to_owned())
@@ -494,9 +533,6 @@ impl DefinitionChain {
                 if p != "children" {
                     entry.props.insert(p.clone(), v.clone());
                 }
-            }
-            if !self.order.iter().any(|k| k == key) {
-                self.order.push(key.to_owned());
             }
         }
         if let Some(Json::Object(children)) = props.get("children") {

@@ -29,6 +29,7 @@ pub use definitions::{
     SettingDef,
 };
 pub use resolve::{
-    Diagnostic, Override, RawValue, ResolvedSettings, SettingsError, SettingsStack, StackId,
+    Diagnostic, Override, PropertyEvaluator, RawValue, ResolvedSettings, SettingsError,
+    SettingsStack, StackId,
 };
 pub use value::Value;

@@ -318,13 +318,49 @@ impl SettingsStack {
     }
 
     /// Evaluate one property (`value`, `minimum_value`, `enabled`...) of `key` in `stack`.
+    /// For many properties use [`Self::evaluator`], which shares the work between them.
     pub fn property(
         &self,
         stack: StackId,
         key: &str,
         property: &str,
     ) -> Result<Option<Value>, SettingsError> {
-        Resolver::new(self).property(stack, key, property)
+        self.evaluator().property(stack, key, property)
+    }
+
+    /// An evaluator that memoises setting values across many [`PropertyEvaluator::property`]
+    /// calls (a UI listing bounds and `enabled` for every setting).
+    pub fn evaluator(&self) -> PropertyEvaluator<'_> {
+        PropertyEvaluator(Resolver::new(self))
+    }
+}
+
+/// Evaluates properties of settings in one stack set, memoising shared dependencies.
+pub struct PropertyEvaluator<'a>(Resolver<'a>);
+
+impl std::fmt::Debug for PropertyEvaluator<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PropertyEvaluator")
+            .field("machine", &self.0.stack.machine.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PropertyEvaluator<'_> {
+    /// Evaluate one property (`value`, `minimum_value`, `enabled`...) of `key` in `stack`;
+    /// `None` when the setting does not have it.
+    pub fn property(
+        &mut self,
+        stack: StackId,
+        key: &str,
+        property: &str,
+    ) -> Result<Option<Value>, SettingsError> {
+        self.0.property(stack, key, property)
+    }
+
+    /// Formulas that failed so far and were replaced by 0, as Cura does.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.0.diagnostics
     }
 }
 
@@ -396,6 +432,9 @@ type MemoKey = (StackId, String, String);
 struct Resolver<'a> {
     stack: &'a SettingsStack,
     parsed: HashMap<String, Rc<Expr>>,
+    /// Values computed outside any `resolve` (the common case), looked up without allocating.
+    memo_plain: HashMap<StackId, HashMap<String, Value>>,
+    /// Values computed while some `resolve` was in progress (they may differ).
     memo: HashMap<MemoKey, Value>,
     in_progress: Vec<MemoKey>,
     /// Global keys whose `resolve` is being evaluated (Cura's `_resolving_settings`).
@@ -408,6 +447,7 @@ impl<'a> Resolver<'a> {
         Self {
             stack,
             parsed: HashMap::new(),
+            memo_plain: HashMap::new(),
             memo: HashMap::new(),
             in_progress: Vec::new(),
             resolving: BTreeSet::new(),
@@ -559,6 +599,11 @@ impl<'a> Resolver<'a> {
 
     /// Cura's `stack.getProperty(key, "value")`.
     fn get(&mut self, stack: StackId, key: &str) -> Result<Value, SettingsError> {
+        if self.resolving.is_empty() {
+            if let Some(v) = self.memo_plain.get(&stack).and_then(|m| m.get(key)) {
+                return Ok(v.clone());
+            }
+        }
         let mk = self.memo_key(stack, key);
         if let Some(v) = self.memo.get(&mk) {
             return Ok(v.clone());
@@ -580,7 +625,14 @@ impl<'a> Resolver<'a> {
         };
         self.in_progress.pop();
         let v = result?;
-        self.memo.insert(mk, v.clone());
+        if mk.2.is_empty() {
+            self.memo_plain
+                .entry(stack)
+                .or_default()
+                .insert(mk.1, v.clone());
+        } else {
+            self.memo.insert(mk, v.clone());
+        }
         Ok(v)
     }
 
