@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use easyprint_slicer::settings::{user_settings, SettingsStack};
 use easyprint_slicer::{
-    CancelToken, CuraOptions, CuraSlicer, Profile, PrusaOptions, PrusaSlicer, QualityChoice,
-    SliceRequest, Slicer,
+    CancelToken, CuraOptions, CuraSlicer, Profile, PrusaSlicer, QualityChoice, SliceRequest, Slicer,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,8 +40,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             "--threads" => options.threads = Some(value()?.parse()?),
-            "--timeout" => options.timeout = Some(Duration::from_secs_f64(value()?.parse()?)),
-            "--cache" => options.cache = Some(easyprint_slicer::cache::SliceCache::new(value()?)?),
+            "--timeout" => options.run.timeout = Some(Duration::from_secs_f64(value()?.parse()?)),
+            "--cache" => {
+                options.run.cache = Some(easyprint_slicer::cache::SliceCache::new(value()?)?)
+            }
             "--prusa" => prusa = Some(value()?),
             "--list-machines" => list_machines = true,
             "--list-settings" => list_settings = true,
@@ -51,14 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if let Some(ini) = prusa {
-        let prusa = PrusaSlicer::locate(
-            None,
-            PrusaOptions {
-                timeout: options.timeout,
-                cache: options.cache.clone(),
-                ..PrusaOptions::default()
-            },
-        )?;
+        let prusa = PrusaSlicer::locate(None, options.run.clone())?;
         let mut profile = Profile::machine(ini);
         for o in &overrides {
             profile = profile.set(o)?;

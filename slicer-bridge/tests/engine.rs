@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use easyprint_gcode::analysis::{analyze, AnalysisConfig};
 use easyprint_slicer::cache::SliceCache;
 use easyprint_slicer::model::shapes::{combine, cuboid, cylinder, sphere};
-use easyprint_slicer::model::{write_binary_stl, FitError, Mesh, ModelError};
+use easyprint_slicer::model::{save_binary_stl, FitError, Mesh, ModelError};
 use easyprint_slicer::settings::SettingsError;
 use easyprint_slicer::{
-    CancelToken, CuraOptions, CuraSlicer, Profile, Progress, QualityChoice, SliceError,
+    CancelToken, CuraOptions, CuraSlicer, Profile, Progress, QualityChoice, RunOptions, SliceError,
     SliceReport, SliceRequest, Slicer,
 };
 
@@ -25,17 +25,17 @@ fn overhang() -> Mesh {
 
 fn write_model(dir: &Path, name: &str, mesh: Mesh) -> PathBuf {
     let path = dir.join(name);
-    let mut bytes = Vec::new();
-    write_binary_stl(&mesh, &mut bytes).unwrap();
-    std::fs::write(&path, bytes).unwrap();
+    save_binary_stl(&mesh, &path).unwrap();
     path
 }
 
 fn slicer(cache: Option<SliceCache>) -> CuraSlicer {
     CuraSlicer::discover(CuraOptions {
         threads: Some(1),
-        cache,
-        ..CuraOptions::default()
+        run: RunOptions {
+            cache,
+            ..RunOptions::default()
+        },
     })
     .expect("CuraEngine and Cura resources (scripts/install-deps installs them)")
 }
@@ -305,8 +305,10 @@ fn timeout_kills_the_engine() {
     let dir = tempfile::tempdir().unwrap();
     let s = CuraSlicer::discover(CuraOptions {
         threads: Some(1),
-        timeout: Some(Duration::from_millis(300)),
-        ..CuraOptions::default()
+        run: RunOptions {
+            timeout: Some(Duration::from_millis(300)),
+            ..RunOptions::default()
+        },
     })
     .unwrap();
     let model = write_model(dir.path(), "sphere.stl", sphere(20.0, 120));

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use easyprint_gcode::analysis::{analyze, AnalysisConfig};
 use easyprint_slicer::model::shapes::{cuboid, sphere};
-use easyprint_slicer::model::{write_binary_stl, FitError, Mesh};
+use easyprint_slicer::model::{save_binary_stl, FitError, Mesh};
 use easyprint_slicer::settings::SettingsError;
 use easyprint_slicer::{
-    CancelToken, Profile, Progress, PrusaOptions, PrusaSlicer, SliceError, SliceReport,
-    SliceRequest, Slicer,
+    CancelToken, Profile, Progress, PrusaSlicer, RunOptions, SliceError, SliceReport, SliceRequest,
+    Slicer,
 };
 
 /// The slicer, or `None` (with a note) when `prusa-slicer` is not installed. Installed but
@@ -22,14 +22,12 @@ fn slicer() -> Option<PrusaSlicer> {
         eprintln!("skipping PrusaSlicer tests: prusa-slicer is not installed");
         return None;
     }
-    Some(PrusaSlicer::locate(None, PrusaOptions::default()).expect("installed prusa-slicer works"))
+    Some(PrusaSlicer::locate(None, RunOptions::default()).expect("installed prusa-slicer works"))
 }
 
 fn write_model(dir: &Path, name: &str, mesh: Mesh) -> PathBuf {
     let path = dir.join(name);
-    let mut bytes = Vec::new();
-    write_binary_stl(&mesh, &mut bytes).unwrap();
-    std::fs::write(&path, bytes).unwrap();
+    save_binary_stl(&mesh, &path).unwrap();
     path
 }
 

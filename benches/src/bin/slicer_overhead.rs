@@ -16,7 +16,7 @@ use easyprint_slicer::cache::SliceCache;
 use easyprint_slicer::model::shapes::sphere;
 use easyprint_slicer::model::write_binary_stl;
 use easyprint_slicer::{
-    CancelToken, CuraOptions, CuraSlicer, Profile, QualityChoice, SliceRequest, Slicer,
+    CancelToken, CuraOptions, CuraSlicer, Profile, QualityChoice, RunOptions, SliceRequest, Slicer,
 };
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -66,8 +66,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let options = |idle: bool| CuraOptions {
         threads: Some(1),
-        idle_priority: idle,
-        ..CuraOptions::default()
+        run: RunOptions {
+            idle_priority: idle,
+            ..RunOptions::default()
+        },
     };
     let plain = CuraSlicer::discover(options(false))?;
     let idle = CuraSlicer::discover(options(true))?;
@@ -120,8 +122,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Cache hits.
     let cached = CuraSlicer::discover(CuraOptions {
         threads: Some(1),
-        cache: Some(SliceCache::new(dir.join("cache"))?),
-        ..CuraOptions::default()
+        run: RunOptions {
+            cache: Some(SliceCache::new(dir.join("cache"))?),
+            ..RunOptions::default()
+        },
     })?;
     slice(
         &cached,

@@ -4,17 +4,19 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+
+use std::time::Instant;
 
 use super::cura_log::{CuraLog, Progress};
 use easyprint_gcode::analysis::{Analysis, AnalysisConfig};
 
 use super::common::{cached_report, locate_binary, placed_stl, publish, publish_cached};
 use super::output::{analyze_output, header_number, true_header, CURA_END_MARKER};
-use super::supervise::{self, ConcurrencyLimit, RunEnd};
-use super::{Profile, QualityChoice, SliceError, SliceReport, SliceRequest, SliceStats, Slicer};
-use crate::cache::{KeyBuilder, SliceCache};
+use super::supervise::{self, RunEnd};
+use super::{
+    Profile, QualityChoice, RunOptions, SliceError, SliceReport, SliceRequest, SliceStats, Slicer,
+};
+use crate::cache::KeyBuilder;
 use crate::model::{self, BuildVolume};
 use crate::settings::gcode_tokens::{bed_temp_prepend, fill, print_temp_prepend};
 use crate::settings::{ResolvedSettings, Resources, SettingsStack, Value};
@@ -77,31 +79,13 @@ impl CuraEngine {
     }
 }
 
-/// How the engine is run.
-#[derive(Debug, Clone)]
+/// How CuraEngine is run.
+#[derive(Debug, Clone, Default)]
 pub struct CuraOptions {
     /// Engine worker threads (`-m`); `None` = the engine's default (all cores).
     pub threads: Option<usize>,
-    /// Kill the engine after this long.
-    pub timeout: Option<Duration>,
-    /// Run at nice 19 with the idle I/O class (default true).
-    pub idle_priority: bool,
-    /// How many slices may run at once (default: one per host process).
-    pub limit: Arc<ConcurrencyLimit>,
-    /// Result cache (default none).
-    pub cache: Option<SliceCache>,
-}
-
-impl Default for CuraOptions {
-    fn default() -> Self {
-        Self {
-            threads: None,
-            timeout: None,
-            idle_priority: true,
-            limit: ConcurrencyLimit::host_default(),
-            cache: None,
-        }
-    }
+    /// Supervision, isolation, concurrency and cache (shared with the other engines).
+    pub run: RunOptions,
 }
 
 /// CuraEngine behind the [`Slicer`] trait.
@@ -374,11 +358,11 @@ impl Slicer for CuraSlicer {
         };
         let done = Progress::done();
         // 0. Fast path: the same request (model bytes + profile) with unchanged definitions.
-        let request_key = match &self.options.cache {
+        let request_key = match &self.options.run.cache {
             Some(_) => Some(self.request_key(request.profile, request.model)?),
             None => None,
         };
-        if let (Some(cache), Some(rk)) = (&self.options.cache, &request_key) {
+        if let (Some(cache), Some(rk)) = (&self.options.run.cache, &request_key) {
             if let Some((cached, stats)) = cache.get_request(rk).and_then(|k| cache.get(&k)) {
                 publish_cached(&cached, request.output)?;
                 report_progress(&done);
@@ -391,7 +375,7 @@ impl Slicer for CuraSlicer {
 
         // 2. Cache, keyed by placed model + resolved settings + engine.
         let key = self.cache_key(&prepared, &stl);
-        if let Some(cache) = &self.options.cache {
+        if let Some(cache) = &self.options.run.cache {
             if let Some((cached, stats)) = cache.get(&key) {
                 publish_cached(&cached, request.output)?;
                 if let Some(rk) = &request_key {
@@ -414,15 +398,15 @@ impl Slicer for CuraSlicer {
         let engine_out = work.path().join("out.gcode");
         std::fs::write(&model_path, &stl).map_err(SliceError::io("writing the placed model"))?;
         let cmd = self.command(&prepared, &model_path, &engine_out);
-        let Some(_slot) = self.options.limit.acquire(&request.cancel) else {
+        let Some(_slot) = self.options.run.limit.acquire(&request.cancel) else {
             return Err(SliceError::Cancelled);
         };
         let mut log = CuraLog::default();
         let end = supervise::run(
             cmd,
-            self.options.idle_priority,
+            self.options.run.idle_priority,
             &request.cancel,
-            self.options.timeout,
+            self.options.run.timeout,
             |stream, line| {
                 if stream == supervise::Stream::Stderr {
                     if let Some(p) = log.feed(line) {
@@ -443,7 +427,7 @@ impl Slicer for CuraSlicer {
             RunEnd::Cancelled => return Err(SliceError::Cancelled),
             RunEnd::TimedOut => {
                 return Err(SliceError::Timeout(
-                    self.options.timeout.unwrap_or_default(),
+                    self.options.run.timeout.unwrap_or_default(),
                 ))
             }
             RunEnd::Exited(status) => status,
@@ -498,7 +482,7 @@ impl Slicer for CuraSlicer {
 
         // 5. Publish with the true header, then cache.
         publish(&engine_out, request.output, &header)?;
-        if let Some(cache) = &self.options.cache {
+        if let Some(cache) = &self.options.run.cache {
             // A failed cache write costs only a future re-slice.
             if cache.put(&key, request.output, &stats).is_ok() {
                 if let Some(rk) = &request_key {

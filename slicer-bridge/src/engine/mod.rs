@@ -18,8 +18,32 @@ use crate::settings::{DefinitionError, Override, SettingsError};
 
 pub use cura::{CuraEngine, CuraOptions, CuraSlicer, ENGINE_ENV};
 pub use cura_log::Progress;
-pub use prusa::{PrusaOptions, PrusaSlicer, PRUSA_ENV};
+pub use prusa::{PrusaSlicer, PRUSA_ENV};
 pub use supervise::{CancelToken, ConcurrencyLimit};
+
+/// How any engine is run: supervision, isolation, concurrency and cache.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Kill the engine after this long.
+    pub timeout: Option<Duration>,
+    /// Run with `SCHED_IDLE`, nice 19 and the idle I/O class (default true).
+    pub idle_priority: bool,
+    /// How many slices may run at once (default: one per host, shared by all engines).
+    pub limit: std::sync::Arc<ConcurrencyLimit>,
+    /// Result cache (default none).
+    pub cache: Option<crate::cache::SliceCache>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            idle_priority: true,
+            limit: ConcurrencyLimit::host_default(),
+            cache: None,
+        }
+    }
+}
 
 /// Which quality profile to apply under the user's overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

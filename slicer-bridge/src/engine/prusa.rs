@@ -9,16 +9,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use easyprint_gcode::analysis::AnalysisConfig;
 
 use super::common::{cached_report, locate_binary, placed_stl, publish, publish_cached};
 use super::output::analyze_output;
-use super::supervise::{self, ConcurrencyLimit, RunEnd, Stream};
-use super::{Profile, Progress, SliceError, SliceReport, SliceRequest, SliceStats, Slicer};
-use crate::cache::{KeyBuilder, SliceCache};
+use super::supervise::{self, RunEnd, Stream};
+use super::{
+    Profile, Progress, RunOptions, SliceError, SliceReport, SliceRequest, SliceStats, Slicer,
+};
+use crate::cache::KeyBuilder;
 use crate::model::BuildVolume;
 use crate::settings::SettingsError;
 
@@ -28,30 +29,6 @@ pub const PRUSA_ENV: &str = "EASYPRINT_PRUSASLICER";
 /// The last line PrusaSlicer writes: a file without it was cut short.
 const END_MARKER: &[u8] = b"; prusaslicer_config = end";
 
-/// How PrusaSlicer is run.
-#[derive(Debug, Clone)]
-pub struct PrusaOptions {
-    /// Kill the engine after this long.
-    pub timeout: Option<Duration>,
-    /// Run with `SCHED_IDLE`, nice 19 and the idle I/O class (default true).
-    pub idle_priority: bool,
-    /// How many slices may run at once (shared with CuraEngine by default).
-    pub limit: Arc<ConcurrencyLimit>,
-    /// Result cache.
-    pub cache: Option<SliceCache>,
-}
-
-impl Default for PrusaOptions {
-    fn default() -> Self {
-        Self {
-            timeout: None,
-            idle_priority: true,
-            limit: ConcurrencyLimit::host_default(),
-            cache: None,
-        }
-    }
-}
-
 /// PrusaSlicer's command line behind the [`Slicer`] trait.
 #[derive(Debug, Clone)]
 pub struct PrusaSlicer {
@@ -59,7 +36,7 @@ pub struct PrusaSlicer {
     version: String,
     /// Every option with its default (from `--save`): the known keys.
     defaults: BTreeMap<String, String>,
-    options: PrusaOptions,
+    options: RunOptions,
 }
 
 /// Parse PrusaSlicer's flat `key = value` ini.
@@ -81,7 +58,7 @@ fn work_dir() -> Result<tempfile::TempDir, SliceError> {
 
 impl PrusaSlicer {
     /// Use the binary at `path`: asks for its version and its option defaults.
-    pub fn at(path: impl Into<PathBuf>, options: PrusaOptions) -> Result<Self, SliceError> {
+    pub fn at(path: impl Into<PathBuf>, options: RunOptions) -> Result<Self, SliceError> {
         let path = path.into();
         let not_found = |why: String| {
             SliceError::EngineNotFound(format!("PrusaSlicer at {}: {why}", path.display()))
@@ -119,7 +96,7 @@ impl PrusaSlicer {
     }
 
     /// Find it: `explicit`, else `$EASYPRINT_PRUSASLICER`, else `prusa-slicer` on `PATH`.
-    pub fn locate(explicit: Option<&Path>, options: PrusaOptions) -> Result<Self, SliceError> {
+    pub fn locate(explicit: Option<&Path>, options: RunOptions) -> Result<Self, SliceError> {
         let path = locate_binary(explicit, PRUSA_ENV, "prusa-slicer").ok_or_else(|| {
             SliceError::EngineNotFound(format!(
                 "PrusaSlicer not found (${PRUSA_ENV} unset, no prusa-slicer on PATH); install it with \

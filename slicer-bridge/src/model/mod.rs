@@ -11,7 +11,7 @@ use std::path::Path;
 use thiserror::Error;
 
 pub use obj::parse_obj;
-pub use stl::{parse_stl, write_binary_stl};
+pub use stl::{parse_stl, save_binary_stl, write_binary_stl};
 pub use threemf::{parse_3mf, MAX_MODEL_PART_BYTES};
 
 /// Most triangles accepted (a 50 M-triangle mesh is 2.5 GB of STL: far beyond any print).
@@ -180,6 +180,16 @@ impl Mesh {
             v[2] += dz;
         }
     }
+}
+
+/// Three coordinates from whitespace-separated words (STL `vertex`, OBJ `v`).
+fn parse_xyz<'a>(words: &mut impl Iterator<Item = &'a str>) -> Result<[f32; 3], String> {
+    let mut v = [0f32; 3];
+    for c in &mut v {
+        let w = words.next().ok_or("vertex needs three coordinates")?;
+        *c = w.parse().map_err(|_| format!("bad coordinate `{w}`"))?;
+    }
+    Ok(v)
 }
 
 fn is_degenerate(t: &[[f32; 3]; 3]) -> bool {

@@ -1,7 +1,7 @@
 //! Wavefront OBJ (vertices and faces; polygons are fan-triangulated, negative indices count
 //! back from the last vertex). Texture, normal and material data are ignored.
 
-use super::{Mesh, ModelError, MAX_TRIANGLES};
+use super::{parse_xyz, Mesh, ModelError, MAX_TRIANGLES};
 
 /// Parse OBJ text into a mesh.
 pub fn parse_obj(bytes: &[u8]) -> Result<Mesh, ModelError> {
@@ -18,16 +18,7 @@ pub fn parse_obj(bytes: &[u8]) -> Result<Mesh, ModelError> {
         let mut words = line.split_ascii_whitespace();
         match words.next() {
             Some("v") => {
-                let mut v = [0f32; 3];
-                for c in &mut v {
-                    let w = words
-                        .next()
-                        .ok_or_else(|| syntax(lineno, "vertex needs three coordinates".into()))?;
-                    *c = w
-                        .parse()
-                        .map_err(|_| syntax(lineno, format!("bad coordinate `{w}`")))?;
-                }
-                vertices.push(v);
+                vertices.push(parse_xyz(&mut words).map_err(|m| syntax(lineno, m))?);
             }
             Some("f") => {
                 let mut idx = Vec::new();

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{Mesh, ModelError, MAX_TRIANGLES};
+use super::{parse_xyz, Mesh, ModelError, MAX_TRIANGLES};
 
 const HEADER: usize = 80;
 const RECORD: usize = 50;
@@ -76,15 +76,7 @@ fn parse_ascii(bytes: &[u8]) -> Result<Mesh, ModelError> {
             None => {}
             Some("solid") => saw_solid = true,
             Some("vertex") => {
-                let mut v = [0f32; 3];
-                for c in &mut v {
-                    let w = words
-                        .next()
-                        .ok_or_else(|| syntax(lineno, "vertex needs three coordinates".into()))?;
-                    *c = w
-                        .parse()
-                        .map_err(|_| syntax(lineno, format!("bad coordinate `{w}`")))?;
-                }
+                let v = parse_xyz(&mut words).map_err(|m| syntax(lineno, m))?;
                 if current.len() == 3 {
                     return Err(syntax(lineno, "more than three vertices in a facet".into()));
                 }
@@ -124,6 +116,13 @@ fn parse_ascii(bytes: &[u8]) -> Result<Mesh, ModelError> {
         triangles,
         dropped_degenerate: 0,
     })
+}
+
+/// Write `mesh` to the file `path` as binary STL.
+pub fn save_binary_stl(mesh: &Mesh, path: &std::path::Path) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write_binary_stl(mesh, &mut out)?;
+    out.flush()
 }
 
 /// Write `mesh` as binary STL (normals left zero: CuraEngine recomputes them).
