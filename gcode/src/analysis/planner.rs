@@ -1,0 +1,555 @@
+//! A Marlin-like motion planner used only to estimate time: trapezoidal velocity profiles, per-axis
+//! feedrate and acceleration limits, classic jerk or junction deviation at the junctions, and a
+//! look-ahead that recomputes entry speeds backwards and forwards over a window of moves.
+//!
+//! It follows the structure of Marlin's planner (and of PrusaSlicer's estimator, which mirrors it):
+//! moves are queued; once `4 * LOOKAHEAD` are waiting, all but the newest `LOOKAHEAD` are planned
+//! and their time is final. Memory is bounded by that window.
+
+use super::config::MachineLimits;
+
+/// Moves kept back for look-ahead (Marlin's block buffer is 16; PrusaSlicer plans over 64).
+const LOOKAHEAD: usize = 64;
+/// Plan when this many moves are queued (amortises the passes to O(1) per move).
+const REPLAN_AT: usize = 4 * LOOKAHEAD;
+/// Feedrates below this are treated as a stop at the junction.
+const MIN_PREVIOUS_FEEDRATE: f64 = 1e-4;
+/// Marlin's MINIMUM_PLANNER_SPEED, mm/s (junction deviation mode).
+const MIN_PLANNER_SPEED: f64 = 0.05;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Trapezoid {
+    accelerate_until: f64,
+    decelerate_after: f64,
+    cruise_feedrate: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    /// Sequence number of the move, for attributing time to lines.
+    seq: u64,
+    distance: f64,
+    acceleration: f64,
+    entry: f64,
+    cruise: f64,
+    exit: f64,
+    max_entry: f64,
+    safe_feedrate: f64,
+    nominal_length: bool,
+    recalculate: bool,
+    trapezoid: Trapezoid,
+    /// A dwell: fixed time, no motion.
+    fixed_time: f64,
+}
+
+impl Block {
+    fn calculate_trapezoid(&mut self, exit: f64) {
+        let accel = self.acceleration;
+        let mut cruise = self.cruise;
+        let mut accelerate = acceleration_distance(self.entry, cruise, accel).max(0.0);
+        let decelerate = acceleration_distance(cruise, exit, -accel).max(0.0);
+        let mut cruise_distance = self.distance - accelerate - decelerate;
+        if cruise_distance < 0.0 {
+            // Not enough room to reach the nominal speed: accelerate then decelerate.
+            accelerate = intersection_distance(self.entry, exit, accel, self.distance)
+                .clamp(0.0, self.distance);
+            cruise_distance = 0.0;
+            cruise = speed_after(self.entry, accelerate, accel);
+        }
+        self.trapezoid = Trapezoid {
+            accelerate_until: accelerate,
+            decelerate_after: accelerate + cruise_distance,
+            cruise_feedrate: cruise,
+        };
+    }
+
+    fn time(&self) -> f64 {
+        if self.distance <= 0.0 {
+            return self.fixed_time;
+        }
+        let t = &self.trapezoid;
+        let accel = self.acceleration;
+        let accel_time = time_to_travel(self.entry, t.accelerate_until, accel);
+        let cruise_time = if t.cruise_feedrate > 0.0 {
+            (t.decelerate_after - t.accelerate_until) / t.cruise_feedrate
+        } else {
+            0.0
+        };
+        let decel_time = time_to_travel(
+            t.cruise_feedrate,
+            self.distance - t.decelerate_after,
+            -accel,
+        );
+        accel_time + cruise_time + decel_time
+    }
+}
+
+fn acceleration_distance(initial: f64, target: f64, accel: f64) -> f64 {
+    if accel == 0.0 {
+        0.0
+    } else {
+        (target * target - initial * initial) / (2.0 * accel)
+    }
+}
+
+fn intersection_distance(initial: f64, exit: f64, accel: f64, distance: f64) -> f64 {
+    if accel == 0.0 {
+        0.0
+    } else {
+        (2.0 * accel * distance - initial * initial + exit * exit) / (4.0 * accel)
+    }
+}
+
+fn speed_after(initial: f64, distance: f64, accel: f64) -> f64 {
+    (initial * initial + 2.0 * accel * distance).max(0.0).sqrt()
+}
+
+fn time_to_travel(initial: f64, distance: f64, accel: f64) -> f64 {
+    if accel == 0.0 {
+        0.0
+    } else {
+        (speed_after(initial, distance, accel) - initial) / accel
+    }
+}
+
+fn max_allowable_speed(accel: f64, target: f64, distance: f64) -> f64 {
+    (target * target - 2.0 * accel * distance).max(0.0).sqrt()
+}
+
+/// State of the previous move, for junction speeds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Previous {
+    feedrate: f64,
+    safe_feedrate: f64,
+    axis_feedrate: [f64; 4],
+    unit: [f64; 3],
+}
+
+/// What the caller learns when moves are finalised: the start time of move `seq`.
+pub(crate) trait TimeSink {
+    /// Move `seq` starts at `time` seconds (all moves before it are final).
+    fn move_starts(&mut self, seq: u64, time: f64);
+}
+
+/// The planner; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Planner {
+    pub(crate) limits: MachineLimits,
+    blocks: Vec<Block>,
+    previous: Option<Previous>,
+    /// Time of all finalised moves.
+    time: f64,
+    next_seq: u64,
+}
+
+impl Planner {
+    pub(crate) fn new(limits: MachineLimits) -> Self {
+        Planner {
+            limits,
+            blocks: Vec::with_capacity(REPLAN_AT + 1),
+            previous: None,
+            time: 0.0,
+            next_seq: 0,
+        }
+    }
+
+    /// Sequence number the next move will get.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Queues a move of `delta` (mm, XYZE) at `feedrate` (mm/s).
+    pub(crate) fn add_move(&mut self, delta: [f64; 4], feedrate: f64, sink: &mut impl TimeSink) {
+        let xyz2 = delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2];
+        let distance = if xyz2 > 0.0 {
+            xyz2.sqrt()
+        } else {
+            delta[3].abs()
+        };
+        if distance < 1e-9 || !distance.is_finite() || !(feedrate > 0.0) {
+            return;
+        }
+        let l = &self.limits;
+        let extruder_only = xyz2 == 0.0;
+        let travel = !extruder_only && delta[3] <= 0.0;
+        let min_feedrate = if delta[3] == 0.0 {
+            l.min_travel_feedrate
+        } else {
+            l.min_feedrate
+        };
+        let mut cruise = feedrate.max(min_feedrate);
+        let inv_distance = 1.0 / distance;
+
+        // Per-axis feedrate limits.
+        let mut axis_feedrate = [0.0; 4];
+        let mut factor: f64 = 1.0;
+        for a in 0..4 {
+            axis_feedrate[a] = cruise * delta[a] * inv_distance;
+            let abs = axis_feedrate[a].abs();
+            if abs > 0.0 && l.max_feedrate[a] > 0.0 && abs > l.max_feedrate[a] {
+                factor = factor.min(l.max_feedrate[a] / abs);
+            }
+        }
+        cruise *= factor;
+        for v in &mut axis_feedrate {
+            *v *= factor;
+        }
+
+        // Acceleration by move type, then per-axis limits.
+        let mut acceleration = if travel {
+            l.travel_acceleration
+        } else if extruder_only {
+            l.retract_acceleration
+        } else {
+            l.acceleration
+        };
+        for a in 0..4 {
+            let share = delta[a].abs() * inv_distance;
+            if share > 0.0
+                && l.max_acceleration[a] > 0.0
+                && acceleration * share > l.max_acceleration[a]
+            {
+                acceleration = l.max_acceleration[a] / share;
+            }
+        }
+        if !(acceleration > 0.0) {
+            acceleration = 1.0;
+        }
+
+        // Exit speed that is always safe: within every axis's jerk.
+        let mut safe_feedrate = cruise;
+        for a in 0..4 {
+            if axis_feedrate[a].abs() > l.jerk[a] {
+                safe_feedrate = safe_feedrate.min(l.jerk[a]);
+            }
+        }
+
+        let unit = [
+            delta[0] * inv_distance,
+            delta[1] * inv_distance,
+            delta[2] * inv_distance,
+        ];
+        let vmax_junction = match self.previous {
+            Some(prev) if prev.feedrate > MIN_PREVIOUS_FEEDRATE => match l.junction_deviation {
+                Some(jd) => junction_deviation_speed(jd, acceleration, &prev, unit, cruise),
+                None => jerk_junction_speed(l, &prev, cruise, &axis_feedrate, safe_feedrate),
+            },
+            _ => safe_feedrate,
+        };
+        let v_allowable = max_allowable_speed(-acceleration, safe_feedrate, distance);
+        let mut block = Block {
+            seq: self.next_seq,
+            distance,
+            acceleration,
+            entry: vmax_junction.min(v_allowable),
+            cruise,
+            exit: safe_feedrate,
+            max_entry: vmax_junction,
+            safe_feedrate,
+            nominal_length: cruise <= v_allowable,
+            recalculate: true,
+            trapezoid: Trapezoid::default(),
+            fixed_time: 0.0,
+        };
+        block.calculate_trapezoid(safe_feedrate);
+        self.next_seq += 1;
+        self.previous = Some(Previous {
+            feedrate: cruise,
+            safe_feedrate,
+            axis_feedrate,
+            unit,
+        });
+        self.blocks.push(block);
+        if self.blocks.len() >= REPLAN_AT {
+            self.plan(LOOKAHEAD, sink);
+        }
+    }
+
+    /// A pause of `seconds` (G4): the machine stops, then waits.
+    pub(crate) fn dwell(&mut self, seconds: f64, sink: &mut impl TimeSink) {
+        self.flush(sink);
+        if seconds > 0.0 && seconds.is_finite() {
+            sink.move_starts(self.next_seq, self.time);
+            self.next_seq += 1;
+            self.time += seconds;
+        }
+    }
+
+    /// Plans and finalises every queued move; the next move starts from rest.
+    pub(crate) fn flush(&mut self, sink: &mut impl TimeSink) {
+        self.plan(0, sink);
+        self.previous = None;
+    }
+
+    /// Total time of finalised moves (all moves after [`flush`](Self::flush)).
+    pub(crate) fn time(&self) -> f64 {
+        self.time
+    }
+
+    /// Look-ahead passes over the queue, then finalise all but the newest `keep` moves.
+    fn plan(&mut self, keep: usize, sink: &mut impl TimeSink) {
+        let blocks = &mut self.blocks;
+        if blocks.is_empty() {
+            return;
+        }
+        // Forward pass: an accelerating move too short to reach the next entry speed limits it.
+        for i in 0..blocks.len().saturating_sub(1) {
+            let (prev, next) = (blocks[i], &mut blocks[i + 1]);
+            if !prev.nominal_length && prev.entry < next.entry {
+                let entry = next.entry.min(max_allowable_speed(
+                    -prev.acceleration,
+                    prev.entry,
+                    prev.distance,
+                ));
+                if next.entry != entry {
+                    next.entry = entry;
+                    next.recalculate = true;
+                }
+            }
+        }
+        // Reverse pass: each move must be able to decelerate to the next one's entry speed.
+        for i in (1..blocks.len()).rev() {
+            let next_entry = blocks[i].entry;
+            let cur = &mut blocks[i - 1];
+            if cur.entry != cur.max_entry {
+                cur.entry = if !cur.nominal_length && cur.max_entry > next_entry {
+                    cur.max_entry.min(max_allowable_speed(
+                        -cur.acceleration,
+                        next_entry,
+                        cur.distance,
+                    ))
+                } else {
+                    cur.max_entry
+                };
+                cur.recalculate = true;
+            }
+        }
+        // Trapezoids where an entry or exit speed changed; the newest ends at its safe speed.
+        for i in 0..blocks.len() {
+            let exit = blocks.get(i + 1).map(|b| b.entry);
+            let next_changed = blocks.get(i + 1).is_some_and(|b| b.recalculate);
+            let cur = &mut blocks[i];
+            match exit {
+                Some(exit) if cur.recalculate || next_changed => {
+                    cur.exit = exit;
+                    cur.calculate_trapezoid(exit);
+                    cur.recalculate = false;
+                }
+                Some(_) => {}
+                None => {
+                    cur.exit = cur.safe_feedrate;
+                    cur.calculate_trapezoid(cur.safe_feedrate);
+                    cur.recalculate = false;
+                }
+            }
+        }
+        let done = blocks.len() - keep.min(blocks.len());
+        for b in &blocks[..done] {
+            sink.move_starts(b.seq, self.time);
+            self.time += b.time();
+        }
+        blocks.drain(..done);
+    }
+}
+
+/// Classic (Marlin 1.x / Prusa) jerk: the junction speed at which no axis changes speed by more
+/// than its jerk.
+fn jerk_junction_speed(
+    l: &MachineLimits,
+    prev: &Previous,
+    cruise: f64,
+    axis_feedrate: &[f64; 4],
+    safe_feedrate: f64,
+) -> f64 {
+    let prev_larger = prev.feedrate > cruise;
+    let smaller_factor = if prev_larger {
+        cruise / prev.feedrate
+    } else {
+        prev.feedrate / cruise
+    };
+    let mut vmax = if prev_larger { cruise } else { prev.feedrate };
+    let mut v_factor = 1.0;
+    let mut limited = false;
+    for a in 0..4 {
+        let mut v_exit = prev.axis_feedrate[a];
+        let mut v_entry = axis_feedrate[a];
+        if prev_larger {
+            v_exit *= smaller_factor;
+        }
+        if limited {
+            v_exit *= v_factor;
+            v_entry *= v_factor;
+        }
+        let jerk = if v_exit > v_entry {
+            if v_entry > 0.0 || v_exit < 0.0 {
+                v_exit - v_entry
+            } else {
+                v_exit.max(-v_entry)
+            }
+        } else if v_entry < 0.0 || v_exit > 0.0 {
+            v_entry - v_exit
+        } else {
+            (-v_exit).max(v_entry)
+        };
+        if jerk > l.jerk[a] {
+            v_factor *= l.jerk[a] / jerk;
+            limited = true;
+        }
+    }
+    if limited {
+        vmax *= v_factor;
+    }
+    // Not coasting: both moves would start and stop at their safe speeds anyway.
+    let threshold = vmax * 0.99;
+    if prev.safe_feedrate > threshold && safe_feedrate > threshold {
+        vmax = safe_feedrate;
+    }
+    vmax
+}
+
+/// Marlin 2's junction deviation: the speed of a virtual arc through the corner.
+fn junction_deviation_speed(
+    jd: f64,
+    acceleration: f64,
+    prev: &Previous,
+    unit: [f64; 3],
+    cruise: f64,
+) -> f64 {
+    let cos_theta = -(prev.unit[0] * unit[0] + prev.unit[1] * unit[1] + prev.unit[2] * unit[2]);
+    let vmax = if cos_theta > 0.999_999 {
+        // A full reversal.
+        MIN_PLANNER_SPEED
+    } else if cos_theta < -0.999_999 {
+        // Straight on.
+        f64::INFINITY
+    } else {
+        let sin_half = (0.5 * (1.0 - cos_theta)).max(0.0).sqrt();
+        (acceleration * jd * sin_half / (1.0 - sin_half)).sqrt()
+    };
+    vmax.min(cruise).min(prev.feedrate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Starts(Vec<(u64, f64)>);
+    impl TimeSink for Starts {
+        fn move_starts(&mut self, seq: u64, time: f64) {
+            self.0.push((seq, time));
+        }
+    }
+
+    fn limits() -> MachineLimits {
+        MachineLimits {
+            max_feedrate: [1000.0; 4],
+            max_acceleration: [1e6; 4],
+            acceleration: 1000.0,
+            retract_acceleration: 1000.0,
+            travel_acceleration: 1000.0,
+            jerk: [0.0; 4],
+            junction_deviation: None,
+            min_feedrate: 0.0,
+            min_travel_feedrate: 0.0,
+        }
+    }
+
+    #[test]
+    fn single_move_is_a_trapezoid() {
+        // 100 mm at 50 mm/s with 1000 mm/s², from and to rest:
+        // accelerate 0.05 s over 1.25 mm, cruise 97.5 mm in 1.95 s, decelerate 0.05 s.
+        let mut p = Planner::new(limits());
+        let mut s = Starts::default();
+        p.add_move([100.0, 0.0, 0.0, 0.0], 50.0, &mut s);
+        p.flush(&mut s);
+        assert!((p.time() - 2.05).abs() < 1e-9, "{}", p.time());
+        assert_eq!(s.0, [(0, 0.0)]);
+    }
+
+    #[test]
+    fn short_move_is_a_triangle() {
+        // 1 mm at 100 mm/s, 1000 mm/s²: peak sqrt(1000) mm/s after 0.5 mm; t = 2*sqrt(2*0.5/1000).
+        let mut p = Planner::new(limits());
+        let mut s = Starts::default();
+        p.add_move([1.0, 0.0, 0.0, 0.0], 100.0, &mut s);
+        p.flush(&mut s);
+        let expected = 2.0 * (2.0 * 0.5 / 1000.0f64).sqrt();
+        assert!((p.time() - expected).abs() < 1e-9, "{}", p.time());
+    }
+
+    #[test]
+    fn collinear_moves_cruise_through_with_jerk() {
+        // Two collinear 50 mm moves: with generous jerk they join at full speed, so the time is
+        // the same as one 100 mm move.
+        let mut l = limits();
+        l.jerk = [10.0; 4];
+        let mut p = Planner::new(l);
+        let mut s = Starts::default();
+        p.add_move([50.0, 0.0, 0.0, 0.0], 50.0, &mut s);
+        p.add_move([50.0, 0.0, 0.0, 0.0], 50.0, &mut s);
+        p.flush(&mut s);
+        // Entry/exit at the 10 mm/s jerk: accelerate 10->50 takes 0.04 s over 1.2 mm, both ends.
+        let expected = 2.0 * 0.04 + (100.0 - 2.4) / 50.0;
+        assert!(
+            (p.time() - expected).abs() < 1e-9,
+            "{} vs {expected}",
+            p.time()
+        );
+        assert_eq!(s.0.len(), 2);
+        assert!((s.0[1].1 - (0.04 + 48.8 / 50.0)).abs() < 1e-9, "{:?}", s.0);
+    }
+
+    #[test]
+    fn reversal_stops() {
+        let mut l = limits();
+        l.jerk = [10.0; 4];
+        let mut p = Planner::new(l);
+        let mut s = Starts::default();
+        p.add_move([10.0, 0.0, 0.0, 0.0], 50.0, &mut s);
+        p.add_move([-10.0, 0.0, 0.0, 0.0], 50.0, &mut s);
+        p.flush(&mut s);
+        let mut single = Planner::new(l);
+        single.add_move([10.0, 0.0, 0.0, 0.0], 50.0, &mut s);
+        single.flush(&mut s);
+        // A reversal at 50 mm/s exceeds the 10 mm/s jerk: both halves start/end near the safe speed.
+        assert!((p.time() - 2.0 * single.time()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn feedrate_limit_per_axis() {
+        let mut l = limits();
+        l.max_feedrate[2] = 5.0;
+        let mut p = Planner::new(l);
+        let mut s = Starts::default();
+        p.add_move([0.0, 0.0, 10.0, 0.0], 100.0, &mut s);
+        p.flush(&mut s);
+        assert!(p.time() > 2.0 && p.time() < 2.01, "{}", p.time());
+    }
+
+    #[test]
+    fn dwell_adds_time() {
+        let mut p = Planner::new(limits());
+        let mut s = Starts::default();
+        p.dwell(1.5, &mut s);
+        assert_eq!(p.time(), 1.5);
+    }
+
+    #[test]
+    fn long_runs_are_planned_in_windows() {
+        let mut p = Planner::new(limits());
+        let mut s = Starts::default();
+        for i in 0..10_000 {
+            let d = if i % 2 == 0 { 1.0 } else { -1.0 };
+            p.add_move([d, 0.0, 0.0, 0.0], 100.0, &mut s);
+        }
+        p.flush(&mut s);
+        assert_eq!(s.0.len(), 10_000);
+        assert!(s
+            .0
+            .windows(2)
+            .all(|w| w[0].0 + 1 == w[1].0 && w[0].1 < w[1].1));
+        let one = 2.0 * (2.0 * 0.5 / 1000.0f64).sqrt();
+        assert!((p.time() - 10_000.0 * one).abs() < 1e-6);
+    }
+}

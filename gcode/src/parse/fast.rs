@@ -1,0 +1,160 @@
+//! The fast path for ordinary lines: letters with plain numbers or no value, blanks and a `;`
+//! comment, scanned in one pass that also finds the end of the line (no separate newline search).
+//!
+//! Anything else (line numbers, checksums, quotes, braces, parentheses, text arguments, extended
+//! commands, errors) makes it give up, and the line goes to the general grammar in `line.rs`,
+//! which accepts everything this accepts with the same result; a test checks that on random input.
+
+use super::line::{Code, LineParts, RawWord, Span, ValueKind};
+use crate::number::decimal;
+
+/// A line the fast path parsed.
+#[derive(Debug)]
+pub(crate) struct FastLine {
+    /// Length of the line without its terminator.
+    pub(crate) len: usize,
+    /// Bytes consumed including the terminator.
+    pub(crate) consumed: usize,
+    pub(crate) parts: LineParts,
+}
+
+#[inline(always)]
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+#[inline(always)]
+fn starts_value(b: u8) -> bool {
+    matches!(b, b'-' | b'+' | b'.' | b'0'..=b'9' | b'"' | b'{')
+}
+
+/// Parses the line at the start of `rest` (which may run on past it), or returns `None` to hand it
+/// to the general grammar. Words are appended to `words` (cleared first).
+#[inline]
+pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Option<FastLine> {
+    words.clear();
+    let mut parts = LineParts::default();
+    let mut i = 0;
+    loop {
+        if i > max_len {
+            return None;
+        }
+        let Some(&c) = rest.get(i) else {
+            return Some(FastLine {
+                len: i,
+                consumed: i,
+                parts,
+            });
+        };
+        match c {
+            b' ' | b'\t' => i += 1,
+            b'\n' => {
+                return Some(FastLine {
+                    len: i,
+                    consumed: i + 1,
+                    parts,
+                })
+            }
+            b'\r' if rest.get(i + 1) == Some(&b'\n') => {
+                return Some(FastLine {
+                    len: i,
+                    consumed: i + 2,
+                    parts,
+                })
+            }
+            b';' => {
+                let end = memchr::memchr(b'\n', &rest[i..]).map_or(rest.len(), |n| i + n);
+                let consumed = if end < rest.len() { end + 1 } else { end };
+                let len = if end > i && rest[end - 1] == b'\r' {
+                    end - 1
+                } else {
+                    end
+                };
+                if len > max_len {
+                    return None;
+                }
+                parts.comment = Some(Span {
+                    start: (i + 1) as u32,
+                    end: len as u32,
+                });
+                return Some(FastLine {
+                    len,
+                    consumed,
+                    parts,
+                });
+            }
+            _ if c.is_ascii_alphabetic() => {
+                let letter = c & !0x20;
+                let first = words.is_empty();
+                let next = rest.get(i + 1).copied().unwrap_or(b'\n');
+                i += 1;
+                if next.is_ascii_digit() || matches!(next, b'-' | b'+' | b'.') {
+                    if first && letter == b'N' {
+                        return None;
+                    }
+                    let (after, value) = decimal(&rest[i..]).ok()?;
+                    let end = rest.len() - after.len();
+                    // A dotted version (`3.12.2`) is text for the general grammar.
+                    if matches!(after.first(), Some(b'.' | b'0'..=b'9')) {
+                        return None;
+                    }
+                    if first && matches!(letter, b'G' | b'M' | b'T') {
+                        let code = code(&rest[i..end], letter)?;
+                        parts.command = Some(code);
+                    }
+                    words.push(RawWord {
+                        value,
+                        start: 0,
+                        end: 0,
+                        letter,
+                        kind: ValueKind::Number,
+                    });
+                    i = end;
+                } else {
+                    if first && (next.is_ascii_alphabetic() || next == b'_') {
+                        return None; // an extended command
+                    }
+                    if is_blank(next) {
+                        // `X 10` is a spaced value; `X Y` is a flag.
+                        let mut j = i;
+                        while rest.get(j).is_some_and(|&b| is_blank(b)) {
+                            j += 1;
+                        }
+                        if rest.get(j).is_some_and(|&b| starts_value(b)) {
+                            return None;
+                        }
+                    } else if !(next.is_ascii_alphabetic() || matches!(next, b';' | b'\n' | b'\r'))
+                    {
+                        return None;
+                    }
+                    words.push(RawWord {
+                        value: 0.0,
+                        start: 0,
+                        end: 0,
+                        letter,
+                        kind: ValueKind::Flag,
+                    });
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The command code of a first word written as plain digits; `None` (general path) for subcodes,
+/// signs and codes that take a text argument.
+#[inline(always)]
+fn code(digits: &[u8], letter: u8) -> Option<Code> {
+    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let major = digits
+        .iter()
+        .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
+    let code = Code {
+        letter,
+        major,
+        minor: None,
+    };
+    (!super::line::takes_text(code)).then_some(code)
+}
