@@ -17,11 +17,13 @@
 //! - [`session`]: the protocol state machine: handshake, numbering, resend history, flow
 //!   control (ping-pong or a credit window driven by ADVANCED_OK), keepalive and timeouts,
 //!   emergency commands, sticky fatal errors.
+//! - [`sim`]: a simulated Marlin printer and a virtual-time harness.
 #![deny(unreachable_pub)]
 
 pub mod line;
 pub mod response;
 pub mod session;
+pub mod sim;
 
 pub use line::{Dialect, Payload, PayloadError};
 pub use response::{

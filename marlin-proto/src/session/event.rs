@@ -110,14 +110,8 @@ pub enum Warning {
         /// Why it was ignored.
         why: &'static str,
     },
-    /// No acknowledgement came in time (or the firmware said `wait`); the command is treated as
-    /// acknowledged so the stream continues. If the line itself was lost, the firmware asks for
-    /// it again and the session re-sends it.
-    AssumedLostOk {
-        /// The line number, if the command was numbered.
-        line: Option<i64>,
-    },
-    /// Acknowledgements were skipped: ADVANCED_OK named a later line.
+    /// Acknowledgements were lost: ADVANCED_OK named a later line, or the answer to an `M105`
+    /// came while earlier lines were unacknowledged (the firmware ran them: it checks numbering).
     SkippedOks {
         /// How many commands were acknowledged implicitly.
         count: usize,
@@ -126,7 +120,9 @@ pub enum Warning {
     UnexpectedOk,
     /// An `Error:` line that needs no action (the session continues).
     FirmwareError(FirmwareError),
-    /// The link went quiet with commands outstanding; an `M105` probe was sent.
+    /// No `ok` in time (or the firmware said `wait`, or the line went quiet): a numbered `M105`
+    /// probe was sent. Its answer acknowledges every earlier line; a line lost on the way makes
+    /// the firmware ask for it instead.
     Probed,
 }
 

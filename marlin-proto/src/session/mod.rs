@@ -68,8 +68,10 @@ enum Kind {
     Hello,
     Identify,
     Command,
-    /// Unnumbered, sent outside the window (probes, emergency commands).
+    /// Unnumbered, sent outside the window (emergency commands).
     OutOfBand,
+    /// A numbered `M105` keepalive, sent outside the window.
+    Probe,
 }
 
 #[derive(Debug)]
@@ -84,6 +86,7 @@ struct Sent {
     id: Option<CommandId>,
     kind: Kind,
     long: bool,
+    m105: bool,
     bytes: Box<[u8]>,
 }
 
@@ -93,6 +96,8 @@ struct InFlight {
     id: Option<CommandId>,
     kind: Kind,
     long: bool,
+    /// An `M105`, answered by `ok T:…`.
+    m105: bool,
     bytes: u32,
     sent_at: Instant,
 }
@@ -170,13 +175,16 @@ pub struct Session {
     hello_due: bool,
     identify_due: bool,
     hello_attempts: u32,
-    /// Hellos sent since the firmware last said `start`.
-    hellos_since_start: u32,
-    spare_hello_oks: u32,
     hello_deadline: Option<Instant>,
     awaiting_resend_ok: Option<Instant>,
     /// Stale duplicate requests still expected for this line.
     duplicates: Option<(i64, u32)>,
+    /// Without ADVANCED_OK a stray `ok` cannot be told from a real one, so a lost tail could
+    /// pass for acknowledged: before going idle, a numbered `M105` proves every line ran.
+    barrier_due: bool,
+    /// After a rewind to this line, lines go one at a time until it is acknowledged: the
+    /// lines it replaced may still be in (or on their way to) the firmware's receive buffer.
+    recovering: Option<i64>,
     resend_streak: Option<(i64, u32)>,
     last_error: Option<FirmwareError>,
     /// The last `echo:` text, which explains a following halt.
@@ -187,7 +195,8 @@ pub struct Session {
 
     last_rx: Instant,
     last_progress: Instant,
-    probed: bool,
+    /// When the last probe went out (probes repeat while the line stays silent).
+    last_probe: Option<Instant>,
     rx_total: usize,
     rx_understood: bool,
 
@@ -225,11 +234,11 @@ impl Session {
             hello_due: true,
             identify_due: false,
             hello_attempts: 0,
-            hellos_since_start: 0,
-            spare_hello_oks: 0,
             hello_deadline: None,
             awaiting_resend_ok: None,
             duplicates: None,
+            recovering: None,
+            barrier_due: false,
             resend_streak: None,
             last_error: None,
             last_message: None,
@@ -237,7 +246,7 @@ impl Session {
             last_acked: None,
             last_rx: now,
             last_progress: now,
-            probed: false,
+            last_probe: None,
             rx_total: 0,
             rx_understood: false,
             rx_partial: Vec::new(),
@@ -347,7 +356,7 @@ impl Session {
             let before = self.urgent.len();
             frame_unnumbered(&text, &mut self.urgent);
             let bytes = (self.urgent.len() - before) as u32;
-            self.push_in_flight(now, None, Some(id), Kind::OutOfBand, false, bytes);
+            self.push_in_flight(now, None, Some(id), Kind::OutOfBand, false, false, bytes);
         } else {
             self.queue.push_front(Queued {
                 id,
@@ -383,7 +392,6 @@ impl Session {
             if self.hello_due {
                 self.hello_due = false;
                 self.hello_attempts += 1;
-                self.hellos_since_start += 1;
                 self.hello_deadline = Some(now + self.config.hello_timeout);
                 self.reset_numbering();
                 self.transmit_new(now, None, Payload::internal("M110 N0"), Kind::Hello, out);
@@ -401,14 +409,15 @@ impl Session {
                     continue;
                 };
                 let sent = &self.history[(line - oldest) as usize];
-                if !self.window_allows(sent.bytes.len()) {
+                if sent.kind != Kind::Probe && !self.window_allows(sent.bytes.len()) {
                     break;
                 }
                 out.extend_from_slice(&sent.bytes);
                 let (id, kind, long, len) = (sent.id, sent.kind, sent.long, sent.bytes.len());
+                let m105 = sent.m105;
                 // A line acknowledged before must not complete twice.
                 let id = id.filter(|_| self.last_acked.is_none_or(|a| line > a));
-                self.push_in_flight(now, Some(line), id, kind, long, len as u32);
+                self.push_in_flight(now, Some(line), id, kind, long, m105, len as u32);
                 self.resend_cursor = (line + 1 < self.next_line).then_some(line + 1);
                 continue;
             }
@@ -421,6 +430,10 @@ impl Session {
                 break;
             }
             let Some(next) = self.queue.front() else {
+                if self.barrier_due && self.gated == 0 {
+                    self.barrier_due = false;
+                    self.transmit_new(now, None, Payload::internal("M105"), Kind::Probe, out);
+                }
                 break;
             };
             let len = "N ".len() + digits(self.next_line) + next.payload.len() + "*255\n".len();
@@ -428,6 +441,7 @@ impl Session {
                 break;
             }
             let q = self.queue.pop_front().expect("front exists");
+            self.barrier_due = !self.firmware.advanced_ok;
             self.transmit_new(now, Some(q.id), q.payload, Kind::Command, out);
         }
         out.len() - start
@@ -456,11 +470,9 @@ impl Session {
         }
         if !self.in_flight.is_empty() && self.phase != Phase::Connecting {
             let (ok_limit, lost_limit) = self.limits();
-            if !self.probed {
-                consider(self.last_rx + self.config.probe_after.min(lost_limit));
-            }
+            consider(self.next_probe(lost_limit));
             consider(self.last_rx + lost_limit);
-            if self.last_rx > self.last_progress {
+            if self.last_rx > self.last_progress && !self.in_flight.is_empty() {
                 consider(self.last_progress + ok_limit);
             }
         }
@@ -475,7 +487,7 @@ impl Session {
             return;
         }
         self.last_rx = now;
-        self.probed = false;
+        self.last_probe = None;
         self.rx_total += bytes.len();
         let mut rest = bytes;
         while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
@@ -537,29 +549,54 @@ impl Session {
             self.fail(FatalError::PrinterLost { silent_for: silent });
             return;
         }
-        if !self.probed && silent >= self.config.probe_after.min(lost_limit) {
-            self.probed = true;
-            let before = self.urgent.len();
-            frame_unnumbered("M105", &mut self.urgent);
-            let bytes = (self.urgent.len() - before) as u32;
-            self.push_in_flight(now, None, None, Kind::OutOfBand, false, bytes);
-            self.events.push_back(Event::Warning(Warning::Probed));
-        }
-        // The acknowledgement timer only runs while the printer is heard from (autoreports);
-        // a silent printer is probed and then declared lost instead.
-        if self.last_rx > self.last_progress
-            && now.saturating_duration_since(self.last_progress) >= ok_limit
-        {
+        // No `ok` for too long while the printer is heard from (autoreports), or silence:
+        // send a numbered M105. Its answer proves every earlier line ran (the firmware checks
+        // numbering), and a lost earlier line makes the firmware ask for it instead.
+        let ok_overdue = self.last_rx > self.last_progress
+            && now.saturating_duration_since(self.last_progress) >= ok_limit;
+        if ok_overdue || now >= self.next_probe(lost_limit) {
             self.last_progress = now;
-            if let Some(f) = self.pop_front_in_flight() {
-                self.events
-                    .push_back(Event::Warning(Warning::AssumedLostOk { line: f.line }));
-                self.complete(f);
-            }
+            self.probe(now);
         }
     }
 
+    /// Sends a numbered `M105` outside the window, unless two probes went out since the firmware last said anything
+    /// (a third would only fill a blocked firmware's receive buffer; two cover one probe lost
+    /// on the wire), or the receive-buffer budget is used up.
+    fn probe(&mut self, now: Instant) {
+        self.last_probe = Some(now);
+        let probes = self
+            .in_flight
+            .iter()
+            .filter(|f| f.kind == Kind::Probe && f.sent_at >= self.last_rx)
+            .count();
+        let room = match self.policy() {
+            ActivePolicy::PingPong => true,
+            ActivePolicy::Credit { rx_bytes, .. } => self.in_flight_bytes + 16 <= rx_bytes,
+        };
+        if self.phase == Phase::Connecting || probes >= 2 || !room {
+            return;
+        }
+        let mut urgent = std::mem::take(&mut self.urgent);
+        self.transmit_new(
+            now,
+            None,
+            Payload::internal("M105"),
+            Kind::Probe,
+            &mut urgent,
+        );
+        self.urgent = urgent;
+        self.events.push_back(Event::Warning(Warning::Probed));
+    }
+
     // ----- internals ---------------------------------------------------------------------
+
+    fn next_probe(&self, lost_limit: Duration) -> Instant {
+        let from = self
+            .last_probe
+            .map_or(self.last_rx, |p| p.max(self.last_rx));
+        from + self.config.probe_after.min(lost_limit)
+    }
 
     fn limits(&self) -> (Duration, Duration) {
         if self.in_flight.front().is_some_and(|f| f.long) {
@@ -573,6 +610,14 @@ impl Session {
     fn window_allows(&self, len: usize) -> bool {
         if self.gated == 0 {
             return true;
+        }
+        if let Some(from) = self.recovering {
+            // One re-sent line at a time. Lines before `from` do not count: the firmware asked
+            // for `from`, so it holds them already (in its command queue, not its RX buffer).
+            return !self
+                .in_flight
+                .iter()
+                .any(|f| f.line.is_some_and(|l| l >= from));
         }
         match self.policy() {
             ActivePolicy::PingPong => false,
@@ -589,6 +634,7 @@ impl Session {
         self.gated = 0;
         self.resend_cursor = None;
         self.duplicates = None;
+        self.recovering = None;
         self.resend_streak = None;
         self.awaiting_resend_ok = None;
         self.next_line = 0;
@@ -609,7 +655,8 @@ impl Session {
         frame_numbered(line, payload.as_str(), out);
         let bytes: Box<[u8]> = out[start..].into();
         let long = config::is_long_running(payload.code());
-        self.push_in_flight(now, Some(line), id, kind, long, bytes.len() as u32);
+        let m105 = payload.code().eq_ignore_ascii_case("M105");
+        self.push_in_flight(now, Some(line), id, kind, long, m105, bytes.len() as u32);
         if self.history.len() == self.config.history_len {
             self.history.pop_front();
         }
@@ -618,10 +665,12 @@ impl Session {
             id,
             kind,
             long,
+            m105,
             bytes,
         });
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn push_in_flight(
         &mut self,
         now: Instant,
@@ -629,12 +678,13 @@ impl Session {
         id: Option<CommandId>,
         kind: Kind,
         long: bool,
+        m105: bool,
         bytes: u32,
     ) {
         if self.in_flight.is_empty() {
             self.last_progress = now;
         }
-        if kind != Kind::OutOfBand {
+        if !matches!(kind, Kind::OutOfBand | Kind::Probe) {
             self.gated += 1;
         }
         self.in_flight_bytes += bytes;
@@ -643,6 +693,7 @@ impl Session {
             id,
             kind,
             long,
+            m105,
             bytes,
             sent_at: now,
         });
@@ -650,7 +701,7 @@ impl Session {
 
     fn forget(&mut self, f: &InFlight) {
         self.in_flight_bytes -= f.bytes;
-        if f.kind != Kind::OutOfBand {
+        if !matches!(f.kind, Kind::OutOfBand | Kind::Probe) {
             self.gated -= 1;
         }
     }
@@ -814,12 +865,16 @@ impl Session {
             }
         }
         if self.phase == Phase::Identifying
-            && self.spare_hello_oks > 0
             && self.firmware.info.is_none()
             && self.response.is_empty()
         {
-            // A repeated hello's `ok` (the first hello was only slow).
-            self.spare_hello_oks -= 1;
+            // Every firmware answers `M115` with text (its report or "Unknown command") before
+            // the `ok`; a bare `ok` here belongs to a repeated hello the firmware also got.
+            return;
+        }
+        if ok.temperatures.is_some() && !self.in_flight.iter().any(|f| f.m105) {
+            // `ok T:…` only ever answers an M105.
+            self.events.push_back(Event::Warning(Warning::UnexpectedOk));
             return;
         }
         let taken = if let (true, Some(n)) = (self.firmware.advanced_ok, ok.line) {
@@ -837,6 +892,22 @@ impl Session {
                 }
                 None => None,
             }
+        } else if let Some(pos) = ok
+            .temperatures
+            .as_ref()
+            .and_then(|_| self.in_flight.iter().position(|f| f.m105))
+        {
+            // `ok T:…` answers an M105. The firmware checks numbering and works in order, so
+            // every line sent before it ran too: a sync point that repairs a miscounted `ok`.
+            if pos > 0 {
+                self.events
+                    .push_back(Event::Warning(Warning::SkippedOks { count: pos }));
+            }
+            for _ in 0..pos {
+                let f = self.pop_front_in_flight().expect("in range");
+                self.complete(f);
+            }
+            self.pop_front_in_flight()
         } else if self.firmware.advanced_ok && advanced {
             // An unnumbered command's `ok P.. B..`.
             match self.in_flight.iter().position(|f| f.line.is_none()) {
@@ -848,7 +919,16 @@ impl Session {
                 None => None,
             }
         } else {
-            self.pop_front_in_flight()
+            // A plain `ok` never answers an M105 (whose answer carries temperatures).
+            match self.in_flight.iter().position(|f| !f.m105) {
+                Some(0) => self.pop_front_in_flight(),
+                Some(pos) => {
+                    let f = self.in_flight.remove(pos).expect("in range");
+                    self.forget(&f);
+                    Some(f)
+                }
+                None => None,
+            }
         };
         match taken {
             Some(f) => self.complete(f),
@@ -862,7 +942,6 @@ impl Session {
     fn hello_accepted(&mut self) {
         let _ = self.pop_front_in_flight();
         self.last_acked = Some(0);
-        self.spare_hello_oks = self.hellos_since_start.saturating_sub(1);
         self.hello_deadline = None;
         self.phase = Phase::Identifying;
         self.response.clear();
@@ -875,6 +954,9 @@ impl Session {
             self.last_acked = Some(self.last_acked.map_or(n, |a| a.max(n)));
             if self.duplicates.is_some_and(|(l, _)| n >= l) {
                 self.duplicates = None;
+            }
+            if self.recovering.is_some_and(|l| n >= l) {
+                self.recovering = None;
             }
             if self.resend_streak.is_some_and(|(l, _)| n >= l) {
                 self.resend_streak = None;
@@ -904,7 +986,7 @@ impl Session {
                     policy: self.policy(),
                 });
             }
-            Kind::Hello => {}
+            Kind::Hello | Kind::Probe => {}
         }
     }
 
@@ -983,15 +1065,17 @@ impl Session {
             .position(|f| f.line.is_some_and(|l| l >= n))
             .unwrap_or(self.in_flight.len());
         let lost: Vec<InFlight> = self.in_flight.drain(cut..).collect();
-        let later = lost
-            .iter()
-            .filter(|f| f.line.is_some_and(|l| l > n))
-            .count() as u32;
         for f in &lost {
             self.forget(f);
         }
-        self.duplicates = (later > 0).then_some((n, later));
+        // Every transmission the firmware has not answered yet may still come back as the same
+        // request (old Marlin answers each line behind a bad one; newer ones drain the receive
+        // buffer but lines still on the wire arrive later). This request answers one of them.
+        let pending = self.duplicates.map_or(0, |(_, d)| d);
+        let ghosts = (pending + lost.len() as u32).saturating_sub(1);
+        self.duplicates = (ghosts > 0).then_some((n, ghosts));
         self.resend_cursor = Some(n);
+        self.recovering = Some(n);
         self.events.push_back(Event::Resending { from: n, reason });
     }
 
@@ -1027,11 +1111,9 @@ impl Session {
                 let old = self.in_flight.front().is_some_and(|f| {
                     now.saturating_duration_since(f.sent_at) >= self.config.resend_ok_timeout
                 });
-                if old && self.awaiting_resend_ok.is_none() {
-                    let f = self.pop_front_in_flight().expect("checked");
-                    self.events
-                        .push_back(Event::Warning(Warning::AssumedLostOk { line: f.line }));
-                    self.complete(f);
+                let probing = self.in_flight.iter().any(|f| f.kind == Kind::Probe);
+                if old && !probing && self.awaiting_resend_ok.is_none() {
+                    self.probe(now);
                 }
             }
             Phase::Failed => {}
@@ -1039,7 +1121,6 @@ impl Session {
     }
 
     fn on_start(&mut self) {
-        self.hellos_since_start = 0;
         match self.phase {
             Phase::Failed => {}
             Phase::Connecting | Phase::Identifying => {
