@@ -42,7 +42,6 @@ pub enum ResendOk {
 
 /// Everything tunable about a [`Session`](crate::Session). `Default` is right for stock Marlin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct SessionConfig {
     /// Flow-control policy.
     pub flow: FlowPolicy,

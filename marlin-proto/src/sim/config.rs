@@ -75,7 +75,6 @@ impl Default for Faults {
 
 /// Everything about the simulated printer.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub struct SimConfig {
     /// Resend behaviour.
     pub version: MarlinVersion,

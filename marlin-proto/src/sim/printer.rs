@@ -713,7 +713,7 @@ impl SimPrinter {
     fn finish_front(&mut self) {
         let Some(cmd) = self.ring.front() else { return };
         let line = cmd.line;
-        if matches!(self.blocked_since, Some(_)) {
+        if self.blocked_since.is_some() {
             self.blocked_since = None;
         }
         if self.rng.chance(self.config.faults.lost_ok) {
