@@ -18,12 +18,17 @@
 //!   control (ping-pong or a credit window driven by ADVANCED_OK), keepalive and timeouts,
 //!   emergency commands, sticky fatal errors.
 //! - [`sim`]: a simulated Marlin printer and a virtual-time harness.
+//! - [`transport`]: blocking links (serial/pty, TCP, in-memory) and I/O-thread priority.
+//! - [`printer`]: the tokio-facing [`Printer`](printer::Printer) handle; a dedicated OS thread
+//!   drives the session over a link.
 #![deny(unreachable_pub)]
 
 pub mod line;
+pub mod printer;
 pub mod response;
 pub mod session;
 pub mod sim;
+pub mod transport;
 
 pub use line::{Dialect, Payload, PayloadError};
 pub use response::{

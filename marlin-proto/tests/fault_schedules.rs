@@ -42,19 +42,21 @@ proptest! {
     ) {
         let flow = if ping_pong { FlowPolicy::PingPong } else { FlowPolicy::Auto { rx_bytes: 128 } };
         let session = SessionConfig { flow, ..SessionConfig::default() };
-        let mut printer = SimConfig::default();
-        printer.version = version;
-        printer.advanced_ok = advanced_ok;
-        printer.moves = MoveTiming::Fixed(Duration::from_millis(1));
-        printer.faults = Faults {
-            seed,
-            corrupt_line: corrupt,
-            drop_byte: drop,
-            lose_line: lose,
-            lost_ok,
-            duplicate_ok,
-            spurious_resend: spurious,
-            ..Faults::none()
+        let printer = SimConfig {
+            version,
+            advanced_ok,
+            moves: MoveTiming::Fixed(Duration::from_millis(1)),
+            faults: Faults {
+                seed,
+                corrupt_line: corrupt,
+                drop_byte: drop,
+                lose_line: lose,
+                lost_ok,
+                duplicate_ok,
+                spurious_resend: spurious,
+                ..Faults::none()
+            },
+            ..SimConfig::default()
         };
         let link = LinkConfig { baud, latency: Duration::from_millis(1) };
         #[allow(clippy::disallowed_methods)] // origin of virtual time

@@ -10,17 +10,20 @@
 //!   [`underrun accounting`](SimStats).
 //! - [`Link`]: one direction of a baud-limited serial link with latency.
 //! - [`Harness`]: session + links + printer in virtual time.
+//! - [`VirtualPrinter`]: the printer served on a real pseudo-terminal, in real time.
 
 mod config;
 mod harness;
 mod link;
 mod printer;
+mod pty;
 mod rng;
 
 pub use config::{Faults, MarlinVersion, MoveTiming, SimConfig};
 pub use harness::{Harness, RunReport};
 pub use link::{Link, LinkConfig};
 pub use printer::{Executed, SimPrinter, SimStats};
+pub use pty::VirtualPrinter;
 
 #[cfg(test)]
 mod tests;
