@@ -126,10 +126,9 @@ fn dumb_pty(
             )];
             if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(20u16)).unwrap_or(0) > 0
                 && nix::unistd::read(pty.master.as_raw_fd(), &mut buf).unwrap_or(0) > 0
+                && garbage
             {
-                if garbage {
-                    let _ = nix::unistd::write(&pty.master, b"\x80\xfe\x13\x97\x00\xe6\x86\x1e\n");
-                }
+                let _ = nix::unistd::write(&pty.master, b"\x80\xfe\x13\x97\x00\xe6\x86\x1e\n");
             }
         }
     });
