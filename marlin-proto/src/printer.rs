@@ -71,6 +71,10 @@ pub struct Status {
     pub fatal: Option<FatalError>,
     /// What raising the I/O thread's priority achieved.
     pub io_priority: PriorityOutcome,
+    /// CPU time the I/O thread has used (updated with job progress).
+    pub io_cpu: Duration,
+    /// Bytes written to the port.
+    pub bytes_written: u64,
 }
 
 /// Events published through a `broadcast` channel.
@@ -191,6 +195,8 @@ impl Printer {
             firmware: None,
             fatal: None,
             io_priority: PriorityOutcome::Unchanged,
+            io_cpu: Duration::ZERO,
+            bytes_written: 0,
         });
         let ev = events.clone();
         let thread = thread::Builder::new()
@@ -308,6 +314,7 @@ struct IoThread {
     job_ids: std::collections::HashSet<CommandId>,
     paused: bool,
     last_progress: Instant,
+    bytes_written: u64,
 }
 
 impl IoThread {
@@ -329,6 +336,7 @@ impl IoThread {
             job_ids: Default::default(),
             paused: false,
             last_progress: Instant::now(),
+            bytes_written: 0,
         }
     }
 
@@ -357,6 +365,7 @@ impl IoThread {
                     self.fail_io(&e.to_string());
                     return;
                 }
+                self.bytes_written += out.len() as u64;
             }
             self.drain_events();
             // Wait for bytes, at most until the session's next deadline, and briefly so that
@@ -367,7 +376,13 @@ impl IoThread {
                 .map_or(Duration::from_millis(5), |t| {
                     t.saturating_duration_since(now)
                 })
-                .min(Duration::from_millis(5));
+                // Requests are only noticed between reads: poll briskly while work is under
+                // way, lazily when idle.
+                .min(if self.session.is_idle() && self.job.is_none() {
+                    Duration::from_millis(20)
+                } else {
+                    Duration::from_millis(5)
+                });
             match self.link.read_timeout(&mut buf, wait) {
                 Ok(0) => {}
                 Ok(n) => self.session.handle_rx(Instant::now(), &buf[..n]),
@@ -464,7 +479,10 @@ impl IoThread {
         while self.session.queued_len() < 16 && !job.ids_done {
             let Some(line) = job.lines.next() else {
                 job.ids_done = true;
-                break;
+                if self.job_ids.is_empty() {
+                    self.finish_job();
+                }
+                return;
             };
             match self.session.send(&line) {
                 Ok(Some(id)) => {
@@ -535,26 +553,40 @@ impl IoThread {
         }
     }
 
+    fn finish_job(&mut self) {
+        let Some(job) = self.job.take() else { return };
+        let (progress, bytes) = (job.progress, self.bytes_written);
+        let cpu = transport::thread_cpu_time();
+        let _ = self.events.send(PrinterEvent::JobFinished(progress));
+        self.status.send_modify(|s| {
+            s.job = Some(progress);
+            s.state = PrinterState::Ready;
+            s.bytes_written = bytes;
+            s.io_cpu = cpu.unwrap_or_default();
+        });
+    }
+
     fn job_line_done(&mut self) {
         let Some(job) = &mut self.job else { return };
         job.progress.acknowledged += 1;
         let progress = job.progress;
+        let bytes = self.bytes_written;
         let finished = job.ids_done && self.job_ids.is_empty() && self.session.queued_len() == 0;
         self.status.send_if_modified(|s| {
             s.job = Some(progress);
             false
         });
         if finished {
-            self.job = None;
-            let _ = self.events.send(PrinterEvent::JobFinished(progress));
-            self.status.send_modify(|s| {
-                s.job = Some(progress);
-                s.state = PrinterState::Ready;
-            });
+            self.finish_job();
         } else if self.last_progress.elapsed() >= Duration::from_millis(250) {
+            let cpu = transport::thread_cpu_time();
             self.last_progress = Instant::now();
             let _ = self.events.send(PrinterEvent::Progress(progress));
-            self.status.send_modify(|s| s.job = Some(progress));
+            self.status.send_modify(|s| {
+                s.job = Some(progress);
+                s.bytes_written = bytes;
+                s.io_cpu = cpu.unwrap_or_default();
+            });
         }
     }
 }

@@ -12,9 +12,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::pty::openpty;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use nix::sys::time::TimeSpec;
 
 use super::link::{Link, LinkConfig};
 use super::printer::{SimPrinter, SimStats};
@@ -147,15 +148,15 @@ fn serve(
         .min()
         .unwrap_or(now + Duration::from_millis(20))
         .min(now + Duration::from_millis(20));
-        let wait = next.saturating_duration_since(Instant::now());
-        let ms = if unwritten.is_empty() {
-            // Round up: a 0 ms poll would spin until a sub-millisecond deadline passes.
-            wait.as_micros().div_ceil(1000).min(20) as u16
+        let wait = if unwritten.is_empty() {
+            next.saturating_duration_since(Instant::now())
         } else {
-            1
+            Duration::from_micros(200) // the host is not reading: retry soon
         };
+        // ppoll: microsecond timeouts, so a line due in 0.3 ms is not delayed to 1 ms.
         let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
-        let ready = poll(&mut fds, PollTimeout::from(ms)).unwrap_or(0);
+        let ts = TimeSpec::from_duration(wait);
+        let ready = ppoll(&mut fds, Some(ts), None).unwrap_or(0);
         if ready > 0 {
             loop {
                 match nix::unistd::read(master.as_raw_fd(), &mut buf) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 mod priority;
 
-pub use priority::{raise_io_thread_priority, PriorityOutcome};
+pub use priority::{raise_io_thread_priority, thread_cpu_time, PriorityOutcome};
 
 /// Where the printer is.
 #[derive(Debug, Clone, PartialEq, Eq)]

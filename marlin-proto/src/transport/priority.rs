@@ -42,3 +42,25 @@ pub fn raise_io_thread_priority() -> PriorityOutcome {
     }
     PriorityOutcome::Unchanged
 }
+
+/// CPU time (user + system) the calling thread has used, where the OS reports it.
+pub fn thread_cpu_time() -> Option<std::time::Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `rusage` is plain data; `getrusage` fills it for the calling thread.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) != 0 {
+                return None;
+            }
+            usage
+        };
+        let tv = |t: libc::timeval| {
+            std::time::Duration::from_secs(t.tv_sec as u64)
+                + std::time::Duration::from_micros(t.tv_usec as u64)
+        };
+        Some(tv(usage.ru_utime) + tv(usage.ru_stime))
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
