@@ -31,16 +31,21 @@ fn quick_handshake() -> PrinterConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streams_a_job_through_a_real_pty_exactly_once() {
-    let vp = VirtualPrinter::spawn(fast_sim(), link()).unwrap();
+/// Opens the virtual printer's pty with the real serial code path.
+async fn connect_to(vp: &VirtualPrinter) -> Printer {
     let spec = PortSpec::Serial {
         path: vp.path().to_string_lossy().into_owned(),
         baud: 250_000,
     };
-    let printer = Printer::connect(&spec, PrinterConfig::default())
+    Printer::connect(&spec, PrinterConfig::default())
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_a_job_through_a_real_pty_exactly_once() {
+    let vp = VirtualPrinter::spawn(fast_sim(), link()).unwrap();
+    let printer = connect_to(&vp).await;
     let fw = printer.status().borrow().firmware.clone().unwrap();
     assert!(fw.advanced_ok);
     assert!(fw.has("EMERGENCY_PARSER"));
@@ -161,13 +166,7 @@ async fn pause_resume_cancel_and_emergency_stop() {
     let mut sim = fast_sim();
     sim.moves = MoveTiming::Fixed(Duration::from_millis(2));
     let vp = VirtualPrinter::spawn(sim, link()).unwrap();
-    let spec = PortSpec::Serial {
-        path: vp.path().to_string_lossy().into_owned(),
-        baud: 250_000,
-    };
-    let printer = Printer::connect(&spec, PrinterConfig::default())
-        .await
-        .unwrap();
+    let printer = connect_to(&vp).await;
     let job: Vec<String> = (0..100_000)
         .map(|i| format!("G1 X{} E{i}", i % 50))
         .collect();

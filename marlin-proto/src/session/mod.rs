@@ -879,17 +879,7 @@ impl Session {
         }
         let taken = if let (true, Some(n)) = (self.firmware.advanced_ok, ok.line) {
             match self.in_flight.iter().position(|f| f.line == Some(n)) {
-                Some(pos) => {
-                    if pos > 0 {
-                        self.events
-                            .push_back(Event::Warning(Warning::SkippedOks { count: pos }));
-                    }
-                    for _ in 0..pos {
-                        let f = self.pop_front_in_flight().expect("in range");
-                        self.complete(f);
-                    }
-                    self.pop_front_in_flight()
-                }
+                Some(pos) => self.ack_through(pos),
                 None => None,
             }
         } else if let Some(pos) = ok
@@ -899,15 +889,7 @@ impl Session {
         {
             // `ok T:…` answers an M105. The firmware checks numbering and works in order, so
             // every line sent before it ran too: a sync point that repairs a miscounted `ok`.
-            if pos > 0 {
-                self.events
-                    .push_back(Event::Warning(Warning::SkippedOks { count: pos }));
-            }
-            for _ in 0..pos {
-                let f = self.pop_front_in_flight().expect("in range");
-                self.complete(f);
-            }
-            self.pop_front_in_flight()
+            self.ack_through(pos)
         } else if self.firmware.advanced_ok && advanced {
             // An unnumbered command's `ok P.. B..`.
             match self.in_flight.iter().position(|f| f.line.is_none()) {
@@ -937,6 +919,20 @@ impl Session {
                 self.events.push_back(Event::Warning(Warning::UnexpectedOk));
             }
         }
+    }
+
+    /// Completes the `pos` oldest outstanding commands (their `ok`s were lost: a later
+    /// acknowledgement proves they ran) and takes the one at `pos`.
+    fn ack_through(&mut self, pos: usize) -> Option<InFlight> {
+        if pos > 0 {
+            self.events
+                .push_back(Event::Warning(Warning::SkippedOks { count: pos }));
+        }
+        for _ in 0..pos {
+            let f = self.pop_front_in_flight().expect("in range");
+            self.complete(f);
+        }
+        self.pop_front_in_flight()
     }
 
     fn hello_accepted(&mut self) {
