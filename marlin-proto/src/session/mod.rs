@@ -858,7 +858,9 @@ impl Session {
             self.firmware.advanced_ok = true;
         }
         if self.awaiting_resend_ok.is_some() {
-            let plain = !self.firmware.advanced_ok || ok.line.is_none();
+            // Never `ok T:…`: that answers an M105.
+            let plain =
+                (!self.firmware.advanced_ok || ok.line.is_none()) && ok.temperatures.is_none();
             if plain && self.config.resend_ok != ResendOk::Never {
                 self.awaiting_resend_ok = None;
                 return;
