@@ -73,6 +73,8 @@ pub struct Config {
     pub users: Vec<ConfiguredUser>,
     /// Printers this server drives.
     pub printers: Vec<PrinterConfig>,
+    /// Slicing of uploaded models.
+    pub slicer: SlicerConfig,
 }
 
 impl Default for Config {
@@ -86,6 +88,7 @@ impl Default for Config {
             limits: Limits::default(),
             users: Vec::new(),
             printers: Vec::new(),
+            slicer: SlicerConfig::default(),
         }
     }
 }
@@ -156,6 +159,89 @@ pub struct PrinterConfig {
     /// Baud rate (default 115200).
     #[serde(default = "default_baud")]
     pub baudrate: u32,
+    /// Connect when the server starts (default true).
+    #[serde(default = "default_true")]
+    pub autoconnect: bool,
+    /// How the simulated printer behaves (only for `port = "virtual"`).
+    #[serde(default)]
+    pub simulation: SimulationConfig,
+}
+
+/// Behaviour of a `virtual` printer (easyprint-marlin's simulator on a pseudo-terminal).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulationConfig {
+    /// Moves take no time (tests) instead of their length over the feed rate.
+    pub instant_moves: bool,
+    /// Heating speed in °C per second.
+    pub heating_rate: f64,
+    /// Duration of `G28` in seconds.
+    pub homing_secs: f64,
+    /// Simulated serial line speed in baud (the pty itself has none).
+    pub link_baud: u32,
+}
+
+impl Default for SimulationConfig {
+    fn default() -> Self {
+        SimulationConfig {
+            instant_moves: false,
+            heating_rate: 20.0,
+            homing_secs: 2.0,
+            link_baud: 250_000,
+        }
+    }
+}
+
+impl SimulationConfig {
+    /// Everything as fast as the simulator allows (tests).
+    pub fn instant() -> SimulationConfig {
+        SimulationConfig {
+            instant_moves: true,
+            heating_rate: 10_000.0,
+            homing_secs: 0.0,
+            link_baud: 2_000_000,
+        }
+    }
+}
+
+impl PrinterConfig {
+    /// A simulated printer with the given id.
+    pub fn simulated(id: &str, simulation: SimulationConfig) -> PrinterConfig {
+        PrinterConfig {
+            id: id.to_owned(),
+            name: None,
+            port: "virtual".to_owned(),
+            baudrate: default_baud(),
+            autoconnect: true,
+            simulation,
+        }
+    }
+}
+
+/// Slicing of uploaded models with CuraEngine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlicerConfig {
+    /// Cura machine definition id (see `/usr/share/cura/resources/definitions`).
+    pub machine: String,
+    /// Setting overrides as `key=value` (Cura setting keys).
+    pub settings: Vec<String>,
+    /// Longest a slice may take, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for SlicerConfig {
+    fn default() -> Self {
+        SlicerConfig {
+            machine: "creality_ender3".to_owned(),
+            settings: Vec::new(),
+            timeout_secs: 600,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_baud() -> u32 {

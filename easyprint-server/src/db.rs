@@ -114,7 +114,8 @@ impl Db {
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), DbError> {
-    let version: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
     if version > MIGRATIONS.len() {
         return Err(DbError::TooNew {
             found: version,
@@ -124,7 +125,7 @@ fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
         tracing::info!(version = index + 1, "database migrated");
     }
@@ -148,10 +149,10 @@ mod tests {
         let path = dir.path().join("db.sqlite");
         Db::open(&path).unwrap();
         let db = Db::open(&path).unwrap();
-        let version: usize = db
+        let version: i64 = db
             .call_blocking(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .unwrap();
-        assert_eq!(version, MIGRATIONS.len());
+        assert_eq!(version, MIGRATIONS.len() as i64);
         let mode: String = db
             .call_blocking(|c| Ok(c.pragma_query_value(None, "journal_mode", |r| r.get(0))?))
             .unwrap();

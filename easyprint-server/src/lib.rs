@@ -11,7 +11,10 @@
 //! - [`db`]: the server's SQLite database (WAL, versioned migrations).
 //! - [`auth`]: API keys, cookie sessions with CSRF protection, roles, login throttling.
 //! - [`files`]: strict upload parsing, durable storage under random names, per-user records.
-//! - [`printers`]: the printers as the HTTP layer sees them (the seam for `easyprint-marlin`).
+//! - [`printers`]: one easyprint-marlin handle per configured printer (serial or simulated),
+//!   typed commands, WebSocket feeds.
+//! - [`pipeline`]: upload → slice (easyprint-slicer) → queue (easyprint-queue) → stream, with
+//!   easyprint-gcode's analysis for estimates and ETAs.
 //! - [`api`]: the native REST API under `/api/v1`.
 //! - [`octoprint`]: the OctoPrint-compatible subset for slicers and OctoPrint clients.
 //! - [`ws`]: the WebSocket hub (`/api/ws`): topics, snapshots, bounded per-client queues.
@@ -37,6 +40,7 @@ pub mod db;
 pub mod error;
 pub mod files;
 pub mod octoprint;
+pub mod pipeline;
 pub mod printers;
 pub mod server;
 pub mod state;

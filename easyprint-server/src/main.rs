@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use easyprint_server::auth::{secrets, store};
-use easyprint_server::config::Config;
+use easyprint_server::config::{Config, PrinterConfig, SimulationConfig};
 use easyprint_server::db::Db;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -25,6 +25,16 @@ enum Command {
         /// TOML configuration file.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Everything on an embedded default: a simulated printer on a pty, a fresh data
+    /// directory, CuraEngine slicing, an admin account whose password is printed once.
+    Demo {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        listen: std::net::SocketAddr,
+        /// Data directory (default: a fresh one under the system's temporary directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Manage accounts.
     User {
@@ -71,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve { config } => serve(Config::load(&config)?),
+        Command::Demo { listen, data_dir } => demo(listen, data_dir),
         Command::User {
             command:
                 UserCommand::Add {
@@ -120,6 +131,49 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server = easyprint_server::Server::bind(config).await?;
     tracing::info!(address = %server.local_addr(), "easyprint listening");
     server.run(shutdown_signal()).await.context("server failed")
+}
+
+/// Builds the demo configuration, creates the admin and serves.
+fn demo(listen: std::net::SocketAddr, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let data_dir = match data_dir {
+        Some(dir) => dir,
+        None => std::env::temp_dir().join(format!("easyprint-demo-{}", secrets::random_id())),
+    };
+    let config = Config {
+        listen,
+        data_dir,
+        printers: vec![PrinterConfig::simulated(
+            "virtual",
+            SimulationConfig::default(),
+        )],
+        ..Config::default()
+    };
+    let db = open_db(&config)?;
+    let password = secrets::random_token();
+    let hash = secrets::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let existing = db.call_blocking(|c| store::find_user_with_hash(c, "admin"))?;
+    if existing.is_some() {
+        db.call_blocking(|c| {
+            let (user, _) = store::find_user_with_hash(c, "admin")?
+                .ok_or(easyprint_server::ApiError::NotFound("user"))?;
+            store::set_password(c, user.id, &hash)
+        })?;
+    } else {
+        db.call_blocking(|c| store::insert_user(c, "admin", &hash, true))?;
+    }
+    drop(db);
+    println!();
+    println!("  easyprint demo");
+    println!("  open      http://{listen}/");
+    println!("  user      admin");
+    println!("  password  {password}   (shown only once)");
+    println!("  data      {}", config.data_dir.display());
+    println!(
+        "  printer   simulated Marlin on a pseudo-terminal; slicing with CuraEngine ({})",
+        config.slicer.machine
+    );
+    println!();
+    serve(config)
 }
 
 fn open_db(config: &Config) -> anyhow::Result<Db> {

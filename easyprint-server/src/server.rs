@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::error::{log_internal_errors, ApiError};
 use crate::files::store::FileStore;
+use crate::pipeline::JobQueue;
 use crate::printers::PrinterRegistry;
 use crate::state::{AppState, Shared};
 use crate::ws::hub::Hub;
@@ -36,6 +37,9 @@ pub enum StartError {
     /// A user in the configuration is invalid.
     #[error("configured user {0:?}: {1}")]
     ConfiguredUser(String, &'static str),
+    /// The job queue could not be opened or recovered.
+    #[error("cannot open the job queue")]
+    Queue(#[from] easyprint_queue::StoreError),
     /// The listen address could not be bound.
     #[error("cannot listen on {0}")]
     Bind(SocketAddr, #[source] std::io::Error),
@@ -101,18 +105,24 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Starts the printers and workers, serves until `shutdown` completes, then finishes
+    /// in-flight requests, stops the workers and closes the printers (a running print stops
+    /// where it is and shows as interrupted at the next start).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        crate::pipeline::start(&self.state);
         let router = app(self.state.clone());
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        self.state.shutdown.cancel();
+        self.state.printers.shutdown().await;
+        served
     }
 }
 
@@ -148,6 +158,15 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         }
     }
     let printers = PrinterRegistry::from_config(&config.printers);
+    let queue = JobQueue::open(&data_dir.join("queue.sqlite"))?;
+    let ids: Vec<String> = config.printers.iter().map(|p| p.id.clone()).collect();
+    for job in queue.recover(&ids)? {
+        tracing::warn!(
+            job = job.id.0,
+            state = job.state.as_str(),
+            "job left over from the previous run"
+        );
+    }
     Ok(AppState::new(Shared {
         db,
         files,
@@ -156,6 +175,10 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         uploads: Semaphore::new(config.limits.max_concurrent_uploads),
         printers,
         app_keys: Default::default(),
+        queue,
+        analyses: Default::default(),
+        slicing_wake: Default::default(),
+        shutdown: Default::default(),
         hub: Hub::new(config.limits.max_ws_clients, config.limits.ws_client_queue),
         config,
     }))

@@ -3,13 +3,16 @@
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::rate_limit::LoginLimiter;
 use crate::config::Config;
 use crate::db::Db;
 use crate::files::store::FileStore;
 use crate::octoprint::appkeys::AppKeyRequests;
+use crate::pipeline::analysis::AnalysisCache;
+use crate::pipeline::JobQueue;
 use crate::printers::PrinterRegistry;
 use crate::ws::hub::Hub;
 
@@ -39,6 +42,14 @@ pub struct Shared {
     pub hub: Hub,
     /// Pending app-key requests (OctoPrint's app-keys handshake).
     pub app_keys: AppKeyRequests,
+    /// The job queue (easyprint-queue, `data/queue.sqlite`).
+    pub queue: JobQueue,
+    /// G-code analyses by content hash.
+    pub analyses: AnalysisCache,
+    /// Wakes the slicing worker when a model job is queued.
+    pub slicing_wake: Notify,
+    /// Cancelled when the server shuts down; background workers stop.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {

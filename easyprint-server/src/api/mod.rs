@@ -2,6 +2,7 @@
 
 pub mod appkeys;
 pub mod files;
+pub mod jobs;
 pub mod printers;
 pub mod session;
 pub mod users;
@@ -18,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .merge(files::router())
         .merge(appkeys::router())
         .merge(printers::router())
+        .merge(jobs::router())
 }
 
 /// Native routes open to anyone (login and first-run setup).

@@ -351,6 +351,24 @@ pub fn file_by_id(
         .optional()?)
 }
 
+/// The newest file of `owner_id` with this content (the queue refers to files by hash).
+pub fn file_by_sha256(
+    conn: &Connection,
+    owner_id: i64,
+    sha256: &str,
+) -> Result<Option<FileRecord>, ApiError> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM files WHERE owner_id = ?1 AND sha256 = ?2 \
+                 ORDER BY created_at DESC LIMIT 1"
+            ),
+            params![owner_id, sha256],
+            record,
+        )
+        .optional()?)
+}
+
 /// Deletes a record of `owner_id`; the caller removes the file from disk afterwards.
 pub fn delete_file(conn: &Connection, owner_id: i64, id: &str) -> Result<bool, ApiError> {
     Ok(conn.execute(

@@ -12,10 +12,11 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{base_url, no_printer_yet, path_segment};
+use super::{base_url, path_segment};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson};
 use crate::files::{self, store::FileRecord};
+use crate::pipeline::{self, control};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -82,13 +83,32 @@ async fn upload(
     let name = &upload.record.display_name;
     let segment = path_segment(name);
     let location = format!("{base}/api/files/local/{segment}");
-    // Selecting or printing needs an operational printer; none is attached yet, so the upload
+    // Selecting or printing needs an operational printer; without one the upload still
     // succeeds and reports that neither happened (OctoPrint's effectiveSelect/effectivePrint).
-    let operational = state.printers.first_operational().is_some();
+    let printer = state.printers.first_operational().cloned();
+    let mut selected = false;
+    let mut printing = false;
+    if let Some(handle) = &printer {
+        if upload.select {
+            *handle.selected.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(upload.record.id.clone());
+            selected = true;
+        }
+        if upload.print {
+            pipeline::enqueue_file(
+                &state,
+                &principal.user.name,
+                &upload.record,
+                Some(handle.id().to_owned()),
+            )
+            .await?;
+            printing = true;
+        }
+    }
     let body = json!({
         "done": true,
-        "effectiveSelect": upload.select && operational,
-        "effectivePrint": upload.print && operational,
+        "effectiveSelect": selected,
+        "effectivePrint": printing,
         "files": {
             "local": {
                 "name": name,
@@ -139,6 +159,8 @@ async fn remove(
 #[derive(Debug, Deserialize)]
 struct FileCommand {
     command: String,
+    #[serde(default)]
+    print: bool,
 }
 
 async fn command(
@@ -147,9 +169,26 @@ async fn command(
     Path(path): Path<String>,
     ApiJson(body): ApiJson<FileCommand>,
 ) -> Result<StatusCode, ApiError> {
-    files::find_by_name(&state, &principal, path).await?;
+    let record = files::find_by_name(&state, &principal, path).await?;
+    let handle = state
+        .printers
+        .first_operational()
+        .ok_or(ApiError::PrinterNotOperational)?;
+    let select = |file: Option<String>| {
+        *handle.selected.lock().unwrap_or_else(|e| e.into_inner()) = file;
+    };
     match body.command.as_str() {
-        "select" | "unselect" => no_printer_yet(&state),
+        "select" => {
+            select(Some(record.id.clone()));
+            if body.print {
+                control::start_selected(&state, handle, &principal).await?;
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
+        "unselect" => {
+            select(None);
+            Ok(StatusCode::NO_CONTENT)
+        }
         other => Err(ApiError::bad_request(
             "unknown_command",
             format!("unsupported file command {other:?}"),

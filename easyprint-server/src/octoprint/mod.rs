@@ -6,12 +6,12 @@
 
 pub mod appkeys;
 mod files;
+mod printer;
 mod status;
 
 use axum::http::{header, HeaderMap};
 use axum::Router;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The version of OctoPrint whose API shapes this layer follows.
@@ -19,7 +19,10 @@ pub const OCTOPRINT_VERSION: &str = "1.11.8";
 
 /// OctoPrint routes that require credentials.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(status::router()).merge(files::router())
+    Router::new()
+        .merge(status::router())
+        .merge(files::router())
+        .merge(printer::router())
 }
 
 /// OctoPrint routes open to anyone: the app-keys handshake.
@@ -54,16 +57,4 @@ pub fn path_segment(name: &str) -> String {
         .remove(b'_')
         .remove(b'~');
     percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
-}
-
-/// The answer of every printer endpoint until the serial driver is attached: 409 while no
-/// printer is operational (which, without a driver, is always).
-pub(crate) fn no_printer_yet<T>(state: &AppState) -> Result<T, ApiError> {
-    match state.printers.first_operational() {
-        None => Err(ApiError::PrinterNotOperational),
-        Some(slot) => Err(ApiError::internal(format!(
-            "printer {} is operational but no driver is attached",
-            slot.id
-        ))),
-    }
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::appkeys::PollOutcome;
-use super::{base_url, no_printer_yet, OCTOPRINT_VERSION};
+use super::{base_url, OCTOPRINT_VERSION};
 use crate::api::session::check_credentials;
 use crate::auth::store::{self, User};
 use crate::auth::{session_cookies, AuthMethod, Principal};
@@ -25,11 +25,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/server", get(server))
         .route("/api/settings", get(settings))
         .route("/api/printerprofiles", get(printer_profiles))
-        .route("/api/connection", get(connection))
-        .route("/api/printer", get(printer_state))
-        .route("/api/printer/tool", get(printer_state))
-        .route("/api/printer/bed", get(printer_state))
-        .route("/api/job", get(job).post(job_command))
 }
 
 pub(super) fn public_router() -> Router<AppState> {
@@ -176,79 +171,6 @@ fn default_profile() -> Value {
 
 async fn printer_profiles() -> axum::Json<Value> {
     axum::Json(json!({ "profiles": { "_default": default_profile() } }))
-}
-
-async fn connection(State(state): State<AppState>) -> axum::Json<Value> {
-    let printers = state.printers.list();
-    let current = state.printers.first_operational().or(printers.first());
-    let ports: Vec<&str> = printers.iter().map(|p| p.port.as_str()).collect();
-    axum::Json(json!({
-        "current": {
-            "state": current.map_or("Closed", |p| p.state.octoprint_text()),
-            "port": null,
-            "baudrate": null,
-            "printerProfile": "_default",
-        },
-        "options": {
-            "ports": ports,
-            "baudrates": [250000, 230400, 115200, 57600, 38400, 19200, 9600],
-            "printerProfiles": [{ "id": "_default", "name": "Default" }],
-            "portPreference": printers.first().map(|p| p.port.as_str()),
-            "baudratePreference": printers.first().map(|p| p.baudrate),
-            "printerProfilePreference": "_default",
-            "autoconnect": false,
-        },
-    }))
-}
-
-/// `/api/printer`, `/api/printer/tool`, `/api/printer/bed`: 409 while no printer is connected.
-async fn printer_state(State(state): State<AppState>) -> Result<Response, ApiError> {
-    no_printer_yet(&state)
-}
-
-/// `/api/job` while no printer is connected: OctoPrint's "Offline" shape with null fields.
-async fn job(State(state): State<AppState>) -> axum::Json<Value> {
-    let connected = state.printers.first_operational().is_some();
-    axum::Json(json!({
-        "job": {
-            "file": { "name": null, "path": null, "display": null, "origin": null, "size": null, "date": null },
-            "estimatedPrintTime": null,
-            "averagePrintTime": null,
-            "lastPrintTime": null,
-            "filament": null,
-            "user": null,
-        },
-        "progress": {
-            "completion": null,
-            "filepos": null,
-            "printTime": null,
-            "printTimeLeft": null,
-            "printTimeLeftOrigin": null,
-        },
-        "state": if connected { "Operational" } else { "Offline" },
-    }))
-}
-
-/// `POST /api/job`: every command needs a connected printer.
-async fn job_command(
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<JobCommand>,
-) -> Result<StatusCode, ApiError> {
-    match body.command.as_str() {
-        "start" | "cancel" | "restart" | "pause" => {}
-        other => {
-            return Err(ApiError::bad_request(
-                "unknown_command",
-                format!("unknown command {other:?}"),
-            ))
-        }
-    }
-    no_printer_yet(&state)
-}
-
-#[derive(Debug, Deserialize)]
-struct JobCommand {
-    command: String,
 }
 
 /// `POST /plugin/appkeys/request` body.

@@ -155,12 +155,11 @@ async fn printer_endpoints_say_not_operational_while_no_printer_is_connected() {
 #[tokio::test]
 async fn configured_printers_are_listed_as_closed_ports() {
     let app = spawn_app_with(|c| {
-        c.printers = vec![easyprint_server::config::PrinterConfig {
-            id: "anet".into(),
-            name: None,
-            port: "/dev/ttyUSB0".into(),
-            baudrate: 115200,
-        }]
+        let mut printer =
+            easyprint_server::config::PrinterConfig::simulated("anet", Default::default());
+        printer.port = "/dev/ttyUSB0".into();
+        printer.autoconnect = false;
+        c.printers = vec![printer];
     })
     .await;
     let admin = app.setup_admin().await;
@@ -180,7 +179,10 @@ async fn configured_printers_are_listed_as_closed_ports() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         printers,
-        json!([{ "id": "anet", "name": "anet", "port": "/dev/ttyUSB0", "baudrate": 115200, "state": "Closed" }])
+        json!([{
+            "id": "anet", "name": "anet", "port": "/dev/ttyUSB0", "baudrate": 115200,
+            "state": "closed", "error": null, "temperatures": null, "job": null,
+        }])
     );
 }
 

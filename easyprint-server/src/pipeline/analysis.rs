@@ -1,0 +1,167 @@
+//! G-code analysis (easyprint-gcode) for file metadata and ETAs, plus the index from
+//! "commands acknowledged" to file line and byte offset that turns the printer's progress
+//! counter into a resumable position.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use easyprint_gcode::analysis::{analyze_reader, Analysis, AnalysisConfig};
+use serde_json::{json, Value};
+
+use crate::printers::JobPosition;
+
+/// A file's analysis and command-line index.
+#[derive(Debug)]
+pub struct FileAnalysis {
+    /// easyprint-gcode's analysis.
+    pub analysis: Analysis,
+    /// For the n-th command streamed (0-based): its 1-based file line and the byte offset just
+    /// past it. 16 bytes per command line.
+    pub commands: Vec<(u64, u64)>,
+}
+
+impl FileAnalysis {
+    /// Reads and analyses `path` (blocking: call from a blocking thread).
+    pub fn of_file(path: &Path) -> std::io::Result<FileAnalysis> {
+        let analysis = analyze_reader(std::fs::File::open(path)?, &AnalysisConfig::default())?;
+        let mut commands = Vec::new();
+        let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
+        let mut line = Vec::new();
+        let (mut number, mut offset) = (0u64, 0u64);
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            offset += n as u64;
+            if command_text(&line).is_some() {
+                commands.push((number, offset));
+            }
+        }
+        Ok(FileAnalysis { analysis, commands })
+    }
+
+    /// The file position after `acknowledged` commands.
+    pub fn position_after(&self, acknowledged: u64) -> JobPosition {
+        match acknowledged
+            .checked_sub(1)
+            .and_then(|i| self.commands.get(i as usize))
+        {
+            Some(&(line, byte_offset)) => JobPosition { line, byte_offset },
+            None => JobPosition::default(),
+        }
+    }
+
+    /// Filament length in mm (all extruders).
+    pub fn filament_mm(&self) -> f64 {
+        self.analysis.filament.iter().map(|f| f.length_mm).sum()
+    }
+
+    /// OctoPrint's `gcodeAnalysis` object plus our layer count.
+    pub fn octoprint_json(&self) -> Value {
+        let filament: serde_json::Map<String, Value> = self
+            .analysis
+            .filament
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                (
+                    format!("tool{i}"),
+                    json!({ "length": f.length_mm, "volume": f.volume_mm3 / 1000.0 }),
+                )
+            })
+            .collect();
+        json!({
+            "estimatedPrintTime": self.analysis.estimated_time,
+            "filament": filament,
+            "layers": self.analysis.layer_count,
+            "lines": self.analysis.lines,
+        })
+    }
+}
+
+/// The text sent to the printer for one file line: without comment and surrounding space,
+/// `None` when nothing is left.
+pub fn command_text(line: &[u8]) -> Option<&str> {
+    let code = match memchr::memchr(b';', line) {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    let text = std::str::from_utf8(code).ok()?.trim();
+    (!text.is_empty()).then_some(text)
+}
+
+/// The command lines of a file, read lazily (the printer's I/O thread pulls them).
+pub fn command_lines(path: &Path) -> std::io::Result<impl Iterator<Item = String> + Send> {
+    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    Ok(reader
+        .split(b'\n')
+        .map_while(Result::ok)
+        .filter_map(|line| command_text(&line).map(str::to_owned)))
+}
+
+/// Analyses by content hash, computed once (the newest few are kept).
+#[derive(Debug, Default)]
+pub struct AnalysisCache {
+    entries: Mutex<HashMap<String, Arc<FileAnalysis>>>,
+}
+
+/// Analyses kept in memory.
+const CACHE_ENTRIES: usize = 16;
+
+impl AnalysisCache {
+    /// The cached analysis of `sha256`, if any.
+    pub fn cached(&self, sha256: &str) -> Option<Arc<FileAnalysis>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(sha256)
+            .cloned()
+    }
+
+    /// The analysis of the file at `path` with content `sha256`, computed on a blocking thread
+    /// when not cached.
+    pub async fn get(&self, sha256: &str, path: PathBuf) -> std::io::Result<Arc<FileAnalysis>> {
+        if let Some(found) = self.cached(sha256) {
+            return Ok(found);
+        }
+        let analysis = tokio::task::spawn_blocking(move || FileAnalysis::of_file(&path))
+            .await
+            .map_err(std::io::Error::other)??;
+        let analysis = Arc::new(analysis);
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= CACHE_ENTRIES {
+            // Any entry will do: a miss only costs a re-analysis.
+            if let Some(key) = entries.keys().next().cloned() {
+                entries.remove(&key);
+            }
+        }
+        entries.insert(sha256.to_owned(), analysis.clone());
+        Ok(analysis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_map_to_file_lines_and_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.gcode");
+        std::fs::write(&path, "; header\nG28\n\nG1 X10 ; move\n  ;x\nM84\n").unwrap();
+        let a = FileAnalysis::of_file(&path).unwrap();
+        assert_eq!(a.commands, vec![(2, 13), (4, 28), (6, 37)]);
+        assert_eq!(a.position_after(0), JobPosition::default());
+        assert_eq!(a.position_after(2).line, 4);
+        let lines: Vec<String> = command_lines(&path).unwrap().collect();
+        assert_eq!(lines, ["G28", "G1 X10", "M84"]);
+    }
+}

@@ -1,0 +1,140 @@
+//! Feeds the WebSocket topics from a printer's `watch` and `broadcast` channels, and polls
+//! temperatures. Everything here only reads the printer's channels or queues one `M105`: a slow
+//! WebSocket client or a busy runtime never reaches the I/O thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use easyprint_marlin::printer::{Printer, PrinterEvent};
+use easyprint_marlin::session::Event;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::{PrinterHandle, TemperatureSnapshot};
+use crate::state::AppState;
+use crate::ws::hub::{Audience, Topic};
+
+/// How often temperatures are asked for (OctoPrint polls every 2 s while idle as well).
+const TEMPERATURE_POLL: Duration = Duration::from_secs(2);
+
+pub(super) fn spawn(
+    state: AppState,
+    handle: Arc<PrinterHandle>,
+    printer: Arc<Printer>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(follow_status(
+        state.clone(),
+        handle.clone(),
+        printer.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(follow_events(
+        state,
+        handle.clone(),
+        printer.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(poll_temperatures(Arc::downgrade(&printer), stop));
+}
+
+async fn follow_status(
+    state: AppState,
+    handle: Arc<PrinterHandle>,
+    printer: Arc<Printer>,
+    stop: CancellationToken,
+) {
+    let mut status = printer.status();
+    drop(printer);
+    loop {
+        let slot = handle.slot();
+        state
+            .hub
+            .publish(Topic::PrinterStatus, handle.id(), Audience::Everyone, &slot);
+        if slot.state.is_operational() {
+            handle.wake.notify_one();
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            changed = status.changed() => if changed.is_err() { break },
+        }
+    }
+    state.hub.publish(
+        Topic::PrinterStatus,
+        handle.id(),
+        Audience::Everyone,
+        &handle.slot(),
+    );
+}
+
+async fn follow_events(
+    state: AppState,
+    handle: Arc<PrinterHandle>,
+    printer: Arc<Printer>,
+    stop: CancellationToken,
+) {
+    let mut events = printer.events();
+    drop(printer);
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(PrinterEvent::Session(Event::Temperatures(t))) => {
+                let snapshot = TemperatureSnapshot::from_report(&t);
+                handle.set_temperatures(snapshot);
+                state.hub.publish(
+                    Topic::Temperatures,
+                    handle.id(),
+                    Audience::Everyone,
+                    &snapshot,
+                );
+            }
+            Ok(PrinterEvent::Session(Event::Message(text))) => terminal(&state, &handle, &text),
+            Ok(PrinterEvent::Session(Event::Action(action))) => {
+                terminal(&state, &handle, &format!("action: {action:?}"));
+            }
+            Ok(PrinterEvent::Session(Event::Warning(w))) => {
+                terminal(&state, &handle, &format!("warning: {w:?}"));
+            }
+            Ok(PrinterEvent::Session(Event::Fatal(f))) => {
+                terminal(&state, &handle, &format!("error: {f}"));
+            }
+            Ok(_) => {}
+            // Missed events are only terminal lines; the status watch carries the rest.
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Publishes one terminal line (printer output or a command someone sent).
+pub(crate) fn terminal(state: &AppState, handle: &PrinterHandle, text: &str) {
+    state.hub.publish(
+        Topic::Terminal,
+        handle.id(),
+        Audience::Everyone,
+        &json!({ "line": text }),
+    );
+}
+
+/// Holds the printer weakly: dropping the last strong handle joins the I/O thread, which must
+/// happen off the runtime (see `drop_blocking`), not in this task.
+async fn poll_temperatures(printer: std::sync::Weak<Printer>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(TEMPERATURE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // The reply arrives as an `Event::Temperatures` as well; errors (a failed session) show
+        // in the status watch.
+        let Some(printer) = printer.upgrade() else {
+            return;
+        };
+        let _ = tokio::time::timeout(TEMPERATURE_POLL * 5, printer.send("M105")).await;
+    }
+}
