@@ -17,7 +17,8 @@ pub struct TestApp {
     pub state: AppState,
     pub http: reqwest::Client,
     pub dir: TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -32,23 +33,49 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     tweak(&mut config);
+    start(config, dir).await
+}
+
+/// A server on `config` as is (for restarts on the same data directory).
+pub async fn spawn_app_from(config: Config) -> TestApp {
+    start(config, tempfile::tempdir().unwrap()).await
+}
+
+async fn start(config: Config, dir: TempDir) -> TestApp {
     let server = Server::bind(config).await.unwrap();
     let addr = server.local_addr();
     let state = server.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async {
+    let server = tokio::spawn(server.run(async {
         let _ = rx.await;
     }));
     TestApp {
         addr,
         state,
-        http: reqwest::Client::new(),
+        // No idle keep-alive connections: a graceful shutdown would wait for them.
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
         dir,
-        _shutdown: tx,
+        shutdown: Some(tx),
+        server: Some(server),
     }
 }
 
 impl TestApp {
+    /// Shuts the server down the way a signal does and waits until it has stopped (printers
+    /// closed, workers gone).
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        let server = self.server.take().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(20), server)
+            .await
+            .expect("server stops within 20 s")
+            .unwrap()
+            .unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

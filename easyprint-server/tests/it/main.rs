@@ -5,5 +5,6 @@ mod cli;
 mod files;
 mod helpers;
 mod octoprint;
+mod pipeline;
 mod web;
 mod ws;
