@@ -158,3 +158,68 @@ fn code(digits: &[u8], letter: u8) -> Option<Code> {
     };
     (!super::line::takes_text(code)).then_some(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::line::parse_line;
+    use proptest::prelude::*;
+
+    fn same(a: &RawWord, b: &RawWord) -> bool {
+        a.letter == b.letter
+            && a.kind == b.kind
+            && a.value.to_bits() == b.value.to_bits()
+            && (a.kind == ValueKind::Number || (a.start, a.end) == (b.start, b.end))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 5000, ..ProptestConfig::default() })]
+
+        /// Whatever the fast path accepts, the general grammar accepts with the same result.
+        #[test]
+        fn fast_path_agrees_with_grammar(line in "[GgMmTtXYZEFNSPxyz0-9 .;+\\-\t\"{}()*_a]{0,40}") {
+            let bytes = line.as_bytes();
+            let mut fast_words = Vec::new();
+            if let Some(fast) = scan(bytes, &mut fast_words, usize::MAX) {
+                prop_assert_eq!(fast.consumed, bytes.len());
+                let mut words = Vec::new();
+                let parts = parse_line(&bytes[..fast.len], &mut words, false);
+                let parts = parts.map_err(|e| format!("{e:?}"));
+                prop_assert!(parts.is_ok(), "grammar rejects {:?}: {:?}", line, parts);
+                let parts = parts.unwrap();
+                prop_assert_eq!(parts.command, fast.parts.command);
+                prop_assert_eq!(parts.comment, fast.parts.comment);
+                prop_assert_eq!(parts.line_number, None);
+                prop_assert!(parts.text.is_none() && parts.extended.is_none() && parts.checksum.is_none());
+                prop_assert_eq!(words.len(), fast_words.len());
+                for (a, b) in words.iter().zip(&fast_words) {
+                    prop_assert!(same(a, b), "{:?} vs {:?} in {:?}", a, b, line);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ordinary_lines_take_the_fast_path() {
+        let mut words = Vec::new();
+        for line in [
+            &b"G1 X91.369 Y107.387 E0.02112\n"[..],
+            b"G0 F3600 X10 Y-5\r\n",
+            b";LAYER:1\n",
+            b"M84 X Y E\n",
+            b"G1 E-.8 F2100\n",
+        ] {
+            let fast = scan(line, &mut words, 1 << 20).expect("fast path");
+            assert_eq!(fast.consumed, line.len());
+        }
+        for line in [
+            &b"N1 G1 X1*33\n"[..],
+            b"M117 hi\n",
+            b"G1 X\"a\"\n",
+            b"SET_FAN\n",
+            b"G1 X 10\n",
+        ] {
+            assert!(scan(line, &mut words, 1 << 20).is_none(), "{line:?}");
+        }
+    }
+}
