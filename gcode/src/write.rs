@@ -114,5 +114,5 @@ pub fn frame(out: &mut Vec<u8>, body: &[u8], line_number: u32) {
     let _ = write!(out, "N{line_number} ");
     out.extend_from_slice(body);
     let sum = checksum(&out[start..]);
-    let _ = write!(out, "*{sum}\n");
+    let _ = writeln!(out, "*{sum}");
 }

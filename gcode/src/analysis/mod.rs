@@ -53,9 +53,9 @@ impl BoundingBox {
     }
 
     fn add(&mut self, p: [f64; 3]) {
-        for i in 0..3 {
-            self.min[i] = self.min[i].min(p[i]);
-            self.max[i] = self.max[i].max(p[i]);
+        for ((min, max), v) in self.min.iter_mut().zip(&mut self.max).zip(p) {
+            *min = min.min(v);
+            *max = max.max(v);
         }
     }
 

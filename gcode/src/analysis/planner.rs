@@ -166,7 +166,7 @@ impl Planner {
         } else {
             delta[3].abs()
         };
-        if distance < 1e-9 || !distance.is_finite() || !(feedrate > 0.0) {
+        if distance < 1e-9 || !distance.is_finite() || feedrate.is_nan() || feedrate <= 0.0 {
             return;
         }
         let l = &self.limits;
@@ -203,24 +203,21 @@ impl Planner {
         } else {
             l.acceleration
         };
-        for a in 0..4 {
-            let share = delta[a].abs() * inv_distance;
-            if share > 0.0
-                && l.max_acceleration[a] > 0.0
-                && acceleration * share > l.max_acceleration[a]
-            {
-                acceleration = l.max_acceleration[a] / share;
+        for (d, max) in delta.iter().zip(l.max_acceleration) {
+            let share = d.abs() * inv_distance;
+            if share > 0.0 && max > 0.0 && acceleration * share > max {
+                acceleration = max / share;
             }
         }
-        if !(acceleration > 0.0) {
+        if acceleration.is_nan() || acceleration <= 0.0 {
             acceleration = 1.0;
         }
 
         // Exit speed that is always safe: within every axis's jerk.
         let mut safe_feedrate = cruise;
-        for a in 0..4 {
-            if axis_feedrate[a].abs() > l.jerk[a] {
-                safe_feedrate = safe_feedrate.min(l.jerk[a]);
+        for (v, jerk) in axis_feedrate.iter().zip(l.jerk) {
+            if v.abs() > jerk {
+                safe_feedrate = safe_feedrate.min(jerk);
             }
         }
 
@@ -370,9 +367,9 @@ fn jerk_junction_speed(
     let mut vmax = if prev_larger { cruise } else { prev.feedrate };
     let mut v_factor = 1.0;
     let mut limited = false;
-    for a in 0..4 {
-        let mut v_exit = prev.axis_feedrate[a];
-        let mut v_entry = axis_feedrate[a];
+    for ((&exit, &entry), &max_jerk) in prev.axis_feedrate.iter().zip(axis_feedrate).zip(&l.jerk) {
+        let mut v_exit = exit;
+        let mut v_entry = entry;
         if prev_larger {
             v_exit *= smaller_factor;
         }
@@ -391,8 +388,8 @@ fn jerk_junction_speed(
         } else {
             (-v_exit).max(v_entry)
         };
-        if jerk > l.jerk[a] {
-            v_factor *= l.jerk[a] / jerk;
+        if jerk > max_jerk {
+            v_factor *= max_jerk / jerk;
             limited = true;
         }
     }
