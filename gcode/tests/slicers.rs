@@ -143,11 +143,8 @@ fn check_common(name: &str, a: &Analysis, offset: [f64; 2], model: &Model, gcode
     let bbox = a
         .print_bbox
         .unwrap_or_else(|| panic!("{name}: no print bbox"));
-    for axis in 0..2 {
-        let (lo, hi) = (
-            model.min[axis] + offset[axis],
-            model.max[axis] + offset[axis],
-        );
+    for (axis, shift) in offset.iter().enumerate() {
+        let (lo, hi) = (model.min[axis] + shift, model.max[axis] + shift);
         // Extrusion centre lines sit half a line width (about 0.2 mm) inside the outline.
         assert!(
             bbox.min[axis] >= lo - 0.05 && bbox.min[axis] <= lo + 0.6,
