@@ -4,129 +4,14 @@
 //! usage: gcode-bench [--runs N] [--modes memchr,ours,analysis,peer] FILE...
 //!
 //! Each file is read once into a reused buffer; timings exclude I/O. Prints MB/s (1 MB = 10^6 bytes,
-//! fastest of N runs: the machine is shared and the minimum is the least disturbed) per mode and the ratios ours / gcode-0.7 and ours / memchr. Also prints our
-//! time and filament estimates next to the slicer's own figures found in the file.
+//! fastest of N runs: the machine is shared and the minimum is the least disturbed) per mode and the
+//! ratios ours / gcode-0.7 and ours / memchr. Then prints our time and filament estimates next to
+//! the slicer's own figures found in the file (PrusaSlicer's footer, Cura's header).
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use easyprint_gcode::{ParseOptions, Parser, WordValue};
-
-mod peer {
-    //! The crates.io `gcode` 0.7 visitor: counts blocks, codes, arguments and comments and sums the
-    //! numbers, so it does the same work as our parse mode.
-    use gcode::core::{
-        self, BlockVisitor, CommandVisitor, ControlFlow, Diagnostics, Number, ProgramVisitor, Span,
-        Value,
-    };
-
-    #[derive(Debug, Default)]
-    pub struct Counts {
-        pub words: u64,
-        pub comments: u64,
-        pub diagnostics: u64,
-        pub sum: f64,
-    }
-
-    struct Program(Counts);
-    struct Block<'a>(&'a mut Counts);
-
-    impl Diagnostics for Program {
-        fn emit_unknown_content(&mut self, _text: &str, _span: Span) {
-            self.0.diagnostics += 1;
-        }
-        fn emit_unexpected(&mut self, _a: &str, _e: &[core::TokenType], _s: Span) {
-            self.0.diagnostics += 1;
-        }
-    }
-    impl Diagnostics for Block<'_> {
-        fn emit_unknown_content(&mut self, _text: &str, _span: Span) {
-            self.0.diagnostics += 1;
-        }
-        fn emit_unexpected(&mut self, _a: &str, _e: &[core::TokenType], _s: Span) {
-            self.0.diagnostics += 1;
-        }
-    }
-    impl ProgramVisitor for Program {
-        fn start_block(&mut self) -> ControlFlow<impl BlockVisitor + '_> {
-            ControlFlow::Continue(Block(&mut self.0))
-        }
-    }
-    impl Block<'_> {
-        fn code(&mut self) -> ControlFlow<impl CommandVisitor + '_> {
-            self.0.words += 1;
-            ControlFlow::Continue(Block(&mut *self.0))
-        }
-    }
-    impl BlockVisitor for Block<'_> {
-        fn line_number(&mut self, _n: u32, _s: Span) {
-            self.0.words += 1;
-        }
-        fn comment(&mut self, _v: &str, _s: Span) {
-            self.0.comments += 1;
-        }
-        fn word_address(&mut self, _l: char, v: Value<'_>, _s: Span) {
-            self.0.words += 1;
-            if let Value::Literal(x) = v {
-                self.0.sum += f64::from(x);
-            }
-        }
-        fn start_general_code(&mut self, _n: Number) -> ControlFlow<impl CommandVisitor + '_> {
-            self.code()
-        }
-        fn start_miscellaneous_code(
-            &mut self,
-            _n: Number,
-        ) -> ControlFlow<impl CommandVisitor + '_> {
-            self.code()
-        }
-        fn start_tool_change_code(&mut self, _n: Number) -> ControlFlow<impl CommandVisitor + '_> {
-            self.code()
-        }
-    }
-    impl CommandVisitor for Block<'_> {
-        fn argument(&mut self, _l: char, v: Value<'_>, _s: Span) {
-            self.0.words += 1;
-            if let Value::Literal(x) = v {
-                self.0.sum += f64::from(x);
-            }
-        }
-    }
-
-    pub fn visit(src: &str) -> Counts {
-        let mut program = Program(Counts::default());
-        core::parse(src, &mut program);
-        program.0
-    }
-}
-
-#[derive(Debug, Default)]
-struct OurCounts {
-    words: u64,
-    comments: u64,
-    errors: u64,
-    sum: f64,
-}
-
-fn ours(src: &[u8]) -> OurCounts {
-    let mut c = OurCounts::default();
-    let mut parser = Parser::new(src, ParseOptions::lenient());
-    while let Some(line) = parser.next_line() {
-        match line {
-            Ok(line) => {
-                c.comments += u64::from(line.comment().is_some());
-                for w in line.words() {
-                    c.words += 1;
-                    if let WordValue::Number(v) = w.value {
-                        c.sum += v;
-                    }
-                }
-            }
-            Err(_) => c.errors += 1,
-        }
-    }
-    c
-}
+use easyprint_benches::gcode::{ours, peer};
 
 fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
     let mut times = Vec::with_capacity(runs);
@@ -159,6 +44,7 @@ fn main() -> anyhow_free::Result {
     println!("file\tMB\tmemchr MB/s\tours MB/s\tanalysis MB/s\tgcode-0.7 MB/s\tours/gcode-0.7\tanalysis/gcode-0.7\tours/memchr");
     let mut buf = Vec::new();
     let mut ratios = Vec::new();
+    let mut accuracy = Vec::new();
     for path in &args {
         buf.clear();
         std::io::Read::read_to_end(&mut std::fs::File::open(path)?, &mut buf)?;
@@ -204,12 +90,39 @@ fn main() -> anyhow_free::Result {
         );
         eprintln!(
             "  {name}: ours words={} comments={} errors={} | gcode-0.7 words={} comments={} diagnostics={}",
-            o.words, o.comments, o.errors, p.words, p.comments, p.diagnostics
+            o.words, o.comments, o.errors, p.words, p.comments, p.errors
         );
+        let a = easyprint_gcode::analysis::analyze(&buf, &Default::default());
+        accuracy.push(format!(
+            "{name}\t{}\t{:.0}\t{}\t{}\t{:.1}\t{}\t{}",
+            a.metadata
+                .estimated_time
+                .map_or("-".into(), |t| format!("{t:.0}")),
+            a.estimated_time,
+            a.metadata
+                .estimated_time
+                .map_or("-".into(), |t| format!("{:.3}", a.estimated_time / t)),
+            a.metadata
+                .filament_used_mm
+                .first()
+                .map_or("-".into(), |f| format!("{f:.1}")),
+            a.filament.iter().map(|f| f.printed_mm).sum::<f64>(),
+            a.metadata.filament_used_mm.first().map_or("-".into(), |f| {
+                format!(
+                    "{:.4}",
+                    a.filament.iter().map(|f| f.printed_mm).sum::<f64>() / f
+                )
+            }),
+            a.layer_count,
+        ));
         if (t_peer / t_ours).is_finite() {
             ratios.push(t_peer / t_ours);
         }
         let _ = (o.sum, p.sum);
+    }
+    println!("\nfile\tslicer time s\tours s\tours/slicer\tslicer filament mm\tours printed mm\tours/slicer\tlayers");
+    for row in &accuracy {
+        println!("{row}");
     }
     ratios.sort_by(f64::total_cmp);
     if ratios.is_empty() {

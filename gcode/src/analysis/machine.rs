@@ -41,6 +41,8 @@ pub(crate) struct Machine {
     feedrate: f64,
     tool: usize,
     filament: Vec<f64>,
+    /// Extruded under feature tags, per tool.
+    printed: Vec<f64>,
     retracted: bool,
     retract: super::FirmwareRetract,
     planner: Planner,
@@ -70,6 +72,7 @@ impl Machine {
             feedrate: 25.0,
             tool: 0,
             filament: vec![0.0],
+            printed: vec![0.0],
             retracted: false,
             retract: config.firmware_retract,
             planner: Planner::new(config.limits),
@@ -302,6 +305,9 @@ impl Machine {
     }
 
     fn extrusion(&mut self, target: [f64; 4], line: &Line<'_>) {
+        if self.typed {
+            self.printed[self.tool] += target[E] - self.position[E];
+        }
         let from = [self.position[X], self.position[Y], self.position[Z]];
         let to = [target[X], target[Y], target[Z]];
         for bbox in [&mut self.extrusion_bbox]
@@ -500,6 +506,7 @@ impl Machine {
         self.tool = tool as usize;
         if self.filament.len() <= self.tool {
             self.filament.resize(self.tool + 1, 0.0);
+            self.printed.resize(self.tool + 1, 0.0);
         }
     }
 
@@ -514,8 +521,10 @@ impl Machine {
         let filament = self
             .filament
             .iter()
-            .map(|&length_mm| Filament {
+            .zip(&self.printed)
+            .map(|(&length_mm, &printed_mm)| Filament {
                 length_mm,
+                printed_mm,
                 volume_mm3: length_mm * area,
             })
             .collect();

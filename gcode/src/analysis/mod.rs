@@ -86,12 +86,15 @@ pub struct Layer {
     pub start_time: f64,
 }
 
-/// Filament pushed by one extruder (net of retractions).
+/// Filament pushed by one extruder.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Filament {
-    /// Length, mm.
+    /// Net length, mm: every extruder move, retractions included, start G-code purge lines too.
     pub length_mm: f64,
+    /// Length extruded by moves under a slicer feature tag (`;TYPE:` other than `Custom`), mm:
+    /// the printed object without start G-code, which is what slicers report as filament used.
+    pub printed_mm: f64,
     /// Volume, mm³ (from [`AnalysisConfig::filament_diameter`]).
     pub volume_mm3: f64,
 }
