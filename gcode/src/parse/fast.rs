@@ -6,7 +6,7 @@
 //! which accepts everything this accepts with the same result; a test checks that on random input.
 
 use super::line::{Code, LineParts, RawWord, Span, ValueKind};
-use crate::number::decimal;
+use crate::number::short_decimal;
 
 /// A line the fast path parsed.
 #[derive(Debug)]
@@ -92,10 +92,9 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
                     if first && letter == b'N' {
                         return None;
                     }
-                    let (after, value) = decimal(&rest[i..]).ok()?;
-                    let end = rest.len() - after.len();
+                    let (end, value) = short_decimal(rest, i)?;
                     // A dotted version (`3.12.2`) is text for the general grammar.
-                    if matches!(after.first(), Some(b'.' | b'0'..=b'9')) {
+                    if matches!(rest.get(end), Some(b'.' | b'0'..=b'9')) {
                         return None;
                     }
                     if first && matches!(letter, b'G' | b'M' | b'T') {
