@@ -63,7 +63,16 @@ pub fn write_line(out: &mut Vec<u8>, line: &Line<'_>, options: WriteOptions) -> 
             }
             if i == 0 {
                 if let Some(code) = line.command() {
-                    let _ = write!(out, "{code}");
+                    match (code.minor, line.command_digits()) {
+                        // Subcodes keep their spelling: `T55.04` is not `T55.4`.
+                        (Some(_), Some(digits)) => {
+                            out.push(code.letter);
+                            out.extend_from_slice(digits);
+                        }
+                        _ => {
+                            let _ = write!(out, "{code}");
+                        }
+                    }
                     if let Some(text) = line.text() {
                         out.push(b' ');
                         out.extend_from_slice(text);

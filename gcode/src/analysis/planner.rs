@@ -234,7 +234,7 @@ impl Planner {
             _ => safe_feedrate,
         };
         let v_allowable = max_allowable_speed(-acceleration, safe_feedrate, distance);
-        let mut block = Block {
+        let block = Block {
             seq: self.next_seq,
             distance,
             acceleration,
@@ -248,7 +248,7 @@ impl Planner {
             trapezoid: Trapezoid::default(),
             fixed_time: 0.0,
         };
-        block.calculate_trapezoid(safe_feedrate);
+        // The trapezoid is computed when the block is planned (`recalculate` is set).
         self.next_seq += 1;
         self.previous = Some(Previous {
             feedrate: cruise,
