@@ -316,3 +316,17 @@ fn streaming_in_any_chunks_equals_whole_buffer() {
     assert_eq!(whole.diagnostic_count, 1);
     assert_eq!(whole.lines, 12);
 }
+
+#[test]
+fn purge_lines_are_not_layers_when_the_file_has_feature_tags() {
+    let g = "G1 Z0.3\nG1 X0 Y200 E15\nG1 Z0.2\n;LAYER:0\n;TYPE:WALL-OUTER\nG1 X10 Y10 E16\n\
+             G1 Z0.4\n;LAYER:1\nG1 X20 E17\n";
+    let a = run(g);
+    assert_eq!(a.layer_count, 2);
+    assert_eq!(a.layers.iter().map(|l| l.z).collect::<Vec<_>>(), [0.2, 0.4]);
+    assert_eq!(a.extrusion_bbox.unwrap().max[1], 200.0);
+    assert_eq!(a.print_bbox.unwrap().max[1], 10.0);
+    assert!(close(a.filament[0].printed_mm, 2.0));
+    // Without tags every extrusion layer counts.
+    assert_eq!(run(&g.replace(";TYPE:WALL-OUTER\n", "")).layer_count, 3);
+}

@@ -55,6 +55,11 @@ pub(crate) struct Machine {
     layer_z: Option<f64>,
     layer_start: Option<LayerStart>,
     layer_count: u64,
+    /// Per stored layer: has it extrusion under a feature tag?
+    layer_printed: Vec<bool>,
+    /// Layers (stored or not) with extrusion under a feature tag.
+    printed_layer_count: u64,
+    current_layer_printed: bool,
     layer_limit: usize,
     lines: u64,
     counts: Counts,
@@ -84,6 +89,9 @@ impl Machine {
             layer_z: None,
             layer_start: None,
             layer_count: 0,
+            layer_printed: Vec::new(),
+            printed_layer_count: 0,
+            current_layer_printed: false,
             layer_limit: config.max_layers,
             lines: 0,
             counts: Counts::default(),
@@ -333,8 +341,19 @@ impl Machine {
                 line: start.line,
                 start_time: f64::NAN,
             };
+            self.current_layer_printed = false;
             if self.timeline.layers.len() < self.layer_limit {
                 self.timeline.push_layer(layer, start.seq);
+                self.layer_printed.push(false);
+            }
+        }
+        if self.typed && !self.current_layer_printed {
+            self.current_layer_printed = true;
+            self.printed_layer_count += 1;
+            if self.layer_printed.len() as u64 == self.layer_count {
+                if let Some(p) = self.layer_printed.last_mut() {
+                    *p = true;
+                }
             }
         }
         self.layer_start = None;
@@ -517,6 +536,15 @@ impl Machine {
         self.planner.flush(&mut self.timeline);
         let total = self.planner.time();
         self.timeline.finish(total);
+        // With slicer feature tags, layers of untagged extrusion only (start G-code purge lines)
+        // are not layers of the print.
+        let mut layers = self.timeline.layers;
+        let mut layer_count = self.layer_count;
+        if self.printed_layer_count > 0 {
+            let mut printed = self.layer_printed.iter();
+            layers.retain(|_| printed.next().copied().unwrap_or(false));
+            layer_count = self.printed_layer_count;
+        }
         let area = core::f64::consts::PI * (config.filament_diameter / 2.0).powi(2);
         let filament = self
             .filament
@@ -531,8 +559,8 @@ impl Machine {
         Analysis {
             bytes,
             lines: self.lines,
-            layers: self.timeline.layers,
-            layer_count: self.layer_count,
+            layers,
+            layer_count,
             extrusion_bbox: self.extrusion_bbox,
             print_bbox: self.print_bbox,
             filament,

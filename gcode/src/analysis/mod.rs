@@ -159,7 +159,9 @@ pub struct Analysis {
     pub bytes: u64,
     /// Lines analysed.
     pub lines: u64,
-    /// Layers in print order (at most [`AnalysisConfig::max_layers`]).
+    /// Layers in print order (at most [`AnalysisConfig::max_layers`]). When the file has slicer
+    /// feature tags (`;TYPE:`), layers whose only extrusion is untagged (start G-code purge
+    /// lines) are left out, so the count matches the slicer's.
     pub layers: Vec<Layer>,
     /// All layers seen, including any beyond the storage limit.
     pub layer_count: u64,
