@@ -17,38 +17,21 @@ const POW10: [f64; 23] = [
 /// Largest mantissa converted exactly to `f64`.
 const MAX_EXACT_MANTISSA: u64 = 1 << 53;
 
-/// Scans a signed decimal number at the start of `input`.
-///
-/// Fails with [`Expected::Number`] when there is no digit, and with [`Expected::FiniteNumber`] when
-/// the digits overflow `f64`.
-#[inline]
-pub(crate) fn decimal(input: &[u8]) -> IResult<&[u8], f64, SyntaxError<'_>> {
-    let (negative, sign_len) = match input.first() {
-        Some(b'-') => (true, 1),
-        Some(b'+') => (false, 1),
-        _ => (false, 0),
-    };
-    general_decimal(input, negative, sign_len)
+/// A decimal number as scanned: sign, digits (wrapping into `mantissa` past 19 of them), and how
+/// many of the digits follow the dot.
+#[derive(Debug, Clone, Copy)]
+struct Scanned {
+    negative: bool,
+    sign_len: usize,
+    end: usize,
+    mantissa: u64,
+    digits: usize,
+    fraction: usize,
 }
 
-/// The fast path's number scanner: `s[i..]` holds a number of at most 15 digits. Returns the end
-/// position and the value, which is exactly what [`decimal`] gives for the same bytes; `None` for
-/// anything else (no digits, longer numbers), which the general grammar then handles.
+/// Accumulates the run of ASCII digits starting at `s[i]`.
 #[inline(always)]
-pub(crate) fn short_decimal(s: &[u8], mut i: usize) -> Option<(usize, f64)> {
-    let negative = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let start = i;
-    let mut mantissa: u64 = 0;
+fn digit_run(s: &[u8], mut i: usize, mut mantissa: u64) -> (usize, u64) {
     while let Some(&b) = s.get(i) {
         let d = b.wrapping_sub(b'0');
         if d > 9 {
@@ -57,82 +40,77 @@ pub(crate) fn short_decimal(s: &[u8], mut i: usize) -> Option<(usize, f64)> {
         mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
         i += 1;
     }
-    let mut digits = i - start;
-    let mut fraction = 0;
-    if s.get(i) == Some(&b'.') {
-        i += 1;
-        let fraction_start = i;
-        while let Some(&b) = s.get(i) {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-            i += 1;
-        }
-        fraction = i - fraction_start;
-        digits += fraction;
-    }
-    if digits == 0 || digits > 15 {
-        return None;
-    }
-    // At most 15 digits: the mantissa is below 2^53 and the power of ten exact.
-    let v = mantissa as f64 / POW10[fraction & 15];
-    Some((i, if negative { -v } else { v }))
+    (i, mantissa)
 }
 
-/// Digit by digit, for short inputs and long numbers.
-fn general_decimal(
-    input: &[u8],
-    negative: bool,
-    sign_len: usize,
-) -> IResult<&[u8], f64, SyntaxError<'_>> {
-    let mut pos = sign_len;
-    let mut mantissa: u64 = 0;
-    let mut digits = 0usize;
-    let mut fraction_digits = 0usize;
-    while let Some(&b) = input.get(pos) {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-        digits += 1;
-        pos += 1;
+#[inline(always)]
+fn scan(s: &[u8], start: usize) -> Scanned {
+    let (negative, sign_len) = match s.get(start) {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let int_start = start + sign_len;
+    let (mut end, mut mantissa) = digit_run(s, int_start, 0);
+    let mut digits = end - int_start;
+    let mut fraction = 0;
+    if s.get(end) == Some(&b'.') {
+        let (frac_end, m) = digit_run(s, end + 1, mantissa);
+        fraction = frac_end - (end + 1);
+        digits += fraction;
+        (end, mantissa) = (frac_end, m);
     }
-    if input.get(pos) == Some(&b'.') {
-        pos += 1;
-        while let Some(&b) = input.get(pos) {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-            digits += 1;
-            fraction_digits += 1;
-            pos += 1;
-        }
+    Scanned {
+        negative,
+        sign_len,
+        end,
+        mantissa,
+        digits,
+        fraction,
     }
-    if digits == 0 {
+}
+
+/// Scans a signed decimal number at the start of `input`.
+///
+/// Fails with [`Expected::Number`] when there is no digit, and with [`Expected::FiniteNumber`] when
+/// the digits overflow `f64`.
+#[inline]
+pub(crate) fn decimal(input: &[u8]) -> IResult<&[u8], f64, SyntaxError<'_>> {
+    let n = scan(input, 0);
+    if n.digits == 0 {
         return Err(nom::Err::Error(SyntaxError::new(
-            &input[sign_len..],
+            &input[n.sign_len..],
             Expected::Number,
         )));
     }
     // 19 digits always fit in u64; beyond that the wrapped mantissa is garbage, so go the slow way.
-    let exact = digits <= 19 && mantissa <= MAX_EXACT_MANTISSA && fraction_digits < POW10.len();
+    let exact = n.digits <= 19 && n.mantissa <= MAX_EXACT_MANTISSA && n.fraction < POW10.len();
     let value = if exact {
-        let v = mantissa as f64 / POW10[fraction_digits];
-        if negative {
+        let v = n.mantissa as f64 / POW10[n.fraction];
+        if n.negative {
             -v
         } else {
             v
         }
     } else {
-        slow_decimal(&input[..pos])
+        slow_decimal(&input[..n.end])
             .ok_or_else(|| nom::Err::Error(SyntaxError::new(input, Expected::FiniteNumber)))?
     };
-    Ok((&input[pos..], value))
+    Ok((&input[n.end..], value))
+}
+
+/// The fast path's number scanner: `s[i..]` holds a number of at most 15 digits. Returns the end
+/// position and the value, which is exactly what [`decimal`] gives for the same bytes; `None` for
+/// anything else (no digits, longer numbers), which the general grammar then handles.
+#[inline(always)]
+pub(crate) fn short_decimal(s: &[u8], i: usize) -> Option<(usize, f64)> {
+    let n = scan(s, i);
+    if n.digits == 0 || n.digits > 15 {
+        return None;
+    }
+    // At most 15 digits: the mantissa is below 2^53 and the power of ten exact.
+    let v = n.mantissa as f64 / POW10[n.fraction & 15];
+    Some((n.end, if n.negative { -v } else { v }))
 }
 
 /// The standard library's correctly rounded parser, for numbers the fast path cannot do exactly.

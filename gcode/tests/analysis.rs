@@ -319,7 +319,8 @@ fn streaming_in_any_chunks_equals_whole_buffer() {
 
 #[test]
 fn purge_lines_are_not_layers_when_the_file_has_feature_tags() {
-    let g = "G1 Z0.3\nG1 X0 Y200 E15\nG1 Z0.2\n;LAYER:0\nG0 X5 Y5\n;TYPE:WALL-OUTER\nG1 X10 Y10 E16\n\
+    let g =
+        "G1 Z0.3\nG1 X0 Y200 E15\nG1 Z0.2\n;LAYER:0\nG0 X5 Y5\n;TYPE:WALL-OUTER\nG1 X10 Y10 E16\n\
              G1 Z0.4\n;LAYER:1\nG1 X20 E17\n";
     let a = run(g);
     assert_eq!(a.layer_count, 2);

@@ -184,6 +184,30 @@ fn check_common(name: &str, a: &Analysis, offset: [f64; 2], model: &Model, gcode
     assert_eq!(&streamed, a, "{name}: streaming differs");
 }
 
+/// Prints our estimates against the slicer's and checks the time ratio and the printed filament.
+fn compare_with_slicer(
+    slicer: &str,
+    name: &str,
+    a: &Analysis,
+    time: f64,
+    filament_mm: f64,
+    time_ratio: std::ops::Range<f64>,
+    filament_tolerance: f64,
+) {
+    let ratio = a.estimated_time / time;
+    let printed = a.filament[0].printed_mm;
+    println!(
+        "{name}: ours {:.0} s vs {slicer} {time:.0} s (ratio {ratio:.3}); \
+         filament ours {printed:.2} mm vs {slicer} {filament_mm:.2} mm",
+        a.estimated_time
+    );
+    assert!(time_ratio.contains(&ratio), "{name}: time ratio {ratio}");
+    assert!(
+        (printed - filament_mm).abs() <= filament_tolerance * filament_mm + 0.05,
+        "{name}: printed filament {printed} vs {slicer} {filament_mm}"
+    );
+}
+
 #[test]
 fn cura_engine_output() {
     if !installed("CuraEngine", "help") {
@@ -236,26 +260,11 @@ fn cura_engine_output() {
         };
         let cura_time = figure("Print time (s):");
         let cura_mm = figure("Filament (mm^3):") / (std::f64::consts::PI * 0.875 * 0.875);
-        let ratio = a.estimated_time / cura_time;
-        println!(
-            "{}: ours {:.0} s vs Cura {cura_time:.0} s (ratio {ratio:.3}); filament ours {:.1} mm vs Cura {cura_mm:.1} mm",
-            model.name, a.estimated_time, a.filament[0].printed_mm
-        );
-        assert!(
-            (0.7..1.5).contains(&ratio),
-            "{}: time ratio {ratio}",
-            model.name
-        );
-        // Filament printed under feature tags is what Cura counts (its log gives whole mm³).
-        let printed = a.filament[0].printed_mm;
-        assert!(
-            (printed - cura_mm).abs() <= 0.005 * cura_mm,
-            "{}: printed filament {printed} vs Cura {cura_mm}",
-            model.name
-        );
+        // Cura's log gives whole mm³, hence the 0.5 % on filament.
+        compare_with_slicer("Cura", model.name, &a, cura_time, cura_mm, 0.7..1.5, 0.005);
         // The net length also has the start G-code's 30 mm purge, less the final retraction
         // (6.5 mm) and the end G-code's 4 mm.
-        let extra = a.filament[0].length_mm - printed;
+        let extra = a.filament[0].length_mm - a.filament[0].printed_mm;
         assert!(
             (19.0..20.0).contains(&extra),
             "{}: net - printed = {extra} mm",
@@ -317,21 +326,14 @@ fn prusa_slicer_output() {
             .estimated_time
             .expect("PrusaSlicer time estimate");
         let ps_mm = a.metadata.filament_used_mm[0];
-        let ratio = a.estimated_time / ps_time;
-        println!(
-            "{}: ours {:.0} s vs PrusaSlicer {ps_time:.0} s (ratio {ratio:.3}); filament ours {:.2} mm vs {ps_mm:.2} mm",
-            model.name, a.estimated_time, a.filament[0].printed_mm
-        );
-        assert!(
-            (0.95..1.05).contains(&ratio),
-            "{}: time ratio {ratio}",
-            model.name
-        );
-        assert!(
-            (a.filament[0].printed_mm - ps_mm).abs() <= 0.001 * ps_mm + 0.05,
-            "{}: filament {} vs {ps_mm}",
+        compare_with_slicer(
+            "PrusaSlicer",
             model.name,
-            a.filament[0].printed_mm
+            &a,
+            ps_time,
+            ps_mm,
+            0.95..1.05,
+            0.001,
         );
     }
 }
