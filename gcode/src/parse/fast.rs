@@ -29,39 +29,30 @@ fn starts_value(b: u8) -> bool {
 }
 
 /// Parses the line at the start of `rest` (which may run on past it), or returns `None` to hand it
-/// to the general grammar. Words are appended to `words` (cleared first).
+/// to the general grammar. Words replace the contents of `words`.
+///
+/// Written for the optimiser: the line's parts are kept in locals and assembled at the end.
 #[inline]
 pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Option<FastLine> {
+    const EMPTY: RawWord = RawWord {
+        value: 0.0,
+        start: 0,
+        end: 0,
+        letter: 0,
+        kind: ValueKind::Flag,
+    };
     words.clear();
-    let mut parts = LineParts::default();
+    let mut command = None;
+    let mut comment = None;
     let mut i = 0;
-    loop {
-        if i > max_len {
-            return None;
-        }
+    let (len, consumed) = loop {
         let Some(&c) = rest.get(i) else {
-            return Some(FastLine {
-                len: i,
-                consumed: i,
-                parts,
-            });
+            break (i, i);
         };
         match c {
             b' ' | b'\t' => i += 1,
-            b'\n' => {
-                return Some(FastLine {
-                    len: i,
-                    consumed: i + 1,
-                    parts,
-                })
-            }
-            b'\r' if rest.get(i + 1) == Some(&b'\n') => {
-                return Some(FastLine {
-                    len: i,
-                    consumed: i + 2,
-                    parts,
-                })
-            }
+            b'\n' => break (i, i + 1),
+            b'\r' if rest.get(i + 1) == Some(&b'\n') => break (i, i + 2),
             b';' => {
                 let end = memchr::memchr(b'\n', &rest[i..]).map_or(rest.len(), |n| i + n);
                 let consumed = if end < rest.len() { end + 1 } else { end };
@@ -70,26 +61,19 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
                 } else {
                     end
                 };
-                if len > max_len {
-                    return None;
-                }
-                parts.comment = Some(Span {
+                comment = Some(Span {
                     start: (i + 1) as u32,
                     end: len as u32,
                 });
-                return Some(FastLine {
-                    len,
-                    consumed,
-                    parts,
-                });
+                break (len, consumed);
             }
             _ if c.is_ascii_alphabetic() => {
+                let count = words.len();
                 let letter = c & !0x20;
-                let first = words.is_empty();
                 let next = rest.get(i + 1).copied().unwrap_or(b'\n');
                 i += 1;
-                if next.is_ascii_digit() || matches!(next, b'-' | b'+' | b'.') {
-                    if first && letter == b'N' {
+                let word = if next.is_ascii_digit() || matches!(next, b'-' | b'+' | b'.') {
+                    if count == 0 && letter == b'N' {
                         return None;
                     }
                     let (end, value) = short_decimal(rest, i)?;
@@ -97,20 +81,18 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
                     if matches!(rest.get(end), Some(b'.' | b'0'..=b'9')) {
                         return None;
                     }
-                    if first && matches!(letter, b'G' | b'M' | b'T') {
-                        let code = code(&rest[i..end], letter)?;
-                        parts.command = Some(code);
+                    if count == 0 && matches!(letter, b'G' | b'M' | b'T') {
+                        command = Some(code(&rest[i..end], letter)?);
                     }
-                    words.push(RawWord {
+                    i = end;
+                    RawWord {
                         value,
-                        start: 0,
-                        end: 0,
                         letter,
                         kind: ValueKind::Number,
-                    });
-                    i = end;
+                        ..EMPTY
+                    }
                 } else {
-                    if first && (next.is_ascii_alphabetic() || next == b'_') {
+                    if count == 0 && (next.is_ascii_alphabetic() || next == b'_') {
                         return None; // an extended command
                     }
                     if is_blank(next) {
@@ -126,18 +108,28 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
                     {
                         return None;
                     }
-                    words.push(RawWord {
-                        value: 0.0,
-                        start: 0,
-                        end: 0,
-                        letter,
-                        kind: ValueKind::Flag,
-                    });
-                }
+                    RawWord { letter, ..EMPTY }
+                };
+                words.push(word);
             }
             _ => return None,
         }
+        if i > max_len {
+            return None;
+        }
+    };
+    if len > max_len {
+        return None;
     }
+    Some(FastLine {
+        len,
+        consumed,
+        parts: LineParts {
+            command,
+            comment,
+            ..LineParts::default()
+        },
+    })
 }
 
 /// The command code of a first word written as plain digits; `None` (general path) for subcodes,
