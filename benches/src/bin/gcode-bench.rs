@@ -4,8 +4,9 @@
 //! usage: gcode-bench [--runs N] [--modes memchr,ours,analysis,peer] FILE...
 //!
 //! Each file is read once into a reused buffer; timings exclude I/O. Prints MB/s (1 MB = 10^6 bytes,
-//! fastest of N runs: the machine is shared and the minimum is the least disturbed) per mode and the
-//! ratios ours / gcode-0.7 and ours / memchr. Then prints our time and filament estimates next to
+//! fastest of N interleaved rounds: the machine is shared and the minimum is the least disturbed)
+//! per mode and the ratios ours / gcode-0.7 and ours / memchr. Then prints our time and filament
+//! estimates next to
 //! the slicer's own figures found in the file (PrusaSlicer's footer, Cura's header).
 
 use std::hint::black_box;
@@ -13,15 +14,11 @@ use std::time::Instant;
 
 use easyprint_benches::gcode::{ours, peer};
 
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        black_box(f());
-        times.push(t.elapsed().as_secs_f64());
-    }
-    // The fastest run: the machine is shared, and the minimum is the least disturbed by other load.
-    times.into_iter().fold(f64::INFINITY, f64::min)
+/// Times one call of `f`, in seconds.
+fn once<T>(f: impl FnOnce() -> T) -> f64 {
+    let t = Instant::now();
+    black_box(f());
+    t.elapsed().as_secs_f64()
 }
 
 fn main() -> anyhow_free::Result {
@@ -50,30 +47,27 @@ fn main() -> anyhow_free::Result {
         std::io::Read::read_to_end(&mut std::fs::File::open(path)?, &mut buf)?;
         let mb = buf.len() as f64 / 1e6;
         let text = String::from_utf8_lossy(&buf).into_owned();
-        // A mode left out shows as NaN.
-        let skip = f64::NAN;
-        let t_memchr = if on("memchr") {
-            time(runs, || memchr::memchr_iter(b'\n', black_box(&buf)).count())
-        } else {
-            skip
-        };
-        let t_ours = if on("ours") {
-            time(runs, || ours(black_box(&buf)))
-        } else {
-            skip
-        };
-        let t_analysis = if on("analysis") {
-            time(runs, || {
-                easyprint_gcode::analysis::analyze(black_box(&buf), &Default::default())
-            })
-        } else {
-            skip
-        };
-        let t_peer = if on("peer") {
-            time(runs, || peer::visit(black_box(&text)))
-        } else {
-            skip
-        };
+        // Rounds interleave the modes, so background load hits them alike; each mode keeps its
+        // fastest run (the least disturbed). A mode left out shows as NaN.
+        let mut best = [f64::INFINITY; 4];
+        for _ in 0..runs {
+            if on("memchr") {
+                best[0] = best[0].min(once(|| memchr::memchr_iter(b'\n', black_box(&buf)).count()));
+            }
+            if on("ours") {
+                best[1] = best[1].min(once(|| ours(black_box(&buf))));
+            }
+            if on("analysis") {
+                best[2] = best[2].min(once(|| {
+                    easyprint_gcode::analysis::analyze(black_box(&buf), &Default::default())
+                }));
+            }
+            if on("peer") {
+                best[3] = best[3].min(once(|| peer::visit(black_box(&text))));
+            }
+        }
+        let [t_memchr, t_ours, t_analysis, t_peer] =
+            best.map(|t| if t.is_finite() { t } else { f64::NAN });
         let (o, p) = (ours(&buf), peer::visit(&text));
         let name = std::path::Path::new(path)
             .file_name()
