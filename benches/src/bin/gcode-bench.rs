@@ -6,8 +6,7 @@
 //! Each file is read once into a reused buffer; timings exclude I/O. Prints MB/s (1 MB = 10^6 bytes,
 //! fastest of N interleaved rounds: the machine is shared and the minimum is the least disturbed)
 //! per mode and the ratios ours / gcode-0.7 and ours / memchr. Then prints our time and filament
-//! estimates next to
-//! the slicer's own figures found in the file (PrusaSlicer's footer, Cura's header).
+//! estimates next to the slicer's own figures in the file (PrusaSlicer's footer, Cura's header).
 
 use std::hint::black_box;
 use std::time::Instant;
