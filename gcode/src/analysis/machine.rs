@@ -318,13 +318,9 @@ impl Machine {
         }
         let from = [self.position[X], self.position[Y], self.position[Z]];
         let to = [target[X], target[Y], target[Z]];
-        for bbox in [&mut self.extrusion_bbox]
-            .into_iter()
-            .chain(self.typed.then_some(&mut self.print_bbox))
-        {
-            let b = bbox.get_or_insert(BoundingBox::point(from));
-            b.add(from);
-            b.add(to);
+        grow(&mut self.extrusion_bbox, from, to);
+        if self.typed {
+            grow(&mut self.print_bbox, from, to);
         }
         let z = target[Z];
         if self.layer_z.is_none_or(|lz| (z - lz).abs() > LAYER_EPSILON) {
@@ -464,7 +460,8 @@ impl Machine {
     }
 
     fn set_limits(&mut self, code: u32, line: &Line<'_>) {
-        let l = &mut self.planner.limits;
+        let mut limits = *self.planner.limits();
+        let l = &mut limits;
         let axes = |l: &mut [f64; 4], divisor: f64| {
             for w in line.raw_args() {
                 if let (Some(a), ValueKind::Number) = (axis(w.letter), w.kind) {
@@ -507,6 +504,7 @@ impl Machine {
             }
             _ => {}
         }
+        self.planner.set_limits(limits);
     }
 
     fn tool_change(&mut self, tool: u32, line: u64, config: &AnalysisConfig) {
@@ -571,7 +569,7 @@ impl Machine {
             thumbnails: self.metadata.thumbnails,
             diagnostics: self.diagnostics,
             diagnostic_count: self.diagnostic_count,
-            final_limits: self.planner.limits,
+            final_limits: *self.planner.limits(),
         }
     }
 }
@@ -595,6 +593,22 @@ fn centre_from_radius(
     let (sx, sy) = (-dy / d, dx / d);
     let (cx, cy) = (mx + e * h * sx, my + e * h * sy);
     Some((cx - start[X], cy - start[Y]))
+}
+
+/// Adds a segment to a bounding box.
+#[inline]
+fn grow(bbox: &mut Option<BoundingBox>, from: [f64; 3], to: [f64; 3]) {
+    match bbox {
+        Some(b) => {
+            b.add(from);
+            b.add(to);
+        }
+        None => {
+            let mut b = BoundingBox::point(from);
+            b.add(to);
+            *bbox = Some(b);
+        }
+    }
 }
 
 /// Index of an axis letter.

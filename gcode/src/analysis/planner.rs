@@ -134,7 +134,11 @@ pub(crate) trait TimeSink {
 /// The planner; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Planner {
-    pub(crate) limits: MachineLimits,
+    limits: MachineLimits,
+    /// `1 / limits.max_feedrate` per axis (0 for no limit), so the per-move check multiplies.
+    inverse_max_feedrate: [f64; 4],
+    /// `1 / limits.max_acceleration` per axis (0 for no limit).
+    inverse_max_acceleration: [f64; 4],
     blocks: Vec<Block>,
     previous: Option<Previous>,
     /// Time of all finalised moves.
@@ -144,13 +148,30 @@ pub(crate) struct Planner {
 
 impl Planner {
     pub(crate) fn new(limits: MachineLimits) -> Self {
-        Planner {
+        let mut planner = Planner {
             limits,
+            inverse_max_feedrate: [0.0; 4],
+            inverse_max_acceleration: [0.0; 4],
             blocks: Vec::with_capacity(REPLAN_AT + 1),
             previous: None,
             time: 0.0,
             next_seq: 0,
-        }
+        };
+        planner.set_limits(limits);
+        planner
+    }
+
+    /// The limits in effect.
+    pub(crate) fn limits(&self) -> &MachineLimits {
+        &self.limits
+    }
+
+    /// Changes the limits for the moves that follow (the firmware applies M201 & co. the same way).
+    pub(crate) fn set_limits(&mut self, limits: MachineLimits) {
+        let inverse = |v: f64| if v > 0.0 && v.is_finite() { 1.0 / v } else { 0.0 };
+        self.inverse_max_feedrate = limits.max_feedrate.map(inverse);
+        self.inverse_max_acceleration = limits.max_acceleration.map(inverse);
+        self.limits = limits;
     }
 
     /// Sequence number the next move will get.
@@ -180,20 +201,17 @@ impl Planner {
         let mut cruise = feedrate.max(min_feedrate);
         let inv_distance = 1.0 / distance;
 
-        // Per-axis feedrate limits.
-        let mut axis_feedrate = [0.0; 4];
-        let mut factor: f64 = 1.0;
-        for a in 0..4 {
-            axis_feedrate[a] = cruise * delta[a] * inv_distance;
-            let abs = axis_feedrate[a].abs();
-            if abs > 0.0 && l.max_feedrate[a] > 0.0 && abs > l.max_feedrate[a] {
-                factor = factor.min(l.max_feedrate[a] / abs);
-            }
+        // Per-axis feedrate limits: scale down by the axis that exceeds its limit the most.
+        let mut scale = cruise * inv_distance;
+        let mut worst: f64 = 0.0;
+        for (d, inv_max) in delta.iter().zip(self.inverse_max_feedrate) {
+            worst = worst.max((d * scale).abs() * inv_max);
         }
-        cruise *= factor;
-        for v in &mut axis_feedrate {
-            *v *= factor;
+        if worst > 1.0 {
+            cruise /= worst;
+            scale /= worst;
         }
+        let axis_feedrate = delta.map(|d| d * scale);
 
         // Acceleration by move type, then per-axis limits.
         let mut acceleration = if travel {
@@ -203,11 +221,12 @@ impl Planner {
         } else {
             l.acceleration
         };
-        for (d, max) in delta.iter().zip(l.max_acceleration) {
-            let share = d.abs() * inv_distance;
-            if share > 0.0 && max > 0.0 && acceleration * share > max {
-                acceleration = max / share;
-            }
+        let mut worst: f64 = 0.0;
+        for (d, inv_max) in delta.iter().zip(self.inverse_max_acceleration) {
+            worst = worst.max(d.abs() * inv_distance * inv_max);
+        }
+        if worst > 0.0 {
+            acceleration = acceleration.min(1.0 / worst);
         }
         if acceleration.is_nan() || acceleration <= 0.0 {
             acceleration = 1.0;
