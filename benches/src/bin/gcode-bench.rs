@@ -1,34 +1,51 @@
 //! Throughput of the easyprint G-code parser and analysis against a bare memchr newline scan and the
 //! crates.io `gcode` 0.7 zero-allocation visitor, all measured in the same run on the same bytes.
 //!
-//! usage: gcode-bench [--runs N] [--modes memchr,ours,analysis,peer] FILE...
+//! usage: gcode-bench [--runs N] [--modes memchr,ours,analysis,peer] [--clock cpu|wall] FILE...
 //!
-//! Each file is read once into a reused buffer; timings exclude I/O. Prints MB/s (1 MB = 10^6 bytes,
-//! fastest of N interleaved rounds: the machine is shared and the minimum is the least disturbed)
-//! per mode and the ratios ours / gcode-0.7 and ours / memchr. Then prints our time and filament
-//! estimates next to the slicer's own figures in the file (PrusaSlicer's footer, Cura's header).
+//! Each file is read once into a reused buffer; timings exclude I/O. Prints MB/s per mode (1 MB =
+//! 10^6 bytes; fastest of N interleaved rounds) and the ratios ours / gcode-0.7 and ours / memchr.
+//! Times are the thread's CPU time by default: on a shared machine wall time also counts the time
+//! other processes hold the core, which penalises long runs (the slower peer) more than short ones;
+//! `--clock wall` uses wall time. Then prints our time and filament estimates next to the slicer's
+//! own figures in the file (PrusaSlicer's footer, Cura's header).
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use easyprint_benches::gcode::{ours, peer};
 
-/// Times one call of `f`, in seconds.
-fn once<T>(f: impl FnOnce() -> T) -> f64 {
-    let t = Instant::now();
+/// CPU time of this thread, in seconds. Unlike wall time it does not count the time other
+/// processes on a shared machine take the core away from us.
+fn thread_cpu_time() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we pass, which lives for the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Times one call of `f`: (wall seconds, thread CPU seconds).
+fn once<T>(f: impl FnOnce() -> T) -> (f64, f64) {
+    let (wall, cpu) = (Instant::now(), thread_cpu_time());
     black_box(f());
-    t.elapsed().as_secs_f64()
+    (wall.elapsed().as_secs_f64(), thread_cpu_time() - cpu)
 }
 
 fn main() -> anyhow_free::Result {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut runs = 5usize;
     let mut modes = String::from("memchr,ours,analysis,peer");
+    let mut cpu_time = true;
     while args.first().is_some_and(|a| a.starts_with("--")) {
         let value = args.get(1).cloned().ok_or("missing option value")?;
         match args[0].as_str() {
             "--runs" => runs = value.parse()?,
             "--modes" => modes = value,
+            "--clock" => cpu_time = value == "cpu",
             other => return Err(format!("unknown option {other}").into()),
         }
         args.drain(..2);
@@ -37,6 +54,14 @@ fn main() -> anyhow_free::Result {
     if args.is_empty() {
         return Err("usage: gcode-bench [--runs N] FILE...".into());
     }
+    println!(
+        "clock: {}",
+        if cpu_time {
+            "thread CPU time"
+        } else {
+            "wall time"
+        }
+    );
     println!("file\tMB\tmemchr MB/s\tours MB/s\tanalysis MB/s\tgcode-0.7 MB/s\tours/gcode-0.7\tanalysis/gcode-0.7\tours/memchr");
     let mut buf = Vec::new();
     let mut ratios = Vec::new();
@@ -48,25 +73,40 @@ fn main() -> anyhow_free::Result {
         let text = String::from_utf8_lossy(&buf).into_owned();
         // Rounds interleave the modes, so background load hits them alike; each mode keeps its
         // fastest run (the least disturbed). A mode left out shows as NaN.
-        let mut best = [f64::INFINITY; 4];
+        let mut best = [(f64::INFINITY, f64::INFINITY); 4];
+        let keep =
+            |best: &mut (f64, f64), t: (f64, f64)| *best = (best.0.min(t.0), best.1.min(t.1));
         for _ in 0..runs {
             if on("memchr") {
-                best[0] = best[0].min(once(|| memchr::memchr_iter(b'\n', black_box(&buf)).count()));
+                keep(
+                    &mut best[0],
+                    once(|| memchr::memchr_iter(b'\n', black_box(&buf)).count()),
+                );
             }
             if on("ours") {
-                best[1] = best[1].min(once(|| ours(black_box(&buf))));
+                keep(&mut best[1], once(|| ours(black_box(&buf))));
             }
             if on("analysis") {
-                best[2] = best[2].min(once(|| {
-                    easyprint_gcode::analysis::analyze(black_box(&buf), &Default::default())
-                }));
+                keep(
+                    &mut best[2],
+                    once(|| {
+                        easyprint_gcode::analysis::analyze(black_box(&buf), &Default::default())
+                    }),
+                );
             }
             if on("peer") {
-                best[3] = best[3].min(once(|| peer::visit(black_box(&text))));
+                keep(&mut best[3], once(|| peer::visit(black_box(&text))));
             }
         }
-        let [t_memchr, t_ours, t_analysis, t_peer] =
-            best.map(|t| if t.is_finite() { t } else { f64::NAN });
+        let pick = |t: (f64, f64)| {
+            let t = if cpu_time { t.1 } else { t.0 };
+            if t.is_finite() {
+                t
+            } else {
+                f64::NAN
+            }
+        };
+        let [t_memchr, t_ours, t_analysis, t_peer] = best.map(pick);
         let (o, p) = (ours(&buf), peer::visit(&text));
         let name = std::path::Path::new(path)
             .file_name()
