@@ -52,6 +52,9 @@ pub(crate) struct Machine {
     print_bbox: Option<BoundingBox>,
     /// Under a slicer feature tag other than `Custom`.
     typed: bool,
+    /// End of the last extruding move, and whether it was tagged.
+    last_extrusion_end: [f64; 3],
+    last_extrusion_typed: bool,
     layer_z: Option<f64>,
     layer_start: Option<LayerStart>,
     layer_count: u64,
@@ -86,6 +89,8 @@ impl Machine {
             extrusion_bbox: None,
             print_bbox: None,
             typed: false,
+            last_extrusion_end: [f64::NAN; 3],
+            last_extrusion_typed: false,
             layer_z: None,
             layer_start: None,
             layer_count: 0,
@@ -116,15 +121,18 @@ impl Machine {
         }
     }
 
+    #[inline]
     pub(crate) fn line(&mut self, line: Result<Line<'_>, ParseError>, config: &AnalysisConfig) {
-        let line = match line {
-            Ok(line) => line,
+        match line {
+            Ok(line) => self.parsed_line(&line, config),
             Err(e) => {
                 self.checkpoint(e.line, e.offset, config);
                 self.diagnose(Diagnostic::Parse(e), config);
-                return;
             }
-        };
+        }
+    }
+
+    fn parsed_line(&mut self, line: &Line<'_>, config: &AnalysisConfig) {
         self.checkpoint(line.number(), line.offset(), config);
         if line.is_empty() {
             if let Some(c) = line.comment() {
@@ -318,10 +326,19 @@ impl Machine {
         }
         let from = [self.position[X], self.position[Y], self.position[Z]];
         let to = [target[X], target[Y], target[Z]];
-        grow(&mut self.extrusion_bbox, from, to);
+        // Extrusions mostly chain end to start: then only the new end can grow the boxes.
+        let chained = from == self.last_extrusion_end;
+        grow(&mut self.extrusion_bbox, from, to, chained);
         if self.typed {
-            grow(&mut self.print_bbox, from, to);
+            grow(
+                &mut self.print_bbox,
+                from,
+                to,
+                chained && self.last_extrusion_typed,
+            );
         }
+        self.last_extrusion_end = to;
+        self.last_extrusion_typed = self.typed;
         let z = target[Z];
         if self.layer_z.is_none_or(|lz| (z - lz).abs() > LAYER_EPSILON) {
             let start = self.layer_start.take().unwrap_or(LayerStart {
@@ -595,12 +612,14 @@ fn centre_from_radius(
     Some((cx - start[X], cy - start[Y]))
 }
 
-/// Adds a segment to a bounding box.
+/// Adds a segment to a bounding box (`from` is already in it when `chained`).
 #[inline]
-fn grow(bbox: &mut Option<BoundingBox>, from: [f64; 3], to: [f64; 3]) {
+fn grow(bbox: &mut Option<BoundingBox>, from: [f64; 3], to: [f64; 3], chained: bool) {
     match bbox {
         Some(b) => {
-            b.add(from);
+            if !chained {
+                b.add(from);
+            }
             b.add(to);
         }
         None => {

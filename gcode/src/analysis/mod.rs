@@ -52,11 +52,18 @@ impl BoundingBox {
         BoundingBox { min: p, max: p }
     }
 
+    #[inline]
     fn add(&mut self, p: [f64; 3]) {
-        for ((min, max), v) in self.min.iter_mut().zip(&mut self.max).zip(p) {
-            *min = min.min(v);
-            *max = max.max(v);
-        }
+        self.min = [
+            self.min[0].min(p[0]),
+            self.min[1].min(p[1]),
+            self.min[2].min(p[2]),
+        ];
+        self.max = [
+            self.max[0].max(p[0]),
+            self.max[1].max(p[1]),
+            self.max[2].max(p[2]),
+        ];
     }
 
     /// Size along X, Y, Z.
@@ -233,7 +240,7 @@ pub fn analyze(gcode: &[u8], config: &AnalysisConfig) -> Analysis {
     };
     let mut parser = Parser::new(gcode, options);
     while let Some(line) = parser.next_line() {
-        analyzer.line(Some(line));
+        analyzer.machine.line(line, &analyzer.config);
     }
     analyzer.bytes = gcode.len() as u64;
     analyzer.finish()
@@ -317,11 +324,5 @@ impl Analyzer {
         });
         self.bytes = self.bytes.max(self.splitter.bytes());
         self.machine.finish(self.bytes, &self.config)
-    }
-
-    fn line(&mut self, line: Option<Result<crate::Line<'_>, ParseError>>) {
-        if let Some(line) = line {
-            self.machine.line(line, &self.config);
-        }
     }
 }

@@ -168,7 +168,13 @@ impl Planner {
 
     /// Changes the limits for the moves that follow (the firmware applies M201 & co. the same way).
     pub(crate) fn set_limits(&mut self, limits: MachineLimits) {
-        let inverse = |v: f64| if v > 0.0 && v.is_finite() { 1.0 / v } else { 0.0 };
+        let inverse = |v: f64| {
+            if v > 0.0 && v.is_finite() {
+                1.0 / v
+            } else {
+                0.0
+            }
+        };
         self.inverse_max_feedrate = limits.max_feedrate.map(inverse);
         self.inverse_max_acceleration = limits.max_acceleration.map(inverse);
         self.limits = limits;
