@@ -81,6 +81,13 @@ pub fn write_line(out: &mut Vec<u8>, line: &Line<'_>, options: WriteOptions) -> 
                 }
             }
             out.push(word.letter);
+            // A leading `G`/`M`/`T`/`N` word that is not a command (it was written `M 5`) keeps its
+            // space, or it would read back as a command code or line number.
+            if i == 0 && matches!(word.letter, b'G' | b'M' | b'T' | b'N') {
+                if let WordValue::Number(_) = word.value {
+                    out.push(b' ');
+                }
+            }
             match word.value {
                 // `{}` on f64 is the shortest text that parses back to the same value, never with
                 // an exponent (which G-code could not express).

@@ -235,3 +235,16 @@ fn subcodes_keep_their_spelling() {
     }
     assert_eq!(out, b"T55.04\nG29.10 P1\n");
 }
+
+#[test]
+fn spaced_leading_code_letters_stay_words() {
+    let mut p = Parser::new(b"m 22222222222222\nN 5 X1", ParseOptions::strict());
+    let mut out = Vec::new();
+    while let Some(line) = p.next_line() {
+        let line = line.unwrap();
+        assert_eq!(line.command(), None);
+        assert_eq!(line.line_number(), None);
+        write_line(&mut out, &line, WriteOptions::default());
+    }
+    assert_eq!(out, b"M 22222222222222\nN 5 X1\n");
+}
