@@ -137,7 +137,7 @@ impl Machine {
         if line.is_empty() {
             if let Some(c) = line.comment() {
                 self.counts.comment_lines += 1;
-                self.comment(c, &line, config);
+                self.comment(c, line, config);
             }
             return;
         }
@@ -152,11 +152,11 @@ impl Machine {
         match (code.letter, code.major) {
             (b'G', 0 | 1) if !minor => {
                 self.counts.moves += 1;
-                self.linear(&line);
+                self.linear(line);
             }
             (b'G', 2 | 3) if !minor => {
                 self.counts.arcs += 1;
-                self.arc(&line, code.major == 2, config);
+                self.arc(line, code.major == 2, config);
             }
             (b'G', 4) => {
                 let seconds = line
@@ -169,7 +169,7 @@ impl Machine {
             (b'G', 11) => self.firmware_retract(false),
             (b'G', 20) => self.inches = true,
             (b'G', 21) => self.inches = false,
-            (b'G', 28) if !minor => self.home(&line),
+            (b'G', 28) if !minor => self.home(line),
             (b'G', 90) if !minor => {
                 self.absolute = true;
                 self.absolute_e = None;
@@ -203,7 +203,7 @@ impl Machine {
                 }
             }
             (b'M', 201 | 203 | 204 | 205 | 566) if config.use_file_limits => {
-                self.set_limits(code.major, &line)
+                self.set_limits(code.major, line)
             }
             (b'T', tool) => self.tool_change(tool, line.number(), config),
             _ => {}
