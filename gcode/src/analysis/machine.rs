@@ -65,6 +65,8 @@ pub(crate) struct Machine {
     current_layer_printed: bool,
     layer_limit: usize,
     lines: u64,
+    /// The next line that gets a time checkpoint.
+    next_checkpoint: u64,
     counts: Counts,
     diagnostics: Vec<Diagnostic>,
     diagnostic_count: u64,
@@ -99,6 +101,7 @@ impl Machine {
             current_layer_printed: false,
             layer_limit: config.max_layers,
             lines: 0,
+            next_checkpoint: 1,
             counts: Counts::default(),
             diagnostics: Vec::new(),
             diagnostic_count: 0,
@@ -114,8 +117,9 @@ impl Machine {
 
     fn checkpoint(&mut self, number: u64, offset: u64, config: &AnalysisConfig) {
         self.lines = number;
-        let every = u64::from(config.checkpoint_every_lines.max(1));
-        if (number - 1) % every == 0 {
+        // Lines 1, 1 + every, 1 + 2 * every, ... (a countdown: no division per line).
+        if number >= self.next_checkpoint {
+            self.next_checkpoint = number + u64::from(config.checkpoint_every_lines.max(1));
             self.timeline
                 .checkpoint(number, offset, self.planner.next_seq());
         }
