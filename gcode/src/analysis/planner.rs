@@ -44,17 +44,21 @@ struct Block {
 
 impl Block {
     fn calculate_trapezoid(&mut self, exit: f64) {
-        let accel = self.acceleration;
+        // `acceleration` is always positive (see `add_move`), so one division serves the block.
+        let h = 0.5 / self.acceleration;
+        let (entry2, exit2) = (self.entry * self.entry, exit * exit);
         let mut cruise = self.cruise;
-        let mut accelerate = acceleration_distance(self.entry, cruise, accel).max(0.0);
-        let decelerate = acceleration_distance(cruise, exit, -accel).max(0.0);
+        let mut accelerate = ((cruise * cruise - entry2) * h).max(0.0);
+        let decelerate = ((cruise * cruise - exit2) * h).max(0.0);
         let mut cruise_distance = self.distance - accelerate - decelerate;
         if cruise_distance < 0.0 {
             // Not enough room to reach the nominal speed: accelerate then decelerate.
-            accelerate = intersection_distance(self.entry, exit, accel, self.distance)
-                .clamp(0.0, self.distance);
+            accelerate =
+                (0.5 * self.distance + 0.5 * (exit2 - entry2) * h).clamp(0.0, self.distance);
             cruise_distance = 0.0;
-            cruise = speed_after(self.entry, accelerate, accel);
+            cruise = (entry2 + 2.0 * self.acceleration * accelerate)
+                .max(0.0)
+                .sqrt();
         }
         self.trapezoid = Trapezoid {
             accelerate_until: accelerate,
@@ -68,47 +72,23 @@ impl Block {
             return self.fixed_time;
         }
         let t = &self.trapezoid;
-        let accel = self.acceleration;
-        let accel_time = time_to_travel(self.entry, t.accelerate_until, accel);
+        let a = self.acceleration;
+        let inv_a = 1.0 / a;
+        let peak = (self.entry * self.entry + 2.0 * a * t.accelerate_until)
+            .max(0.0)
+            .sqrt();
+        let accel_time = (peak - self.entry) * inv_a;
         let cruise_time = if t.cruise_feedrate > 0.0 {
             (t.decelerate_after - t.accelerate_until) / t.cruise_feedrate
         } else {
             0.0
         };
-        let decel_time = time_to_travel(
-            t.cruise_feedrate,
-            self.distance - t.decelerate_after,
-            -accel,
-        );
+        let c = t.cruise_feedrate;
+        let end = (c * c - 2.0 * a * (self.distance - t.decelerate_after))
+            .max(0.0)
+            .sqrt();
+        let decel_time = (c - end) * inv_a;
         accel_time + cruise_time + decel_time
-    }
-}
-
-fn acceleration_distance(initial: f64, target: f64, accel: f64) -> f64 {
-    if accel == 0.0 {
-        0.0
-    } else {
-        (target * target - initial * initial) / (2.0 * accel)
-    }
-}
-
-fn intersection_distance(initial: f64, exit: f64, accel: f64, distance: f64) -> f64 {
-    if accel == 0.0 {
-        0.0
-    } else {
-        (2.0 * accel * distance - initial * initial + exit * exit) / (4.0 * accel)
-    }
-}
-
-fn speed_after(initial: f64, distance: f64, accel: f64) -> f64 {
-    (initial * initial + 2.0 * accel * distance).max(0.0).sqrt()
-}
-
-fn time_to_travel(initial: f64, distance: f64, accel: f64) -> f64 {
-    if accel == 0.0 {
-        0.0
-    } else {
-        (speed_after(initial, distance, accel) - initial) / accel
     }
 }
 
