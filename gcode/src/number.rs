@@ -99,18 +99,87 @@ pub(crate) fn decimal(input: &[u8]) -> IResult<&[u8], f64, SyntaxError<'_>> {
     Ok((&input[n.end..], value))
 }
 
-/// The fast path's number scanner: `s[i..]` holds a number of at most 15 digits. Returns the end
-/// position and the value, which is exactly what [`decimal`] gives for the same bytes; `None` for
-/// anything else (no digits, longer numbers), which the general grammar then handles.
+/// A number scanned by [`window_decimal`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowNumber {
+    /// Index just past the number.
+    pub(crate) end: usize,
+    pub(crate) value: f64,
+    /// The digits as an integer, dot ignored.
+    pub(crate) mantissa: u64,
+    /// Written as digits only: no sign, no dot.
+    pub(crate) plain_integer: bool,
+}
+
+/// Exact powers of ten as integers, for joining integer and fraction digits.
+const POW10_U64: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// How many of the 8 little-endian bytes in `chunk` are ASCII digits before the first other byte
+/// (8 when all are). Borrows and carries only run upwards, so the lowest flagged byte is exact.
 #[inline(always)]
-pub(crate) fn short_decimal(s: &[u8], i: usize) -> Option<(usize, f64)> {
-    let n = scan(s, i);
-    if n.digits == 0 || n.digits > 15 {
+fn leading_digits(chunk: u64) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let below = chunk.wrapping_sub(ONES * b'0' as u64);
+    let above = chunk.wrapping_add(ONES * 0x46);
+    ((below | above) & (ONES * 0x80)).trailing_zeros() as usize / 8
+}
+
+/// The value of the first `n` (at most 7) ASCII digits of `chunk`, first byte most significant:
+/// they are shifted to the top (the bytes below become leading zeros) and combined pairwise.
+#[inline(always)]
+fn digits_value(chunk: u64, n: usize) -> u64 {
+    // Two shifts so that n == 0 shifts everything out instead of overflowing.
+    let v = ((chunk << (8 * (7 - n))) << 8) & 0x0F0F_0F0F_0F0F_0F0F;
+    let v = v.wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32
+}
+
+/// The fast path's number scanner over a fixed window: 8 bytes at a time for the integer and
+/// fraction digits. Gives exactly [`decimal`]'s value; `None` (general grammar) when there is no
+/// digit or either digit run is 8 or longer, or the number runs out of the window.
+#[inline(always)]
+pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<WindowNumber> {
+    let load = |p: usize| {
+        w.get(p..)?
+            .first_chunk::<8>()
+            .copied()
+            .map(u64::from_le_bytes)
+    };
+    let (negative, start) = match w[at] {
+        b'-' => (true, at + 1),
+        b'+' => (false, at + 1),
+        _ => (false, at),
+    };
+    let chunk = load(start)?;
+    let int_digits = leading_digits(chunk);
+    if int_digits == 8 {
         return None;
     }
-    // At most 15 digits: the mantissa is below 2^53 and the power of ten exact.
-    let v = n.mantissa as f64 / POW10[n.fraction & 15];
-    Some((n.end, if n.negative { -v } else { v }))
+    let mut mantissa = digits_value(chunk, int_digits);
+    let mut end = start + int_digits;
+    let mut fraction = 0;
+    let dotted = w[end] == b'.';
+    if dotted {
+        let chunk = load(end + 1)?;
+        fraction = leading_digits(chunk);
+        if fraction == 8 {
+            return None;
+        }
+        mantissa = mantissa * POW10_U64[fraction] + digits_value(chunk, fraction);
+        end += 1 + fraction;
+    }
+    if int_digits + fraction == 0 {
+        return None;
+    }
+    // At most 14 digits: the mantissa is below 2^53 and the power of ten exact.
+    let v = mantissa as f64 / POW10[fraction];
+    Some(WindowNumber {
+        end,
+        value: if negative { -v } else { v },
+        mantissa,
+        plain_integer: start == at && !dotted,
+    })
 }
 
 /// The standard library's correctly rounded parser, for numbers the fast path cannot do exactly.
@@ -209,6 +278,30 @@ mod tests {
             assert_eq!(fast.0.len(), padded.len() - s.len(), "{s}");
         }
         assert!(decimal(b"-;;;;;;;;;;;;;;;;").is_err());
+        let mut window = [b';'; 32];
+        for s in [
+            "0",
+            "7",
+            "-.5",
+            "+1",
+            "1.",
+            "007",
+            "91.369",
+            "-0.02112",
+            "1234567.1234567",
+            ".0",
+        ] {
+            window[..s.len()].copy_from_slice(s.as_bytes());
+            window[s.len()..].fill(b';');
+            let n = window_decimal(&window, 0).unwrap();
+            assert_eq!(n.value.to_bits(), num(s).to_bits(), "{s}");
+            assert_eq!(n.end, s.len(), "{s}");
+        }
+        for s in ["-", ".", "12345678", "0.12345678", ";"] {
+            window[..s.len()].copy_from_slice(s.as_bytes());
+            window[s.len()..].fill(b';');
+            assert!(window_decimal(&window, 0).is_none(), "{s}");
+        }
         assert!(decimal(b".;;;;;;;;;;;;;;;;").is_err());
     }
 
