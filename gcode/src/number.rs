@@ -137,7 +137,7 @@ fn digits_value(chunk: u64, n: usize) -> u64 {
 
 /// The fast path's number scanner over a fixed window: 8 bytes at a time for the integer and
 /// fraction digits. Gives exactly [`decimal`]'s value; `None` (general grammar) when there is no
-/// digit or either digit run is 8 or longer, or the number runs out of the window.
+/// digit, either digit run is 8 or longer, a second dot follows, or the number runs out of the window.
 #[inline(always)]
 pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<WindowNumber> {
     let load = |p: usize| {
@@ -169,7 +169,9 @@ pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<W
         mantissa = mantissa * POW10_U64[fraction] + digits_value(chunk, fraction);
         end += 1 + fraction;
     }
-    if int_digits + fraction == 0 {
+    // A digit run shorter than 8 ends before a non-digit; a second dot makes a dotted version
+    // (`3.12.2`), text for the general grammar.
+    if int_digits + fraction == 0 || w[end] == b'.' {
         return None;
     }
     // At most 14 digits: the mantissa is below 2^53 and the power of ten exact.

@@ -97,10 +97,6 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
                         return None;
                     }
                     let number = window_decimal(window, i)?;
-                    // A dotted version (`3.12.2`) is text for the general grammar.
-                    if matches!(window[number.end], b'.' | b'0'..=b'9') {
-                        return None;
-                    }
                     if count == 0 && matches!(letter, b'G' | b'M' | b'T') {
                         command = Some(code(&number, letter)?);
                     }
