@@ -156,26 +156,38 @@ pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<W
     if int_digits == 8 {
         return None;
     }
-    let mut mantissa = digits_value(chunk, int_digits);
     let mut end = start + int_digits;
     let mut fraction = 0;
     let dotted = w[end] == b'.';
-    if dotted {
-        let chunk = load(end + 1)?;
-        fraction = leading_digits(chunk);
+    let mantissa = if dotted {
+        let fraction_chunk = load(end + 1)?;
+        fraction = leading_digits(fraction_chunk);
         if fraction == 8 {
             return None;
         }
-        mantissa = mantissa * POW10_U64[fraction] + digits_value(chunk, fraction);
         end += 1 + fraction;
-    }
+        if int_digits + fraction < 8 {
+            // The usual case: drop the dot, join both runs into one chunk, convert once.
+            let int_part = chunk & ((1u64 << (8 * int_digits)) - 1);
+            digits_value(
+                int_part | (fraction_chunk << (8 * int_digits)),
+                int_digits + fraction,
+            )
+        } else {
+            digits_value(chunk, int_digits) * POW10_U64[fraction]
+                + digits_value(fraction_chunk, fraction)
+        }
+    } else {
+        digits_value(chunk, int_digits)
+    };
     // A digit run shorter than 8 ends before a non-digit; a second dot makes a dotted version
     // (`3.12.2`), text for the general grammar.
     if int_digits + fraction == 0 || w[end] == b'.' {
         return None;
     }
     // At most 14 digits: the mantissa is below 2^53 and the power of ten exact.
-    let v = mantissa as f64 / POW10[fraction];
+    // Below 2^53, so the signed conversion (one instruction on x86-64) is exact.
+    let v = mantissa as i64 as f64 / POW10[fraction];
     Some(WindowNumber {
         end,
         value: if negative { -v } else { v },
