@@ -100,7 +100,8 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
                     if count == 0 && matches!(letter, b'G' | b'M' | b'T') {
                         command = Some(code(&number, letter)?);
                     }
-                    i = number.end;
+                    // Words are usually one blank apart: step over it here.
+                    i = number.end + usize::from(window[number.end] == b' ');
                     RawWord {
                         value: number.value,
                         letter,
