@@ -40,7 +40,7 @@ fn starts_value(b: u8) -> bool {
 /// contents of `words`.
 ///
 /// Written for the optimiser: the line's parts are kept in locals and assembled at the end.
-#[inline]
+#[inline(always)]
 pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Option<FastLine> {
     const EMPTY: RawWord = RawWord {
         value: 0.0,
