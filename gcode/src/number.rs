@@ -99,18 +99,101 @@ pub(crate) fn decimal(input: &[u8]) -> IResult<&[u8], f64, SyntaxError<'_>> {
     Ok((&input[n.end..], value))
 }
 
-/// The fast path's number scanner: `s[i..]` holds a number of at most 15 digits. Returns the end
-/// position and the value, which is exactly what [`decimal`] gives for the same bytes; `None` for
-/// anything else (no digits, longer numbers), which the general grammar then handles.
+/// A number scanned by [`window_decimal`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowNumber {
+    /// Index just past the number.
+    pub(crate) end: usize,
+    pub(crate) value: f64,
+    /// The digits as an integer, dot ignored.
+    pub(crate) mantissa: u64,
+    /// Written as digits only: no sign, no dot.
+    pub(crate) plain_integer: bool,
+}
+
+/// Exact powers of ten as integers, for joining integer and fraction digits.
+const POW10_U64: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// How many of the 8 little-endian bytes in `chunk` are ASCII digits before the first other byte
+/// (8 when all are). Borrows and carries only run upwards, so the lowest flagged byte is exact.
 #[inline(always)]
-pub(crate) fn short_decimal(s: &[u8], i: usize) -> Option<(usize, f64)> {
-    let n = scan(s, i);
-    if n.digits == 0 || n.digits > 15 {
+fn leading_digits(chunk: u64) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let below = chunk.wrapping_sub(ONES * b'0' as u64);
+    let above = chunk.wrapping_add(ONES * 0x46);
+    ((below | above) & (ONES * 0x80)).trailing_zeros() as usize / 8
+}
+
+/// The value of the first `n` (at most 7) ASCII digits of `chunk`, first byte most significant:
+/// they are shifted to the top (the bytes below become leading zeros) and combined pairwise.
+#[inline(always)]
+fn digits_value(chunk: u64, n: usize) -> u64 {
+    // Two shifts so that n == 0 shifts everything out instead of overflowing.
+    let v = ((chunk << (8 * (7 - n))) << 8) & 0x0F0F_0F0F_0F0F_0F0F;
+    let v = v.wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32
+}
+
+/// The fast path's number scanner over a fixed window: 8 bytes at a time for the integer and
+/// fraction digits. Gives exactly [`decimal`]'s value; `None` (general grammar) when there is no
+/// digit, either digit run is 8 or longer, a second dot follows, or the number runs out of the window.
+#[inline(always)]
+pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<WindowNumber> {
+    let load = |p: usize| {
+        w.get(p..)?
+            .first_chunk::<8>()
+            .copied()
+            .map(u64::from_le_bytes)
+    };
+    let (negative, start) = match w[at] {
+        b'-' => (true, at + 1),
+        b'+' => (false, at + 1),
+        _ => (false, at),
+    };
+    let chunk = load(start)?;
+    let int_digits = leading_digits(chunk);
+    if int_digits == 8 {
         return None;
     }
-    // At most 15 digits: the mantissa is below 2^53 and the power of ten exact.
-    let v = n.mantissa as f64 / POW10[n.fraction & 15];
-    Some((n.end, if n.negative { -v } else { v }))
+    let mut end = start + int_digits;
+    let mut fraction = 0;
+    let dotted = w[end] == b'.';
+    let mantissa = if dotted {
+        let fraction_chunk = load(end + 1)?;
+        fraction = leading_digits(fraction_chunk);
+        if fraction == 8 {
+            return None;
+        }
+        end += 1 + fraction;
+        if int_digits + fraction < 8 {
+            // The usual case: drop the dot, join both runs into one chunk, convert once.
+            let int_part = chunk & ((1u64 << (8 * int_digits)) - 1);
+            digits_value(
+                int_part | (fraction_chunk << (8 * int_digits)),
+                int_digits + fraction,
+            )
+        } else {
+            digits_value(chunk, int_digits) * POW10_U64[fraction]
+                + digits_value(fraction_chunk, fraction)
+        }
+    } else {
+        digits_value(chunk, int_digits)
+    };
+    // A digit run shorter than 8 ends before a non-digit; a second dot makes a dotted version
+    // (`3.12.2`), text for the general grammar.
+    if int_digits + fraction == 0 || w[end] == b'.' {
+        return None;
+    }
+    // At most 14 digits: the mantissa is below 2^53 and the power of ten exact.
+    // Below 2^53, so the signed conversion (one instruction on x86-64) is exact.
+    let v = mantissa as i64 as f64 / POW10[fraction];
+    Some(WindowNumber {
+        end,
+        value: if negative { -v } else { v },
+        mantissa,
+        plain_integer: start == at && !dotted,
+    })
 }
 
 /// The standard library's correctly rounded parser, for numbers the fast path cannot do exactly.
@@ -181,35 +264,69 @@ mod tests {
         }
     }
 
+    /// Numbers around the window scanner's limits (7-digit runs, joined and separate runs).
+    const EDGE_CASES: [&str; 22] = [
+        "0",
+        "7",
+        "-.5",
+        "+1",
+        "1.",
+        "007",
+        "91.369",
+        "-0.02112",
+        "1234567",
+        "1234567.1234567",
+        "12345678",
+        "0.12345678",
+        "-9999999.9999999",
+        ".0",
+        "-0",
+        "1234567.1",
+        "1.1234567",
+        "123.4567",
+        "0.0000001",
+        "9999999.",
+        ".9999999",
+        "+.25",
+    ];
+
     #[test]
-    fn fast_and_general_paths_agree() {
-        // Padding makes the SWAR path apply; the bare string takes the digit loop.
-        for s in [
-            "0",
-            "7",
-            "-.5",
-            "+1",
-            "1.",
-            "007",
-            "91.369",
-            "-0.02112",
-            "1234567",
-            "1234567.1234567",
-            "12345678",
-            "0.12345678",
-            "-9999999.9999999",
-            ".0",
-            "-0",
-        ] {
+    fn bounded_and_unbounded_input_agree() {
+        for s in EDGE_CASES {
             let padded = format!("{s};;;;;;;;;;;;;;;;;;");
-            let fast = decimal(padded.as_bytes()).unwrap();
+            let bounded = decimal(padded.as_bytes()).unwrap();
             let general = decimal(s.as_bytes()).unwrap();
-            assert_eq!(fast.1.to_bits(), general.1.to_bits(), "{s}");
-            assert_eq!(fast.1, s.parse::<f64>().unwrap(), "{s}");
-            assert_eq!(fast.0.len(), padded.len() - s.len(), "{s}");
+            assert_eq!(bounded.1.to_bits(), general.1.to_bits(), "{s}");
+            assert_eq!(bounded.1, s.parse::<f64>().unwrap(), "{s}");
+            assert_eq!(bounded.0.len(), padded.len() - s.len(), "{s}");
         }
         assert!(decimal(b"-;;;;;;;;;;;;;;;;").is_err());
         assert!(decimal(b".;;;;;;;;;;;;;;;;").is_err());
+    }
+
+    #[test]
+    fn window_scanner_agrees_with_decimal() {
+        let mut window = [b';'; 32];
+        for s in EDGE_CASES {
+            window.fill(b';');
+            window[..s.len()].copy_from_slice(s.as_bytes());
+            let long_run = s
+                .split('.')
+                .any(|run| run.trim_start_matches(['-', '+']).len() >= 8);
+            match window_decimal(&window, 0) {
+                Some(n) => {
+                    assert!(!long_run, "{s}");
+                    assert_eq!(n.value.to_bits(), num(s).to_bits(), "{s}");
+                    assert_eq!(n.end, s.len(), "{s}");
+                }
+                None => assert!(long_run, "{s}"),
+            }
+        }
+        for s in ["-", ".", ";", "1.2.3"] {
+            window.fill(b';');
+            window[..s.len()].copy_from_slice(s.as_bytes());
+            assert!(window_decimal(&window, 0).is_none(), "{s}");
+        }
     }
 
     #[test]
