@@ -1,3 +1,4 @@
 //! Shared helpers for easyprint benchmarks.
 
+pub mod gcode;
 pub mod queue;

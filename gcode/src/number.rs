@@ -17,133 +17,183 @@ const POW10: [f64; 23] = [
 /// Largest mantissa converted exactly to `f64`.
 const MAX_EXACT_MANTISSA: u64 = 1 << 53;
 
-/// Powers of ten as integers, for joining integer and fraction digits.
-const POW10_INT: [u64; 9] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-];
+/// A decimal number as scanned: sign, digits (wrapping into `mantissa` past 19 of them), and how
+/// many of the digits follow the dot.
+#[derive(Debug, Clone, Copy)]
+struct Scanned {
+    negative: bool,
+    sign_len: usize,
+    end: usize,
+    mantissa: u64,
+    digits: usize,
+    fraction: usize,
+}
 
-/// SWAR digit scan of 8 bytes (first byte lowest): how many leading bytes are ASCII digits, and
-/// their value. Eight at once instead of a loop with a branch per digit.
+/// Accumulates the run of ASCII digits starting at `s[i]`.
 #[inline(always)]
-fn eight_digits(chunk: [u8; 8]) -> (usize, u64) {
-    let v = u64::from_le_bytes(chunk);
-    let sub = v.wrapping_sub(0x3030_3030_3030_3030);
-    // High bit set in each byte below '0' (borrow) or above '9' (carry past 0x7f).
-    let non_digit = (sub | v.wrapping_add(0x4646_4646_4646_4646)) & 0x8080_8080_8080_8080;
-    let count = (non_digit.trailing_zeros() / 8) as usize;
-    if count == 0 {
-        return (0, 0);
+fn digit_run(s: &[u8], mut i: usize, mut mantissa: u64) -> (usize, u64) {
+    while let Some(&b) = s.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
     }
-    // Keep the `count` digit bytes, moved up so the bytes below them read as leading zeros.
-    let mut x = sub << (8 * (8 - count));
-    // Byte 0 is the most significant digit: fold pairs, then pairs of pairs, then halves.
-    x = (x.wrapping_mul(10) + (x >> 8)) & 0x00ff_00ff_00ff_00ff;
-    x = (x.wrapping_mul(100) + (x >> 16)) & 0x0000_ffff_0000_ffff;
-    x = (x.wrapping_mul(10_000) + (x >> 32)) & 0xffff_ffff;
-    (count, x)
+    (i, mantissa)
+}
+
+#[inline(always)]
+fn scan(s: &[u8], start: usize) -> Scanned {
+    let (negative, sign_len) = match s.get(start) {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let int_start = start + sign_len;
+    let (mut end, mut mantissa) = digit_run(s, int_start, 0);
+    let mut digits = end - int_start;
+    let mut fraction = 0;
+    if s.get(end) == Some(&b'.') {
+        let (frac_end, m) = digit_run(s, end + 1, mantissa);
+        fraction = frac_end - (end + 1);
+        digits += fraction;
+        (end, mantissa) = (frac_end, m);
+    }
+    Scanned {
+        negative,
+        sign_len,
+        end,
+        mantissa,
+        digits,
+        fraction,
+    }
 }
 
 /// Scans a signed decimal number at the start of `input`.
 ///
 /// Fails with [`Expected::Number`] when there is no digit, and with [`Expected::FiniteNumber`] when
 /// the digits overflow `f64`.
-#[inline(always)]
+#[inline]
 pub(crate) fn decimal(input: &[u8]) -> IResult<&[u8], f64, SyntaxError<'_>> {
-    let (negative, sign_len) = match input.first() {
-        Some(b'-') => (true, 1),
-        Some(b'+') => (false, 1),
-        _ => (false, 0),
-    };
-    // Fast path: up to 7 integer and 7 fraction digits with 8 readable bytes after each start.
-    if let Some(int_chunk) = read8(input, sign_len) {
-        let (int_len, int_value) = eight_digits(int_chunk);
-        if int_len < 8 {
-            let dot = sign_len + int_len;
-            if input.get(dot) != Some(&b'.') {
-                if int_len > 0 {
-                    let v = int_value as f64;
-                    return Ok((&input[dot..], if negative { -v } else { v }));
-                }
-            } else if let Some(frac_chunk) = read8(input, dot + 1) {
-                let (frac_len, frac_value) = eight_digits(frac_chunk);
-                if frac_len < 8 && int_len + frac_len > 0 {
-                    let mantissa = int_value * POW10_INT[frac_len] + frac_value;
-                    let v = mantissa as f64 / POW10[frac_len];
-                    return Ok((&input[dot + 1 + frac_len..], if negative { -v } else { v }));
-                }
-            }
-        }
-    }
-    general_decimal(input, negative, sign_len)
-}
-
-#[inline(always)]
-fn read8(input: &[u8], at: usize) -> Option<[u8; 8]> {
-    input
-        .get(at..at.checked_add(8)?)
-        .and_then(|c| <[u8; 8]>::try_from(c).ok())
-}
-
-/// Digit by digit, for short inputs and long numbers.
-fn general_decimal(
-    input: &[u8],
-    negative: bool,
-    sign_len: usize,
-) -> IResult<&[u8], f64, SyntaxError<'_>> {
-    let mut pos = sign_len;
-    let mut mantissa: u64 = 0;
-    let mut digits = 0usize;
-    let mut fraction_digits = 0usize;
-    while let Some(&b) = input.get(pos) {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-        digits += 1;
-        pos += 1;
-    }
-    if input.get(pos) == Some(&b'.') {
-        pos += 1;
-        while let Some(&b) = input.get(pos) {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-            digits += 1;
-            fraction_digits += 1;
-            pos += 1;
-        }
-    }
-    if digits == 0 {
+    let n = scan(input, 0);
+    if n.digits == 0 {
         return Err(nom::Err::Error(SyntaxError::new(
-            &input[sign_len..],
+            &input[n.sign_len..],
             Expected::Number,
         )));
     }
     // 19 digits always fit in u64; beyond that the wrapped mantissa is garbage, so go the slow way.
-    let exact = digits <= 19 && mantissa <= MAX_EXACT_MANTISSA && fraction_digits < POW10.len();
+    let exact = n.digits <= 19 && n.mantissa <= MAX_EXACT_MANTISSA && n.fraction < POW10.len();
     let value = if exact {
-        let v = mantissa as f64 / POW10[fraction_digits];
-        if negative {
+        let v = n.mantissa as f64 / POW10[n.fraction];
+        if n.negative {
             -v
         } else {
             v
         }
     } else {
-        slow_decimal(&input[..pos])
+        slow_decimal(&input[..n.end])
             .ok_or_else(|| nom::Err::Error(SyntaxError::new(input, Expected::FiniteNumber)))?
     };
-    Ok((&input[pos..], value))
+    Ok((&input[n.end..], value))
+}
+
+/// A number scanned by [`window_decimal`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowNumber {
+    /// Index just past the number.
+    pub(crate) end: usize,
+    pub(crate) value: f64,
+    /// The digits as an integer, dot ignored.
+    pub(crate) mantissa: u64,
+    /// Written as digits only: no sign, no dot.
+    pub(crate) plain_integer: bool,
+}
+
+/// Exact powers of ten as integers, for joining integer and fraction digits.
+const POW10_U64: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// How many of the 8 little-endian bytes in `chunk` are ASCII digits before the first other byte
+/// (8 when all are). Borrows and carries only run upwards, so the lowest flagged byte is exact.
+#[inline(always)]
+fn leading_digits(chunk: u64) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let below = chunk.wrapping_sub(ONES * b'0' as u64);
+    let above = chunk.wrapping_add(ONES * 0x46);
+    ((below | above) & (ONES * 0x80)).trailing_zeros() as usize / 8
+}
+
+/// The value of the first `n` (at most 7) ASCII digits of `chunk`, first byte most significant:
+/// they are shifted to the top (the bytes below become leading zeros) and combined pairwise.
+#[inline(always)]
+fn digits_value(chunk: u64, n: usize) -> u64 {
+    // Two shifts so that n == 0 shifts everything out instead of overflowing.
+    let v = ((chunk << (8 * (7 - n))) << 8) & 0x0F0F_0F0F_0F0F_0F0F;
+    let v = v.wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32
+}
+
+/// The fast path's number scanner over a fixed window: 8 bytes at a time for the integer and
+/// fraction digits. Gives exactly [`decimal`]'s value; `None` (general grammar) when there is no
+/// digit, either digit run is 8 or longer, a second dot follows, or the number runs out of the window.
+#[inline(always)]
+pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<WindowNumber> {
+    let load = |p: usize| {
+        w.get(p..)?
+            .first_chunk::<8>()
+            .copied()
+            .map(u64::from_le_bytes)
+    };
+    let (negative, start) = match w[at] {
+        b'-' => (true, at + 1),
+        b'+' => (false, at + 1),
+        _ => (false, at),
+    };
+    let chunk = load(start)?;
+    let int_digits = leading_digits(chunk);
+    if int_digits == 8 {
+        return None;
+    }
+    let mut end = start + int_digits;
+    let mut fraction = 0;
+    let dotted = w[end] == b'.';
+    let mantissa = if dotted {
+        let fraction_chunk = load(end + 1)?;
+        fraction = leading_digits(fraction_chunk);
+        if fraction == 8 {
+            return None;
+        }
+        end += 1 + fraction;
+        if int_digits + fraction < 8 {
+            // The usual case: drop the dot, join both runs into one chunk, convert once.
+            let int_part = chunk & ((1u64 << (8 * int_digits)) - 1);
+            digits_value(
+                int_part | (fraction_chunk << (8 * int_digits)),
+                int_digits + fraction,
+            )
+        } else {
+            digits_value(chunk, int_digits) * POW10_U64[fraction]
+                + digits_value(fraction_chunk, fraction)
+        }
+    } else {
+        digits_value(chunk, int_digits)
+    };
+    // A digit run shorter than 8 ends before a non-digit; a second dot makes a dotted version
+    // (`3.12.2`), text for the general grammar.
+    if int_digits + fraction == 0 || w[end] == b'.' {
+        return None;
+    }
+    // At most 14 digits: the mantissa is below 2^53 and the power of ten exact.
+    // Below 2^53, so the signed conversion (one instruction on x86-64) is exact.
+    let v = mantissa as i64 as f64 / POW10[fraction];
+    Some(WindowNumber {
+        end,
+        value: if negative { -v } else { v },
+        mantissa,
+        plain_integer: start == at && !dotted,
+    })
 }
 
 /// The standard library's correctly rounded parser, for numbers the fast path cannot do exactly.
@@ -214,35 +264,69 @@ mod tests {
         }
     }
 
+    /// Numbers around the window scanner's limits (7-digit runs, joined and separate runs).
+    const EDGE_CASES: [&str; 22] = [
+        "0",
+        "7",
+        "-.5",
+        "+1",
+        "1.",
+        "007",
+        "91.369",
+        "-0.02112",
+        "1234567",
+        "1234567.1234567",
+        "12345678",
+        "0.12345678",
+        "-9999999.9999999",
+        ".0",
+        "-0",
+        "1234567.1",
+        "1.1234567",
+        "123.4567",
+        "0.0000001",
+        "9999999.",
+        ".9999999",
+        "+.25",
+    ];
+
     #[test]
-    fn fast_and_general_paths_agree() {
-        // Padding makes the SWAR path apply; the bare string takes the digit loop.
-        for s in [
-            "0",
-            "7",
-            "-.5",
-            "+1",
-            "1.",
-            "007",
-            "91.369",
-            "-0.02112",
-            "1234567",
-            "1234567.1234567",
-            "12345678",
-            "0.12345678",
-            "-9999999.9999999",
-            ".0",
-            "-0",
-        ] {
+    fn bounded_and_unbounded_input_agree() {
+        for s in EDGE_CASES {
             let padded = format!("{s};;;;;;;;;;;;;;;;;;");
-            let fast = decimal(padded.as_bytes()).unwrap();
+            let bounded = decimal(padded.as_bytes()).unwrap();
             let general = decimal(s.as_bytes()).unwrap();
-            assert_eq!(fast.1.to_bits(), general.1.to_bits(), "{s}");
-            assert_eq!(fast.1, s.parse::<f64>().unwrap(), "{s}");
-            assert_eq!(fast.0.len(), padded.len() - s.len(), "{s}");
+            assert_eq!(bounded.1.to_bits(), general.1.to_bits(), "{s}");
+            assert_eq!(bounded.1, s.parse::<f64>().unwrap(), "{s}");
+            assert_eq!(bounded.0.len(), padded.len() - s.len(), "{s}");
         }
         assert!(decimal(b"-;;;;;;;;;;;;;;;;").is_err());
         assert!(decimal(b".;;;;;;;;;;;;;;;;").is_err());
+    }
+
+    #[test]
+    fn window_scanner_agrees_with_decimal() {
+        let mut window = [b';'; 32];
+        for s in EDGE_CASES {
+            window.fill(b';');
+            window[..s.len()].copy_from_slice(s.as_bytes());
+            let long_run = s
+                .split('.')
+                .any(|run| run.trim_start_matches(['-', '+']).len() >= 8);
+            match window_decimal(&window, 0) {
+                Some(n) => {
+                    assert!(!long_run, "{s}");
+                    assert_eq!(n.value.to_bits(), num(s).to_bits(), "{s}");
+                    assert_eq!(n.end, s.len(), "{s}");
+                }
+                None => assert!(long_run, "{s}"),
+            }
+        }
+        for s in ["-", ".", ";", "1.2.3"] {
+            window.fill(b';');
+            window[..s.len()].copy_from_slice(s.as_bytes());
+            assert!(window_decimal(&window, 0).is_none(), "{s}");
+        }
     }
 
     #[test]

@@ -195,7 +195,7 @@ pub struct Usage {
 /// A person's explicit go-ahead for [`Store::confirm_resume`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResumeConfirmation {
-    /// Who confirmed (recorded as the new run's worker note in the change log).
+    /// Who confirmed (recorded in the new run's note, see [`RunRecord::note`]).
     pub confirmed_by: String,
     /// Layer start or last confirmed line.
     pub from: ResumeFrom,

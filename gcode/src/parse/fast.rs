@@ -6,7 +6,7 @@
 //! which accepts everything this accepts with the same result; a test checks that on random input.
 
 use super::line::{Code, LineParts, RawWord, Span, ValueKind};
-use crate::number::decimal;
+use crate::number::{window_decimal, WindowNumber};
 
 /// A line the fast path parsed.
 #[derive(Debug)]
@@ -17,6 +17,13 @@ pub(crate) struct FastLine {
     pub(crate) consumed: usize,
     pub(crate) parts: LineParts,
 }
+
+/// Bytes the scanner looks at in one go: a line is scanned inside this window (a borrowed slice of
+/// the input, or for the input's last bytes a copy padded with `\n`), so every index is checked
+/// against a constant rather than the input's length.
+const WINDOW: usize = 128;
+/// A word starting before this column stays inside the window (letter, sign, 8 + dot + 8 bytes).
+const WORD_LIMIT: usize = WINDOW - 24;
 
 #[inline(always)]
 fn is_blank(b: u8) -> bool {
@@ -29,39 +36,43 @@ fn starts_value(b: u8) -> bool {
 }
 
 /// Parses the line at the start of `rest` (which may run on past it), or returns `None` to hand it
-/// to the general grammar. Words are appended to `words` (cleared first).
-#[inline]
+/// to the general grammar (also for lines whose words run past the window). Words replace the
+/// contents of `words`.
+///
+/// Written for the optimiser: the line's parts are kept in locals and assembled at the end.
+#[inline(always)]
 pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Option<FastLine> {
+    const EMPTY: RawWord = RawWord {
+        value: 0.0,
+        start: 0,
+        end: 0,
+        letter: 0,
+        kind: ValueKind::Flag,
+    };
+    let padded;
+    let (window, avail) = match rest.first_chunk::<WINDOW>() {
+        Some(window) => (window, usize::MAX),
+        None => {
+            let mut copy = [b'\n'; WINDOW];
+            copy[..rest.len()].copy_from_slice(rest);
+            padded = copy;
+            (&padded, rest.len())
+        }
+    };
     words.clear();
-    let mut parts = LineParts::default();
+    let mut command = None;
+    let mut comment = None;
     let mut i = 0;
-    loop {
-        if i > max_len {
+    let (len, consumed) = loop {
+        if i >= WORD_LIMIT {
             return None;
         }
-        let Some(&c) = rest.get(i) else {
-            return Some(FastLine {
-                len: i,
-                consumed: i,
-                parts,
-            });
-        };
+        let c = window[i];
         match c {
             b' ' | b'\t' => i += 1,
-            b'\n' => {
-                return Some(FastLine {
-                    len: i,
-                    consumed: i + 1,
-                    parts,
-                })
-            }
-            b'\r' if rest.get(i + 1) == Some(&b'\n') => {
-                return Some(FastLine {
-                    len: i,
-                    consumed: i + 2,
-                    parts,
-                })
-            }
+            // Past `avail` the newline is padding: the input ends without a terminator.
+            b'\n' => break (i, (i + 1).min(avail)),
+            b'\r' if window[i + 1] == b'\n' && i + 1 < avail => break (i, i + 2),
             b';' => {
                 let end = memchr::memchr(b'\n', &rest[i..]).map_or(rest.len(), |n| i + n);
                 let consumed = if end < rest.len() { end + 1 } else { end };
@@ -70,48 +81,35 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
                 } else {
                     end
                 };
-                if len > max_len {
-                    return None;
-                }
-                parts.comment = Some(Span {
+                comment = Some(Span {
                     start: (i + 1) as u32,
                     end: len as u32,
                 });
-                return Some(FastLine {
-                    len,
-                    consumed,
-                    parts,
-                });
+                break (len, consumed);
             }
             _ if c.is_ascii_alphabetic() => {
+                let count = words.len();
                 let letter = c & !0x20;
-                let first = words.is_empty();
-                let next = rest.get(i + 1).copied().unwrap_or(b'\n');
+                let next = window[i + 1];
                 i += 1;
-                if next.is_ascii_digit() || matches!(next, b'-' | b'+' | b'.') {
-                    if first && letter == b'N' {
+                let word = if next.is_ascii_digit() || matches!(next, b'-' | b'+' | b'.') {
+                    if count == 0 && letter == b'N' {
                         return None;
                     }
-                    let (after, value) = decimal(&rest[i..]).ok()?;
-                    let end = rest.len() - after.len();
-                    // A dotted version (`3.12.2`) is text for the general grammar.
-                    if matches!(after.first(), Some(b'.' | b'0'..=b'9')) {
-                        return None;
+                    let number = window_decimal(window, i)?;
+                    if count == 0 && matches!(letter, b'G' | b'M' | b'T') {
+                        command = Some(code(&number, letter)?);
                     }
-                    if first && matches!(letter, b'G' | b'M' | b'T') {
-                        let code = code(&rest[i..end], letter)?;
-                        parts.command = Some(code);
-                    }
-                    words.push(RawWord {
-                        value,
-                        start: 0,
-                        end: 0,
+                    // Words are usually one blank apart: step over it here.
+                    i = number.end + usize::from(window[number.end] == b' ');
+                    RawWord {
+                        value: number.value,
                         letter,
                         kind: ValueKind::Number,
-                    });
-                    i = end;
+                        ..EMPTY
+                    }
                 } else {
-                    if first && (next.is_ascii_alphabetic() || next == b'_') {
+                    if count == 0 && (next.is_ascii_alphabetic() || next == b'_') {
                         return None; // an extended command
                     }
                     if is_blank(next) {
@@ -127,34 +125,120 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
                     {
                         return None;
                     }
-                    words.push(RawWord {
-                        value: 0.0,
-                        start: 0,
-                        end: 0,
-                        letter,
-                        kind: ValueKind::Flag,
-                    });
-                }
+                    RawWord { letter, ..EMPTY }
+                };
+                words.push(word);
             }
             _ => return None,
         }
+    };
+    if len > max_len {
+        return None;
     }
+    Some(FastLine {
+        len,
+        consumed,
+        parts: LineParts {
+            command,
+            comment,
+            ..LineParts::default()
+        },
+    })
 }
 
 /// The command code of a first word written as plain digits; `None` (general path) for subcodes,
 /// signs and codes that take a text argument.
 #[inline(always)]
-fn code(digits: &[u8], letter: u8) -> Option<Code> {
-    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+fn code(number: &WindowNumber, letter: u8) -> Option<Code> {
+    if !number.plain_integer {
         return None;
     }
-    let major = digits
-        .iter()
-        .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
     let code = Code {
         letter,
-        major,
+        // At most 7 digits: fits.
+        major: number.mantissa as u32,
         minor: None,
     };
     (!super::line::takes_text(code)).then_some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::line::parse_line;
+    use proptest::prelude::*;
+
+    fn same(a: &RawWord, b: &RawWord) -> bool {
+        a.letter == b.letter
+            && a.kind == b.kind
+            && a.value.to_bits() == b.value.to_bits()
+            && (a.kind == ValueKind::Number || (a.start, a.end) == (b.start, b.end))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 5000, ..ProptestConfig::default() })]
+
+        /// Whatever the fast path accepts, the general grammar accepts with the same result.
+        #[test]
+        fn fast_path_agrees_with_grammar(line in "[GgMmTtXYZEFNSPxyz0-9 .;+\\-\t\"{}()*_a]{0,40}") {
+            let bytes = line.as_bytes();
+            let mut fast_words = Vec::new();
+            if let Some(fast) = scan(bytes, &mut fast_words, usize::MAX) {
+                prop_assert_eq!(fast.consumed, bytes.len());
+                let mut words = Vec::new();
+                let parts = parse_line(&bytes[..fast.len], &mut words, false);
+                let parts = parts.map_err(|e| format!("{e:?}"));
+                prop_assert!(parts.is_ok(), "grammar rejects {:?}: {:?}", line, parts);
+                let parts = parts.unwrap();
+                prop_assert_eq!(parts.command, fast.parts.command);
+                prop_assert_eq!(parts.comment, fast.parts.comment);
+                prop_assert_eq!(parts.line_number, None);
+                prop_assert!(parts.text.is_none() && parts.extended.is_none() && parts.checksum.is_none());
+                prop_assert_eq!(words.len(), fast_words.len());
+                for (a, b) in words.iter().zip(&fast_words) {
+                    prop_assert!(same(a, b), "{:?} vs {:?} in {:?}", a, b, line);
+                }
+            }
+            // Followed by more input, the line is scanned in place instead of from a padded copy.
+            let mut longer = bytes.to_vec();
+            longer.push(b'\n');
+            longer.extend([b'G'; WINDOW]);
+            let mut in_place = Vec::new();
+            let in_place_line = scan(&longer, &mut in_place, usize::MAX);
+            let padded = scan(bytes, &mut fast_words, usize::MAX);
+            prop_assert_eq!(in_place_line.is_some(), padded.is_some());
+            if let (Some(a), Some(b)) = (in_place_line, padded) {
+                prop_assert_eq!(a.consumed, bytes.len() + 1);
+                prop_assert_eq!((a.len, a.parts.command, a.parts.comment), (b.len, b.parts.command, b.parts.comment));
+                prop_assert_eq!(in_place.len(), fast_words.len());
+                for (a, b) in in_place.iter().zip(&fast_words) {
+                    prop_assert!(same(a, b), "{:?} vs {:?} in {:?}", a, b, line);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ordinary_lines_take_the_fast_path() {
+        let mut words = Vec::new();
+        for line in [
+            &b"G1 X91.369 Y107.387 E0.02112\n"[..],
+            b"G0 F3600 X10 Y-5\r\n",
+            b";LAYER:1\n",
+            b"M84 X Y E\n",
+            b"G1 E-.8 F2100\n",
+        ] {
+            let fast = scan(line, &mut words, 1 << 20).expect("fast path");
+            assert_eq!(fast.consumed, line.len());
+        }
+        for line in [
+            &b"N1 G1 X1*33\n"[..],
+            b"M117 hi\n",
+            b"G1 X\"a\"\n",
+            b"SET_FAN\n",
+            b"G1 X 10\n",
+        ] {
+            assert!(scan(line, &mut words, 1 << 20).is_none(), "{line:?}");
+        }
+    }
 }
