@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/files", get(list).post(upload))
         .route("/api/v1/files/{id}", get(info).delete(remove))
         .route("/api/v1/files/{id}/download", get(download))
+        .route("/api/v1/files/{id}/analysis", get(analysis))
 }
 
 /// A file as the native API shows it.
@@ -102,4 +103,24 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let record = files::find_by_id(&state, &principal, id).await?;
     files::download(&state, &record).await
+}
+
+/// `GET /api/v1/files/{id}/analysis`: estimated time, filament, layers of a G-code file.
+async fn analysis(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let record = files::find_by_id(&state, &principal, id).await?;
+    let analysis = crate::pipeline::file_analysis(&state, &record)
+        .await?
+        .ok_or_else(|| ApiError::bad_request("not_gcode", "only G-code files have an analysis"))?;
+    let a = &analysis.analysis;
+    Ok(axum::Json(serde_json::json!({
+        "estimated_time_secs": a.estimated_time,
+        "filament_mm": analysis.filament_mm(),
+        "layers": a.layer_count,
+        "lines": a.lines,
+        "commands": analysis.commands.len(),
+    })))
 }

@@ -59,9 +59,16 @@ async fn list(
 ) -> Result<axum::Json<Value>, ApiError> {
     let base = base_url(&headers, state.config.listen);
     let records = files::list(&state, &principal).await?;
+    // Analyses already computed are included; the rest appear once a file is opened or printed.
     let files: Vec<Value> = records
         .iter()
-        .map(|r| file_object(r, &principal.user.name, &base))
+        .map(|r| {
+            let mut object = file_object(r, &principal.user.name, &base);
+            if let Some(a) = state.analyses.cached(&r.sha256) {
+                object["gcodeAnalysis"] = a.octoprint_json();
+            }
+            object
+        })
         .collect();
     let (free, total) = state.files.disk_space().unwrap_or((0, 0));
     Ok(axum::Json(
@@ -138,11 +145,11 @@ async fn info(
 ) -> Result<axum::Json<Value>, ApiError> {
     let record = files::find_by_name(&state, &principal, path).await?;
     let base = base_url(&headers, state.config.listen);
-    Ok(axum::Json(file_object(
-        &record,
-        &principal.user.name,
-        &base,
-    )))
+    let mut object = file_object(&record, &principal.user.name, &base);
+    if let Some(analysis) = pipeline::file_analysis(&state, &record).await? {
+        object["gcodeAnalysis"] = analysis.octoprint_json();
+    }
+    Ok(axum::Json(object))
 }
 
 async fn remove(

@@ -165,6 +165,18 @@ pub fn job_json(job: &Job) -> Value {
     })
 }
 
+/// The analysis of a G-code file (computed once per content), `None` for models.
+pub async fn file_analysis(
+    state: &AppState,
+    file: &FileRecord,
+) -> Result<Option<Arc<analysis::FileAnalysis>>, ApiError> {
+    if !matches!(file.kind, FileKind::Gcode) {
+        return Ok(None);
+    }
+    let path = state.files.path_of(&file.stored_name);
+    Ok(Some(state.analyses.get(&file.sha256, path).await?))
+}
+
 /// The lease length of prints and slices; runners renew at a third of it.
 pub const LEASE: Duration = Duration::from_secs(60);
 

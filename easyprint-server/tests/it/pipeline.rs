@@ -211,6 +211,17 @@ async fn prusaslicer_upload_with_print_true_prints_the_gcode() {
     let (_, history) = get_json(&app, &key, "/api/v1/history").await;
     assert_eq!(history["runs"][0]["result"], "completed", "{history}");
     assert_eq!(history["runs"][0]["file"], "part.gcode");
+    // easyprint-gcode's analysis as file metadata: 40 moves of 10 mm at 20 mm/s.
+    let (_, info) = get_json(&app, &key, "/api/files/local/part.gcode").await;
+    let estimate = info["gcodeAnalysis"]["estimatedPrintTime"]
+        .as_f64()
+        .unwrap();
+    assert!((18.0..40.0).contains(&estimate), "{info}");
+    let (_, files) = get_json(&app, &key, "/api/v1/files").await;
+    let id = files[0]["id"].as_str().unwrap();
+    let (status, a) = get_json(&app, &key, &format!("/api/v1/files/{id}/analysis")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(a["commands"], 43, "{a}");
 }
 
 #[tokio::test]
@@ -476,4 +487,42 @@ async fn a_print_running_at_shutdown_is_interrupted_after_restart_and_not_resume
     let (_, printer) = get_json(&second, &key, "/api/printer").await;
     assert_eq!(printer["state"]["flags"]["printing"], false);
     second.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_topics_carry_the_printer_status_terminal_and_job_progress() {
+    use crate::ws::{connect, next_json, send_json};
+    let (app, key) = ready_app(slow_moves()).await;
+    let mut socket = connect(&app, &[("x-api-key", key.clone())]).await.unwrap();
+    let topics = json!(["printer_status", "temperatures", "job_progress", "terminal"]);
+    send_json(&mut socket, json!({ "subscribe": topics })).await;
+    while next_json(&mut socket).await.get("subscribed").is_none() {}
+    // Collect messages until each expectation was seen (or 20 s pass).
+    let command = json!({ "commands": ["M115"] });
+    let response = post_json(&app, &key, "/api/v1/printers/sim/commands", command).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    upload(&app, &key, "ws.gcode", &slow_gcode(30), true).await;
+    let (mut status, mut temperature, mut terminal, mut progress) = (false, false, false, false);
+    let start = Instant::now();
+    while !(status && temperature && terminal && progress) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "missing: status {status} temperature {temperature} terminal {terminal} progress {progress}"
+        );
+        let m = next_json(&mut socket).await;
+        match m["topic"].as_str() {
+            Some("printer_status") if m["key"] == PRINTER => {
+                status |= m["data"]["state"] == "operational" || m["data"]["state"] == "printing";
+            }
+            Some("temperatures") => temperature |= m["data"]["tool0"]["actual"].is_number(),
+            Some("terminal") => terminal |= m["data"]["line"] == "> M115",
+            Some("job_progress") => {
+                progress |= m["data"]["file"] == "ws.gcode"
+                    && m["data"]["print_time_left"]
+                        .as_f64()
+                        .is_some_and(|t| t > 0.0);
+            }
+            _ => {}
+        }
+    }
 }

@@ -13,10 +13,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(
+pub(crate) async fn connect(
     app: &TestApp,
     headers: &[(&'static str, String)],
 ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
@@ -31,7 +31,7 @@ async fn connect(
         .map(|(s, _)| s)
 }
 
-async fn next_json(socket: &mut Socket) -> Value {
+pub(crate) async fn next_json(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
@@ -46,7 +46,7 @@ async fn next_json(socket: &mut Socket) -> Value {
     }
 }
 
-async fn send_json(socket: &mut Socket, value: Value) {
+pub(crate) async fn send_json(socket: &mut Socket, value: Value) {
     socket
         .send(Message::Text(value.to_string().into()))
         .await
