@@ -20,6 +20,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/jobs", get(list).post(create))
         .route("/api/v1/jobs/{id}", get(one))
         .route("/api/v1/jobs/{id}/cancel", post(cancel))
+        .route("/api/v1/jobs/{id}/retry", post(retry))
+        .route("/api/v1/jobs/{id}/abandon", post(abandon))
         .route("/api/v1/history", get(history))
 }
 
@@ -108,6 +110,34 @@ async fn cancel(
     }
     control::cancel_job(&state, job.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A failed or interrupted job starts again from the beginning.
+async fn retry(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let job = own_job(&state, &principal, id).await?;
+    let job = state.queue.call(move |s, now| s.retry(job.id, now)).await?;
+    pipeline::queue_changed(&state);
+    Ok(axum::Json(job_json(&job)))
+}
+
+/// A person gives up on an interrupted print.
+async fn abandon(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let job = own_job(&state, &principal, id).await?;
+    let reason = format!("abandoned by {}", principal.user.name);
+    let job = state
+        .queue
+        .call(move |s, now| s.abandon(job.id, &reason, now))
+        .await?;
+    pipeline::queue_changed(&state);
+    Ok(axum::Json(job_json(&job)))
 }
 
 async fn history(

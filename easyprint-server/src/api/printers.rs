@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson};
 use crate::pipeline::control;
-use crate::printers::commands::{self, Command};
+use crate::printers::commands;
 use crate::printers::PrinterSlot;
 use crate::state::AppState;
 
@@ -77,17 +77,7 @@ async fn send(
     ApiJson(body): ApiJson<Commands>,
 ) -> Result<StatusCode, ApiError> {
     let handle = state.printers.get(&id)?;
-    let commands = body
-        .commands
-        .iter()
-        .map(|c| Command::raw(c))
-        .collect::<Result<Vec<_>, _>>()?;
-    if commands.is_empty() || commands.len() > 64 {
-        return Err(ApiError::bad_request(
-            "invalid_command",
-            "send 1 to 64 commands",
-        ));
-    }
+    let commands = commands::raw_batch(&body.commands)?;
     control::send_commands(&state, handle, &commands).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -172,17 +172,7 @@ async fn printer_command(
     ApiJson(body): ApiJson<RawCommands>,
 ) -> Result<StatusCode, ApiError> {
     let handle = operational(&state)?;
-    let texts = body.command.into_iter().chain(body.commands);
-    // Every command is checked before any is sent.
-    let commands = texts
-        .map(|t| Command::raw(&t))
-        .collect::<Result<Vec<_>, _>>()?;
-    if commands.is_empty() || commands.len() > 64 {
-        return Err(ApiError::bad_request(
-            "invalid_command",
-            "send 1 to 64 commands",
-        ));
-    }
+    let commands = commands::raw_batch(body.command.into_iter().chain(body.commands))?;
     control::send_commands(&state, handle, &commands).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -55,6 +55,26 @@ impl Command {
     }
 }
 
+/// Most raw commands accepted in one request.
+pub const MAX_BATCH: usize = 64;
+
+/// Checks every command of a request before any is sent: 1 to [`MAX_BATCH`] valid commands.
+pub fn raw_batch<S: AsRef<str>>(
+    texts: impl IntoIterator<Item = S>,
+) -> Result<Vec<Command>, ApiError> {
+    let commands = texts
+        .into_iter()
+        .map(|t| Command::raw(t.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if commands.is_empty() || commands.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(
+            "invalid_command",
+            format!("send 1 to {MAX_BATCH} commands"),
+        ));
+    }
+    Ok(commands)
+}
+
 fn truncate(text: &str) -> String {
     text.chars().take(40).collect()
 }

@@ -486,6 +486,18 @@ async fn a_print_running_at_shutdown_is_interrupted_after_restart_and_not_resume
     assert_eq!(job["state"], "interrupted");
     let (_, printer) = get_json(&second, &key, "/api/printer").await;
     assert_eq!(printer["state"]["flags"]["printing"], false);
+    // A person decides: printing it again from the start.
+    let response = post_json(
+        &second,
+        &key,
+        &format!("/api/v1/jobs/{id}/retry"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    wait_job_state(&second, &key, id, "printing", Duration::from_secs(10)).await;
+    let (_, history) = get_json(&second, &key, "/api/v1/history").await;
+    assert_eq!(history["runs"][1]["result"], "interrupted", "{history}");
     second.stop().await;
 }
 
