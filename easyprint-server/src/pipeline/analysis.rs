@@ -56,6 +56,13 @@ impl FileAnalysis {
         }
     }
 
+    /// The layer (0-based number and its start) that file line `line` belongs to.
+    pub fn layer_at(&self, line: u64) -> Option<(u32, easyprint_gcode::analysis::Layer)> {
+        let layers = &self.analysis.layers;
+        let index = layers.partition_point(|l| l.line <= line).checked_sub(1)?;
+        Some((u32::try_from(index).ok()?, layers[index]))
+    }
+
     /// Filament length in mm (all extruders).
     pub fn filament_mm(&self) -> f64 {
         self.analysis.filament.iter().map(|f| f.length_mm).sum()

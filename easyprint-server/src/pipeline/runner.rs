@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use easyprint_marlin::printer::{JobProgress, PrinterEvent, PrinterState};
 use easyprint_queue::{
-    BuildVolume, Claim, Lease, PrinterProfile, Progress, ProgressCheckpointer, Store, StoreError,
-    Usage,
+    BuildVolume, Claim, LayerMark, Lease, PrinterProfile, Progress, ProgressCheckpointer, Store,
+    StoreError, Usage,
 };
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -252,11 +252,14 @@ async fn progress(
     p: JobProgress,
     checkpointer: &mut ProgressCheckpointer,
 ) {
-    let summary = {
+    let (summary, layer) = {
         let mut active = handle.active.lock().unwrap_or_else(|e| e.into_inner());
         let Some(job) = active.as_mut() else { return };
         job.position = job.analysis.position_after(p.acknowledged);
-        JobSummary::of(job)
+        (
+            JobSummary::of(job),
+            job.analysis.layer_at(job.position.line),
+        )
     };
     state.hub.publish(
         Topic::JobProgress,
@@ -264,11 +267,20 @@ async fn progress(
         Audience::Everyone,
         &summary,
     );
+    // Line, byte offset and layer are exact. E, temperatures, fan and feed rate are not tracked
+    // yet (they would need a G-code state machine over the streamed lines), so they stay zero and
+    // a resume must not rely on them.
     let record = Progress {
         line: summary.position.line,
         byte_offset: summary.position.byte_offset,
-        layer: None,
-        z: 0.0,
+        layer: layer.map(|(number, l)| LayerMark {
+            number,
+            line: l.line,
+            byte_offset: l.offset,
+            z: l.z,
+            e: 0.0,
+        }),
+        z: layer.map_or(0.0, |(_, l)| l.z),
         e: 0.0,
         extrusion: Default::default(),
         positioning: Default::default(),

@@ -18,6 +18,9 @@ use crate::ws::hub::{Audience, Topic};
 /// How often temperatures are asked for (OctoPrint polls every 2 s while idle as well).
 const TEMPERATURE_POLL: Duration = Duration::from_secs(2);
 
+/// Shortest time between two `printer_status` updates of one printer.
+const STATUS_INTERVAL: Duration = Duration::from_millis(100);
+
 pub(super) fn spawn(
     state: AppState,
     handle: Arc<PrinterHandle>,
@@ -59,6 +62,9 @@ async fn follow_status(
             () = stop.cancelled() => break,
             changed = status.changed() => if changed.is_err() { break },
         }
+        // The watch keeps only the latest status, so waiting here coalesces bursts (the status
+        // changes with every acknowledged line while printing) into at most 10 updates a second.
+        tokio::time::sleep(STATUS_INTERVAL).await;
     }
     state.hub.publish(
         Topic::PrinterStatus,
