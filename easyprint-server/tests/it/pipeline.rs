@@ -538,3 +538,50 @@ async fn websocket_topics_carry_the_printer_status_terminal_and_job_progress() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_model_curaengine_cannot_read_fails_with_the_reason_in_history() {
+    let (app, key) = ready_app(SimulationConfig::instant()).await;
+    upload(&app, &key, "broken.stl", b"solid nothing\nendsolid\n", true).await;
+    let id = only_job(&app, &key).await["id"].as_i64().unwrap();
+    let job = wait_job_state(&app, &key, id, "failed", Duration::from_secs(30)).await;
+    assert!(
+        job["failure"].as_str().is_some_and(|f| !f.is_empty()),
+        "{job}"
+    );
+    let (_, history) = get_json(&app, &key, "/api/v1/history").await;
+    assert_eq!(history["runs"][0]["kind"], "slice");
+    assert_eq!(history["runs"][0]["result"], "failed");
+    // Nothing reached the printer.
+    let (_, printer) = get_json(&app, &key, "/api/printer").await;
+    assert_eq!(printer["state"]["flags"]["ready"], true);
+}
+
+#[tokio::test]
+async fn emergency_stop_halts_the_printer_and_fails_the_print() {
+    let (app, key) = ready_app(slow_moves()).await;
+    upload(&app, &key, "estop.gcode", &slow_gcode(100), true).await;
+    let id = only_job(&app, &key).await["id"].as_i64().unwrap();
+    wait_for(
+        &app,
+        &key,
+        "/api/job",
+        Duration::from_secs(10),
+        "streaming",
+        |j| j["state"] == "Printing",
+    )
+    .await;
+    let response = post_json(&app, &key, "/api/v1/printers/sim/emergency_stop", json!({})).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let job = wait_job_state(&app, &key, id, "failed", Duration::from_secs(10)).await;
+    assert!(
+        job["failure"].as_str().unwrap().contains("printer failed"),
+        "{job}"
+    );
+    let (_, slot) = get_json(&app, &key, "/api/v1/printers/sim").await;
+    assert_eq!(slot["state"], "error", "{slot}");
+    // Connecting again brings it back.
+    let response = post_json(&app, &key, "/api/v1/printers/sim/connect", json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    wait_printer(&app, &key).await;
+}
