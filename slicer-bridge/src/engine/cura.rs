@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::cura_log::{CuraLog, Progress};
 use easyprint_gcode::analysis::{Analysis, AnalysisConfig};
 
-use super::common::{cached_report, locate_binary, placed_stl, publish, publish_cached};
+use super::common::{cached_report, locate_binary, placed_stl, publish_cached, stage};
 use super::output::{analyze_output, header_number, true_header, CURA_END_MARKER};
 use super::supervise::{self, RunEnd};
 use super::{
@@ -374,8 +374,11 @@ impl Slicer for CuraSlicer {
         let stl = placed_stl(request.model, &build_volume(&prepared.settings))?;
 
         // 2. Cache, keyed by placed model + resolved settings + engine.
-        let key = self.cache_key(&prepared, &stl);
-        if let Some(cache) = &self.options.run.cache {
+        let cached = self.options.run.cache.as_ref();
+        let key = cached
+            .map(|_| self.cache_key(&prepared, &stl))
+            .unwrap_or_default();
+        if let Some(cache) = cached {
             if let Some((cached, stats)) = cache.get(&key) {
                 publish_cached(&cached, request.output)?;
                 if let Some(rk) = &request_key {
@@ -402,6 +405,7 @@ impl Slicer for CuraSlicer {
             return Err(SliceError::Cancelled);
         };
         let mut log = CuraLog::default();
+        let engine_started = Instant::now();
         let end = supervise::run(
             cmd,
             self.options.run.idle_priority,
@@ -423,6 +427,7 @@ impl Slicer for CuraSlicer {
         })?;
 
         // 4. Map the outcome.
+        let engine_elapsed = engine_started.elapsed();
         let status = match end {
             RunEnd::Cancelled => return Err(SliceError::Cancelled),
             RunEnd::TimedOut => {
@@ -461,9 +466,20 @@ impl Slicer for CuraSlicer {
                 .unwrap_or(1.75),
             ..AnalysisConfig::default()
         };
-        let facts = std::fs::File::open(&engine_out)
-            .and_then(|f| analyze_output(f, config, CURA_END_MARKER))
-            .map_err(SliceError::io("reading engine output"))?;
+        // Analysis and staging (copy with the engine's header, fsync) run side by side; the
+        // staged copy is committed only if the checks below pass.
+        let (facts, staged) = std::thread::scope(|scope| {
+            let analysis = scope.spawn(|| {
+                std::fs::File::open(&engine_out)
+                    .and_then(|f| analyze_output(f, config, CURA_END_MARKER))
+            });
+            let staged = stage(&engine_out, request.output, &log.header);
+            let facts = analysis
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("analysis thread panicked")));
+            (facts, staged)
+        });
+        let facts = facts.map_err(SliceError::io("reading engine output"))?;
         let layer_count = facts.analysis.metadata.layer_count.unwrap_or(0);
         if layer_count == 0 || facts.analysis.metadata.layer_markers == 0 {
             return Err(SliceError::NoLayers);
@@ -481,7 +497,14 @@ impl Slicer for CuraSlicer {
         }
 
         // 5. Publish with the true header, then cache.
-        publish(&engine_out, request.output, &header)?;
+        let staged = if header.len() == log.header.len() {
+            staged?
+        } else {
+            // The engine's report lacked some figures: restage with the analysis' ones.
+            drop(staged);
+            stage(&engine_out, request.output, &header)?
+        };
+        staged.commit(request.output)?;
         if let Some(cache) = &self.options.run.cache {
             // A failed cache write costs only a future re-slice.
             if cache.put(&key, request.output, &stats).is_ok() {
@@ -498,6 +521,7 @@ impl Slicer for CuraSlicer {
             stats,
             warnings: log.warnings,
             elapsed: started.elapsed(),
+            engine_elapsed,
         })
     }
 }
