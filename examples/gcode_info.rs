@@ -45,8 +45,8 @@ fn table(path: &str, a: &Analysis) {
     }
     for (tool, f) in a.filament.iter().enumerate() {
         println!(
-            "filament T{tool}       {:.1} mm, {:.0} mm³",
-            f.length_mm, f.volume_mm3
+            "filament T{tool}       {:.1} mm printed, {:.1} mm net, {:.0} mm³",
+            f.printed_mm, f.length_mm, f.volume_mm3
         );
     }
     if !a.metadata.filament_used_mm.is_empty() {

@@ -1,1 +1,3 @@
 //! Shared helpers for easyprint benchmarks.
+
+pub mod gcode;

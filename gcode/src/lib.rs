@@ -4,7 +4,7 @@
 //!   [`parse_reader`] and [`LineSplitter`] do the same from any stream in bounded memory. Errors
 //!   carry line, column and what was expected ([`ParseError`]); [`Mode::Lenient`] reports and goes on,
 //!   [`Mode::Strict`] stops.
-//! - [`write`] produces the canonical form a host sends to firmware, optionally with `N` and the
+//! - [`write_line`] produces the canonical form a host sends to firmware, optionally with `N` and the
 //!   `*` [`checksum`].
 //! - [`analysis`] computes layers, bounding box, filament, a Marlin-like print time estimate with
 //!   per-line time offsets, and slicer metadata in a single pass.
@@ -22,6 +22,7 @@
 mod checksum;
 mod number;
 pub(crate) mod parse;
+mod write;
 
 pub use checksum::checksum;
 pub use parse::{
@@ -30,3 +31,4 @@ pub use parse::{
 };
 
 pub mod analysis;
+pub use write::{frame, write_line, WriteOptions};

@@ -17,133 +17,100 @@ const POW10: [f64; 23] = [
 /// Largest mantissa converted exactly to `f64`.
 const MAX_EXACT_MANTISSA: u64 = 1 << 53;
 
-/// Powers of ten as integers, for joining integer and fraction digits.
-const POW10_INT: [u64; 9] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-];
+/// A decimal number as scanned: sign, digits (wrapping into `mantissa` past 19 of them), and how
+/// many of the digits follow the dot.
+#[derive(Debug, Clone, Copy)]
+struct Scanned {
+    negative: bool,
+    sign_len: usize,
+    end: usize,
+    mantissa: u64,
+    digits: usize,
+    fraction: usize,
+}
 
-/// SWAR digit scan of 8 bytes (first byte lowest): how many leading bytes are ASCII digits, and
-/// their value. Eight at once instead of a loop with a branch per digit.
+/// Accumulates the run of ASCII digits starting at `s[i]`.
 #[inline(always)]
-fn eight_digits(chunk: [u8; 8]) -> (usize, u64) {
-    let v = u64::from_le_bytes(chunk);
-    let sub = v.wrapping_sub(0x3030_3030_3030_3030);
-    // High bit set in each byte below '0' (borrow) or above '9' (carry past 0x7f).
-    let non_digit = (sub | v.wrapping_add(0x4646_4646_4646_4646)) & 0x8080_8080_8080_8080;
-    let count = (non_digit.trailing_zeros() / 8) as usize;
-    if count == 0 {
-        return (0, 0);
+fn digit_run(s: &[u8], mut i: usize, mut mantissa: u64) -> (usize, u64) {
+    while let Some(&b) = s.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
     }
-    // Keep the `count` digit bytes, moved up so the bytes below them read as leading zeros.
-    let mut x = sub << (8 * (8 - count));
-    // Byte 0 is the most significant digit: fold pairs, then pairs of pairs, then halves.
-    x = (x.wrapping_mul(10) + (x >> 8)) & 0x00ff_00ff_00ff_00ff;
-    x = (x.wrapping_mul(100) + (x >> 16)) & 0x0000_ffff_0000_ffff;
-    x = (x.wrapping_mul(10_000) + (x >> 32)) & 0xffff_ffff;
-    (count, x)
+    (i, mantissa)
+}
+
+#[inline(always)]
+fn scan(s: &[u8], start: usize) -> Scanned {
+    let (negative, sign_len) = match s.get(start) {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let int_start = start + sign_len;
+    let (mut end, mut mantissa) = digit_run(s, int_start, 0);
+    let mut digits = end - int_start;
+    let mut fraction = 0;
+    if s.get(end) == Some(&b'.') {
+        let (frac_end, m) = digit_run(s, end + 1, mantissa);
+        fraction = frac_end - (end + 1);
+        digits += fraction;
+        (end, mantissa) = (frac_end, m);
+    }
+    Scanned {
+        negative,
+        sign_len,
+        end,
+        mantissa,
+        digits,
+        fraction,
+    }
 }
 
 /// Scans a signed decimal number at the start of `input`.
 ///
 /// Fails with [`Expected::Number`] when there is no digit, and with [`Expected::FiniteNumber`] when
 /// the digits overflow `f64`.
-#[inline(always)]
+#[inline]
 pub(crate) fn decimal(input: &[u8]) -> IResult<&[u8], f64, SyntaxError<'_>> {
-    let (negative, sign_len) = match input.first() {
-        Some(b'-') => (true, 1),
-        Some(b'+') => (false, 1),
-        _ => (false, 0),
-    };
-    // Fast path: up to 7 integer and 7 fraction digits with 8 readable bytes after each start.
-    if let Some(int_chunk) = read8(input, sign_len) {
-        let (int_len, int_value) = eight_digits(int_chunk);
-        if int_len < 8 {
-            let dot = sign_len + int_len;
-            if input.get(dot) != Some(&b'.') {
-                if int_len > 0 {
-                    let v = int_value as f64;
-                    return Ok((&input[dot..], if negative { -v } else { v }));
-                }
-            } else if let Some(frac_chunk) = read8(input, dot + 1) {
-                let (frac_len, frac_value) = eight_digits(frac_chunk);
-                if frac_len < 8 && int_len + frac_len > 0 {
-                    let mantissa = int_value * POW10_INT[frac_len] + frac_value;
-                    let v = mantissa as f64 / POW10[frac_len];
-                    return Ok((&input[dot + 1 + frac_len..], if negative { -v } else { v }));
-                }
-            }
-        }
-    }
-    general_decimal(input, negative, sign_len)
-}
-
-#[inline(always)]
-fn read8(input: &[u8], at: usize) -> Option<[u8; 8]> {
-    input
-        .get(at..at.checked_add(8)?)
-        .and_then(|c| <[u8; 8]>::try_from(c).ok())
-}
-
-/// Digit by digit, for short inputs and long numbers.
-fn general_decimal(
-    input: &[u8],
-    negative: bool,
-    sign_len: usize,
-) -> IResult<&[u8], f64, SyntaxError<'_>> {
-    let mut pos = sign_len;
-    let mut mantissa: u64 = 0;
-    let mut digits = 0usize;
-    let mut fraction_digits = 0usize;
-    while let Some(&b) = input.get(pos) {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-        digits += 1;
-        pos += 1;
-    }
-    if input.get(pos) == Some(&b'.') {
-        pos += 1;
-        while let Some(&b) = input.get(pos) {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-            digits += 1;
-            fraction_digits += 1;
-            pos += 1;
-        }
-    }
-    if digits == 0 {
+    let n = scan(input, 0);
+    if n.digits == 0 {
         return Err(nom::Err::Error(SyntaxError::new(
-            &input[sign_len..],
+            &input[n.sign_len..],
             Expected::Number,
         )));
     }
     // 19 digits always fit in u64; beyond that the wrapped mantissa is garbage, so go the slow way.
-    let exact = digits <= 19 && mantissa <= MAX_EXACT_MANTISSA && fraction_digits < POW10.len();
+    let exact = n.digits <= 19 && n.mantissa <= MAX_EXACT_MANTISSA && n.fraction < POW10.len();
     let value = if exact {
-        let v = mantissa as f64 / POW10[fraction_digits];
-        if negative {
+        let v = n.mantissa as f64 / POW10[n.fraction];
+        if n.negative {
             -v
         } else {
             v
         }
     } else {
-        slow_decimal(&input[..pos])
+        slow_decimal(&input[..n.end])
             .ok_or_else(|| nom::Err::Error(SyntaxError::new(input, Expected::FiniteNumber)))?
     };
-    Ok((&input[pos..], value))
+    Ok((&input[n.end..], value))
+}
+
+/// The fast path's number scanner: `s[i..]` holds a number of at most 15 digits. Returns the end
+/// position and the value, which is exactly what [`decimal`] gives for the same bytes; `None` for
+/// anything else (no digits, longer numbers), which the general grammar then handles.
+#[inline(always)]
+pub(crate) fn short_decimal(s: &[u8], i: usize) -> Option<(usize, f64)> {
+    let n = scan(s, i);
+    if n.digits == 0 || n.digits > 15 {
+        return None;
+    }
+    // At most 15 digits: the mantissa is below 2^53 and the power of ten exact.
+    let v = n.mantissa as f64 / POW10[n.fraction & 15];
+    Some((n.end, if n.negative { -v } else { v }))
 }
 
 /// The standard library's correctly rounded parser, for numbers the fast path cannot do exactly.

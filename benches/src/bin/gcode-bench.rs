@@ -1,153 +1,51 @@
 //! Throughput of the easyprint G-code parser and analysis against a bare memchr newline scan and the
 //! crates.io `gcode` 0.7 zero-allocation visitor, all measured in the same run on the same bytes.
 //!
-//! usage: gcode-bench [--runs N] [--modes memchr,ours,analysis,peer] FILE...
+//! usage: gcode-bench [--runs N] [--modes memchr,ours,analysis,peer] [--clock cpu|wall] FILE...
 //!
-//! Each file is read once into a reused buffer; timings exclude I/O. Prints MB/s (1 MB = 10^6 bytes,
-//! fastest of N runs: the machine is shared and the minimum is the least disturbed) per mode and the ratios ours / gcode-0.7 and ours / memchr. Also prints our
-//! time and filament estimates next to the slicer's own figures found in the file.
+//! Each file is read once into a reused buffer; timings exclude I/O. Prints MB/s per mode (1 MB =
+//! 10^6 bytes; fastest of N interleaved rounds) and the ratios ours / gcode-0.7 and ours / memchr.
+//! Times are the thread's CPU time by default: on a shared machine wall time also counts the time
+//! other processes hold the core, which penalises long runs (the slower peer) more than short ones;
+//! `--clock wall` uses wall time. Then prints our time and filament estimates next to the slicer's
+//! own figures in the file (PrusaSlicer's footer, Cura's header).
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use easyprint_gcode::{ParseOptions, Parser, WordValue};
+use easyprint_benches::gcode::{ours, peer};
 
-mod peer {
-    //! The crates.io `gcode` 0.7 visitor: counts blocks, codes, arguments and comments and sums the
-    //! numbers, so it does the same work as our parse mode.
-    use gcode::core::{
-        self, BlockVisitor, CommandVisitor, ControlFlow, Diagnostics, Number, ProgramVisitor, Span,
-        Value,
+/// CPU time of this thread, in seconds. Unlike wall time it does not count the time other
+/// processes on a shared machine take the core away from us.
+fn thread_cpu_time() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-
-    #[derive(Debug, Default)]
-    pub struct Counts {
-        pub words: u64,
-        pub comments: u64,
-        pub diagnostics: u64,
-        pub sum: f64,
-    }
-
-    struct Program(Counts);
-    struct Block<'a>(&'a mut Counts);
-
-    impl Diagnostics for Program {
-        fn emit_unknown_content(&mut self, _text: &str, _span: Span) {
-            self.0.diagnostics += 1;
-        }
-        fn emit_unexpected(&mut self, _a: &str, _e: &[core::TokenType], _s: Span) {
-            self.0.diagnostics += 1;
-        }
-    }
-    impl Diagnostics for Block<'_> {
-        fn emit_unknown_content(&mut self, _text: &str, _span: Span) {
-            self.0.diagnostics += 1;
-        }
-        fn emit_unexpected(&mut self, _a: &str, _e: &[core::TokenType], _s: Span) {
-            self.0.diagnostics += 1;
-        }
-    }
-    impl ProgramVisitor for Program {
-        fn start_block(&mut self) -> ControlFlow<impl BlockVisitor + '_> {
-            ControlFlow::Continue(Block(&mut self.0))
-        }
-    }
-    impl Block<'_> {
-        fn code(&mut self) -> ControlFlow<impl CommandVisitor + '_> {
-            self.0.words += 1;
-            ControlFlow::Continue(Block(&mut *self.0))
-        }
-    }
-    impl BlockVisitor for Block<'_> {
-        fn line_number(&mut self, _n: u32, _s: Span) {
-            self.0.words += 1;
-        }
-        fn comment(&mut self, _v: &str, _s: Span) {
-            self.0.comments += 1;
-        }
-        fn word_address(&mut self, _l: char, v: Value<'_>, _s: Span) {
-            self.0.words += 1;
-            if let Value::Literal(x) = v {
-                self.0.sum += f64::from(x);
-            }
-        }
-        fn start_general_code(&mut self, _n: Number) -> ControlFlow<impl CommandVisitor + '_> {
-            self.code()
-        }
-        fn start_miscellaneous_code(
-            &mut self,
-            _n: Number,
-        ) -> ControlFlow<impl CommandVisitor + '_> {
-            self.code()
-        }
-        fn start_tool_change_code(&mut self, _n: Number) -> ControlFlow<impl CommandVisitor + '_> {
-            self.code()
-        }
-    }
-    impl CommandVisitor for Block<'_> {
-        fn argument(&mut self, _l: char, v: Value<'_>, _s: Span) {
-            self.0.words += 1;
-            if let Value::Literal(x) = v {
-                self.0.sum += f64::from(x);
-            }
-        }
-    }
-
-    pub fn visit(src: &str) -> Counts {
-        let mut program = Program(Counts::default());
-        core::parse(src, &mut program);
-        program.0
-    }
+    // SAFETY: clock_gettime only writes the timespec we pass, which lives for the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-#[derive(Debug, Default)]
-struct OurCounts {
-    words: u64,
-    comments: u64,
-    errors: u64,
-    sum: f64,
-}
-
-fn ours(src: &[u8]) -> OurCounts {
-    let mut c = OurCounts::default();
-    let mut parser = Parser::new(src, ParseOptions::lenient());
-    while let Some(line) = parser.next_line() {
-        match line {
-            Ok(line) => {
-                c.comments += u64::from(line.comment().is_some());
-                for w in line.words() {
-                    c.words += 1;
-                    if let WordValue::Number(v) = w.value {
-                        c.sum += v;
-                    }
-                }
-            }
-            Err(_) => c.errors += 1,
-        }
-    }
-    c
-}
-
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        black_box(f());
-        times.push(t.elapsed().as_secs_f64());
-    }
-    // The fastest run: the machine is shared, and the minimum is the least disturbed by other load.
-    times.into_iter().fold(f64::INFINITY, f64::min)
+/// Times one call of `f`: (wall seconds, thread CPU seconds).
+fn once<T>(f: impl FnOnce() -> T) -> (f64, f64) {
+    let (wall, cpu) = (Instant::now(), thread_cpu_time());
+    black_box(f());
+    (wall.elapsed().as_secs_f64(), thread_cpu_time() - cpu)
 }
 
 fn main() -> anyhow_free::Result {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut runs = 5usize;
     let mut modes = String::from("memchr,ours,analysis,peer");
+    let mut cpu_time = true;
     while args.first().is_some_and(|a| a.starts_with("--")) {
         let value = args.get(1).cloned().ok_or("missing option value")?;
         match args[0].as_str() {
             "--runs" => runs = value.parse()?,
             "--modes" => modes = value,
+            "--clock" => cpu_time = value == "cpu",
             other => return Err(format!("unknown option {other}").into()),
         }
         args.drain(..2);
@@ -156,38 +54,59 @@ fn main() -> anyhow_free::Result {
     if args.is_empty() {
         return Err("usage: gcode-bench [--runs N] FILE...".into());
     }
+    println!(
+        "clock: {}",
+        if cpu_time {
+            "thread CPU time"
+        } else {
+            "wall time"
+        }
+    );
     println!("file\tMB\tmemchr MB/s\tours MB/s\tanalysis MB/s\tgcode-0.7 MB/s\tours/gcode-0.7\tanalysis/gcode-0.7\tours/memchr");
     let mut buf = Vec::new();
     let mut ratios = Vec::new();
+    let mut accuracy = Vec::new();
     for path in &args {
         buf.clear();
         std::io::Read::read_to_end(&mut std::fs::File::open(path)?, &mut buf)?;
         let mb = buf.len() as f64 / 1e6;
         let text = String::from_utf8_lossy(&buf).into_owned();
-        // A mode left out shows as NaN.
-        let skip = f64::NAN;
-        let t_memchr = if on("memchr") {
-            time(runs, || memchr::memchr_iter(b'\n', black_box(&buf)).count())
-        } else {
-            skip
+        // Rounds interleave the modes, so background load hits them alike; each mode keeps its
+        // fastest run (the least disturbed). A mode left out shows as NaN.
+        let mut best = [(f64::INFINITY, f64::INFINITY); 4];
+        let keep =
+            |best: &mut (f64, f64), t: (f64, f64)| *best = (best.0.min(t.0), best.1.min(t.1));
+        for _ in 0..runs {
+            if on("memchr") {
+                keep(
+                    &mut best[0],
+                    once(|| memchr::memchr_iter(b'\n', black_box(&buf)).count()),
+                );
+            }
+            if on("ours") {
+                keep(&mut best[1], once(|| ours(black_box(&buf))));
+            }
+            if on("analysis") {
+                keep(
+                    &mut best[2],
+                    once(|| {
+                        easyprint_gcode::analysis::analyze(black_box(&buf), &Default::default())
+                    }),
+                );
+            }
+            if on("peer") {
+                keep(&mut best[3], once(|| peer::visit(black_box(&text))));
+            }
+        }
+        let pick = |t: (f64, f64)| {
+            let t = if cpu_time { t.1 } else { t.0 };
+            if t.is_finite() {
+                t
+            } else {
+                f64::NAN
+            }
         };
-        let t_ours = if on("ours") {
-            time(runs, || ours(black_box(&buf)))
-        } else {
-            skip
-        };
-        let t_analysis = if on("analysis") {
-            time(runs, || {
-                easyprint_gcode::analysis::analyze(black_box(&buf), &Default::default())
-            })
-        } else {
-            skip
-        };
-        let t_peer = if on("peer") {
-            time(runs, || peer::visit(black_box(&text)))
-        } else {
-            skip
-        };
+        let [t_memchr, t_ours, t_analysis, t_peer] = best.map(pick);
         let (o, p) = (ours(&buf), peer::visit(&text));
         let name = std::path::Path::new(path)
             .file_name()
@@ -204,12 +123,39 @@ fn main() -> anyhow_free::Result {
         );
         eprintln!(
             "  {name}: ours words={} comments={} errors={} | gcode-0.7 words={} comments={} diagnostics={}",
-            o.words, o.comments, o.errors, p.words, p.comments, p.diagnostics
+            o.words, o.comments, o.errors, p.words, p.comments, p.errors
         );
+        let a = easyprint_gcode::analysis::analyze(&buf, &Default::default());
+        accuracy.push(format!(
+            "{name}\t{}\t{:.0}\t{}\t{}\t{:.1}\t{}\t{}",
+            a.metadata
+                .estimated_time
+                .map_or("-".into(), |t| format!("{t:.0}")),
+            a.estimated_time,
+            a.metadata
+                .estimated_time
+                .map_or("-".into(), |t| format!("{:.3}", a.estimated_time / t)),
+            a.metadata
+                .filament_used_mm
+                .first()
+                .map_or("-".into(), |f| format!("{f:.1}")),
+            a.filament.iter().map(|f| f.printed_mm).sum::<f64>(),
+            a.metadata.filament_used_mm.first().map_or("-".into(), |f| {
+                format!(
+                    "{:.4}",
+                    a.filament.iter().map(|f| f.printed_mm).sum::<f64>() / f
+                )
+            }),
+            a.layer_count,
+        ));
         if (t_peer / t_ours).is_finite() {
             ratios.push(t_peer / t_ours);
         }
         let _ = (o.sum, p.sum);
+    }
+    println!("\nfile\tslicer time s\tours s\tours/slicer\tslicer filament mm\tours printed mm\tours/slicer\tlayers");
+    for row in &accuracy {
+        println!("{row}");
     }
     ratios.sort_by(f64::total_cmp);
     if ratios.is_empty() {

@@ -41,6 +41,8 @@ pub(crate) struct Machine {
     feedrate: f64,
     tool: usize,
     filament: Vec<f64>,
+    /// Extruded under feature tags, per tool.
+    printed: Vec<f64>,
     retracted: bool,
     retract: super::FirmwareRetract,
     planner: Planner,
@@ -50,11 +52,21 @@ pub(crate) struct Machine {
     print_bbox: Option<BoundingBox>,
     /// Under a slicer feature tag other than `Custom`.
     typed: bool,
+    /// End of the last extruding move, and whether it was tagged.
+    last_extrusion_end: [f64; 3],
+    last_extrusion_typed: bool,
     layer_z: Option<f64>,
     layer_start: Option<LayerStart>,
     layer_count: u64,
+    /// Per stored layer: has it extrusion under a feature tag?
+    layer_printed: Vec<bool>,
+    /// Layers (stored or not) with extrusion under a feature tag.
+    printed_layer_count: u64,
+    current_layer_printed: bool,
     layer_limit: usize,
     lines: u64,
+    /// The next line that gets a time checkpoint.
+    next_checkpoint: u64,
     counts: Counts,
     diagnostics: Vec<Diagnostic>,
     diagnostic_count: u64,
@@ -70,6 +82,7 @@ impl Machine {
             feedrate: 25.0,
             tool: 0,
             filament: vec![0.0],
+            printed: vec![0.0],
             retracted: false,
             retract: config.firmware_retract,
             planner: Planner::new(config.limits),
@@ -78,11 +91,17 @@ impl Machine {
             extrusion_bbox: None,
             print_bbox: None,
             typed: false,
+            last_extrusion_end: [f64::NAN; 3],
+            last_extrusion_typed: false,
             layer_z: None,
             layer_start: None,
             layer_count: 0,
+            layer_printed: Vec::new(),
+            printed_layer_count: 0,
+            current_layer_printed: false,
             layer_limit: config.max_layers,
             lines: 0,
+            next_checkpoint: 1,
             counts: Counts::default(),
             diagnostics: Vec::new(),
             diagnostic_count: 0,
@@ -98,27 +117,31 @@ impl Machine {
 
     fn checkpoint(&mut self, number: u64, offset: u64, config: &AnalysisConfig) {
         self.lines = number;
-        let every = u64::from(config.checkpoint_every_lines.max(1));
-        if (number - 1) % every == 0 {
+        // Lines 1, 1 + every, 1 + 2 * every, ... (a countdown: no division per line).
+        if number >= self.next_checkpoint {
+            self.next_checkpoint = number + u64::from(config.checkpoint_every_lines.max(1));
             self.timeline
                 .checkpoint(number, offset, self.planner.next_seq());
         }
     }
 
+    #[inline]
     pub(crate) fn line(&mut self, line: Result<Line<'_>, ParseError>, config: &AnalysisConfig) {
-        let line = match line {
-            Ok(line) => line,
+        match line {
+            Ok(line) => self.parsed_line(&line, config),
             Err(e) => {
                 self.checkpoint(e.line, e.offset, config);
                 self.diagnose(Diagnostic::Parse(e), config);
-                return;
             }
-        };
+        }
+    }
+
+    fn parsed_line(&mut self, line: &Line<'_>, config: &AnalysisConfig) {
         self.checkpoint(line.number(), line.offset(), config);
         if line.is_empty() {
             if let Some(c) = line.comment() {
                 self.counts.comment_lines += 1;
-                self.comment(c, &line, config);
+                self.comment(c, line, config);
             }
             return;
         }
@@ -133,11 +156,11 @@ impl Machine {
         match (code.letter, code.major) {
             (b'G', 0 | 1) if !minor => {
                 self.counts.moves += 1;
-                self.linear(&line);
+                self.linear(line);
             }
             (b'G', 2 | 3) if !minor => {
                 self.counts.arcs += 1;
-                self.arc(&line, code.major == 2, config);
+                self.arc(line, code.major == 2, config);
             }
             (b'G', 4) => {
                 let seconds = line
@@ -150,7 +173,7 @@ impl Machine {
             (b'G', 11) => self.firmware_retract(false),
             (b'G', 20) => self.inches = true,
             (b'G', 21) => self.inches = false,
-            (b'G', 28) if !minor => self.home(&line),
+            (b'G', 28) if !minor => self.home(line),
             (b'G', 90) if !minor => {
                 self.absolute = true;
                 self.absolute_e = None;
@@ -184,7 +207,7 @@ impl Machine {
                 }
             }
             (b'M', 201 | 203 | 204 | 205 | 566) if config.use_file_limits => {
-                self.set_limits(code.major, &line)
+                self.set_limits(code.major, line)
             }
             (b'T', tool) => self.tool_change(tool, line.number(), config),
             _ => {}
@@ -302,16 +325,24 @@ impl Machine {
     }
 
     fn extrusion(&mut self, target: [f64; 4], line: &Line<'_>) {
+        if self.typed {
+            self.printed[self.tool] += target[E] - self.position[E];
+        }
         let from = [self.position[X], self.position[Y], self.position[Z]];
         let to = [target[X], target[Y], target[Z]];
-        for bbox in [&mut self.extrusion_bbox]
-            .into_iter()
-            .chain(self.typed.then_some(&mut self.print_bbox))
-        {
-            let b = bbox.get_or_insert(BoundingBox::point(from));
-            b.add(from);
-            b.add(to);
+        // Extrusions mostly chain end to start: then only the new end can grow the boxes.
+        let chained = from == self.last_extrusion_end;
+        grow(&mut self.extrusion_bbox, from, to, chained);
+        if self.typed {
+            grow(
+                &mut self.print_bbox,
+                from,
+                to,
+                chained && self.last_extrusion_typed,
+            );
         }
+        self.last_extrusion_end = to;
+        self.last_extrusion_typed = self.typed;
         let z = target[Z];
         if self.layer_z.is_none_or(|lz| (z - lz).abs() > LAYER_EPSILON) {
             let start = self.layer_start.take().unwrap_or(LayerStart {
@@ -327,8 +358,19 @@ impl Machine {
                 line: start.line,
                 start_time: f64::NAN,
             };
+            self.current_layer_printed = false;
             if self.timeline.layers.len() < self.layer_limit {
                 self.timeline.push_layer(layer, start.seq);
+                self.layer_printed.push(false);
+            }
+        }
+        if self.typed && !self.current_layer_printed {
+            self.current_layer_printed = true;
+            self.printed_layer_count += 1;
+            if self.layer_printed.len() as u64 == self.layer_count {
+                if let Some(p) = self.layer_printed.last_mut() {
+                    *p = true;
+                }
             }
         }
         self.layer_start = None;
@@ -439,7 +481,8 @@ impl Machine {
     }
 
     fn set_limits(&mut self, code: u32, line: &Line<'_>) {
-        let l = &mut self.planner.limits;
+        let mut limits = *self.planner.limits();
+        let l = &mut limits;
         let axes = |l: &mut [f64; 4], divisor: f64| {
             for w in line.raw_args() {
                 if let (Some(a), ValueKind::Number) = (axis(w.letter), w.kind) {
@@ -482,6 +525,7 @@ impl Machine {
             }
             _ => {}
         }
+        self.planner.set_limits(limits);
     }
 
     fn tool_change(&mut self, tool: u32, line: u64, config: &AnalysisConfig) {
@@ -500,6 +544,7 @@ impl Machine {
         self.tool = tool as usize;
         if self.filament.len() <= self.tool {
             self.filament.resize(self.tool + 1, 0.0);
+            self.printed.resize(self.tool + 1, 0.0);
         }
     }
 
@@ -510,20 +555,31 @@ impl Machine {
         self.planner.flush(&mut self.timeline);
         let total = self.planner.time();
         self.timeline.finish(total);
+        // With slicer feature tags, layers of untagged extrusion only (start G-code purge lines)
+        // are not layers of the print.
+        let mut layers = self.timeline.layers;
+        let mut layer_count = self.layer_count;
+        if self.printed_layer_count > 0 {
+            let mut printed = self.layer_printed.iter();
+            layers.retain(|_| printed.next().copied().unwrap_or(false));
+            layer_count = self.printed_layer_count;
+        }
         let area = core::f64::consts::PI * (config.filament_diameter / 2.0).powi(2);
         let filament = self
             .filament
             .iter()
-            .map(|&length_mm| Filament {
+            .zip(&self.printed)
+            .map(|(&length_mm, &printed_mm)| Filament {
                 length_mm,
+                printed_mm,
                 volume_mm3: length_mm * area,
             })
             .collect();
         Analysis {
             bytes,
             lines: self.lines,
-            layers: self.timeline.layers,
-            layer_count: self.layer_count,
+            layers,
+            layer_count,
             extrusion_bbox: self.extrusion_bbox,
             print_bbox: self.print_bbox,
             filament,
@@ -534,7 +590,7 @@ impl Machine {
             thumbnails: self.metadata.thumbnails,
             diagnostics: self.diagnostics,
             diagnostic_count: self.diagnostic_count,
-            final_limits: self.planner.limits,
+            final_limits: *self.planner.limits(),
         }
     }
 }
@@ -558,6 +614,24 @@ fn centre_from_radius(
     let (sx, sy) = (-dy / d, dx / d);
     let (cx, cy) = (mx + e * h * sx, my + e * h * sy);
     Some((cx - start[X], cy - start[Y]))
+}
+
+/// Adds a segment to a bounding box (`from` is already in it when `chained`).
+#[inline]
+fn grow(bbox: &mut Option<BoundingBox>, from: [f64; 3], to: [f64; 3], chained: bool) {
+    match bbox {
+        Some(b) => {
+            if !chained {
+                b.add(from);
+            }
+            b.add(to);
+        }
+        None => {
+            let mut b = BoundingBox::point(from);
+            b.add(to);
+            *bbox = Some(b);
+        }
+    }
 }
 
 /// Index of an axis letter.

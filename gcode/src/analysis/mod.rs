@@ -52,11 +52,18 @@ impl BoundingBox {
         BoundingBox { min: p, max: p }
     }
 
+    #[inline]
     fn add(&mut self, p: [f64; 3]) {
-        for i in 0..3 {
-            self.min[i] = self.min[i].min(p[i]);
-            self.max[i] = self.max[i].max(p[i]);
-        }
+        self.min = [
+            self.min[0].min(p[0]),
+            self.min[1].min(p[1]),
+            self.min[2].min(p[2]),
+        ];
+        self.max = [
+            self.max[0].max(p[0]),
+            self.max[1].max(p[1]),
+            self.max[2].max(p[2]),
+        ];
     }
 
     /// Size along X, Y, Z.
@@ -86,12 +93,15 @@ pub struct Layer {
     pub start_time: f64,
 }
 
-/// Filament pushed by one extruder (net of retractions).
+/// Filament pushed by one extruder.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Filament {
-    /// Length, mm.
+    /// Net length, mm: every extruder move, retractions included, start G-code purge lines too.
     pub length_mm: f64,
+    /// Length extruded by moves under a slicer feature tag (`;TYPE:` other than `Custom`), mm:
+    /// the printed object without start G-code, which is what slicers report as filament used.
+    pub printed_mm: f64,
     /// Volume, mm³ (from [`AnalysisConfig::filament_diameter`]).
     pub volume_mm3: f64,
 }
@@ -156,7 +166,9 @@ pub struct Analysis {
     pub bytes: u64,
     /// Lines analysed.
     pub lines: u64,
-    /// Layers in print order (at most [`AnalysisConfig::max_layers`]).
+    /// Layers in print order (at most [`AnalysisConfig::max_layers`]). When the file has slicer
+    /// feature tags (`;TYPE:`), layers whose only extrusion is untagged (start G-code purge
+    /// lines) are left out, so the count matches the slicer's.
     pub layers: Vec<Layer>,
     /// All layers seen, including any beyond the storage limit.
     pub layer_count: u64,
@@ -228,7 +240,7 @@ pub fn analyze(gcode: &[u8], config: &AnalysisConfig) -> Analysis {
     };
     let mut parser = Parser::new(gcode, options);
     while let Some(line) = parser.next_line() {
-        analyzer.line(Some(line));
+        analyzer.machine.line(line, &analyzer.config);
     }
     analyzer.bytes = gcode.len() as u64;
     analyzer.finish()
@@ -312,11 +324,5 @@ impl Analyzer {
         });
         self.bytes = self.bytes.max(self.splitter.bytes());
         self.machine.finish(self.bytes, &self.config)
-    }
-
-    fn line(&mut self, line: Option<Result<crate::Line<'_>, ParseError>>) {
-        if let Some(line) = line {
-            self.machine.line(line, &self.config);
-        }
     }
 }

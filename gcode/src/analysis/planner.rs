@@ -44,17 +44,21 @@ struct Block {
 
 impl Block {
     fn calculate_trapezoid(&mut self, exit: f64) {
-        let accel = self.acceleration;
+        // `acceleration` is always positive (see `add_move`), so one division serves the block.
+        let h = 0.5 / self.acceleration;
+        let (entry2, exit2) = (self.entry * self.entry, exit * exit);
         let mut cruise = self.cruise;
-        let mut accelerate = acceleration_distance(self.entry, cruise, accel).max(0.0);
-        let decelerate = acceleration_distance(cruise, exit, -accel).max(0.0);
+        let mut accelerate = ((cruise * cruise - entry2) * h).max(0.0);
+        let decelerate = ((cruise * cruise - exit2) * h).max(0.0);
         let mut cruise_distance = self.distance - accelerate - decelerate;
         if cruise_distance < 0.0 {
             // Not enough room to reach the nominal speed: accelerate then decelerate.
-            accelerate = intersection_distance(self.entry, exit, accel, self.distance)
-                .clamp(0.0, self.distance);
+            accelerate =
+                (0.5 * self.distance + 0.5 * (exit2 - entry2) * h).clamp(0.0, self.distance);
             cruise_distance = 0.0;
-            cruise = speed_after(self.entry, accelerate, accel);
+            cruise = (entry2 + 2.0 * self.acceleration * accelerate)
+                .max(0.0)
+                .sqrt();
         }
         self.trapezoid = Trapezoid {
             accelerate_until: accelerate,
@@ -68,47 +72,23 @@ impl Block {
             return self.fixed_time;
         }
         let t = &self.trapezoid;
-        let accel = self.acceleration;
-        let accel_time = time_to_travel(self.entry, t.accelerate_until, accel);
+        let a = self.acceleration;
+        let inv_a = 1.0 / a;
+        let peak = (self.entry * self.entry + 2.0 * a * t.accelerate_until)
+            .max(0.0)
+            .sqrt();
+        let accel_time = (peak - self.entry) * inv_a;
         let cruise_time = if t.cruise_feedrate > 0.0 {
             (t.decelerate_after - t.accelerate_until) / t.cruise_feedrate
         } else {
             0.0
         };
-        let decel_time = time_to_travel(
-            t.cruise_feedrate,
-            self.distance - t.decelerate_after,
-            -accel,
-        );
+        let c = t.cruise_feedrate;
+        let end = (c * c - 2.0 * a * (self.distance - t.decelerate_after))
+            .max(0.0)
+            .sqrt();
+        let decel_time = (c - end) * inv_a;
         accel_time + cruise_time + decel_time
-    }
-}
-
-fn acceleration_distance(initial: f64, target: f64, accel: f64) -> f64 {
-    if accel == 0.0 {
-        0.0
-    } else {
-        (target * target - initial * initial) / (2.0 * accel)
-    }
-}
-
-fn intersection_distance(initial: f64, exit: f64, accel: f64, distance: f64) -> f64 {
-    if accel == 0.0 {
-        0.0
-    } else {
-        (2.0 * accel * distance - initial * initial + exit * exit) / (4.0 * accel)
-    }
-}
-
-fn speed_after(initial: f64, distance: f64, accel: f64) -> f64 {
-    (initial * initial + 2.0 * accel * distance).max(0.0).sqrt()
-}
-
-fn time_to_travel(initial: f64, distance: f64, accel: f64) -> f64 {
-    if accel == 0.0 {
-        0.0
-    } else {
-        (speed_after(initial, distance, accel) - initial) / accel
     }
 }
 
@@ -134,7 +114,11 @@ pub(crate) trait TimeSink {
 /// The planner; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Planner {
-    pub(crate) limits: MachineLimits,
+    limits: MachineLimits,
+    /// `1 / limits.max_feedrate` per axis (0 for no limit), so the per-move check multiplies.
+    inverse_max_feedrate: [f64; 4],
+    /// `1 / limits.max_acceleration` per axis (0 for no limit).
+    inverse_max_acceleration: [f64; 4],
     blocks: Vec<Block>,
     previous: Option<Previous>,
     /// Time of all finalised moves.
@@ -144,13 +128,36 @@ pub(crate) struct Planner {
 
 impl Planner {
     pub(crate) fn new(limits: MachineLimits) -> Self {
-        Planner {
+        let mut planner = Planner {
             limits,
+            inverse_max_feedrate: [0.0; 4],
+            inverse_max_acceleration: [0.0; 4],
             blocks: Vec::with_capacity(REPLAN_AT + 1),
             previous: None,
             time: 0.0,
             next_seq: 0,
-        }
+        };
+        planner.set_limits(limits);
+        planner
+    }
+
+    /// The limits in effect.
+    pub(crate) fn limits(&self) -> &MachineLimits {
+        &self.limits
+    }
+
+    /// Changes the limits for the moves that follow (the firmware applies M201 & co. the same way).
+    pub(crate) fn set_limits(&mut self, limits: MachineLimits) {
+        let inverse = |v: f64| {
+            if v > 0.0 && v.is_finite() {
+                1.0 / v
+            } else {
+                0.0
+            }
+        };
+        self.inverse_max_feedrate = limits.max_feedrate.map(inverse);
+        self.inverse_max_acceleration = limits.max_acceleration.map(inverse);
+        self.limits = limits;
     }
 
     /// Sequence number the next move will get.
@@ -166,7 +173,7 @@ impl Planner {
         } else {
             delta[3].abs()
         };
-        if distance < 1e-9 || !distance.is_finite() || !(feedrate > 0.0) {
+        if distance < 1e-9 || !distance.is_finite() || feedrate.is_nan() || feedrate <= 0.0 {
             return;
         }
         let l = &self.limits;
@@ -180,20 +187,17 @@ impl Planner {
         let mut cruise = feedrate.max(min_feedrate);
         let inv_distance = 1.0 / distance;
 
-        // Per-axis feedrate limits.
-        let mut axis_feedrate = [0.0; 4];
-        let mut factor: f64 = 1.0;
-        for a in 0..4 {
-            axis_feedrate[a] = cruise * delta[a] * inv_distance;
-            let abs = axis_feedrate[a].abs();
-            if abs > 0.0 && l.max_feedrate[a] > 0.0 && abs > l.max_feedrate[a] {
-                factor = factor.min(l.max_feedrate[a] / abs);
-            }
+        // Per-axis feedrate limits: scale down by the axis that exceeds its limit the most.
+        let mut scale = cruise * inv_distance;
+        let mut worst: f64 = 0.0;
+        for (d, inv_max) in delta.iter().zip(self.inverse_max_feedrate) {
+            worst = worst.max((d * scale).abs() * inv_max);
         }
-        cruise *= factor;
-        for v in &mut axis_feedrate {
-            *v *= factor;
+        if worst > 1.0 {
+            cruise /= worst;
+            scale /= worst;
         }
+        let axis_feedrate = delta.map(|d| d * scale);
 
         // Acceleration by move type, then per-axis limits.
         let mut acceleration = if travel {
@@ -203,24 +207,22 @@ impl Planner {
         } else {
             l.acceleration
         };
-        for a in 0..4 {
-            let share = delta[a].abs() * inv_distance;
-            if share > 0.0
-                && l.max_acceleration[a] > 0.0
-                && acceleration * share > l.max_acceleration[a]
-            {
-                acceleration = l.max_acceleration[a] / share;
-            }
+        let mut worst: f64 = 0.0;
+        for (d, inv_max) in delta.iter().zip(self.inverse_max_acceleration) {
+            worst = worst.max(d.abs() * inv_distance * inv_max);
         }
-        if !(acceleration > 0.0) {
+        if worst > 0.0 {
+            acceleration = acceleration.min(1.0 / worst);
+        }
+        if acceleration.is_nan() || acceleration <= 0.0 {
             acceleration = 1.0;
         }
 
         // Exit speed that is always safe: within every axis's jerk.
         let mut safe_feedrate = cruise;
-        for a in 0..4 {
-            if axis_feedrate[a].abs() > l.jerk[a] {
-                safe_feedrate = safe_feedrate.min(l.jerk[a]);
+        for (v, jerk) in axis_feedrate.iter().zip(l.jerk) {
+            if v.abs() > jerk {
+                safe_feedrate = safe_feedrate.min(jerk);
             }
         }
 
@@ -237,7 +239,7 @@ impl Planner {
             _ => safe_feedrate,
         };
         let v_allowable = max_allowable_speed(-acceleration, safe_feedrate, distance);
-        let mut block = Block {
+        let block = Block {
             seq: self.next_seq,
             distance,
             acceleration,
@@ -251,7 +253,7 @@ impl Planner {
             trapezoid: Trapezoid::default(),
             fixed_time: 0.0,
         };
-        block.calculate_trapezoid(safe_feedrate);
+        // The trapezoid is computed when the block is planned (`recalculate` is set).
         self.next_seq += 1;
         self.previous = Some(Previous {
             feedrate: cruise,
@@ -370,9 +372,9 @@ fn jerk_junction_speed(
     let mut vmax = if prev_larger { cruise } else { prev.feedrate };
     let mut v_factor = 1.0;
     let mut limited = false;
-    for a in 0..4 {
-        let mut v_exit = prev.axis_feedrate[a];
-        let mut v_entry = axis_feedrate[a];
+    for ((&exit, &entry), &max_jerk) in prev.axis_feedrate.iter().zip(axis_feedrate).zip(&l.jerk) {
+        let mut v_exit = exit;
+        let mut v_entry = entry;
         if prev_larger {
             v_exit *= smaller_factor;
         }
@@ -391,8 +393,8 @@ fn jerk_junction_speed(
         } else {
             (-v_exit).max(v_entry)
         };
-        if jerk > l.jerk[a] {
-            v_factor *= l.jerk[a] / jerk;
+        if jerk > max_jerk {
+            v_factor *= max_jerk / jerk;
             limited = true;
         }
     }

@@ -263,6 +263,13 @@ impl<'a> Line<'a> {
         self.words[skip..].iter().any(|w| w.letter == letter)
     }
 
+    /// The digits of the command code as written (`862.3`), when the line has a command.
+    pub(crate) fn command_digits(&self) -> Option<&'a [u8]> {
+        self.parts.command?;
+        let w = self.words.first()?;
+        Some(&self.raw[w.start as usize..w.end as usize]).filter(|d| !d.is_empty())
+    }
+
     pub(crate) fn raw_args(&self) -> &'a [RawWord] {
         &self.words[usize::from(self.parts.command.is_some())..]
     }
@@ -471,10 +478,13 @@ fn parse_words<'a>(
                         // The value as written (`862.3`), for callers that read words only.
                         Some(_) => decimal(after_letter).map_or(f64::from(major), |(_, v)| v),
                     };
+                    // The code's digits as written, so a writer can reproduce `T55.04` exactly
+                    // (its subcode is 4, as in Marlin, but its value is 55.04).
+                    let digits = Span::of(line, after_letter, rest);
                     words.push(RawWord {
                         value,
-                        start: 0,
-                        end: 0,
+                        start: digits.start,
+                        end: digits.end,
                         letter,
                         kind: ValueKind::Number,
                     });

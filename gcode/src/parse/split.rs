@@ -74,6 +74,11 @@ impl LineSplitter {
         self.lines
     }
 
+    /// Bytes currently allocated for a partial line: at most about `max_line_len`, whatever comes in.
+    pub fn buffered_capacity(&self) -> usize {
+        self.carry.capacity()
+    }
+
     /// Bytes pushed so far.
     pub fn bytes(&self) -> u64 {
         self.offset
