@@ -5,13 +5,14 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::cura_log::{CuraLog, Progress};
 use easyprint_gcode::analysis::{Analysis, AnalysisConfig};
 
 use super::common::{cached_report, locate_binary, placed_stl, publish_cached, stage};
-use super::output::{analyze_output, header_number, true_header, CURA_END_MARKER};
+use super::output::{follow_output, header_number, true_header, OutputScanner, CURA_END_MARKER};
 use super::supervise::{self, RunEnd};
 use super::{
     Profile, QualityChoice, RunOptions, SliceError, SliceReport, SliceRequest, SliceStats, Slicer,
@@ -405,28 +406,47 @@ impl Slicer for CuraSlicer {
             return Err(SliceError::Cancelled);
         };
         let mut log = CuraLog::default();
+        let config = AnalysisConfig {
+            filament_diameter: prepared
+                .settings
+                .extruder(0, "material_diameter")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.75),
+            ..AnalysisConfig::default()
+        };
         let engine_started = Instant::now();
-        let end = supervise::run(
-            cmd,
-            self.options.run.idle_priority,
-            &request.cancel,
-            self.options.run.timeout,
-            |stream, line| {
-                if stream == supervise::Stream::Stderr {
-                    if let Some(p) = log.feed(line) {
-                        report_progress(&p);
+        // The output is analysed while the engine writes it (it exports layer by layer).
+        let engine_done = AtomicBool::new(false);
+        let (end, followed) = std::thread::scope(|scope| {
+            let follower = scope.spawn(|| {
+                let scanner = OutputScanner::new(config, CURA_END_MARKER);
+                follow_output(&engine_out, scanner, &engine_done)
+            });
+            let end = supervise::run(
+                cmd,
+                self.options.run.idle_priority,
+                &request.cancel,
+                self.options.run.timeout,
+                |stream, line| {
+                    if stream == supervise::Stream::Stderr {
+                        if let Some(p) = log.feed(line) {
+                            report_progress(&p);
+                        }
                     }
-                }
-            },
-        )
-        .map_err(|e| {
+                },
+            );
+            engine_done.store(true, Ordering::SeqCst);
+            let followed = follower
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("analysis thread panicked")));
+            (end, followed)
+        });
+        let end = end.map_err(|e| {
             SliceError::EngineNotFound(format!(
                 "cannot start {}: {e}",
                 self.engine.path().display()
             ))
         })?;
-
-        // 4. Map the outcome.
         let engine_elapsed = engine_started.elapsed();
         let status = match end {
             RunEnd::Cancelled => return Err(SliceError::Cancelled),
@@ -458,28 +478,9 @@ impl Slicer for CuraSlicer {
         if !log.errors.is_empty() {
             return Err(SliceError::EngineReportedErrors { errors: log.errors });
         }
-        let config = AnalysisConfig {
-            filament_diameter: prepared
-                .settings
-                .extruder(0, "material_diameter")
-                .and_then(Value::as_f64)
-                .unwrap_or(1.75),
-            ..AnalysisConfig::default()
-        };
-        // Analysis and staging (copy with the engine's header, fsync) run side by side; the
-        // staged copy is committed only if the checks below pass.
-        let (facts, staged) = std::thread::scope(|scope| {
-            let analysis = scope.spawn(|| {
-                std::fs::File::open(&engine_out)
-                    .and_then(|f| analyze_output(f, config, CURA_END_MARKER))
-            });
-            let staged = stage(&engine_out, request.output, &log.header);
-            let facts = analysis
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("analysis thread panicked")));
-            (facts, staged)
-        });
-        let facts = facts.map_err(SliceError::io("reading engine output"))?;
+        // Staging (copy with the engine's header, fsync) is committed only if the checks pass.
+        let staged = stage(&engine_out, request.output, &log.header);
+        let facts = followed.map_err(SliceError::io("reading engine output"))?;
         let layer_count = facts.analysis.metadata.layer_count.unwrap_or(0);
         if layer_count == 0 || facts.analysis.metadata.layer_markers == 0 {
             return Err(SliceError::NoLayers);
