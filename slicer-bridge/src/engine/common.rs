@@ -81,11 +81,33 @@ pub(crate) fn cached_report(
         stats,
         warnings: Vec::new(),
         elapsed: started.elapsed(),
+        engine_elapsed: std::time::Duration::ZERO,
     }
 }
 
 /// Publish `src` at `dest` atomically, replacing the header with `true_header`.
 pub(crate) fn publish(src: &Path, dest: &Path, true_header: &[String]) -> Result<(), SliceError> {
+    stage(src, dest, true_header)?.commit(dest)
+}
+
+/// G-code written and synced next to its destination, not yet visible there. Dropping it
+/// removes it: a slice that fails its checks publishes nothing.
+#[derive(Debug)]
+pub(crate) struct Staged(tempfile::NamedTempFile);
+
+impl Staged {
+    /// Make it visible at `dest` (atomic rename).
+    pub(crate) fn commit(self, dest: &Path) -> Result<(), SliceError> {
+        self.0.persist(dest).map_err(|e| SliceError::Io {
+            context: format!("publishing {}", dest.display()),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+}
+
+/// Copy `src` next to `dest` with the header replaced, synced, ready to [`Staged::commit`].
+pub(crate) fn stage(src: &Path, dest: &Path, true_header: &[String]) -> Result<Staged, SliceError> {
     let dir = match dest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -104,9 +126,5 @@ pub(crate) fn publish(src: &Path, dest: &Path, true_header: &[String]) -> Result
     tmp.as_file()
         .sync_all()
         .map_err(SliceError::io("syncing G-code"))?;
-    tmp.persist(dest).map_err(|e| SliceError::Io {
-        context: format!("publishing {}", dest.display()),
-        source: e.error,
-    })?;
-    Ok(())
+    Ok(Staged(tmp))
 }

@@ -5,13 +5,14 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::cura_log::{CuraLog, Progress};
 use easyprint_gcode::analysis::{Analysis, AnalysisConfig};
 
-use super::common::{cached_report, locate_binary, placed_stl, publish, publish_cached};
-use super::output::{analyze_output, header_number, true_header, CURA_END_MARKER};
+use super::common::{cached_report, locate_binary, placed_stl, publish_cached, stage};
+use super::output::{follow_output, header_number, true_header, OutputScanner, CURA_END_MARKER};
 use super::supervise::{self, RunEnd};
 use super::{
     Profile, QualityChoice, RunOptions, SliceError, SliceReport, SliceRequest, SliceStats, Slicer,
@@ -374,8 +375,11 @@ impl Slicer for CuraSlicer {
         let stl = placed_stl(request.model, &build_volume(&prepared.settings))?;
 
         // 2. Cache, keyed by placed model + resolved settings + engine.
-        let key = self.cache_key(&prepared, &stl);
-        if let Some(cache) = &self.options.run.cache {
+        let cached = self.options.run.cache.as_ref();
+        let key = cached
+            .map(|_| self.cache_key(&prepared, &stl))
+            .unwrap_or_default();
+        if let Some(cache) = cached {
             if let Some((cached, stats)) = cache.get(&key) {
                 publish_cached(&cached, request.output)?;
                 if let Some(rk) = &request_key {
@@ -402,27 +406,48 @@ impl Slicer for CuraSlicer {
             return Err(SliceError::Cancelled);
         };
         let mut log = CuraLog::default();
-        let end = supervise::run(
-            cmd,
-            self.options.run.idle_priority,
-            &request.cancel,
-            self.options.run.timeout,
-            |stream, line| {
-                if stream == supervise::Stream::Stderr {
-                    if let Some(p) = log.feed(line) {
-                        report_progress(&p);
+        let config = AnalysisConfig {
+            filament_diameter: prepared
+                .settings
+                .extruder(0, "material_diameter")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.75),
+            ..AnalysisConfig::default()
+        };
+        let engine_started = Instant::now();
+        // The output is analysed while the engine writes it (it exports layer by layer).
+        let engine_done = AtomicBool::new(false);
+        let (end, followed) = std::thread::scope(|scope| {
+            let follower = scope.spawn(|| {
+                let scanner = OutputScanner::new(config, CURA_END_MARKER);
+                follow_output(&engine_out, scanner, &engine_done)
+            });
+            let end = supervise::run(
+                cmd,
+                self.options.run.idle_priority,
+                &request.cancel,
+                self.options.run.timeout,
+                |stream, line| {
+                    if stream == supervise::Stream::Stderr {
+                        if let Some(p) = log.feed(line) {
+                            report_progress(&p);
+                        }
                     }
-                }
-            },
-        )
-        .map_err(|e| {
+                },
+            );
+            engine_done.store(true, Ordering::SeqCst);
+            let followed = follower
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("analysis thread panicked")));
+            (end, followed)
+        });
+        let end = end.map_err(|e| {
             SliceError::EngineNotFound(format!(
                 "cannot start {}: {e}",
                 self.engine.path().display()
             ))
         })?;
-
-        // 4. Map the outcome.
+        let engine_elapsed = engine_started.elapsed();
         let status = match end {
             RunEnd::Cancelled => return Err(SliceError::Cancelled),
             RunEnd::TimedOut => {
@@ -453,17 +478,9 @@ impl Slicer for CuraSlicer {
         if !log.errors.is_empty() {
             return Err(SliceError::EngineReportedErrors { errors: log.errors });
         }
-        let config = AnalysisConfig {
-            filament_diameter: prepared
-                .settings
-                .extruder(0, "material_diameter")
-                .and_then(Value::as_f64)
-                .unwrap_or(1.75),
-            ..AnalysisConfig::default()
-        };
-        let facts = std::fs::File::open(&engine_out)
-            .and_then(|f| analyze_output(f, config, CURA_END_MARKER))
-            .map_err(SliceError::io("reading engine output"))?;
+        // Staging (copy with the engine's header, fsync) is committed only if the checks pass.
+        let staged = stage(&engine_out, request.output, &log.header);
+        let facts = followed.map_err(SliceError::io("reading engine output"))?;
         let layer_count = facts.analysis.metadata.layer_count.unwrap_or(0);
         if layer_count == 0 || facts.analysis.metadata.layer_markers == 0 {
             return Err(SliceError::NoLayers);
@@ -481,7 +498,14 @@ impl Slicer for CuraSlicer {
         }
 
         // 5. Publish with the true header, then cache.
-        publish(&engine_out, request.output, &header)?;
+        let staged = if header.len() == log.header.len() {
+            staged?
+        } else {
+            // The engine's report lacked some figures: restage with the analysis' ones.
+            drop(staged);
+            stage(&engine_out, request.output, &header)?
+        };
+        staged.commit(request.output)?;
         if let Some(cache) = &self.options.run.cache {
             // A failed cache write costs only a future re-slice.
             if cache.put(&key, request.output, &stats).is_ok() {
@@ -498,6 +522,7 @@ impl Slicer for CuraSlicer {
             stats,
             warnings: log.warnings,
             elapsed: started.elapsed(),
+            engine_elapsed,
         })
     }
 }

@@ -142,6 +142,9 @@ pub struct SliceReport {
     pub warnings: Vec<String>,
     /// Wall time of the whole call.
     pub elapsed: Duration,
+    /// Wall time the engine process ran (zero for a cache hit); `elapsed - engine_elapsed` is
+    /// the wrapper's own cost.
+    pub engine_elapsed: Duration,
 }
 
 /// Why a slice failed.

@@ -17,6 +17,48 @@ pub struct OutputFacts {
 /// CuraEngine's last comment: a file without it was cut short.
 pub const CURA_END_MARKER: &[u8] = b";End of Gcode";
 
+/// Incremental form of [`analyze_output`]: feed chunks as they arrive.
+#[derive(Debug)]
+pub struct OutputScanner {
+    analyzer: Analyzer,
+    /// Last bytes seen: the end marker may straddle two chunks.
+    tail: Vec<u8>,
+    end_marker: Vec<u8>,
+    ends_cleanly: bool,
+}
+
+impl OutputScanner {
+    /// A scanner looking for `end_marker` (the engine's last line).
+    pub fn new(config: AnalysisConfig, end_marker: &[u8]) -> Self {
+        Self {
+            analyzer: Analyzer::new(config),
+            tail: Vec::new(),
+            end_marker: end_marker.to_vec(),
+            ends_cleanly: false,
+        }
+    }
+
+    /// Feed the next bytes of the file.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.analyzer.feed(chunk);
+        let m = self.end_marker.len();
+        self.tail.extend_from_slice(chunk);
+        if self.tail.windows(m).any(|w| w == self.end_marker) {
+            self.ends_cleanly = true;
+        }
+        let keep = self.tail.len().saturating_sub(m);
+        self.tail.drain(..keep);
+    }
+
+    /// The analysis of everything fed.
+    pub fn finish(self) -> OutputFacts {
+        OutputFacts {
+            analysis: self.analyzer.finish(),
+            ends_cleanly: self.ends_cleanly,
+        }
+    }
+}
+
 /// Analyse G-code from `reader` in one streaming pass (bounded memory), noting whether the
 /// engine's `end_marker` (its last line) is present.
 pub fn analyze_output(
@@ -24,31 +66,48 @@ pub fn analyze_output(
     config: AnalysisConfig,
     end_marker: &[u8],
 ) -> std::io::Result<OutputFacts> {
-    let mut analyzer = Analyzer::new(config);
+    let mut scanner = OutputScanner::new(config, end_marker);
     let mut buf = vec![0u8; 1 << 16];
-    // The marker may straddle two reads: keep the previous read's tail.
-    let mut tail: Vec<u8> = Vec::new();
-    let mut ends_cleanly = false;
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(scanner.finish()),
+            Ok(n) => scanner.feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
-        };
-        let chunk = &buf[..n];
-        analyzer.feed(chunk);
-        tail.extend_from_slice(chunk);
-        if tail.windows(end_marker.len()).any(|w| w == end_marker) {
-            ends_cleanly = true;
         }
-        let keep = tail.len().saturating_sub(end_marker.len());
-        tail.drain(..keep);
     }
-    Ok(OutputFacts {
-        analysis: analyzer.finish(),
-        ends_cleanly,
-    })
+}
+
+/// Analyse a file while another process appends to it (the engine writes its output as it
+/// slices), so little is left to do when it exits. Once `writer_done` is set, reads to the end
+/// and returns.
+pub(crate) fn follow_output(
+    path: &std::path::Path,
+    mut scanner: OutputScanner,
+    writer_done: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<OutputFacts> {
+    use std::sync::atomic::Ordering;
+    let idle = std::time::Duration::from_millis(20);
+    let mut file = loop {
+        // Checked before opening: after the writer is done a missing file stays missing.
+        let done = writer_done.load(Ordering::SeqCst);
+        match std::fs::File::open(path) {
+            Ok(f) => break f,
+            Err(e) if done => return Err(e),
+            Err(_) => std::thread::sleep(idle),
+        }
+    };
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let done = writer_done.load(Ordering::SeqCst);
+        match file.read(&mut buf) {
+            Ok(0) if done => return Ok(scanner.finish()),
+            Ok(0) => std::thread::sleep(idle),
+            Ok(n) => scanner.feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Header lines with true figures: the engine's own report where it gave one, the analysis for
@@ -167,6 +226,43 @@ mod tests {
         // Comments after the first command are not header lines.
         assert!(out.ends_with(";MINX:keep\n"));
         assert_eq!(header_number(&truth, ";Filament used:"), Some(2.12153));
+    }
+
+    #[test]
+    fn following_a_growing_file_sees_everything() {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.gcode");
+        let done = AtomicBool::new(false);
+        let followed = std::thread::scope(|scope| {
+            let follower = scope.spawn(|| {
+                let scanner = OutputScanner::new(AnalysisConfig::default(), CURA_END_MARKER);
+                follow_output(&path, scanner, &done)
+            });
+            // The file appears late and grows in pieces, as the engine writes it.
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let mut f = std::fs::File::create(&path).unwrap();
+            for piece in PLACEHOLDER.as_bytes().chunks(7) {
+                f.write_all(piece).unwrap();
+                f.flush().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            done.store(true, Ordering::SeqCst);
+            follower.join().unwrap().unwrap()
+        });
+        let whole = analyze_output(
+            PLACEHOLDER.as_bytes(),
+            AnalysisConfig::default(),
+            CURA_END_MARKER,
+        )
+        .unwrap();
+        assert_eq!(followed, whole);
+        assert!(followed.ends_cleanly);
+        // A writer that never created the file: an error once it is done, not a hang.
+        let done = AtomicBool::new(true);
+        let scanner = OutputScanner::new(AnalysisConfig::default(), CURA_END_MARKER);
+        assert!(follow_output(&dir.path().join("missing"), scanner, &done).is_err());
     }
 
     #[test]

@@ -259,6 +259,7 @@ impl Slicer for PrusaSlicer {
         };
         let mut errors = Vec::new();
         let mut best = 0.0;
+        let engine_started = Instant::now();
         let end = supervise::run(
             cmd,
             self.options.idle_priority,
@@ -278,6 +279,7 @@ impl Slicer for PrusaSlicer {
         .map_err(|e| {
             SliceError::EngineNotFound(format!("cannot start {}: {e}", self.path.display()))
         })?;
+        let engine_elapsed = engine_started.elapsed();
         let status = match end {
             RunEnd::Cancelled => return Err(SliceError::Cancelled),
             RunEnd::TimedOut => {
@@ -355,6 +357,7 @@ impl Slicer for PrusaSlicer {
             stats,
             warnings: Vec::new(),
             elapsed: started.elapsed(),
+            engine_elapsed,
         })
     }
 }

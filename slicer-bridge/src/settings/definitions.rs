@@ -83,11 +83,13 @@ type ParsedFiles = HashMap<PathBuf, ((u64, SystemTime), Arc<Map<String, Json>>)>
 /// A Cura resources directory (`definitions/`, `extruders/`, `quality/`).
 ///
 /// Parsed definition files are kept (and re-read when their size or mtime changes): every
-/// machine shares `fdmprinter.def.json`, the largest file. Clones share the cache.
+/// machine shares `fdmprinter.def.json`, the largest file. The quality index is read once.
+/// Clones share both caches.
 #[derive(Debug, Clone)]
 pub struct Resources {
     root: PathBuf,
     parsed: Arc<Mutex<ParsedFiles>>,
+    global_qualities: Arc<Mutex<Option<Vec<QualityProfile>>>>,
 }
 
 impl PartialEq for Resources {
@@ -110,6 +112,7 @@ impl Resources {
             Ok(Self {
                 root,
                 parsed: Arc::default(),
+                global_qualities: Arc::default(),
             })
         } else {
             Err(DefinitionError::ResourcesNotFound {
@@ -348,6 +351,26 @@ impl Resources {
         machine: &MachineDefinition,
     ) -> Result<Vec<QualityProfile>, DefinitionError> {
         let wanted = machine.quality_definition();
+        let mut index = self
+            .global_qualities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if index.is_none() {
+            *index = Some(self.scan_global_qualities()?);
+        }
+        let mut out: Vec<QualityProfile> = index
+            .iter()
+            .flatten()
+            .filter(|q| q.definition == wanted)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.weight.cmp(&b.weight).reverse());
+        Ok(out)
+    }
+
+    /// Every global quality profile under `quality/` (read once per `Resources`: there are
+    /// hundreds of files).
+    fn scan_global_qualities(&self) -> Result<Vec<QualityProfile>, DefinitionError> {
         let mut out = Vec::new();
         let mut stack = vec![self.root.join("quality")];
         while let Some(dir) = stack.pop() {
@@ -369,7 +392,7 @@ impl Resources {
                         source,
                     })?;
                 let q = QualityProfile::parse(&text);
-                if q.definition == wanted && q.global && !q.quality_type.is_empty() {
+                if q.global && !q.quality_type.is_empty() {
                     out.push(QualityProfile {
                         path: Some(path),
                         ..q
@@ -377,7 +400,6 @@ impl Resources {
                 }
             }
         }
-        out.sort_by(|a, b| a.weight.cmp(&b.weight).reverse());
         Ok(out)
     }
 
