@@ -83,6 +83,8 @@ struct Queued {
 #[derive(Debug)]
 struct Sent {
     line: i64,
+    /// `Completed` was reported for it (a line can be re-sent after that).
+    reported: bool,
     id: Option<CommandId>,
     kind: Kind,
     long: bool,
@@ -404,19 +406,21 @@ impl Session {
         }
         loop {
             if let Some(line) = self.resend_cursor {
-                let Some(oldest) = self.history.front().map(|s| s.line) else {
+                let oldest = self.history.front().map_or(line, |s| s.line);
+                let Some(sent) = usize::try_from(line - oldest)
+                    .ok()
+                    .and_then(|i| self.history.get(i))
+                else {
+                    // Nothing left to re-send (the cursor passed the newest line).
                     self.resend_cursor = None;
                     continue;
                 };
-                let sent = &self.history[(line - oldest) as usize];
                 if sent.kind != Kind::Probe && !self.window_allows(sent.bytes.len()) {
                     break;
                 }
                 out.extend_from_slice(&sent.bytes);
                 let (id, kind, long, len) = (sent.id, sent.kind, sent.long, sent.bytes.len());
                 let m105 = sent.m105;
-                // A line acknowledged before must not complete twice.
-                let id = id.filter(|_| self.last_acked.is_none_or(|a| line > a));
                 self.push_in_flight(now, Some(line), id, kind, long, m105, len as u32);
                 self.resend_cursor = (line + 1 < self.next_line).then_some(line + 1);
                 continue;
@@ -662,6 +666,7 @@ impl Session {
         }
         self.history.push_back(Sent {
             line,
+            reported: false,
             id,
             kind,
             long,
@@ -882,7 +887,13 @@ impl Session {
         let taken = if let (true, Some(n)) = (self.firmware.advanced_ok, ok.line) {
             match self.in_flight.iter().position(|f| f.line == Some(n)) {
                 Some(pos) => self.ack_through(pos),
-                None => None,
+                None => {
+                    if n < self.next_line && self.resend_cursor.is_some_and(|c| n >= c) {
+                        // A line a rewind took out of flight ran after all.
+                        self.acknowledge_through(n);
+                    }
+                    None
+                }
             }
         } else if let Some(pos) = ok
             .temperatures
@@ -920,6 +931,58 @@ impl Session {
                 self.response.clear();
                 self.events.push_back(Event::Warning(Warning::UnexpectedOk));
             }
+        }
+    }
+
+    /// The firmware proved it holds every line through `k` (it acknowledged `k`, or asked for
+    /// `k + 1`): lines up to `k` that a rewind took out of flight are acknowledged now, since
+    /// their own `ok`s may already have been discarded.
+    fn acknowledge_through(&mut self, k: i64) {
+        let from = self.last_acked.map_or(i64::MIN, |a| a + 1);
+        if k < from {
+            return;
+        }
+        let mut done = Vec::new();
+        for sent in self
+            .history
+            .iter_mut()
+            .filter(|s| s.line >= from && s.line <= k)
+        {
+            if sent.reported || self.in_flight.iter().any(|f| f.line == Some(sent.line)) {
+                continue;
+            }
+            sent.reported = true;
+            if let (Kind::Command, Some(id)) = (sent.kind, sent.id) {
+                done.push(Event::Completed {
+                    id,
+                    line: sent.line,
+                    response: Vec::new(),
+                });
+            }
+        }
+        self.events.extend(done);
+        if !self
+            .in_flight
+            .iter()
+            .any(|f| f.line.is_some_and(|l| l <= k))
+        {
+            self.last_acked = Some(k);
+        }
+    }
+
+    /// Marks `line` reported; false if it already was.
+    fn mark_reported(&mut self, line: i64) -> bool {
+        let oldest = self.history.front().map_or(line, |s| s.line);
+        match usize::try_from(line - oldest)
+            .ok()
+            .and_then(|i| self.history.get_mut(i))
+        {
+            Some(sent) if sent.reported => false,
+            Some(sent) => {
+                sent.reported = true;
+                true
+            }
+            None => true,
         }
     }
 
@@ -964,8 +1027,10 @@ impl Session {
         match f.kind {
             Kind::Command => {
                 if let (Some(id), Some(line)) = (f.id, f.line) {
-                    self.events
-                        .push_back(Event::Completed { id, line, response });
+                    if self.mark_reported(line) {
+                        self.events
+                            .push_back(Event::Completed { id, line, response });
+                    }
                 }
             }
             Kind::OutOfBand => {
@@ -1024,7 +1089,9 @@ impl Session {
                 return;
             }
         }
-        if n == self.next_line && self.resend_cursor.is_none() {
+        if n == self.next_line {
+            // The firmware has every line sent so far: nothing to re-send.
+            self.resend_cursor = None;
             self.events
                 .push_back(Event::Warning(Warning::IgnoredResend {
                     line,
@@ -1056,6 +1123,7 @@ impl Session {
             return;
         }
         self.resend_streak = Some((n, times));
+        self.acknowledge_through(n - 1);
         // Everything from `n` on is lost: forget it and send it again from the history.
         let cut = self
             .in_flight
