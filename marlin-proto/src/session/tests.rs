@@ -1,0 +1,857 @@
+//! Step-by-step scenarios from the protocol notes (numbers refer to its scenario list).
+
+use super::*;
+use crate::line::checksum;
+use crate::response::{BusyReason, HostAction};
+
+struct Host {
+    s: Session,
+    t: Instant,
+}
+
+fn line(n: i64, payload: &str) -> String {
+    let mut v = Vec::new();
+    frame_numbered(n, payload, &mut v);
+    String::from_utf8(v).unwrap()
+}
+
+impl Host {
+    fn new(config: SessionConfig) -> Self {
+        #[allow(clippy::disallowed_methods)] // the one clock read: an arbitrary origin
+        let t = Instant::now();
+        Self {
+            s: Session::new(config, t),
+            t,
+        }
+    }
+
+    /// Handshake with a plain-`ok` Marlin and the given capability lines.
+    fn connected(config: SessionConfig, hello_ok: &str, caps: &str) -> Self {
+        let mut h = Self::new(config);
+        assert_eq!(h.tx(), "N0 M110 N0*125\n");
+        h.rx(&format!("{hello_ok}\n"));
+        assert_eq!(h.tx(), "N1 M115*39\n");
+        h.rx(&format!("FIRMWARE_NAME:Marlin 2.1.2.1 (Jun 11 2023) PROTOCOL_VERSION:1.0 MACHINE_TYPE:Ender-3\n{caps}{}\n", hello_ok.replace("N0", "N1")));
+        let ev = h.events();
+        assert!(matches!(ev.last(), Some(Event::Connected { .. })), "{ev:?}");
+        h
+    }
+
+    fn plain() -> Self {
+        Self::connected(SessionConfig::default(), "ok", "")
+    }
+
+    fn tx(&mut self) -> String {
+        let mut out = Vec::new();
+        self.s.poll_transmit(self.t, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn rx(&mut self, text: &str) {
+        self.s.handle_rx(self.t, text.as_bytes());
+    }
+
+    /// Advances virtual time by `ms`, firing every deadline on the way.
+    fn wait_ms(&mut self, ms: u64) {
+        let end = self.t + Duration::from_millis(ms);
+        while let Some(d) = self.s.poll_timeout().filter(|d| *d <= end) {
+            self.t = self.t.max(d);
+            self.s.handle_timeout(self.t);
+        }
+        self.t = end;
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.s.poll_event()).collect()
+    }
+
+    fn send(&mut self, text: &str) -> CommandId {
+        self.s.send(text).unwrap().unwrap()
+    }
+
+    fn completed(&mut self) -> Vec<i64> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Completed { line, .. } => Some(line),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn advanced() -> Host {
+    Host::connected(SessionConfig::default(), "ok N0 P15 B3", "")
+}
+
+#[test]
+fn s01_ping_pong_keeps_one_line_outstanding() {
+    let mut h = Host::plain();
+    let a = h.send("G28");
+    h.send("G1 X1");
+    assert_eq!(h.tx(), line(2, "G28"));
+    assert_eq!(h.tx(), "", "second line waits for the ok");
+    h.rx("ok\n");
+    assert!(matches!(h.events()[..], [Event::Completed { id, line: 2, .. }] if id == a));
+    assert_eq!(h.tx(), line(3, "G1 X1"));
+    assert_eq!(h.s.policy(), ActivePolicy::PingPong);
+}
+
+#[test]
+fn s02_ok_with_temperatures_acknowledges_and_reports() {
+    let mut h = Host::plain();
+    h.send("M105");
+    h.tx();
+    h.rx("ok T:200.00 /200.00 B:60.00 /60.00 @:64 B@:0\n");
+    let ev = h.events();
+    assert!(
+        matches!(&ev[0], Event::Temperatures(t) if t.get(&crate::Heater::Bed).unwrap().actual == 60.0)
+    );
+    assert!(
+        matches!(&ev[1], Event::Completed { line: 2, response, .. } if response[0].starts_with("ok T:200.00"))
+    );
+}
+
+#[test]
+fn s03_advanced_ok_opens_a_credit_window() {
+    let mut h = advanced();
+    assert!(h.s.firmware().advanced_ok);
+    assert_eq!(
+        h.s.policy(),
+        ActivePolicy::Credit {
+            slots: 4,
+            rx_bytes: 128
+        }
+    );
+    for i in 0..6 {
+        h.send(&format!("G1 X{i}"));
+    }
+    // Four slots: N2..N5 go out at once.
+    let sent = h.tx();
+    assert_eq!(sent.lines().count(), 4, "{sent}");
+    assert_eq!(h.s.in_flight_len(), 4);
+    h.rx("ok N2 P14 B3\n");
+    assert_eq!(h.completed(), vec![2]);
+    assert_eq!(h.tx(), line(6, "G1 X4"));
+    // An ok naming a later line acknowledges the earlier ones (their oks were lost).
+    h.rx("ok N4 P14 B3\n");
+    let ev = h.events();
+    assert!(ev.contains(&Event::Warning(Warning::SkippedOks { count: 1 })));
+    // A stale or duplicate ok changes nothing.
+    h.rx("ok N4 P14 B3\n");
+    assert!(h.events().contains(&Event::Warning(Warning::UnexpectedOk)));
+    assert_eq!(h.s.in_flight_len(), 2, "N5 and N6");
+}
+
+#[test]
+fn credit_window_respects_receive_buffer_bytes() {
+    let mut h = Host::connected(
+        SessionConfig {
+            flow: FlowPolicy::Credit {
+                slots: 8,
+                rx_bytes: 64,
+            },
+            ..SessionConfig::default()
+        },
+        "ok",
+        "",
+    );
+    for i in 0..5 {
+        h.send(&format!("G1 X{i}.12345 Y{i}.12345"));
+    }
+    let sent = h.tx();
+    assert!(sent.len() <= 64, "{} bytes in flight", sent.len());
+    assert_eq!(sent.lines().count(), 2);
+}
+
+#[test]
+fn s04_repetier_ok_with_number_acknowledges() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    h.rx("ok 2\n");
+    assert_eq!(h.completed(), vec![2]);
+}
+
+#[test]
+fn s05_checksum_mismatch_resends_identical_bytes() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.send("G1 X2");
+    let first = h.tx();
+    h.rx("Error:checksum mismatch, Last Line: 1\nResend: 2\nok\n");
+    let ev = h.events();
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::Resending {
+            from: 2,
+            reason: Some(FirmwareError::Checksum { last: Some(1) })
+        }
+    )));
+    assert!(!ev.iter().any(|e| matches!(e, Event::Completed { .. })));
+    assert_eq!(h.tx(), first, "same N, same checksum");
+    h.rx("ok\n");
+    assert_eq!(h.completed(), vec![2]);
+    assert_eq!(h.tx(), line(3, "G1 X2"));
+}
+
+#[test]
+fn s06_resend_without_ok_continues_after_the_timeout() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    let first = h.tx();
+    h.rx("Error:checksum mismatch, Last Line: 1\nResend: 2\n");
+    assert_eq!(h.tx(), "", "waits briefly for the ok that may follow");
+    h.wait_ms(500);
+    assert_eq!(h.tx(), first);
+    h.rx("ok\n");
+    assert_eq!(h.completed(), vec![2]);
+}
+
+#[test]
+fn s06_resend_without_ok_continues_when_another_line_comes() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    let first = h.tx();
+    h.rx("Error:checksum mismatch, Last Line: 1\nResend: 2\necho:hello\n");
+    assert_eq!(h.tx(), first);
+}
+
+#[test]
+fn s07_late_ok_after_a_probe_repaired_it_is_absorbed() {
+    let mut h = advanced();
+    h.send("G1 X1");
+    h.tx();
+    h.wait_ms(1_000);
+    h.rx(" T:20.00 /0.00 B:20.00 /0.00\n"); // autoreports keep the line alive
+    h.wait_ms(5_000);
+    assert_eq!(h.tx(), line(3, "M105"));
+    h.rx("ok T:20.00 /0.00 B:20.00 /0.00\n");
+    let ev = h.events();
+    assert!(ev.contains(&Event::Warning(Warning::SkippedOks { count: 1 })));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::Completed { line: 2, .. })));
+    h.rx("ok N2 P15 B3\n");
+    assert!(h.events().contains(&Event::Warning(Warning::UnexpectedOk)));
+    assert!(h.s.is_idle());
+}
+
+#[test]
+fn s08_duplicate_resend_requests_resend_the_range_once() {
+    let mut h = advanced();
+    for i in 0..4 {
+        h.send(&format!("G1 X{i}"));
+    }
+    let burst = h.tx(); // N2..N5
+                        // Old Marlin: every line behind the bad one fails the line-number check.
+    h.rx("Error:checksum mismatch, Last Line: 1\nResend: 2\nok\n");
+    // One re-sent line at a time until it is acknowledged: the lines it replaces may still
+    // sit in the firmware's receive buffer.
+    assert_eq!(h.tx(), line(2, "G1 X0"));
+    for _ in 0..3 {
+        h.rx("Error:Line Number is not Last Line Number+1, Last Line: 1\nResend: 2\nok\n");
+        assert_eq!(h.tx(), "");
+    }
+    h.rx("ok N2 P15 B3\n");
+    assert_eq!(
+        h.tx(),
+        burst[line(2, "G1 X0").len()..],
+        "N3..N5 again, identical"
+    );
+    let ignored = h
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Warning(Warning::IgnoredResend { .. })))
+        .count();
+    assert_eq!(ignored, 3);
+    h.rx("ok N3 P15 B3\nok N4 P15 B3\nok N5 P15 B3\n");
+    assert_eq!(h.completed(), vec![3, 4, 5]);
+    assert!(h.s.is_idle());
+}
+
+#[test]
+fn s09_resend_for_the_line_about_to_be_sent_is_ignored() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    h.rx("ok\n");
+    h.completed();
+    h.rx("Error:Line Number is not Last Line Number+1, Last Line: 2\nResend: 3\nok\n");
+    let ev = h.events();
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::Warning(Warning::IgnoredResend { line: Some(3), .. })
+    )));
+    assert!(h.s.fatal().is_none());
+    h.send("G1 X2");
+    assert_eq!(h.tx(), line(3, "G1 X2"));
+}
+
+#[test]
+fn s10_resend_older_than_history_is_fatal() {
+    let mut h = Host::connected(
+        SessionConfig {
+            history_len: 8,
+            flow: FlowPolicy::PingPong,
+            ..SessionConfig::default()
+        },
+        "ok",
+        "",
+    );
+    let mut last = None;
+    for i in 0..80 {
+        last = Some(h.send(&format!("G1 X{i}")));
+        h.tx();
+        h.rx("ok\n");
+    }
+    h.send("G1 X99");
+    h.tx();
+    h.rx("Error:Line Number is not Last Line Number+1, Last Line: 2\nResend: 3\nok\n");
+    // 72 lines kept: the history never shrinks below the largest Auto window (64) + 8.
+    assert_eq!(
+        h.s.fatal(),
+        Some(&FatalError::ResendOutOfHistory {
+            requested: 3,
+            oldest: Some(83 - 72)
+        })
+    );
+    let ev = h.events();
+    assert!(ev.iter().any(|e| matches!(e, Event::Abandoned(_))));
+    assert!(last.is_some());
+    assert_eq!(h.tx(), "", "nothing is sent after a fatal error");
+    assert!(matches!(h.s.send("G1 X1"), Err(SendError::Failed(_))));
+}
+
+#[test]
+fn s11_resend_for_a_line_never_sent_or_negative_is_fatal() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    h.rx("Resend: 40\n");
+    assert_eq!(
+        h.s.fatal(),
+        Some(&FatalError::ResendNotSent {
+            requested: 40,
+            next: 3
+        })
+    );
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    h.rx("Resend: -5\n");
+    assert!(matches!(
+        h.s.fatal(),
+        Some(FatalError::ResendNotSent { requested: -5, .. })
+    ));
+}
+
+#[test]
+fn s12_resend_loop_gives_up() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    for _ in 0..10 {
+        h.rx("Error:checksum mismatch, Last Line: 1\nResend: 2\nok\n");
+        assert_eq!(h.tx(), line(2, "G1 X1"));
+    }
+    h.rx("Error:checksum mismatch, Last Line: 1\nResend: 2\nok\n");
+    assert_eq!(
+        h.s.fatal(),
+        Some(&FatalError::ResendLoop { line: 2, times: 11 })
+    );
+    assert_eq!(
+        h.s.fatal().unwrap().to_string(),
+        "printer keeps requesting line 2 (11 times): communication stuck"
+    );
+}
+
+#[test]
+fn s15_lost_line_is_replayed_in_order() {
+    let mut h = advanced();
+    h.send("G1 X1");
+    h.send("G1 X2");
+    h.tx(); // N2, N3; N2 vanishes
+    h.rx("Error:Line Number is not Last Line Number+1, Last Line: 1\nResend: 2\nok\n");
+    assert_eq!(h.tx(), line(2, "G1 X1"));
+    h.rx("ok N2 P15 B3\n");
+    assert_eq!(h.tx(), line(3, "G1 X2"));
+    h.rx("ok N3 P15 B3\n");
+    assert_eq!(h.completed(), vec![2, 3]);
+}
+
+#[test]
+fn s16_send_ahead_resend_on_modern_marlin_keeps_older_lines_outstanding() {
+    let mut h = advanced();
+    for i in 0..4 {
+        h.send(&format!("G1 X{i}"));
+    }
+    h.tx(); // N2..N5
+            // N2 executed (ok not yet seen), N3 corrupted; N4, N5 drained silently.
+    h.rx("Error:checksum mismatch, Last Line: 2\nResend: 3\nok\n");
+    assert_eq!(h.s.in_flight_len(), 1, "N2 still outstanding");
+    assert_eq!(h.tx(), line(3, "G1 X1"));
+    h.rx("ok N2 P15 B3\nok N3 P15 B3\n");
+    assert_eq!(h.tx(), format!("{}{}", line(4, "G1 X2"), line(5, "G1 X3")));
+    h.rx("ok N4 P15 B3\nok N5 P15 B3\n");
+    assert_eq!(h.completed(), vec![2, 3, 4, 5]);
+}
+
+#[test]
+fn s17_s18_busy_keeps_a_long_command_alive() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    for _ in 0..20 {
+        h.wait_ms(2000);
+        h.rx("echo:busy: processing\n");
+    }
+    assert!(h.s.fatal().is_none());
+    assert_eq!(h.s.in_flight_len(), 1, "no ok was assumed lost");
+    h.rx("ok\n");
+    assert_eq!(h.completed(), vec![2]);
+}
+
+#[test]
+fn s19_paused_for_user_is_reported() {
+    let mut h = Host::plain();
+    h.send("M0");
+    h.tx();
+    h.rx("echo:busy: paused for user\n");
+    assert!(h.events().contains(&Event::Busy(BusyReason::PausedForUser)));
+    h.wait_ms(120_000);
+    assert!(h.s.fatal().is_none(), "M0 may wait for the user for long");
+}
+
+#[test]
+fn s20_wait_triggers_a_probe() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.send("G1 X2");
+    h.tx();
+    h.rx("wait\n");
+    assert_eq!(h.tx(), "", "just sent: the wait predates it");
+    h.wait_ms(1000);
+    h.rx("wait\n");
+    assert_eq!(h.tx(), line(3, "M105"));
+    h.rx("ok T:20.0 /0.0\n");
+    assert_eq!(h.completed(), vec![2]);
+    assert_eq!(h.tx(), line(4, "G1 X2"));
+}
+
+#[test]
+fn s21_lost_ok_with_autoreports_fires_the_ok_timer() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.send("G1 X2");
+    h.tx();
+    let mut sent = String::new();
+    for _ in 0..5 {
+        h.wait_ms(2000);
+        h.rx(" T:20.00 /0.00 B:20.00 /0.00 @:0 B@:0\n");
+        sent += &h.tx();
+    }
+    assert_eq!(sent, line(3, "M105"), "probed once the ok was 10 s overdue");
+    h.rx("ok T:20.0 /0.0\n");
+    assert_eq!(h.completed(), vec![2]);
+    assert_eq!(h.tx(), line(4, "G1 X2"));
+}
+
+#[test]
+fn s22_long_command_without_busy_is_not_a_lost_printer() {
+    let mut h = Host::plain();
+    h.send("G28");
+    h.tx();
+    h.wait_ms(5_000);
+    assert_eq!(h.tx(), line(3, "M105"), "quiet line: probe");
+    h.wait_ms(5_000);
+    assert_eq!(
+        h.tx(),
+        line(4, "M105"),
+        "a second probe, in case the first was lost"
+    );
+    h.wait_ms(120_000);
+    assert_eq!(
+        h.tx(),
+        "",
+        "no more: they would only fill a blocked receive buffer"
+    );
+    assert!(h.s.fatal().is_none());
+    h.rx("ok\nok T:20.0 /0.0\nok T:20.0 /0.0\n");
+    assert_eq!(h.completed(), vec![2]);
+    assert!(h.s.is_idle());
+}
+
+#[test]
+fn s47_silent_printer_is_lost() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    h.wait_ms(5_000);
+    assert!(h.events().contains(&Event::Warning(Warning::Probed)));
+    assert_eq!(h.tx(), line(3, "M105"));
+    h.wait_ms(25_000);
+    assert_eq!(
+        h.s.fatal(),
+        Some(&FatalError::PrinterLost {
+            silent_for: Duration::from_secs(30)
+        })
+    );
+}
+
+#[test]
+fn s23_silent_port_and_garbage_fail_the_handshake_clearly() {
+    let mut h = Host::new(SessionConfig::default());
+    for _ in 0..3 {
+        assert_eq!(h.tx(), "N0 M110 N0*125\n");
+        h.wait_ms(3000);
+    }
+    assert_eq!(h.s.fatal(), Some(&FatalError::NoResponse { attempts: 3 }));
+
+    let mut h = Host::new(SessionConfig::default());
+    for _ in 0..3 {
+        assert_eq!(h.tx(), "N0 M110 N0*125\n");
+        h.s.handle_rx(h.t, b"\x80\x00\xf3\x1c\n\xfe\xfe\x92");
+        h.wait_ms(3000);
+    }
+    assert!(matches!(
+        h.s.fatal(),
+        Some(FatalError::Garbled { attempts: 3, .. })
+    ));
+}
+
+#[test]
+fn s23_garbage_then_answer_connects() {
+    let mut h = Host::new(SessionConfig::default());
+    h.tx();
+    h.s.handle_rx(h.t, b"\x80\x00garbage\n");
+    h.wait_ms(3000);
+    assert_eq!(h.tx(), "N0 M110 N0*125\n");
+    h.rx("ok\n");
+    assert_eq!(h.tx(), "N1 M115*39\n");
+}
+
+#[test]
+fn s29_s30_start_during_connect_repeats_the_hello() {
+    let mut h = Host::new(SessionConfig::default());
+    h.tx();
+    h.rx("start\necho: External Reset\nMarlin 2.1.2\n");
+    assert_eq!(h.tx(), "N0 M110 N0*125\n");
+    h.rx("wait\n"); // counts as the hello's ok
+    assert_eq!(h.tx(), "N1 M115*39\n");
+    h.rx("echo:Unknown command: \"M115\"\nok\n");
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Connected { .. })));
+}
+
+#[test]
+fn s24_corrupted_ok_is_not_an_acknowledgement() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    h.rx("kok\no\nok N11365 P1\n");
+    // Only the truncated ADVANCED_OK line (starts with exactly "ok") acknowledges.
+    assert_eq!(h.completed(), vec![2]);
+}
+
+#[test]
+fn s25_line_endings() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.send("G1 X2");
+    h.send("G1 X3");
+    h.tx();
+    h.rx("ok\r\n");
+    h.tx();
+    h.rx("ok\r");
+    h.tx();
+    h.s.handle_rx(h.t, b"o");
+    h.s.handle_rx(h.t, b"k\n");
+    assert_eq!(h.completed(), vec![2, 3, 4]);
+}
+
+#[test]
+fn s26_autoreport_between_error_and_resend() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    let first = h.tx();
+    h.rx("Error:checksum mismatch, Last Line: 1\n T:20.00 /0.00\nResend: 2\n T:20.00 /0.00\nok\n");
+    assert_eq!(h.tx(), first);
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        Event::Resending {
+            reason: Some(FirmwareError::Checksum { .. }),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn s27_reset_mid_print_is_fatal() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.send("G1 X2");
+    h.tx();
+    h.rx("ok\n");
+    h.tx();
+    h.rx("start\n");
+    assert_eq!(
+        h.s.fatal(),
+        Some(&FatalError::FirmwareReset {
+            last_acknowledged: Some(2),
+            unfinished: 1
+        })
+    );
+}
+
+#[test]
+fn s28_reset_while_idle_resyncs() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    h.rx("ok\n");
+    h.rx("start\n");
+    assert!(h.events().contains(&Event::FirmwareReset));
+    assert!(h.s.fatal().is_none());
+    assert_eq!(h.tx(), "N0 M110 N0*125\n");
+    h.rx("ok\n");
+    assert_eq!(h.tx(), "N1 M115*39\n");
+    h.rx("FIRMWARE_NAME:Marlin\nok\n");
+    h.send("G1 X2");
+    assert_eq!(h.tx(), line(2, "G1 X2"));
+}
+
+#[test]
+fn s31_kill_is_fatal_with_its_reason() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    h.rx("echo:Killed by M112\nError:Printer halted. kill() called!\n//action:poweroff\n");
+    assert_eq!(
+        h.s.fatal(),
+        Some(&FatalError::Halted {
+            reason: Some("Killed by M112".into())
+        })
+    );
+    assert_eq!(
+        h.s.fatal().unwrap().to_string(),
+        "printer halted (kill() called): Killed by M112"
+    );
+}
+
+#[test]
+fn s32_thermal_runaway_names_the_heater() {
+    let mut h = Host::plain();
+    h.rx("Error:Thermal Runaway, system stopped! Heater_ID: bed\nError:Printer halted. kill() called!\n");
+    assert_eq!(
+        h.s.fatal(),
+        Some(&FatalError::Thermal {
+            cause: "Thermal Runaway".into(),
+            heater: "bed".into()
+        })
+    );
+    let mut h = Host::plain();
+    h.rx("Error:0\n: Extruder switched off. MAXTEMP triggered !\n");
+    assert_eq!(
+        h.s.fatal(),
+        Some(&FatalError::Thermal {
+            cause: "Extruder switched off. MAXTEMP triggered !".into(),
+            heater: "0".into()
+        })
+    );
+}
+
+#[test]
+fn s33_stop_state_is_fatal() {
+    let mut h = Host::plain();
+    h.rx("Error:Printer stopped due to errors. Fix the error and use M999 to restart. (Temperature is reset. Set it after restarting)\n");
+    assert_eq!(h.s.fatal(), Some(&FatalError::Stopped));
+    let mut h = Host::plain();
+    h.rx("!! STOP called because of BLTouch error - restart with M999\n");
+    assert!(matches!(h.s.fatal(), Some(FatalError::FirmwareFatal(_))));
+}
+
+#[test]
+fn s34_unknown_command_is_acknowledged_with_a_warning() {
+    let mut h = Host::plain();
+    h.send("G999");
+    h.tx();
+    h.rx("echo:Unknown command: \"G999\"\nok\n");
+    let ev = h.events();
+    assert!(ev.contains(&Event::Warning(Warning::UnknownCommand("G999".into()))));
+    assert!(ev.iter().any(|e| matches!(e, Event::Completed { line: 2, response, .. } if response == &vec!["echo:Unknown command: \"G999\"".to_string()])));
+    assert!(h.s.fatal().is_none());
+}
+
+#[test]
+fn s35_emergency_stop_jumps_everything() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.send("G1 X2");
+    h.tx();
+    h.rx("Error:checksum mismatch, Last Line: 1\nResend: 2\n");
+    h.s.emergency_stop();
+    assert_eq!(h.tx(), "M112\n");
+    assert_eq!(h.s.fatal(), Some(&FatalError::EmergencyStop));
+    let abandoned = h
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Abandoned(_)))
+        .count();
+    assert_eq!(abandoned, 1, "the queued G1 X2 (N2 was already rewound)");
+    // Typing M112 as a command does the same.
+    let mut h = Host::plain();
+    assert!(h.s.send("M112").is_err());
+    assert_eq!(h.tx(), "M112\n");
+}
+
+#[test]
+fn s36_m108_goes_out_of_band_with_the_emergency_parser() {
+    let mut h = Host::connected(SessionConfig::default(), "ok", "Cap:EMERGENCY_PARSER:1\n");
+    h.send("M109 S200");
+    h.send("G1 X1");
+    h.tx();
+    h.s.send_emergency(h.t, EmergencyCommand::Continue).unwrap();
+    assert_eq!(h.tx(), "M108\n", "while the M109 ok is outstanding");
+    h.rx("ok\n"); // M109 done
+    assert_eq!(h.completed(), vec![2]);
+    h.rx("ok\n"); // the M108 itself
+    assert_eq!(h.completed(), vec![-1]);
+    assert_eq!(h.tx(), line(3, "G1 X1"));
+    // Without the parser it is queued first, numbered.
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.s.send_emergency(h.t, EmergencyCommand::PromptResponse(1))
+        .unwrap();
+    assert_eq!(h.tx(), line(2, "M876 S1"));
+}
+
+#[test]
+fn s37_s38_host_actions_become_events() {
+    let mut h = Host::plain();
+    h.rx("//action:prompt_begin Paused\n//action:prompt_button PurgeMore\n//action:prompt_show\n//action:cancel\n//action:weird x\n");
+    let ev = h.events();
+    assert_eq!(
+        ev,
+        vec![
+            Event::Action(HostAction::PromptBegin("Paused".into())),
+            Event::Action(HostAction::PromptButton("PurgeMore".into())),
+            Event::Action(HostAction::PromptShow),
+            Event::Action(HostAction::Cancel),
+            Event::Action(HostAction::Other {
+                name: "weird".into(),
+                params: "x".into()
+            }),
+        ]
+    );
+}
+
+#[test]
+fn s40_m110_cannot_be_queued() {
+    let mut h = Host::plain();
+    assert_eq!(
+        h.s.send("M110 N5"),
+        Err(SendError::Payload(PayloadError::ContainsM110))
+    );
+}
+
+#[test]
+fn s41_probe_keeps_fifo_order() {
+    let mut h = Host::plain();
+    h.send("G28");
+    h.send("G1 X1");
+    h.tx();
+    h.wait_ms(5000);
+    assert_eq!(h.tx(), line(3, "M105"));
+    h.rx("ok\n"); // G28
+    assert_eq!(h.completed(), vec![2]);
+    assert_eq!(
+        h.tx(),
+        line(4, "G1 X1"),
+        "the probe does not use the window"
+    );
+    h.rx("ok T:20.0 /0.0\nok\n");
+    assert_eq!(h.completed(), vec![4]);
+    assert!(h.s.is_idle());
+}
+
+#[test]
+fn probe_answer_repairs_a_lost_ok() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.send("G1 X2");
+    h.tx();
+    h.wait_ms(5000); // the ok for N2 was lost: silence, probe
+    assert_eq!(h.tx(), line(3, "M105"));
+    h.rx("ok T:20.0 /0.0\n");
+    let ev = h.events();
+    assert!(ev.contains(&Event::Warning(Warning::SkippedOks { count: 1 })));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::Completed { line: 2, .. })));
+    assert_eq!(h.tx(), line(4, "G1 X2"));
+}
+
+#[test]
+fn probe_reveals_a_lost_last_line() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx(); // N2 never arrives: the firmware cannot know
+    h.wait_ms(5000);
+    assert_eq!(h.tx(), line(3, "M105"));
+    h.rx("Error:Line Number is not Last Line Number+1, Last Line: 1\nResend: 2\nok\n");
+    assert_eq!(h.tx(), format!("{}{}", line(2, "G1 X1"), line(3, "M105")));
+    h.rx("ok\nok T:20.0 /0.0\n");
+    assert_eq!(h.completed(), vec![2]);
+    assert!(h.s.is_idle());
+}
+
+#[test]
+fn s42_empty_and_comment_lines_are_never_numbered() {
+    let mut h = Host::plain();
+    assert_eq!(h.s.send("; comment").unwrap(), None);
+    assert_eq!(h.s.send("   ").unwrap(), None);
+    h.send("G1 X1 ; with comment");
+    assert_eq!(h.tx(), line(2, "G1 X1"));
+}
+
+#[test]
+fn s48_resend_of_the_last_line() {
+    let mut h = Host::plain();
+    h.send("M400");
+    let first = h.tx();
+    h.rx("Error:checksum mismatch, Last Line: 1\nResend: 2\nok\n");
+    assert!(!h.s.is_idle());
+    assert_eq!(h.tx(), first);
+    h.rx("ok\n");
+    assert!(h.s.is_idle());
+}
+
+#[test]
+fn paused_session_holds_new_lines_but_finishes_resends() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.send("G1 X2");
+    let first = h.tx();
+    h.s.set_paused(true);
+    h.rx("Error:checksum mismatch, Last Line: 1\nResend: 2\nok\n");
+    assert_eq!(h.tx(), first);
+    h.rx("ok\n");
+    assert_eq!(h.tx(), "");
+    h.s.set_paused(false);
+    assert_eq!(h.tx(), line(3, "G1 X2"));
+}
+
+#[test]
+fn checksum_reference() {
+    assert_eq!(checksum(b"N0 M110 N0"), 125);
+}
+
+#[test]
+fn paren_comments_capability_changes_framing() {
+    let mut h = Host::connected(SessionConfig::default(), "ok", "Cap:PAREN_COMMENTS:1\n");
+    h.send("G1 X1 (note)");
+    assert_eq!(h.tx(), line(2, "G1 X1"));
+}

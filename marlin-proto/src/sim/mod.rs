@@ -1,0 +1,29 @@
+//! A simulated Marlin printer, sans-IO like the session, for tests, benchmarks and the
+//! `virtual-printer` pseudo-terminal.
+//!
+//! - [`SimPrinter`]: receive buffer in bytes, command slots, Marlin's line reader (comments,
+//!   escapes, `MAX_CMD_SIZE` truncation, `M110` at read time, line-number and checksum
+//!   checks in Marlin's order, RX drain on error per [`MarlinVersion`]), emergency parser,
+//!   a planner that executes moves in time, blocking `G28`/`G4`/`M400`/`M109`/`M190`/`M0` with
+//!   `busy:` keepalive and heating curves, `M115` capabilities, ADVANCED_OK, seeded
+//!   [`Faults`], a [`ledger`](SimPrinter::ledger) of executed commands and
+//!   [`underrun accounting`](SimStats).
+//! - [`Link`]: one direction of a baud-limited serial link with latency.
+//! - [`Harness`]: session + links + printer in virtual time.
+//! - [`VirtualPrinter`]: the printer served on a real pseudo-terminal, in real time.
+
+mod config;
+mod harness;
+mod link;
+mod printer;
+mod pty;
+mod rng;
+
+pub use config::{Faults, MarlinVersion, MoveTiming, SimConfig};
+pub use harness::{Harness, RunReport};
+pub use link::{Link, LinkConfig};
+pub use printer::{Executed, SimPrinter, SimStats};
+pub use pty::VirtualPrinter;
+
+#[cfg(test)]
+mod tests;
