@@ -3,7 +3,9 @@
 //! administrator) before touching the printer and the queue.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use easyprint_marlin::printer::{Printer, PrinterState};
 use easyprint_queue::{JobId, Store};
 
 use super::queue_changed;
@@ -22,6 +24,16 @@ fn controllable(handle: &PrinterHandle, principal: &Principal) -> Result<ActiveJ
         return Err(ApiError::Forbidden);
     }
     Ok(job)
+}
+
+/// How long pause/resume wait for the I/O thread to report the new state, so that a client
+/// reading `/api/printer` right after a 204 sees it. The thread answers within one poll tick;
+/// the bound only matters if the printer is wedged, and then the request still succeeds.
+const STATE_SETTLE: Duration = Duration::from_secs(2);
+
+async fn settle(printer: &Printer, leaving: PrinterState) {
+    let mut status = printer.status();
+    let _ = tokio::time::timeout(STATE_SETTLE, status.wait_for(|s| s.state != leaving)).await;
 }
 
 fn set_paused(handle: &PrinterHandle, paused: bool) {
@@ -50,6 +62,7 @@ pub async fn pause(
         .pause()
         .map_err(|e| ApiError::conflict("command_failed", e.to_string()))?;
     set_paused(handle, true);
+    settle(&printer, PrinterState::Printing).await;
     let lease = job.lease.clone();
     state.queue.call(move |s, now| s.pause(&lease, now)).await?;
     queue_changed(state);
@@ -76,6 +89,7 @@ pub async fn resume(
         .resume()
         .map_err(|e| ApiError::conflict("command_failed", e.to_string()))?;
     set_paused(handle, false);
+    settle(&printer, PrinterState::Paused).await;
     queue_changed(state);
     Ok(())
 }
