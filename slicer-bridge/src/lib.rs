@@ -28,6 +28,6 @@ pub mod settings;
 
 pub use engine::{
     CancelToken, ConcurrencyLimit, CuraEngine, CuraOptions, CuraSlicer, Profile, Progress,
-    PrusaSlicer, QualityChoice, RunOptions, SliceError, SliceReport, SliceRequest, SliceStats,
-    Slicer,
+    PrusaPresets, PrusaSlicer, QualityChoice, RunOptions, SliceError, SliceReport, SliceRequest,
+    SliceStats, Slicer,
 };

@@ -65,8 +65,8 @@ fn every_shipped_formula_parses() {
 /// Resolve every setting and evaluate every formula property in every stack of `id`.
 fn check_machine(r: &Resources, id: &str) -> Vec<String> {
     let machine = r.load_machine(id).unwrap();
-    let quality = r.quality(&machine, &machine.preferred_quality_type()).ok();
-    let stack = SettingsStack::new(machine, quality);
+    let configuration = r.configure(&machine, &Default::default()).unwrap();
+    let stack = SettingsStack::configured(machine, configuration);
     let resolved = match stack.resolve() {
         Ok(v) => v,
         Err(e) => return vec![format!("{id}: {e}")],
@@ -141,7 +141,17 @@ fn every_visible_machine_resolves() {
             }
             Err(e) => panic!("{}: {e}", m.id),
         };
-        if let Err(e) = SettingsStack::new(machine, None).resolve() {
+        // Cura's default configuration: preferred nozzle, material, quality (per material
+        // where the machine has such profiles).
+        let configured = r
+            .configure(&machine, &Default::default())
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                SettingsStack::configured(machine, c)
+                    .resolve()
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = configured {
             problems.push(format!("{}: {e}", m.id));
         }
     }

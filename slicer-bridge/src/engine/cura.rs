@@ -14,9 +14,7 @@ use easyprint_gcode::analysis::{Analysis, AnalysisConfig};
 use super::common::{cached_report, locate_binary, placed_stl, publish_cached, stage};
 use super::output::{follow_output, header_number, true_header, OutputScanner, CURA_END_MARKER};
 use super::supervise::{self, RunEnd};
-use super::{
-    Profile, QualityChoice, RunOptions, SliceError, SliceReport, SliceRequest, SliceStats, Slicer,
-};
+use super::{Profile, RunOptions, SliceError, SliceReport, SliceRequest, SliceStats, Slicer};
 use crate::cache::KeyBuilder;
 use crate::model::{self, BuildVolume};
 use crate::settings::gcode_tokens::{bed_temp_prepend, fill, print_temp_prepend};
@@ -135,18 +133,15 @@ impl CuraSlicer {
         &self.engine
     }
 
-    /// Resolve `profile`: machine chain, quality, overrides, formulas, validation.
+    /// Resolve `profile`: machine chain, nozzle variant, material, quality and intent chosen
+    /// as Cura chooses them, machine settings, overrides, formulas, validation.
     pub fn prepare(&self, profile: &Profile) -> Result<Prepared, SliceError> {
         let machine = self.resources.load_machine(&profile.machine)?;
-        let quality = match &profile.quality {
-            QualityChoice::None => None,
-            QualityChoice::Preferred => {
-                let q = machine.preferred_quality_type();
-                self.resources.quality(&machine, &q).ok()
-            }
-            QualityChoice::Named(q) => Some(self.resources.quality(&machine, q)?),
-        };
-        let mut stack = SettingsStack::new(machine, quality);
+        let configuration = self.resources.configure(&machine, &profile.selection())?;
+        let mut stack = SettingsStack::configured(machine, configuration);
+        for o in &profile.machine_settings {
+            stack.set_machine_setting(o)?;
+        }
         for o in &profile.overrides {
             stack.set(o)?;
         }
@@ -284,7 +279,18 @@ fn input_files(prepared: &Prepared) -> Vec<PathBuf> {
             .iter()
             .flat_map(|e| e.paths.iter().cloned()),
     );
-    files.extend(prepared.stack.quality().and_then(|q| q.path.clone()));
+    if let Some(config) = prepared.stack.configuration() {
+        files.extend(config.global_quality.iter().filter_map(|q| q.path.clone()));
+        for ext in &config.extruders {
+            files.extend(
+                [&ext.variant, &ext.quality, &ext.intent]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.path.clone()),
+            );
+            files.extend(ext.material.as_ref().map(|m| m.path.clone()));
+        }
+    }
     files
 }
 

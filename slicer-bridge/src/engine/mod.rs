@@ -14,7 +14,8 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::model::{FitError, ModelError};
-use crate::settings::{DefinitionError, Override, SettingsError};
+use crate::settings::{DefinitionError, ExtruderChoice, Override, Selection, SettingsError};
+use std::collections::BTreeMap;
 
 pub use cura::{CuraEngine, CuraOptions, CuraSlicer, ENGINE_ENV};
 pub use cura_log::Progress;
@@ -45,19 +46,21 @@ impl Default for RunOptions {
     }
 }
 
-/// Which quality profile to apply under the user's overrides.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum QualityChoice {
-    /// The machine's preferred quality, if its profile exists (what Cura starts with).
-    #[default]
-    Preferred,
-    /// No quality profile: the machine definition's own values.
-    None,
-    /// A named `quality_type` (`draft`, `standard`, `high`...).
-    Named(String),
-}
+pub use crate::settings::QualityChoice;
 
-/// What to print on: machine, quality, user overrides.
+/// What to print on: machine, its configuration (nozzle, material, quality, intent), machine
+/// settings and user overrides — for CuraEngine; PrusaSlicer reads [`Profile::prusa`].
+///
+/// ```
+/// use easyprint_slicer::Profile;
+/// let profile = Profile::machine("creality_ender3")
+///     .variant("0.4mm Nozzle")
+///     .material("generic_pla_175")
+///     .quality_type("standard")
+///     .set("infill_sparse_density=30")?;
+/// assert_eq!(profile.selection().material.as_deref(), Some("generic_pla_175"));
+/// # Ok::<(), easyprint_slicer::settings::SettingsError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
     /// Machine definition id (`anet3d_a8`, `creality_ender3`).
@@ -66,15 +69,41 @@ pub struct Profile {
     pub quality: QualityChoice,
     /// User overrides, applied in order.
     pub overrides: Vec<Override>,
+    /// Nozzle variant name for every extruder (`None`: the machine's preferred one).
+    pub variant: Option<String>,
+    /// Material base file id for every extruder (`None`: the machine's preferred one).
+    pub material: Option<String>,
+    /// Intent category (`engineering`, `visual`, `quick`; `None`: none).
+    pub intent: Option<String>,
+    /// Per-extruder nozzle and material, by position.
+    pub extruders: BTreeMap<usize, ExtruderChoice>,
+    /// Changes to the machine itself (Cura's machine settings: below every profile).
+    pub machine_settings: Vec<Override>,
+    /// PrusaSlicer's printer, print and filament presets.
+    pub prusa: PrusaPresets,
 }
 
 impl Profile {
-    /// A machine with its preferred quality and no overrides.
+    /// A machine with its preferred configuration and no overrides.
     pub fn machine(id: impl Into<String>) -> Self {
         Self {
             machine: id.into(),
             quality: QualityChoice::Preferred,
             overrides: Vec::new(),
+            variant: None,
+            material: None,
+            intent: None,
+            extruders: BTreeMap::new(),
+            machine_settings: Vec::new(),
+            prusa: PrusaPresets::default(),
+        }
+    }
+
+    /// PrusaSlicer presets (no Cura machine).
+    pub fn prusa(presets: PrusaPresets) -> Self {
+        Self {
+            prusa: presets,
+            ..Self::machine("")
         }
     }
 
@@ -83,6 +112,73 @@ impl Profile {
         self.overrides.push(Override::parse(key_value)?);
         Ok(self)
     }
+
+    /// Add a machine setting given as `key=value` text (below every profile, unlike
+    /// [`Self::set`]).
+    pub fn machine_setting(mut self, key_value: &str) -> Result<Self, SettingsError> {
+        self.machine_settings.push(Override::parse(key_value)?);
+        Ok(self)
+    }
+
+    /// Use this nozzle variant in every extruder.
+    pub fn variant(mut self, name: impl Into<String>) -> Self {
+        self.variant = Some(name.into());
+        self
+    }
+
+    /// Use this material (base file id) in every extruder.
+    pub fn material(mut self, id: impl Into<String>) -> Self {
+        self.material = Some(id.into());
+        self
+    }
+
+    /// Use this nozzle variant in extruder `position`.
+    pub fn extruder_variant(mut self, position: usize, name: impl Into<String>) -> Self {
+        self.extruders.entry(position).or_default().variant = Some(name.into());
+        self
+    }
+
+    /// Use this material in extruder `position`.
+    pub fn extruder_material(mut self, position: usize, id: impl Into<String>) -> Self {
+        self.extruders.entry(position).or_default().material = Some(id.into());
+        self
+    }
+
+    /// Use this quality type (`draft`, `standard`...); PrusaSlicer takes a layer height
+    /// (`0.2`, `0.20mm`).
+    pub fn quality_type(mut self, quality: impl Into<String>) -> Self {
+        self.quality = QualityChoice::Named(quality.into());
+        self
+    }
+
+    /// Use this intent category.
+    pub fn intent(mut self, category: impl Into<String>) -> Self {
+        self.intent = Some(category.into());
+        self
+    }
+
+    /// The Cura configuration this profile asks for.
+    pub fn selection(&self) -> Selection {
+        Selection {
+            variant: self.variant.clone(),
+            material: self.material.clone(),
+            extruders: self.extruders.clone(),
+            quality: self.quality.clone(),
+            intent: self.intent.clone(),
+        }
+    }
+}
+
+/// PrusaSlicer's three presets, each a flat `.ini` in PrusaSlicer's `--save` / "Export Config"
+/// format, loaded in this order (a later file wins).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PrusaPresets {
+    /// Printer preset (bed, nozzle, start G-code...).
+    pub printer: Option<PathBuf>,
+    /// Print preset (layer height, infill, supports...).
+    pub print: Option<PathBuf>,
+    /// Filament preset (temperatures, diameter...).
+    pub filament: Option<PathBuf>,
 }
 
 /// One slice to run.

@@ -9,6 +9,8 @@ use std::time::SystemTime;
 use serde_json::{Map, Value as Json};
 use thiserror::Error;
 
+use super::configuration::{MaterialIndex, ProfileIndex};
+
 /// Environment variable naming the Cura resources directory (the one holding `definitions/`).
 pub const RESOURCES_ENV: &str = "EASYPRINT_CURA_RESOURCES";
 
@@ -65,31 +67,82 @@ pub enum DefinitionError {
     /// `inherits` loops or is absurdly deep.
     #[error("inheritance chain of `{0}` is cyclic or deeper than {MAX_INHERITANCE_DEPTH}")]
     InheritanceLoop(String),
-    /// The requested quality type does not exist for this machine.
+    /// The requested quality type does not exist for this machine (or not for the chosen
+    /// nozzles and materials).
     #[error("no quality `{quality}` for machine `{machine}`; available: {available}")]
     QualityNotFound {
         /// Requested quality type.
         quality: String,
-        /// Machine id.
+        /// Machine id (with the chosen nozzles and materials).
         machine: String,
         /// Quality types that exist.
         available: String,
+    },
+    /// The requested nozzle variant does not exist for this machine.
+    #[error("no nozzle variant `{variant}` for machine `{machine}`; available: {available}")]
+    VariantNotFound {
+        /// Requested variant name.
+        variant: String,
+        /// Machine id.
+        machine: String,
+        /// Variant names that exist.
+        available: String,
+    },
+    /// The requested material is unknown, or does not fit the extruder.
+    #[error(
+        "material `{material}` cannot be used in extruder {extruder} of `{machine}`: {reason}"
+    )]
+    MaterialNotUsable {
+        /// Requested material (base file id, e.g. `generic_pla_175`).
+        material: String,
+        /// Machine id.
+        machine: String,
+        /// Extruder position.
+        extruder: usize,
+        /// Why (unknown, wrong diameter, incompatible nozzle, excluded, none installed).
+        reason: String,
+    },
+    /// The requested intent category is not available for the chosen profile.
+    #[error(
+        "no intent `{intent}` for `{machine}` with quality `{quality}`; available: {available}"
+    )]
+    IntentNotFound {
+        /// Requested intent category.
+        intent: String,
+        /// Machine id.
+        machine: String,
+        /// The quality type in use.
+        quality: String,
+        /// Categories that exist.
+        available: String,
+    },
+    /// A per-extruder choice names an extruder the machine lacks.
+    #[error("machine `{machine}` has no extruder {extruder} (it has {count})")]
+    NoSuchExtruder {
+        /// Machine id.
+        machine: String,
+        /// Requested position.
+        extruder: usize,
+        /// Number of extruders.
+        count: usize,
     },
 }
 
 /// Parsed definition files, keyed by path, with the (size, mtime) they were parsed at.
 type ParsedFiles = HashMap<PathBuf, ((u64, SystemTime), Arc<Map<String, Json>>)>;
 
-/// A Cura resources directory (`definitions/`, `extruders/`, `quality/`).
+/// A Cura resources directory (`definitions/`, `extruders/`, `quality/`, `intent/`,
+/// `variants/`, and `materials/` when Debian's `fdm-materials` is installed).
 ///
 /// Parsed definition files are kept (and re-read when their size or mtime changes): every
-/// machine shares `fdmprinter.def.json`, the largest file. The quality index is read once.
-/// Clones share both caches.
+/// machine shares `fdmprinter.def.json`, the largest file. The profile index (qualities,
+/// intents, variants) and the material index are read once. Clones share the caches.
 #[derive(Debug, Clone)]
 pub struct Resources {
     root: PathBuf,
     parsed: Arc<Mutex<ParsedFiles>>,
-    global_qualities: Arc<Mutex<Option<Vec<QualityProfile>>>>,
+    profiles: Arc<Mutex<Option<Arc<ProfileIndex>>>>,
+    materials: Arc<Mutex<Option<Arc<MaterialIndex>>>>,
 }
 
 impl PartialEq for Resources {
@@ -112,7 +165,8 @@ impl Resources {
             Ok(Self {
                 root,
                 parsed: Arc::default(),
-                global_qualities: Arc::default(),
+                profiles: Arc::default(),
+                materials: Arc::default(),
             })
         } else {
             Err(DefinitionError::ResourcesNotFound {
@@ -146,6 +200,14 @@ impl Resources {
     /// The resources root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub(crate) fn profiles_cache(&self) -> &Mutex<Option<Arc<ProfileIndex>>> {
+        &self.profiles
+    }
+
+    pub(crate) fn materials_cache(&self) -> &Mutex<Option<Arc<MaterialIndex>>> {
+        &self.materials
     }
 
     /// Directory of machine definitions.
@@ -351,55 +413,21 @@ impl Resources {
         machine: &MachineDefinition,
     ) -> Result<Vec<QualityProfile>, DefinitionError> {
         let wanted = machine.quality_definition();
-        let mut index = self
-            .global_qualities
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if index.is_none() {
-            *index = Some(self.scan_global_qualities()?);
+        let index = self.profile_index()?;
+        let global = |definition: &str| -> Vec<QualityProfile> {
+            index
+                .qualities
+                .iter()
+                .filter(|q| q.global && !q.quality_type.is_empty() && q.definition == definition)
+                .cloned()
+                .collect()
+        };
+        // Cura's MachineNode: the machine's own global qualities, else fdmprinter's.
+        let mut out = global(&wanted);
+        if out.is_empty() && wanted != "fdmprinter" {
+            out = global("fdmprinter");
         }
-        let mut out: Vec<QualityProfile> = index
-            .iter()
-            .flatten()
-            .filter(|q| q.definition == wanted)
-            .cloned()
-            .collect();
         out.sort_by(|a, b| a.weight.cmp(&b.weight).reverse());
-        Ok(out)
-    }
-
-    /// Every global quality profile under `quality/` (read once per `Resources`: there are
-    /// hundreds of files).
-    fn scan_global_qualities(&self) -> Result<Vec<QualityProfile>, DefinitionError> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.root.join("quality")];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                if !path.to_string_lossy().ends_with(".inst.cfg") {
-                    continue;
-                }
-                let text =
-                    std::fs::read_to_string(&path).map_err(|source| DefinitionError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                let q = QualityProfile::parse(&text);
-                if q.global && !q.quality_type.is_empty() {
-                    out.push(QualityProfile {
-                        path: Some(path),
-                        ..q
-                    });
-                }
-            }
-        }
         Ok(out)
     }
 
@@ -606,7 +634,8 @@ impl MachineDefinition {
     }
 }
 
-/// A quality profile (`*.inst.cfg`): values (literals or `=formula`) applied above the machine.
+/// A profile file (`*.inst.cfg`): a quality, an intent or a nozzle variant — values (literals or
+/// `=formula`) applied above the machine definition, with the metadata that says where.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QualityProfile {
     /// File it came from.
@@ -623,6 +652,8 @@ pub struct QualityProfile {
     pub global: bool,
     /// `key -> raw text` (`=` prefix marks a formula).
     pub values: BTreeMap<String, String>,
+    /// Every `[metadata]` entry (`type`, `material`, `variant`, `intent_category`...).
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl QualityProfile {
@@ -656,18 +687,47 @@ impl QualityProfile {
             };
             let (k, v) = (k.trim().to_owned(), v.trim().to_owned());
             match (section.as_str(), k.as_str()) {
-                ("general", "name") => q.name = v,
-                ("general", "definition") => q.definition = v,
-                ("metadata", "quality_type") => q.quality_type = v,
+                ("general", "name") => q.name = v.clone(),
+                ("general", "definition") => q.definition = v.clone(),
+                ("metadata", "quality_type") => q.quality_type = v.clone(),
                 ("metadata", "weight") => q.weight = v.parse().unwrap_or(0),
                 ("metadata", "global_quality") => q.global = v.eq_ignore_ascii_case("true"),
                 ("values", _) => {
                     last_key = Some(k.clone());
                     q.values.insert(k, v);
+                    continue;
                 }
                 _ => {}
             }
+            if section == "metadata" {
+                q.metadata.insert(k, v);
+            }
         }
         q
+    }
+
+    /// A metadata entry.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+
+    /// The file's kind: `quality`, `intent`, `variant`...
+    pub fn kind(&self) -> &str {
+        self.meta("type").unwrap_or("")
+    }
+
+    /// The material id a per-material quality or intent is for.
+    pub fn material(&self) -> Option<&str> {
+        self.meta("material")
+    }
+
+    /// The nozzle variant name a quality or intent is for.
+    pub fn variant(&self) -> Option<&str> {
+        self.meta("variant")
+    }
+
+    /// An intent's category (`engineering`, `visual`, `quick`).
+    pub fn intent_category(&self) -> Option<&str> {
+        self.meta("intent_category")
     }
 }

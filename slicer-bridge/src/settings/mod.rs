@@ -16,14 +16,20 @@
 //! ```
 
 pub mod catalog;
+pub mod configuration;
 pub mod definitions;
 pub mod eval;
 pub mod expr;
 pub mod gcode_tokens;
+pub mod materials;
 pub mod resolve;
 pub mod value;
 
 pub use catalog::{user_settings, SettingInfo};
+pub use configuration::{
+    Configuration, ExtruderChoice, ExtruderConfiguration, IntentInfo, Material, QualityChoice,
+    Selection,
+};
 pub use definitions::{
     DefinitionChain, DefinitionError, MachineDefinition, MachineInfo, QualityProfile, Resources,
     SettingDef,

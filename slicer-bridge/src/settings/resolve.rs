@@ -9,6 +9,7 @@ use std::rc::Rc;
 use serde_json::Value as Json;
 use thiserror::Error;
 
+use super::configuration::Configuration;
 use super::definitions::{MachineDefinition, QualityProfile, SettingDef};
 use super::eval::{evaluate, EvalError, Scope};
 use super::expr::{parse, Expr, ParseError};
@@ -182,25 +183,191 @@ impl ResolvedSettings {
     }
 }
 
+/// What a container is, in Cura's stack order (the user's changes above, the definition below).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum ContainerKind {
+    /// An intent profile (`engineering`, `visual`...).
+    Intent,
+    /// A quality profile (global, or per material and nozzle).
+    Quality,
+    /// A material profile.
+    Material,
+    /// A nozzle variant.
+    Variant,
+    /// The machine's own changes to its definition (Cura's "Machine Settings" dialog).
+    DefinitionChanges,
+}
+
+impl ContainerKind {
+    /// Cura's container index (0 is the user's changes, 1 quality changes, 7 the definition),
+    /// as `valueFromContainer` counts.
+    pub fn cura_index(self) -> i64 {
+        match self {
+            ContainerKind::Intent => 2,
+            ContainerKind::Quality => 3,
+            ContainerKind::Material => 4,
+            ContainerKind::Variant => 5,
+            ContainerKind::DefinitionChanges => 6,
+        }
+    }
+}
+
+/// One container of a stack: values given as text (`=` starts a formula).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// What it is (decides its place in the stack).
+    pub kind: ContainerKind,
+    /// Where it came from (profile name, material id, `machine settings`).
+    pub id: String,
+    /// `key -> text`.
+    pub values: BTreeMap<String, String>,
+}
+
+impl Container {
+    /// A container of `kind` from a profile file's values.
+    pub fn from_profile(kind: ContainerKind, profile: &QualityProfile) -> Self {
+        Self {
+            kind,
+            id: profile
+                .path
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| profile.name.clone()),
+            values: profile.values.clone(),
+        }
+    }
+}
+
 /// The container stacks of one machine plus the user's choices.
 #[derive(Debug, Clone)]
 pub struct SettingsStack {
     machine: MachineDefinition,
     quality: Option<QualityProfile>,
+    /// Global stack containers between the user's changes and the definition, top first.
+    global_containers: Vec<Container>,
+    /// The same per extruder.
+    extruder_containers: Vec<Vec<Container>>,
+    configuration: Option<Configuration>,
     user_global: BTreeMap<String, RawValue>,
     user_extruders: Vec<BTreeMap<String, RawValue>>,
 }
 
 impl SettingsStack {
-    /// Stacks for `machine` with an optional global quality profile and no user overrides.
+    /// Stacks for `machine` with an optional global quality profile (on the global stack only)
+    /// and no user overrides. [`Self::configured`] builds Cura's full stack.
     pub fn new(machine: MachineDefinition, quality: Option<QualityProfile>) -> Self {
         let n = machine.extruders.len();
         Self {
+            global_containers: quality
+                .iter()
+                .map(|q| Container::from_profile(ContainerKind::Quality, q))
+                .collect(),
+            extruder_containers: vec![Vec::new(); n],
+            configuration: None,
             machine,
             quality,
             user_global: BTreeMap::new(),
             user_extruders: vec![BTreeMap::new(); n],
         }
+    }
+
+    /// Cura's full stacks for a resolved configuration (see
+    /// [`Resources::configure`](super::Resources::configure)): the global quality on the
+    /// global stack; intent, quality, material and nozzle variant on each extruder stack.
+    pub fn configured(machine: MachineDefinition, configuration: Configuration) -> Self {
+        let mut stack = Self::new(machine, configuration.global_quality.clone());
+        for (containers, ext) in stack
+            .extruder_containers
+            .iter_mut()
+            .zip(&configuration.extruders)
+        {
+            let profile = |kind, p: &Option<QualityProfile>| {
+                p.as_ref().map(|p| Container::from_profile(kind, p))
+            };
+            containers.extend(profile(ContainerKind::Intent, &ext.intent));
+            containers.extend(profile(ContainerKind::Quality, &ext.quality));
+            containers.extend(ext.material.as_ref().map(|m| Container {
+                kind: ContainerKind::Material,
+                id: m.id.clone(),
+                values: m.values.clone(),
+            }));
+            containers.extend(profile(ContainerKind::Variant, &ext.variant));
+        }
+        stack.configuration = Some(configuration);
+        stack
+    }
+
+    /// The configuration the stacks were built from ([`Self::configured`]).
+    pub fn configuration(&self) -> Option<&Configuration> {
+        self.configuration.as_ref()
+    }
+
+    /// The containers of `stack` between the user's changes and the definition, top first.
+    pub fn containers(&self, stack: StackId) -> &[Container] {
+        match stack {
+            StackId::Global => &self.global_containers,
+            StackId::Extruder(n) => self
+                .extruder_containers
+                .get(n)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        }
+    }
+
+    /// Change the machine itself (Cura's definition changes, below every profile: a custom
+    /// bed size, start G-code, nozzle size...). Checked like [`Self::set`].
+    pub fn set_machine_setting(&mut self, o: &Override) -> Result<(), SettingsError> {
+        let (def, per_extruder) = self.checked_definition(o)?;
+        if o.text.strip_prefix('=').is_none() {
+            parse_literal(def, &o.text)?;
+        }
+        let targets: Vec<StackId> = match o.extruder {
+            Some(n) => vec![StackId::Extruder(n)],
+            None if per_extruder => (0..self.extruder_containers.len())
+                .map(StackId::Extruder)
+                .collect(),
+            None => vec![StackId::Global],
+        };
+        for target in targets {
+            let containers = match target {
+                StackId::Global => &mut self.global_containers,
+                StackId::Extruder(n) => &mut self.extruder_containers[n],
+            };
+            let pos = match containers
+                .iter()
+                .position(|c| c.kind == ContainerKind::DefinitionChanges)
+            {
+                Some(p) => p,
+                None => {
+                    containers.push(Container {
+                        kind: ContainerKind::DefinitionChanges,
+                        id: "machine settings".to_owned(),
+                        values: BTreeMap::new(),
+                    });
+                    containers.len() - 1
+                }
+            };
+            containers[pos].values.insert(o.key.clone(), o.text.clone());
+        }
+        Ok(())
+    }
+
+    /// The definition of an override's key, whether it is per extruder, and its extruder
+    /// checked against the machine.
+    fn checked_definition(&self, o: &Override) -> Result<(&SettingDef, bool), SettingsError> {
+        let Some(def) = self.definition(&o.key) else {
+            return Err(SettingsError::UnknownSetting {
+                key: o.key.clone(),
+                suggestion: self.closest_key(&o.key),
+            });
+        };
+        let count = self.user_extruders.len();
+        if let Some(n) = o.extruder.filter(|n| *n >= count) {
+            return Err(SettingsError::NoSuchExtruder { extruder: n, count });
+        }
+        Ok((def, def.flag("settable_per_extruder", true)))
     }
 
     /// The machine definition.
@@ -227,12 +394,7 @@ impl SettingsStack {
     /// Settable-per-extruder keys go to the extruder stacks (all, or the one named), the
     /// others to the global stack — where Cura's UI puts them.
     pub fn set(&mut self, o: &Override) -> Result<(), SettingsError> {
-        let Some(def) = self.definition(&o.key) else {
-            return Err(SettingsError::UnknownSetting {
-                key: o.key.clone(),
-                suggestion: self.closest_key(&o.key),
-            });
-        };
+        let (def, per_extruder) = self.checked_definition(o)?;
         let raw = match o.text.strip_prefix('=') {
             Some(f) => {
                 parse(f).map_err(|source| SettingsError::Parse {
@@ -244,12 +406,7 @@ impl SettingsStack {
             }
             None => RawValue::Literal(parse_literal(def, &o.text)?),
         };
-        let per_extruder = def.flag("settable_per_extruder", true);
-        let count = self.user_extruders.len();
         match o.extruder {
-            Some(n) if n >= count => {
-                return Err(SettingsError::NoSuchExtruder { extruder: n, count })
-            }
             Some(n) => {
                 self.user_extruders[n].insert(o.key.clone(), raw);
             }
@@ -287,16 +444,37 @@ impl SettingsStack {
     pub fn resolve(&self) -> Result<ResolvedSettings, SettingsError> {
         let mut r = Resolver::new(self);
         let (global, extruders) = r.all_values()?;
+        let machine_keys = self
+            .global_containers
+            .iter()
+            .chain(self.extruder_containers.iter().flatten())
+            .filter(|c| c.kind == ContainerKind::DefinitionChanges)
+            .flat_map(|c| c.values.keys());
         let user_keys: BTreeSet<String> = self
             .user_global
             .keys()
             .chain(self.user_extruders.iter().flat_map(BTreeMap::keys))
+            .chain(machine_keys)
             .cloned()
             .collect();
         if !user_keys.is_empty() {
             let violations = r.violations(&global, &extruders, &user_keys)?;
             if !violations.is_empty() {
-                let untouched = SettingsStack::new(self.machine.clone(), self.quality.clone());
+                // The same stacks without the user's and the machine settings' changes.
+                let mut untouched = self.clone();
+                untouched.user_global.clear();
+                untouched
+                    .user_extruders
+                    .iter_mut()
+                    .for_each(BTreeMap::clear);
+                for c in untouched
+                    .global_containers
+                    .iter_mut()
+                    .chain(untouched.extruder_containers.iter_mut().flatten())
+                    .filter(|c| c.kind == ContainerKind::DefinitionChanges)
+                {
+                    c.values.clear();
+                }
                 let mut base = Resolver::new(&untouched);
                 let (bg, be) = base.all_values()?;
                 let before = base.violations(&bg, &be, &BTreeSet::new())?;
@@ -475,11 +653,18 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// The raw `value` of `key` as the containers of `stack` give it (no evaluation).
+    /// The raw `value` of `key` as the containers of `stack` give it (no evaluation): the
+    /// user's changes, the profiles, the definition; an extruder stack then asks the global
+    /// stack (Cura's `getRawProperty` through `next_stack`).
     fn raw(&self, stack: StackId, key: &str) -> Option<RawValue> {
         if let StackId::Extruder(n) = stack {
             if let Some(v) = self.stack.user_extruders.get(n).and_then(|u| u.get(key)) {
                 return Some(v.clone());
+            }
+            if let Some(def) = self.extruder_def(n, key) {
+                if let Some(v) = container_value(def, self.stack.containers(stack), key) {
+                    return Some(v);
+                }
             }
             if let Some(def) = self
                 .stack
@@ -497,19 +682,8 @@ impl<'a> Resolver<'a> {
         if let Some(v) = self.stack.user_global.get(key) {
             return Some(v.clone());
         }
-        if let (Some(q), Some(def)) = (&self.stack.quality, self.global_def(key)) {
-            if let Some(text) = q.values.get(key) {
-                match text.strip_prefix('=') {
-                    Some(f) => return Some(RawValue::Formula(f.to_owned())),
-                    None => {
-                        if let Ok(v) = parse_literal(def, text) {
-                            return Some(RawValue::Literal(v));
-                        }
-                    }
-                }
-            }
-        }
-        self.global_def(key).and_then(definition_value)
+        let def = self.global_def(key)?;
+        container_value(def, &self.stack.global_containers, key).or_else(|| definition_value(def))
     }
 
     fn parsed(
@@ -808,6 +982,18 @@ fn stack_label(stack: StackId, key: &str) -> String {
     }
 }
 
+/// The first value the containers give for `key` (a literal that does not parse as the
+/// setting's type is skipped, as Cura skips it).
+fn container_value(def: &SettingDef, containers: &[Container], key: &str) -> Option<RawValue> {
+    containers.iter().find_map(|c| {
+        let text = c.values.get(key)?;
+        match text.strip_prefix('=') {
+            Some(f) => Some(RawValue::Formula(f.to_owned())),
+            None => parse_literal(def, text).ok().map(RawValue::Literal),
+        }
+    })
+}
+
 /// A definition's `value` (formula or literal), falling back to `default_value` (UM's rule).
 fn definition_value(def: &SettingDef) -> Option<RawValue> {
     match def.props.get("value") {
@@ -928,15 +1114,20 @@ impl Scope for FormulaScope<'_, '_> {
                     let key = key_arg(name, args, 0)?;
                     let index = args.get(1).and_then(Value::as_i64).unwrap_or(0);
                     let resolver = &*self.resolver;
+                    let def = resolver.global_def(&key);
                     let raw = match index {
                         0 => resolver.stack.user_global.get(&key).cloned(),
-                        1 => resolver
-                            .stack
-                            .quality
-                            .as_ref()
-                            .and_then(|q| q.values.get(&key))
-                            .map(|t| RawValue::Literal(Value::Str(t.clone()))),
-                        _ => resolver.global_def(&key).and_then(definition_value),
+                        1..=6 => def.and_then(|def| {
+                            let at: Vec<Container> = resolver
+                                .stack
+                                .global_containers
+                                .iter()
+                                .filter(|c| c.kind.cura_index() == index)
+                                .cloned()
+                                .collect();
+                            container_value(def, &at, &key)
+                        }),
+                        _ => def.and_then(definition_value),
                     };
                     match raw {
                         Some(raw) => {
