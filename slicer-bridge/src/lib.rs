@@ -29,5 +29,5 @@ pub mod settings;
 pub use engine::{
     CancelToken, ConcurrencyLimit, CuraEngine, CuraOptions, CuraSlicer, Profile, Progress,
     PrusaPresets, PrusaSlicer, QualityChoice, RunOptions, SliceError, SliceReport, SliceRequest,
-    SliceStats, Slicer,
+    SliceStats, Slicer, SlotGuard, SLOTS_ENV,
 };

@@ -1,7 +1,7 @@
 //! Lowest CPU and I/O priority for the engine, and killing its process group.
 //!
 //! The only unsafe code in the crate: three raw syscalls in the forked child before `exec`,
-//! `killpg`, and `flock` for the host-wide slice slots. Done in the child (not after spawn from the parent) so every engine thread
+//! `killpg`, and `flock`/`access` for the host-wide slice slots. Done in the child (not after spawn from the parent) so every engine thread
 //! starts idle: Linux scheduling attributes are per thread and inherited at thread creation.
 //!
 //! Measured: CuraEngine 4.13 calls `setpriority(PRIO_PROCESS, 0, 10)` itself at start-up, so a
@@ -81,4 +81,16 @@ pub(crate) fn group_alive(pgid: u32) -> bool {
     };
     // SAFETY: signal 0 performs only the existence/permission check, delivering nothing.
     unsafe { libc::killpg(pgid, 0) == 0 }
+}
+
+/// Whether this process may create files in `dir` (`access(W_OK|X_OK)`, which honours the
+/// real uid as a lock directory shared between users needs).
+pub(crate) fn can_write(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call; access only
+    // checks permissions.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 pub use cura::{CuraEngine, CuraOptions, CuraSlicer, ENGINE_ENV};
 pub use cura_log::Progress;
 pub use prusa::{PrusaSlicer, PRUSA_ENV};
-pub use supervise::{CancelToken, ConcurrencyLimit};
+pub use supervise::{CancelToken, ConcurrencyLimit, SlotGuard, SLOTS_ENV};
 
 /// How any engine is run: supervision, isolation, concurrency and cache.
 #[derive(Debug, Clone)]

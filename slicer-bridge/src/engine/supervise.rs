@@ -83,24 +83,64 @@ impl ConcurrencyLimit {
         })
     }
 
-    /// The default: one slice at a time per host (slots in the temp dir's
-    /// `easyprint-slicer-slots`), shared by every slicer of this process.
+    /// The default: one slice at a time per host, shared by every slicer of this process and
+    /// every process on the host whatever its `TMPDIR` (slots in
+    /// [`ConcurrencyLimit::default_slot_dir`]).
     pub fn host_default() -> Arc<Self> {
         static DEFAULT: std::sync::OnceLock<Arc<ConcurrencyLimit>> = std::sync::OnceLock::new();
         DEFAULT
-            .get_or_init(|| {
-                ConcurrencyLimit::per_host(1, std::env::temp_dir().join("easyprint-slicer-slots"))
-            })
+            .get_or_init(|| ConcurrencyLimit::per_host(1, Self::default_slot_dir()))
             .clone()
     }
 
-    /// Wait for a free slot (or cancel). `None` when cancelled while waiting. A host slot that
-    /// cannot be created (unwritable dir) degrades to the in-process limit.
-    pub(crate) fn acquire(self: &Arc<Self>, cancel: &CancelToken) -> Option<SlotGuard> {
+    /// Where the host-wide slots live by default: `$EASYPRINT_SLICER_SLOTS` if set, else
+    /// `/run/lock/easyprint-slicer` (shared by every user and process of the host, emptied at
+    /// boot) when `/run/lock` is writable, else `$XDG_RUNTIME_DIR/easyprint-slicer` (shared by
+    /// this user's processes), else the temp dir's `easyprint-slicer-slots`.
+    pub fn default_slot_dir() -> PathBuf {
+        let writable = |dir: &std::path::Path| {
+            std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) && isolation::can_write(dir)
+        };
+        choose_slot_dir(
+            std::env::var_os(SLOTS_ENV).map(PathBuf::from),
+            Some(PathBuf::from(RUN_LOCK)).filter(|d| writable(d)),
+            std::env::var_os("XDG_RUNTIME_DIR")
+                .map(PathBuf::from)
+                .filter(|d| d.is_absolute() && writable(d)),
+            std::env::temp_dir(),
+        )
+    }
+
+    /// The directory of host-wide slots, if this limit has them.
+    pub fn slot_dir(&self) -> Option<&std::path::Path> {
+        self.host_slots.as_deref()
+    }
+
+    /// Wait for a free slot (or cancel): `None` when cancelled while waiting. A host slot that
+    /// cannot be created (unusable dir) degrades to the in-process limit.
+    pub fn acquire(self: &Arc<Self>, cancel: &CancelToken) -> Option<SlotGuard> {
+        loop {
+            if let Some(guard) = self.take(true) {
+                return Some(guard);
+            }
+            if cancel.is_cancelled() {
+                return None;
+            }
+            // In-process waiters are woken by the condvar in `take`; host slots are polled.
+            std::thread::sleep(POLL * 4);
+        }
+    }
+
+    /// Take a free slot without waiting: `None` when all are busy (here or in another process).
+    pub fn try_acquire(self: &Arc<Self>) -> Option<SlotGuard> {
+        self.take(false)
+    }
+
+    fn take(self: &Arc<Self>, wait_in_process: bool) -> Option<SlotGuard> {
         {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            while *running >= self.max {
-                if cancel.is_cancelled() {
+            if *running >= self.max {
+                if !wait_in_process {
                     return None;
                 }
                 running = self
@@ -108,6 +148,9 @@ impl ConcurrencyLimit {
                     .wait_timeout(running, POLL * 4)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
+                if *running >= self.max {
+                    return None;
+                }
             }
             *running += 1;
         }
@@ -118,39 +161,74 @@ impl ConcurrencyLimit {
         let Some(dir) = &self.host_slots else {
             return Some(guard);
         };
-        if std::fs::create_dir_all(dir).is_err() {
+        if ensure_shared_dir(dir).is_err() {
             return Some(guard);
         }
-        loop {
-            for n in 0..self.max {
-                let Ok(file) = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(dir.join(format!("slot-{n}.lock")))
-                else {
+        for n in 0..self.max {
+            let path = dir.join(format!("slot-{n}.lock"));
+            // flock needs no write access: another user's lock file is opened read-only.
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .or_else(|_| std::fs::File::open(&path));
+            let Ok(file) = file else {
+                return Some(guard);
+            };
+            match isolation::try_lock_exclusive(&file) {
+                Ok(true) => {
+                    guard._host_lock = Some(file);
                     return Some(guard);
-                };
-                match isolation::try_lock_exclusive(&file) {
-                    Ok(true) => {
-                        guard._host_lock = Some(file);
-                        return Some(guard);
-                    }
-                    Ok(false) => {}
-                    Err(_) => return Some(guard),
                 }
+                Ok(false) => {}
+                Err(_) => return Some(guard),
             }
-            if cancel.is_cancelled() {
-                return None; // `guard` drops: the in-process slot is released
-            }
-            std::thread::sleep(POLL * 4);
         }
+        None // `guard` drops: the in-process slot is released
     }
 }
 
-/// A held slot; released on drop.
+/// Environment variable naming the directory of host-wide slice slots.
+pub const SLOTS_ENV: &str = "EASYPRINT_SLICER_SLOTS";
+
+/// Debian's (and the FHS's) directory for lock files shared by every process.
+const RUN_LOCK: &str = "/run/lock";
+
+/// The slot directory from the candidates, in order of preference.
+fn choose_slot_dir(
+    explicit: Option<PathBuf>,
+    run_lock: Option<PathBuf>,
+    runtime_dir: Option<PathBuf>,
+    temp_dir: PathBuf,
+) -> PathBuf {
+    explicit
+        .filter(|d| !d.as_os_str().is_empty())
+        .or_else(|| run_lock.map(|d| d.join("easyprint-slicer")))
+        .or_else(|| runtime_dir.map(|d| d.join("easyprint-slicer")))
+        .unwrap_or_else(|| temp_dir.join("easyprint-slicer-slots"))
+}
+
+/// Create `dir` if needed; one we create in a shared place is world-writable with the sticky
+/// bit (like /tmp), so other users' processes can add their own lock files.
+fn ensure_shared_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let shared = dir
+        .parent()
+        .is_some_and(|p| p == std::path::Path::new(RUN_LOCK));
+    if shared {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777));
+    }
+    Ok(())
+}
+
+/// A held slice slot; released on drop.
 #[derive(Debug)]
-pub(crate) struct SlotGuard {
+pub struct SlotGuard {
     limit: Arc<ConcurrencyLimit>,
     /// Holds the host-wide `flock` while open.
     _host_lock: Option<std::fs::File>,
@@ -305,6 +383,33 @@ pub(crate) fn run(
         on_line(stream, &line);
     }
     Ok(end.unwrap_or(RunEnd::Exited(status)))
+}
+
+#[cfg(test)]
+mod slot_dir_tests {
+    use super::*;
+
+    #[test]
+    fn slot_dir_prefers_explicit_then_run_lock_then_runtime_dir() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        let tmp = PathBuf::from("/tmp/x");
+        assert_eq!(
+            choose_slot_dir(p("/e"), p("/run/lock"), p("/run/user/1"), tmp.clone()),
+            PathBuf::from("/e")
+        );
+        assert_eq!(
+            choose_slot_dir(p(""), p("/run/lock"), None, tmp.clone()),
+            PathBuf::from("/run/lock/easyprint-slicer")
+        );
+        assert_eq!(
+            choose_slot_dir(None, None, p("/run/user/1"), tmp.clone()),
+            PathBuf::from("/run/user/1/easyprint-slicer")
+        );
+        assert_eq!(
+            choose_slot_dir(None, None, None, tmp),
+            PathBuf::from("/tmp/x/easyprint-slicer-slots")
+        );
+    }
 }
 
 #[cfg(test)]
