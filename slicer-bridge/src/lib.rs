@@ -28,6 +28,6 @@ pub mod settings;
 
 pub use engine::{
     CancelToken, ConcurrencyLimit, CuraEngine, CuraOptions, CuraSlicer, Profile, Progress,
-    PrusaPresets, PrusaSlicer, QualityChoice, RunOptions, SliceError, SliceReport, SliceRequest,
-    SliceStats, Slicer, SlotGuard, SLOTS_ENV,
+    PrusaPreset, PrusaPresets, PrusaSlicer, QualityChoice, RunOptions, SliceError, SliceReport,
+    SliceRequest, SliceStats, Slicer, SlotGuard, SLOTS_ENV,
 };

@@ -1,7 +1,8 @@
 //! Lowest CPU and I/O priority for the engine, and killing its process group.
 //!
 //! The only unsafe code in the crate: three raw syscalls in the forked child before `exec`,
-//! `killpg`, and `flock`/`access` for the host-wide slice slots. Done in the child (not after spawn from the parent) so every engine thread
+//! `killpg`, `flock`/`access` for the host-wide slice slots, and the CPU affinity that
+//! bounds PrusaSlicer's threads. Done in the child (not after spawn from the parent) so every engine thread
 //! starts idle: Linux scheduling attributes are per thread and inherited at thread creation.
 //!
 //! Measured: CuraEngine 4.13 calls `setpriority(PRIO_PROCESS, 0, 10)` itself at start-up, so a
@@ -93,4 +94,38 @@ pub(crate) fn can_write(dir: &std::path::Path) -> bool {
     // SAFETY: `c` is a valid NUL-terminated path for the duration of the call; access only
     // checks permissions.
     unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+/// Let `cmd` run on at most `n` of the CPUs this process may use (the first ones): engines
+/// whose thread pools size themselves from the affinity mask (PrusaSlicer's oneTBB) then use
+/// `n` threads.
+pub(crate) fn limit_cpus(cmd: &mut Command, n: usize) {
+    // SAFETY: sched_getaffinity writes into the zeroed, correctly sized set we own.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 {
+        return;
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set.
+    let mut wanted: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut taken = 0;
+    for cpu in 0..libc::CPU_SETSIZE as usize {
+        if taken == n {
+            break;
+        }
+        // SAFETY: `cpu` < CPU_SETSIZE, inside both sets.
+        if unsafe { libc::CPU_ISSET(cpu, &allowed) } {
+            unsafe { libc::CPU_SET(cpu, &mut wanted) };
+            taken += 1;
+        }
+    }
+    // SAFETY: runs in the child between fork and exec; sched_setaffinity is a plain syscall
+    // on a set copied into the closure (no allocation, no locks). Failure leaves the
+    // inherited mask: the slice still runs.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::sched_setaffinity(0, size, &wanted);
+            Ok(())
+        });
+    }
 }

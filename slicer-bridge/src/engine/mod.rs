@@ -6,6 +6,7 @@ pub mod cura_log;
 mod isolation;
 pub mod output;
 pub mod prusa;
+mod prusa_config;
 pub mod supervise;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 
 pub use cura::{CuraEngine, CuraOptions, CuraSlicer, ENGINE_ENV};
 pub use cura_log::Progress;
-pub use prusa::{PrusaSlicer, PRUSA_ENV};
+pub use prusa::{PrusaConfig, PrusaPreset, PrusaPresets, PrusaSlicer, PRUSA_ENV};
 pub use supervise::{CancelToken, ConcurrencyLimit, SlotGuard, SLOTS_ENV};
 
 /// How any engine is run: supervision, isolation, concurrency and cache.
@@ -169,18 +170,6 @@ impl Profile {
     }
 }
 
-/// PrusaSlicer's three presets, each a flat `.ini` in PrusaSlicer's `--save` / "Export Config"
-/// format, loaded in this order (a later file wins).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PrusaPresets {
-    /// Printer preset (bed, nozzle, start G-code...).
-    pub printer: Option<PathBuf>,
-    /// Print preset (layer height, infill, supports...).
-    pub print: Option<PathBuf>,
-    /// Filament preset (temperatures, diameter...).
-    pub filament: Option<PathBuf>,
-}
-
 /// One slice to run.
 pub struct SliceRequest<'a> {
     /// Model file (STL or OBJ).
@@ -296,6 +285,14 @@ pub enum SliceError {
     /// The timeout passed.
     #[error("slice timed out after {0:?}")]
     Timeout(Duration),
+    /// A PrusaSlicer preset is missing from its bundle or inherits in a loop.
+    #[error("PrusaSlicer preset {}: {message}", path.display())]
+    Preset {
+        /// The preset or bundle file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// File system trouble.
     #[error("{context}: {source}")]
     Io {

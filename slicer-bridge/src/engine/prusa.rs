@@ -1,10 +1,13 @@
-//! The PrusaSlicer backend: a flat `.ini` profile (PrusaSlicer's `--save` format) plus
+//! The PrusaSlicer backend: printer, print and filament presets ([`Profile::prusa`]: flat
+//! `.ini` files or named presets of config bundles), the quality's layer height and the
 //! overrides, merged into one config file, run with the same supervision, isolation, checks
 //! and cache as CuraEngine.
 //!
-//! With this backend a [`Profile`]'s `machine` is the path of the `.ini` (empty: PrusaSlicer's
-//! built-in defaults), `overrides` use PrusaSlicer's option names (`layer_height=0.2`,
-//! `fill_density=30%`) and `quality` is ignored.
+//! With this backend `overrides` use PrusaSlicer's option names (`layer_height=0.2`,
+//! `fill_density=30%`); a named quality is a layer height (`0.2`, `0.20mm`) or the name of a
+//! print preset in the printer's (or print's) bundle. PrusaSlicer has no thread-count option:
+//! its thread pool (oneTBB) sizes itself from the CPUs the process may run on, so
+//! [`PrusaSlicer::with_threads`] restricts the engine's CPU affinity.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,10 +17,14 @@ use std::time::Instant;
 use easyprint_gcode::analysis::AnalysisConfig;
 
 use super::common::{cached_report, locate_binary, placed_stl, publish, publish_cached};
+use super::isolation;
 use super::output::analyze_output;
+use super::prusa_config::{is_preset_metadata, load_preset, quality_layer_height};
+pub use super::prusa_config::{parse_ini, PrusaPreset, PrusaPresets};
 use super::supervise::{self, RunEnd, Stream};
 use super::{
-    Profile, Progress, RunOptions, SliceError, SliceReport, SliceRequest, SliceStats, Slicer,
+    Profile, Progress, QualityChoice, RunOptions, SliceError, SliceReport, SliceRequest,
+    SliceStats, Slicer,
 };
 use crate::cache::KeyBuilder;
 use crate::model::BuildVolume;
@@ -37,16 +44,18 @@ pub struct PrusaSlicer {
     /// Every option with its default (from `--save`): the known keys.
     defaults: BTreeMap<String, String>,
     options: RunOptions,
+    /// CPUs the engine may use (its thread count); `None`: all.
+    threads: Option<usize>,
 }
 
-/// Parse PrusaSlicer's flat `key = value` ini.
-pub fn parse_ini(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#') && !l.trim_start().starts_with(';'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .filter(|(k, _)| !k.is_empty())
-        .collect()
+/// The merged configuration of a profile, and the preset keys this PrusaSlicer does not know
+/// (left out: vendor bundles carry keys of newer versions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrusaConfig {
+    /// Every option, as it goes to `--load`.
+    pub values: BTreeMap<String, String>,
+    /// `file: key` of preset keys that were left out.
+    pub ignored: Vec<String>,
 }
 
 fn work_dir() -> Result<tempfile::TempDir, SliceError> {
@@ -88,6 +97,7 @@ impl PrusaSlicer {
                 version,
                 defaults,
                 options,
+                threads: None,
             }),
             _ => Err(not_found(
                 "does not look like PrusaSlicer (no version or no --save output)".into(),
@@ -111,12 +121,67 @@ impl PrusaSlicer {
         &self.version
     }
 
-    /// The effective config: defaults, then the profile's `.ini`, then the overrides. Unknown
-    /// keys are rejected here, before the engine starts.
-    pub fn config(&self, profile: &Profile) -> Result<BTreeMap<String, String>, SliceError> {
-        let mut config = self.defaults.clone();
-        let mut apply = |k: &str, v: &str| -> Result<(), SliceError> {
-            let key = k.trim().replace('-', "_");
+    /// Let the engine use at most `n` CPUs (at least 1): its thread count.
+    pub fn with_threads(mut self, n: usize) -> Self {
+        self.threads = Some(n.max(1));
+        self
+    }
+
+    /// The effective config: defaults, then the printer, print and filament presets, then the
+    /// quality's layer height, then the overrides. Unknown override keys are rejected here,
+    /// before the engine starts; unknown preset keys are left out and listed.
+    pub fn config(&self, profile: &Profile) -> Result<PrusaConfig, SliceError> {
+        let mut values = self.defaults.clone();
+        let mut ignored = Vec::new();
+        let presets = &profile.prusa;
+        let kinds = [
+            ("printer", &presets.printer),
+            ("print", &presets.print),
+            ("filament", &presets.filament),
+        ];
+        for (kind, preset) in kinds {
+            let Some(preset) = preset else { continue };
+            for (k, v) in load_preset(preset, kind)? {
+                let key = k.replace('-', "_");
+                if is_preset_metadata(&key) {
+                    continue;
+                }
+                if self.defaults.contains_key(&key) {
+                    values.insert(key, v);
+                } else {
+                    ignored.push(format!("{}: {key}", preset.path.display()));
+                }
+            }
+        }
+        match &profile.quality {
+            QualityChoice::Named(q) => match quality_layer_height(q) {
+                Some(h) => {
+                    values.insert("layer_height".into(), h.to_string());
+                }
+                None => {
+                    let bundle = [&presets.print, &presets.printer]
+                        .into_iter()
+                        .flatten()
+                        .find(|p| p.name.is_some())
+                        .ok_or_else(|| SettingsError::InvalidValue {
+                            key: "quality".into(),
+                            text: q.clone(),
+                            message: "PrusaSlicer qualities are layer heights (0.2, 0.20mm) or \
+                                      print presets of a bundle given as printer or print preset"
+                                .into(),
+                        })?;
+                    let print = PrusaPreset::bundle(&bundle.path, q.clone());
+                    for (k, v) in load_preset(&print, "print")? {
+                        if self.defaults.contains_key(&k) && !is_preset_metadata(&k) {
+                            values.insert(k, v);
+                        }
+                    }
+                }
+            },
+            QualityChoice::Preferred | QualityChoice::None => {}
+        }
+        for o in &profile.overrides {
+            let key = o.key.trim().replace('-', "_");
             if !self.defaults.contains_key(&key) {
                 return Err(SettingsError::UnknownSetting {
                     key,
@@ -124,32 +189,21 @@ impl PrusaSlicer {
                 }
                 .into());
             }
-            if v.contains('\n') {
+            if o.text.contains('\n') {
                 return Err(SettingsError::InvalidValue {
                     key,
-                    text: v.to_owned(),
+                    text: o.text.clone(),
                     message: "multi-line values must be written as \\n".into(),
                 }
                 .into());
             }
-            config.insert(key, v.trim().to_owned());
-            Ok(())
-        };
-        if !profile.machine.is_empty() {
-            let text = std::fs::read_to_string(&profile.machine).map_err(SliceError::io(
-                format!("reading profile {}", profile.machine),
-            ))?;
-            for (k, v) in parse_ini(&text) {
-                apply(&k, &v)?;
-            }
+            values.insert(key, o.text.trim().to_owned());
         }
-        for o in &profile.overrides {
-            apply(&o.key, &o.text)?;
-        }
-        Ok(config)
+        Ok(PrusaConfig { values, ignored })
     }
 
-    fn build_volume(config: &BTreeMap<String, String>) -> BuildVolume {
+    /// The bed's corners (`bed_shape` points' bounds), mm.
+    fn bed_bounds(config: &BTreeMap<String, String>) -> ([f32; 2], [f32; 2]) {
         let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
         for point in config
             .get("bed_shape")
@@ -164,13 +218,21 @@ impl PrusaSlicer {
                 }
             }
         }
+        if lo[0] > hi[0] {
+            return ([0.0; 2], [0.0; 2]);
+        }
+        (lo, hi)
+    }
+
+    fn build_volume(config: &BTreeMap<String, String>) -> BuildVolume {
+        let (lo, hi) = Self::bed_bounds(config);
         let height = config
             .get("max_print_height")
             .and_then(|h| h.parse().ok())
             .unwrap_or(0.0);
         BuildVolume {
-            width: (hi[0] - lo[0]).max(0.0),
-            depth: (hi[1] - lo[1]).max(0.0),
+            width: hi[0] - lo[0],
+            depth: hi[1] - lo[1],
             height,
             disallowed: Vec::new(),
         }
@@ -218,7 +280,10 @@ impl Slicer for PrusaSlicer {
 
     fn slice(&self, mut request: SliceRequest<'_>) -> Result<SliceReport, SliceError> {
         let started = Instant::now();
-        let config = self.config(request.profile)?;
+        let PrusaConfig {
+            values: config,
+            ignored,
+        } = self.config(request.profile)?;
         let volume = Self::build_volume(&config);
         let stl = placed_stl(request.model, &volume)?;
         let key = self.request_key(&config, &stl);
@@ -243,7 +308,9 @@ impl Slicer for PrusaSlicer {
         std::fs::write(&model_path, &stl).map_err(SliceError::io("writing the placed model"))?;
         let ini_text: String = config.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
         std::fs::write(&ini, ini_text).map_err(SliceError::io("writing the profile"))?;
-        let centre = format!("{},{}", volume.width / 2.0, volume.depth / 2.0);
+        // The bed need not start at 0 (the Ender-3 bundle's starts at 3,3).
+        let (lo, hi) = Self::bed_bounds(&config);
+        let centre = format!("{},{}", (lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0);
         let mut cmd = Command::new(&self.path);
         cmd.arg("--datadir")
             .arg(work.path().join("data"))
@@ -254,6 +321,9 @@ impl Slicer for PrusaSlicer {
             .arg(&model_path)
             // A private HOME: the run never reads or writes the user's PrusaSlicer profiles.
             .env("HOME", work.path());
+        if let Some(n) = self.threads {
+            isolation::limit_cpus(&mut cmd, n);
+        }
         let Some(_slot) = self.options.limit.acquire(&request.cancel) else {
             return Err(SliceError::Cancelled);
         };
@@ -355,7 +425,10 @@ impl Slicer for PrusaSlicer {
             engine: self.engine(),
             cache_hit: false,
             stats,
-            warnings: Vec::new(),
+            warnings: ignored
+                .into_iter()
+                .map(|k| format!("preset key unknown to this PrusaSlicer, left out: {k}"))
+                .collect(),
             elapsed: started.elapsed(),
             engine_elapsed,
         })
