@@ -357,3 +357,23 @@ fn per_material_quality_values_reach_the_gcode() {
     let z = layer_heights(&petg);
     assert!((z[1] - z[0] - 0.12).abs() < 1e-6, "{z:?}");
 }
+
+/// Cura's default configuration of (nearly) every machine has a quality on every stack; the
+/// few without are machines whose profiles Cura 4.13 itself cannot match ("Not supported").
+#[test]
+fn default_configurations_have_qualities() {
+    let r = resources();
+    let (mut total, mut without) = (0, Vec::new());
+    for m in r.machines().unwrap() {
+        let Ok(machine) = r.load_machine(&m.id) else {
+            continue; // a missing extruder file: definitions.rs checks that case
+        };
+        total += 1;
+        let c = r.configure(&machine, &Selection::default()).unwrap();
+        if c.global_quality.is_none() || c.extruders.iter().any(|e| e.quality.is_none()) {
+            without.push(m.id);
+        }
+    }
+    assert!(total > 300, "{total}");
+    assert!(without.len() <= 3, "{without:?}");
+}
