@@ -105,10 +105,6 @@ pub(crate) struct WindowNumber {
     /// Index just past the number.
     pub(crate) end: usize,
     pub(crate) value: f64,
-    /// The digits as an integer, dot ignored.
-    pub(crate) mantissa: u64,
-    /// Written as digits only: no sign, no dot.
-    pub(crate) plain_integer: bool,
 }
 
 /// Exact powers of ten as integers, for joining integer and fraction digits.
@@ -192,9 +188,22 @@ pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<W
     Some(WindowNumber {
         end,
         value: if negative { -v } else { v },
-        mantissa,
-        plain_integer: start == at && !dotted,
     })
+}
+
+/// The fast path's command number (`1` in `G1`) over a fixed window: 1 to 7 digits at `at`, not
+/// followed by a dot (a subcode, `M862.3`, goes to the general grammar). Returns the number and
+/// the index just past it.
+#[inline(always)]
+pub(crate) fn window_code<const N: usize>(w: &[u8; N], at: usize) -> Option<(u32, usize)> {
+    let chunk = u64::from_le_bytes(*w.get(at..)?.first_chunk::<8>()?);
+    let digits = leading_digits(chunk);
+    let end = at + digits;
+    if digits == 0 || digits == 8 || w.get(end) == Some(&b'.') {
+        return None;
+    }
+    // At most 7 digits: fits in u32.
+    Some((digits_value(chunk, digits) as u32, end))
 }
 
 /// The standard library's correctly rounded parser, for numbers the fast path cannot do exactly.

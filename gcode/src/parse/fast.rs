@@ -6,7 +6,7 @@
 //! which accepts everything this accepts with the same result; a test checks that on random input.
 
 use super::line::{Code, LineParts, RawWord, Span, ValueKind};
-use crate::number::{window_decimal, WindowNumber};
+use crate::number::{window_code, window_decimal};
 
 /// Most words a fast line holds (more, e.g. a long run of flags, go to the general grammar).
 pub(crate) const FAST_WORDS: usize = 32;
@@ -109,14 +109,31 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
     if c.is_ascii_alphabetic() {
         let letter = c & !0x20;
         let next = window[i + 1];
-        words[0] = if starts_number(next) {
-            if letter == b'N' {
-                return None; // a line number
+        let is_code = matches!(letter, b'G' | b'M' | b'T');
+        words[0] = if is_code && next.is_ascii_digit() {
+            let (major, end) = window_code(window, i + 1)?;
+            let code = Code {
+                letter,
+                major,
+                minor: None,
+            };
+            if super::line::takes_text(code) {
+                return None;
+            }
+            command = Some(code);
+            i = end + usize::from(window[end] == b' ');
+            RawWord {
+                value: f64::from(major),
+                letter,
+                kind: ValueKind::Number,
+                ..EMPTY
+            }
+        } else if starts_number(next) {
+            // A line number, or a command with a sign or dot (`G-1`, `M.5`), is for the grammar.
+            if letter == b'N' || is_code {
+                return None;
             }
             let number = window_decimal(window, i + 1)?;
-            if matches!(letter, b'G' | b'M' | b'T') {
-                command = Some(code(&number, letter)?);
-            }
             i = number.end + usize::from(window[number.end] == b' ');
             RawWord {
                 value: number.value,
@@ -199,22 +216,6 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
             ..LineParts::default()
         },
     })
-}
-
-/// The command code of a first word written as plain digits; `None` (general path) for subcodes,
-/// signs and codes that take a text argument.
-#[inline(always)]
-fn code(number: &WindowNumber, letter: u8) -> Option<Code> {
-    if !number.plain_integer {
-        return None;
-    }
-    let code = Code {
-        letter,
-        // At most 7 digits: fits.
-        major: number.mantissa as u32,
-        minor: None,
-    };
-    (!super::line::takes_text(code)).then_some(code)
 }
 
 #[cfg(test)]
