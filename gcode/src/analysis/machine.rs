@@ -274,6 +274,9 @@ impl Machine {
     #[inline]
     fn target(&mut self, words: &[RawWord]) -> [f64; 4] {
         let scale = self.scale();
+        // The modes are looked up once per line, not per word.
+        let absolute_e = self.absolute_axis(E);
+        let absolute = [self.absolute, self.absolute, self.absolute, absolute_e];
         let mut target = self.position;
         for w in words {
             if w.kind != ValueKind::Number {
@@ -281,7 +284,7 @@ impl Machine {
             }
             match axis(w.letter) {
                 Some(a) => {
-                    target[a] = if self.absolute_axis(a) {
+                    target[a] = if absolute[a] {
                         w.value * scale
                     } else {
                         self.position[a] + w.value * scale
@@ -306,7 +309,9 @@ impl Machine {
             target[Z] - self.position[Z],
             target[E] - self.position[E],
         ];
-        if delta == [0.0; 4] || !delta.iter().all(|d| d.is_finite()) {
+        // Element by element (the array comparison goes through a slice loop).
+        let still = delta[X] == 0.0 && delta[Y] == 0.0 && delta[Z] == 0.0 && delta[E] == 0.0;
+        if still || !delta.iter().all(|d| d.is_finite()) {
             self.position = target;
             return;
         }
@@ -331,7 +336,8 @@ impl Machine {
         let from = [self.position[X], self.position[Y], self.position[Z]];
         let to = [target[X], target[Y], target[Z]];
         // Extrusions mostly chain end to start: then only the new end can grow the boxes.
-        let chained = from == self.last_extrusion_end;
+        let last = self.last_extrusion_end;
+        let chained = from[X] == last[X] && from[Y] == last[Y] && from[Z] == last[Z];
         grow(&mut self.extrusion_bbox, from, to, chained);
         if self.typed {
             grow(
