@@ -111,7 +111,13 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
         let next = window[i + 1];
         let is_code = matches!(letter, b'G' | b'M' | b'T');
         words[0] = if is_code && next.is_ascii_digit() {
-            let (major, end) = window_code(window, i + 1)?;
+            // One digit (`G1`, `G0`, `T0`) is the usual case: no need to scan for more.
+            let after = window[i + 2];
+            let (major, end) = if after.is_ascii_digit() || after == b'.' {
+                window_code(window, i + 1)?
+            } else {
+                (u32::from(next - b'0'), i + 2)
+            };
             let code = Code {
                 letter,
                 major,

@@ -97,6 +97,8 @@ pub struct Parser<'a> {
     line_number: u64,
     words: WordBuffer,
     options: ParseOptions,
+    /// `options.limit()`, computed once.
+    limit: usize,
     failed: bool,
 }
 
@@ -109,6 +111,7 @@ impl<'a> Parser<'a> {
             line_number: 0,
             words: WordBuffer::default(),
             options,
+            limit: options.limit(),
             failed: false,
         }
     }
@@ -122,7 +125,7 @@ impl<'a> Parser<'a> {
         let rest = &self.input[self.pos..];
         let offset = self.pos as u64;
         self.line_number += 1;
-        let limit = self.options.limit();
+        let limit = self.limit;
         if let Some(fast) = fast::scan(rest, &mut self.words.fast, limit) {
             self.pos += fast.consumed;
             return Some(Ok(Line {
