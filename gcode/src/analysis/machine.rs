@@ -640,14 +640,22 @@ fn grow(bbox: &mut Option<BoundingBox>, from: [f64; 3], to: [f64; 3], chained: b
     }
 }
 
+/// Axis index of each byte (`X`, `Y`, `Z`, `E`), [`NO_AXIS`] for the others. A table rather than a
+/// `match`: the letters of a move's words alternate, and the jump table a `match` compiles to
+/// mispredicts on almost every word.
+const AXIS_OF: [u8; 256] = {
+    let mut table = [NO_AXIS; 256];
+    table[b'X' as usize] = X as u8;
+    table[b'Y' as usize] = Y as u8;
+    table[b'Z' as usize] = Z as u8;
+    table[b'E' as usize] = E as u8;
+    table
+};
+const NO_AXIS: u8 = u8::MAX;
+
 /// Index of an axis letter.
 #[inline]
 fn axis(letter: u8) -> Option<usize> {
-    match letter {
-        b'X' => Some(X),
-        b'Y' => Some(Y),
-        b'Z' => Some(Z),
-        b'E' => Some(E),
-        _ => None,
-    }
+    let a = AXIS_OF[usize::from(letter)];
+    (a != NO_AXIS).then_some(usize::from(a))
 }
