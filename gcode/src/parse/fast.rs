@@ -57,10 +57,27 @@ fn starts_number(b: u8) -> bool {
     b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.')
 }
 
-/// A word without a value (`X` in `M84 X Y`) at `i`, whose next byte is `next`; `None` when the
-/// letter is followed by anything the fast path does not handle (`X 10`, `X"a"`, `X{e}`, `X*`).
+/// A word with a number (`X-5.2`) whose letter is at `i`, and where the next word may start;
+/// `None` for numbers the fast path does not convert.
 #[inline(always)]
-fn flag(window: &[u8; WINDOW], rest: &[u8], i: usize, letter: u8) -> Option<RawWord> {
+fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, usize)> {
+    let number = window_decimal(window, i + 1)?;
+    // Words are usually one blank apart: step over it here.
+    let next = number.end + usize::from(window[number.end] == b' ');
+    let word = RawWord {
+        value: number.value,
+        letter,
+        kind: ValueKind::Number,
+        ..EMPTY
+    };
+    Some((word, next))
+}
+
+/// A word without a value (`X` in `M84 X Y`) whose letter is at `i`, and where the next word may
+/// start; `None` when the letter is followed by anything the fast path does not handle (`X 10`,
+/// `X"a"`, `X{e}`, `X*`).
+#[inline(always)]
+fn flag(window: &[u8; WINDOW], rest: &[u8], i: usize, letter: u8) -> Option<(RawWord, usize)> {
     let next = window[i + 1];
     if is_blank(next) {
         // `X 10` is a spaced value; `X Y` is a flag.
@@ -74,7 +91,7 @@ fn flag(window: &[u8; WINDOW], rest: &[u8], i: usize, letter: u8) -> Option<RawW
     } else if !(next.is_ascii_alphabetic() || matches!(next, b';' | b'\n' | b'\r')) {
         return None;
     }
-    Some(RawWord { letter, ..EMPTY })
+    Some((RawWord { letter, ..EMPTY }, i + 1))
 }
 
 /// Parses the line at the start of `rest` (which may run on past it), or returns `None` to hand it
@@ -110,7 +127,7 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
         let letter = c & !0x20;
         let next = window[i + 1];
         let is_code = matches!(letter, b'G' | b'M' | b'T');
-        words[0] = if is_code && next.is_ascii_digit() {
+        let (word, next_word) = if is_code && next.is_ascii_digit() {
             // One digit (`G1`, `G0`, `T0`) is the usual case: no need to scan for more.
             let after = window[i + 2];
             let (major, end) = if after.is_ascii_digit() || after == b'.' {
@@ -127,34 +144,27 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
                 return None;
             }
             command = Some(code);
-            i = end + usize::from(window[end] == b' ');
-            RawWord {
+            let word = RawWord {
                 value: f64::from(major),
                 letter,
                 kind: ValueKind::Number,
                 ..EMPTY
-            }
+            };
+            (word, end + usize::from(window[end] == b' '))
         } else if starts_number(next) {
             // A line number, or a command with a sign or dot (`G-1`, `M.5`), is for the grammar.
             if letter == b'N' || is_code {
                 return None;
             }
-            let number = window_decimal(window, i + 1)?;
-            i = number.end + usize::from(window[number.end] == b' ');
-            RawWord {
-                value: number.value,
-                letter,
-                kind: ValueKind::Number,
-                ..EMPTY
-            }
+            number_word(window, i, letter)?
         } else {
             if next.is_ascii_alphabetic() || next == b'_' {
                 return None; // an extended command
             }
-            let word = flag(window, rest, i, letter)?;
-            i += 1;
-            word
+            flag(window, rest, i, letter)?
         };
+        words[0] = word;
+        i = next_word;
         count = 1;
     }
     let mut comment = None;
@@ -169,21 +179,13 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
             if count >= FAST_WORDS {
                 return None;
             }
-            words[count] = if starts_number(window[i + 1]) {
-                let number = window_decimal(window, i + 1)?;
-                // Words are usually one blank apart: step over it here.
-                i = number.end + usize::from(window[number.end] == b' ');
-                RawWord {
-                    value: number.value,
-                    letter,
-                    kind: ValueKind::Number,
-                    ..EMPTY
-                }
+            let (word, next_word) = if starts_number(window[i + 1]) {
+                number_word(window, i, letter)?
             } else {
-                let word = flag(window, rest, i, letter)?;
-                i += 1;
-                word
+                flag(window, rest, i, letter)?
             };
+            words[count] = word;
+            i = next_word;
             count += 1;
             continue;
         }
