@@ -49,4 +49,22 @@ fuzz_target!(|data: &[u8]| {
     })
     .expect("reading from memory");
     assert_eq!(from_stream, from_buffer);
+
+    // Numbers: the fast path's scanner and the grammar both read exactly what the standard
+    // library reads, in place (followed by more input) and at the end of the input.
+    let text: String = data
+        .iter()
+        .take(24)
+        .map(|&b| char::from(b"0123456789.-+"[usize::from(b) % 13]))
+        .collect();
+    if let Ok(expected) = text.parse::<f64>() {
+        let gcode = format!("G1 X{text}\n;{}\nG1 X{text}", "-".repeat(200));
+        let mut parser = Parser::new(gcode.as_bytes(), ParseOptions::strict());
+        while let Some(line) = parser.next_line() {
+            let line = line.expect("a plain number parses");
+            if line.command().is_some() {
+                assert_eq!(line.arg(b'X').map(f64::to_bits), Some(expected.to_bits()), "{text}");
+            }
+        }
+    }
 });

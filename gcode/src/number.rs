@@ -105,10 +105,6 @@ pub(crate) struct WindowNumber {
     /// Index just past the number.
     pub(crate) end: usize,
     pub(crate) value: f64,
-    /// The digits as an integer, dot ignored.
-    pub(crate) mantissa: u64,
-    /// Written as digits only: no sign, no dot.
-    pub(crate) plain_integer: bool,
 }
 
 /// Exact powers of ten as integers, for joining integer and fraction digits.
@@ -187,13 +183,27 @@ pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<W
     }
     // At most 14 digits: the mantissa is below 2^53 and the power of ten exact.
     // Below 2^53, so the signed conversion (one instruction on x86-64) is exact.
-    let v = mantissa as i64 as f64 / POW10[fraction];
+    // `fraction` is at most 7: the mask changes nothing but lets the compiler drop the bounds check.
+    let v = mantissa as i64 as f64 / POW10[fraction & 7];
     Some(WindowNumber {
         end,
         value: if negative { -v } else { v },
-        mantissa,
-        plain_integer: start == at && !dotted,
     })
+}
+
+/// The fast path's command number (`1` in `G1`) over a fixed window: 1 to 7 digits at `at`, not
+/// followed by a dot (a subcode, `M862.3`, goes to the general grammar). Returns the number and
+/// the index just past it.
+#[inline(always)]
+pub(crate) fn window_code<const N: usize>(w: &[u8; N], at: usize) -> Option<(u32, usize)> {
+    let chunk = u64::from_le_bytes(*w.get(at..)?.first_chunk::<8>()?);
+    let digits = leading_digits(chunk);
+    let end = at + digits;
+    if digits == 0 || digits == 8 || w.get(end) == Some(&b'.') {
+        return None;
+    }
+    // At most 7 digits: fits in u32.
+    Some((digits_value(chunk, digits) as u32, end))
 }
 
 /// The standard library's correctly rounded parser, for numbers the fast path cannot do exactly.
@@ -326,6 +336,39 @@ mod tests {
             window.fill(b';');
             window[..s.len()].copy_from_slice(s.as_bytes());
             assert!(window_decimal(&window, 0).is_none(), "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 4000, ..Default::default() })]
+
+        /// Both scanners give exactly the standard library's value for the numbers slicers write
+        /// (and longer ones), wherever the number sits in the window and whatever ends it.
+        #[test]
+        fn scanners_equal_std_parse(
+            text in "[-+]?[0-9]{0,10}(\\.[0-9]{0,10})?",
+            at in 0usize..40,
+            end in proptest::sample::select(&b" \n\r;XE*\"("[..]),
+        ) {
+            let mut window = [end; 64];
+            window[at..at + text.len()].copy_from_slice(text.as_bytes());
+            let std = text.parse::<f64>().ok();
+            match decimal(&window[at..]) {
+                Ok((rest, v)) => {
+                    proptest::prop_assert_eq!(Some(v.to_bits()), std.map(f64::to_bits), "{}", text);
+                    proptest::prop_assert_eq!(rest.len(), 64 - at - text.len());
+                }
+                Err(_) => proptest::prop_assert!(std.is_none(), "{}", text),
+            }
+            if let Some(n) = window_decimal(&window, at) {
+                proptest::prop_assert_eq!(Some(n.value.to_bits()), std.map(f64::to_bits), "{}", text);
+                proptest::prop_assert_eq!(n.end, at + text.len());
+            } else {
+                // Only long digit runs and no digits go to the general grammar.
+                let digits = text.trim_start_matches(['-', '+']);
+                let long_run = digits.split('.').any(|run| run.len() >= 8);
+                proptest::prop_assert!(long_run || std.is_none(), "{}", text);
+            }
         }
     }
 

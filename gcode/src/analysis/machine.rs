@@ -274,6 +274,9 @@ impl Machine {
     #[inline]
     fn target(&mut self, words: &[RawWord]) -> [f64; 4] {
         let scale = self.scale();
+        // The modes are looked up once per line, not per word.
+        let absolute_e = self.absolute_axis(E);
+        let absolute = [self.absolute, self.absolute, self.absolute, absolute_e];
         let mut target = self.position;
         for w in words {
             if w.kind != ValueKind::Number {
@@ -281,7 +284,7 @@ impl Machine {
             }
             match axis(w.letter) {
                 Some(a) => {
-                    target[a] = if self.absolute_axis(a) {
+                    target[a] = if absolute[a] {
                         w.value * scale
                     } else {
                         self.position[a] + w.value * scale
@@ -306,7 +309,9 @@ impl Machine {
             target[Z] - self.position[Z],
             target[E] - self.position[E],
         ];
-        if delta == [0.0; 4] || !delta.iter().all(|d| d.is_finite()) {
+        // Element by element (the array comparison goes through a slice loop).
+        let still = delta[X] == 0.0 && delta[Y] == 0.0 && delta[Z] == 0.0 && delta[E] == 0.0;
+        if still || !delta.iter().all(|d| d.is_finite()) {
             self.position = target;
             return;
         }
@@ -331,7 +336,8 @@ impl Machine {
         let from = [self.position[X], self.position[Y], self.position[Z]];
         let to = [target[X], target[Y], target[Z]];
         // Extrusions mostly chain end to start: then only the new end can grow the boxes.
-        let chained = from == self.last_extrusion_end;
+        let last = self.last_extrusion_end;
+        let chained = from[X] == last[X] && from[Y] == last[Y] && from[Z] == last[Z];
         grow(&mut self.extrusion_bbox, from, to, chained);
         if self.typed {
             grow(
@@ -634,14 +640,22 @@ fn grow(bbox: &mut Option<BoundingBox>, from: [f64; 3], to: [f64; 3], chained: b
     }
 }
 
+/// Axis index of each byte (`X`, `Y`, `Z`, `E`), [`NO_AXIS`] for the others. A table rather than a
+/// `match`: the letters of a move's words alternate, and the jump table a `match` compiles to
+/// mispredicts on almost every word.
+const AXIS_OF: [u8; 256] = {
+    let mut table = [NO_AXIS; 256];
+    table[b'X' as usize] = X as u8;
+    table[b'Y' as usize] = Y as u8;
+    table[b'Z' as usize] = Z as u8;
+    table[b'E' as usize] = E as u8;
+    table
+};
+const NO_AXIS: u8 = u8::MAX;
+
 /// Index of an axis letter.
 #[inline]
 fn axis(letter: u8) -> Option<usize> {
-    match letter {
-        b'X' => Some(X),
-        b'Y' => Some(Y),
-        b'Z' => Some(Z),
-        b'E' => Some(E),
-        _ => None,
-    }
+    let a = AXIS_OF[usize::from(letter)];
+    (a != NO_AXIS).then_some(usize::from(a))
 }

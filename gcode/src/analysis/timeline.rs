@@ -26,30 +26,49 @@ enum Target {
 
 /// Collects checkpoints and layer start times. A time mark names the planner sequence number of the
 /// next move at the moment it was made; its time is known once that move is finalised.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Timeline {
     pub(crate) checkpoints: Vec<Checkpoint>,
     pub(crate) layers: Vec<Layer>,
     /// Unresolved marks, sorted by sequence number.
     pending: VecDeque<(u64, Target)>,
+    /// Sequence number of the first pending mark (`u64::MAX` when none): one comparison per
+    /// finalised move instead of a look into the queue.
+    next_pending: u64,
     /// The candidate start of the next layer (at most one at a time), watched so its time is known
     /// even if the layer is only confirmed after its first moves were finalised.
     watch: Option<(u64, Option<f64>)>,
 }
 
 impl TimeSink for Timeline {
+    #[inline]
     fn move_starts(&mut self, seq: u64, time: f64) {
-        while let Some(&(s, target)) = self.pending.front() {
-            if s > seq {
-                break;
+        if seq >= self.next_pending {
+            while let Some(&(s, target)) = self.pending.front() {
+                if s > seq {
+                    break;
+                }
+                self.set(target, time);
+                self.pending.pop_front();
             }
-            self.set(target, time);
-            self.pending.pop_front();
+            self.next_pending = self.pending.front().map_or(u64::MAX, |&(s, _)| s);
         }
         if let Some((s, t @ None)) = &mut self.watch {
             if *s <= seq {
                 *t = Some(time);
             }
+        }
+    }
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            checkpoints: Vec::new(),
+            layers: Vec::new(),
+            pending: VecDeque::new(),
+            next_pending: u64::MAX,
+            watch: None,
         }
     }
 }
@@ -65,6 +84,7 @@ impl Timeline {
     fn insert(&mut self, seq: u64, target: Target) {
         let at = self.pending.partition_point(|&(s, _)| s <= seq);
         self.pending.insert(at, (seq, target));
+        self.next_pending = self.next_pending.min(seq);
     }
 
     pub(crate) fn checkpoint(&mut self, line: u64, offset: u64, seq: u64) {
@@ -106,6 +126,7 @@ impl Timeline {
         while let Some((_, target)) = self.pending.pop_front() {
             self.set(target, total);
         }
+        self.next_pending = u64::MAX;
         self.watch = None;
     }
 }

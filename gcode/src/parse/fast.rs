@@ -6,7 +6,22 @@
 //! which accepts everything this accepts with the same result; a test checks that on random input.
 
 use super::line::{Code, LineParts, RawWord, Span, ValueKind};
-use crate::number::{window_decimal, WindowNumber};
+use crate::number::{window_code, window_decimal};
+
+/// Most words a fast line holds (more, e.g. a long run of flags, go to the general grammar).
+pub(crate) const FAST_WORDS: usize = 32;
+
+/// The fast path's word storage: fixed, so storing a word needs no capacity check.
+pub(crate) type FastWords = [RawWord; FAST_WORDS];
+
+/// A word with no value yet: the fill of a fresh [`FastWords`].
+pub(crate) const EMPTY: RawWord = RawWord {
+    value: 0.0,
+    start: 0,
+    end: 0,
+    letter: 0,
+    kind: ValueKind::Flag,
+};
 
 /// A line the fast path parsed.
 #[derive(Debug)]
@@ -15,6 +30,8 @@ pub(crate) struct FastLine {
     pub(crate) len: usize,
     /// Bytes consumed including the terminator.
     pub(crate) consumed: usize,
+    /// Words stored at the start of the [`FastWords`].
+    pub(crate) count: usize,
     pub(crate) parts: LineParts,
 }
 
@@ -35,20 +52,57 @@ fn starts_value(b: u8) -> bool {
     matches!(b, b'-' | b'+' | b'.' | b'0'..=b'9' | b'"' | b'{')
 }
 
-/// Parses the line at the start of `rest` (which may run on past it), or returns `None` to hand it
-/// to the general grammar (also for lines whose words run past the window). Words replace the
-/// contents of `words`.
-///
-/// Written for the optimiser: the line's parts are kept in locals and assembled at the end.
 #[inline(always)]
-pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Option<FastLine> {
-    const EMPTY: RawWord = RawWord {
-        value: 0.0,
-        start: 0,
-        end: 0,
-        letter: 0,
-        kind: ValueKind::Flag,
+fn starts_number(b: u8) -> bool {
+    b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.')
+}
+
+/// A word with a number (`X-5.2`) whose letter is at `i`, and where the next word may start;
+/// `None` for numbers the fast path does not convert.
+#[inline(always)]
+fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, usize)> {
+    let number = window_decimal(window, i + 1)?;
+    // Words are usually one blank apart: step over it here.
+    let next = number.end + usize::from(window[number.end] == b' ');
+    let word = RawWord {
+        value: number.value,
+        letter,
+        kind: ValueKind::Number,
+        ..EMPTY
     };
+    Some((word, next))
+}
+
+/// A word without a value (`X` in `M84 X Y`) whose letter is at `i`, and where the next word may
+/// start; `None` when the letter is followed by anything the fast path does not handle (`X 10`,
+/// `X"a"`, `X{e}`, `X*`).
+#[inline(always)]
+fn flag(window: &[u8; WINDOW], rest: &[u8], i: usize, letter: u8) -> Option<(RawWord, usize)> {
+    let next = window[i + 1];
+    if is_blank(next) {
+        // `X 10` is a spaced value; `X Y` is a flag.
+        let mut j = i + 1;
+        while rest.get(j).is_some_and(|&b| is_blank(b)) {
+            j += 1;
+        }
+        if rest.get(j).is_some_and(|&b| starts_value(b)) {
+            return None;
+        }
+    } else if !(next.is_ascii_alphabetic() || matches!(next, b';' | b'\n' | b'\r')) {
+        return None;
+    }
+    Some((RawWord { letter, ..EMPTY }, i + 1))
+}
+
+/// Parses the line at the start of `rest` (which may run on past it), or returns `None` to hand it
+/// to the general grammar (also for lines whose words run past the window). Words go to the start
+/// of `words`.
+///
+/// Written for the optimiser: the first word (the only one that can be a command, a line number
+/// or an extended command) is handled before the loop, so the loop over the arguments checks
+/// nothing about position; the line's parts are kept in locals and assembled at the end.
+#[inline(always)]
+pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option<FastLine> {
     let padded;
     let (window, avail) = match rest.first_chunk::<WINDOW>() {
         Some(window) => (window, usize::MAX),
@@ -59,15 +113,82 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
             (&padded, rest.len())
         }
     };
-    words.clear();
-    let mut command = None;
-    let mut comment = None;
     let mut i = 0;
+    while is_blank(window[i]) {
+        i += 1;
+        if i >= WORD_LIMIT {
+            return None;
+        }
+    }
+    let mut command = None;
+    let mut count = 0;
+    let c = window[i];
+    if c.is_ascii_alphabetic() {
+        let letter = c & !0x20;
+        let next = window[i + 1];
+        let is_code = matches!(letter, b'G' | b'M' | b'T');
+        let (word, next_word) = if is_code && next.is_ascii_digit() {
+            // One digit (`G1`, `G0`, `T0`) is the usual case: no need to scan for more.
+            let after = window[i + 2];
+            let (major, end) = if after.is_ascii_digit() || after == b'.' {
+                window_code(window, i + 1)?
+            } else {
+                (u32::from(next - b'0'), i + 2)
+            };
+            let code = Code {
+                letter,
+                major,
+                minor: None,
+            };
+            if super::line::takes_text(code) {
+                return None;
+            }
+            command = Some(code);
+            let word = RawWord {
+                value: f64::from(major),
+                letter,
+                kind: ValueKind::Number,
+                ..EMPTY
+            };
+            (word, end + usize::from(window[end] == b' '))
+        } else if starts_number(next) {
+            // A line number, or a command with a sign or dot (`G-1`, `M.5`), is for the grammar.
+            if letter == b'N' || is_code {
+                return None;
+            }
+            number_word(window, i, letter)?
+        } else {
+            if next.is_ascii_alphabetic() || next == b'_' {
+                return None; // an extended command
+            }
+            flag(window, rest, i, letter)?
+        };
+        words[0] = word;
+        i = next_word;
+        count = 1;
+    }
+    let mut comment = None;
     let (len, consumed) = loop {
         if i >= WORD_LIMIT {
             return None;
         }
         let c = window[i];
+        // Letters first: after a number, the next word is the usual case.
+        let letter = c & !0x20;
+        if letter.wrapping_sub(b'A') < 26 {
+            if count >= FAST_WORDS {
+                return None;
+            }
+            let (word, next_word) = if starts_number(window[i + 1]) {
+                number_word(window, i, letter)?
+            } else {
+                flag(window, rest, i, letter)?
+            };
+            words[count] = word;
+            i = next_word;
+            count += 1;
+            continue;
+        }
         match c {
             b' ' | b'\t' => i += 1,
             // Past `avail` the newline is padding: the input ends without a terminator.
@@ -87,48 +208,6 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
                 });
                 break (len, consumed);
             }
-            _ if c.is_ascii_alphabetic() => {
-                let count = words.len();
-                let letter = c & !0x20;
-                let next = window[i + 1];
-                i += 1;
-                let word = if next.is_ascii_digit() || matches!(next, b'-' | b'+' | b'.') {
-                    if count == 0 && letter == b'N' {
-                        return None;
-                    }
-                    let number = window_decimal(window, i)?;
-                    if count == 0 && matches!(letter, b'G' | b'M' | b'T') {
-                        command = Some(code(&number, letter)?);
-                    }
-                    // Words are usually one blank apart: step over it here.
-                    i = number.end + usize::from(window[number.end] == b' ');
-                    RawWord {
-                        value: number.value,
-                        letter,
-                        kind: ValueKind::Number,
-                        ..EMPTY
-                    }
-                } else {
-                    if count == 0 && (next.is_ascii_alphabetic() || next == b'_') {
-                        return None; // an extended command
-                    }
-                    if is_blank(next) {
-                        // `X 10` is a spaced value; `X Y` is a flag.
-                        let mut j = i;
-                        while rest.get(j).is_some_and(|&b| is_blank(b)) {
-                            j += 1;
-                        }
-                        if rest.get(j).is_some_and(|&b| starts_value(b)) {
-                            return None;
-                        }
-                    } else if !(next.is_ascii_alphabetic() || matches!(next, b';' | b'\n' | b'\r'))
-                    {
-                        return None;
-                    }
-                    RawWord { letter, ..EMPTY }
-                };
-                words.push(word);
-            }
             _ => return None,
         }
     };
@@ -138,28 +217,13 @@ pub(crate) fn scan(rest: &[u8], words: &mut Vec<RawWord>, max_len: usize) -> Opt
     Some(FastLine {
         len,
         consumed,
+        count,
         parts: LineParts {
             command,
             comment,
             ..LineParts::default()
         },
     })
-}
-
-/// The command code of a first word written as plain digits; `None` (general path) for subcodes,
-/// signs and codes that take a text argument.
-#[inline(always)]
-fn code(number: &WindowNumber, letter: u8) -> Option<Code> {
-    if !number.plain_integer {
-        return None;
-    }
-    let code = Code {
-        letter,
-        // At most 7 digits: fits.
-        major: number.mantissa as u32,
-        minor: None,
-    };
-    (!super::line::takes_text(code)).then_some(code)
 }
 
 #[cfg(test)]
@@ -182,8 +246,9 @@ mod tests {
         #[test]
         fn fast_path_agrees_with_grammar(line in "[GgMmTtXYZEFNSPxyz0-9 .;+\\-\t\"{}()*_a]{0,40}") {
             let bytes = line.as_bytes();
-            let mut fast_words = Vec::new();
+            let mut fast_words = [EMPTY; FAST_WORDS];
             if let Some(fast) = scan(bytes, &mut fast_words, usize::MAX) {
+                let fast_words = &fast_words[..fast.count];
                 prop_assert_eq!(fast.consumed, bytes.len());
                 let mut words = Vec::new();
                 let parts = parse_line(&bytes[..fast.len], &mut words, false);
@@ -195,7 +260,7 @@ mod tests {
                 prop_assert_eq!(parts.line_number, None);
                 prop_assert!(parts.text.is_none() && parts.extended.is_none() && parts.checksum.is_none());
                 prop_assert_eq!(words.len(), fast_words.len());
-                for (a, b) in words.iter().zip(&fast_words) {
+                for (a, b) in words.iter().zip(fast_words) {
                     prop_assert!(same(a, b), "{:?} vs {:?} in {:?}", a, b, line);
                 }
             }
@@ -203,15 +268,59 @@ mod tests {
             let mut longer = bytes.to_vec();
             longer.push(b'\n');
             longer.extend([b'G'; WINDOW]);
-            let mut in_place = Vec::new();
+            let mut in_place = [EMPTY; FAST_WORDS];
             let in_place_line = scan(&longer, &mut in_place, usize::MAX);
             let padded = scan(bytes, &mut fast_words, usize::MAX);
             prop_assert_eq!(in_place_line.is_some(), padded.is_some());
             if let (Some(a), Some(b)) = (in_place_line, padded) {
                 prop_assert_eq!(a.consumed, bytes.len() + 1);
                 prop_assert_eq!((a.len, a.parts.command, a.parts.comment), (b.len, b.parts.command, b.parts.comment));
-                prop_assert_eq!(in_place.len(), fast_words.len());
-                for (a, b) in in_place.iter().zip(&fast_words) {
+                prop_assert_eq!(a.count, b.count);
+                for (a, b) in in_place[..a.count].iter().zip(&fast_words[..b.count]) {
+                    prop_assert!(same(a, b), "{:?} vs {:?} in {:?}", a, b, line);
+                }
+            }
+        }
+    }
+
+    /// A slicer-like line: a command, then words with plain numbers of any length (or flags),
+    /// blanks and an optional comment.
+    fn slicer_line() -> impl Strategy<Value = String> {
+        let word = (
+            "[XYZEFSPIJxyze]",
+            "[-+]?[0-9]{0,9}(\\.[0-9]{0,9})?",
+            "[ \t]{0,2}",
+        )
+            .prop_map(|(l, n, blank)| format!("{l}{n}{blank}"));
+        (
+            "[ \t]{0,2}",
+            "[GMTgmt][0-9]{1,4}[ ]?",
+            proptest::collection::vec(word, 0..8),
+            "(;[ -~]{0,20})?",
+        )
+            .prop_map(|(lead, code, words, comment)| {
+                format!("{lead}{code}{}{comment}", words.concat())
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// On slicer-shaped lines the fast path agrees with the grammar word for word, bit for bit.
+        #[test]
+        fn fast_path_agrees_with_grammar_on_slicer_lines(line in slicer_line(), terminator in "(\n|\r\n|)") {
+            let bytes = format!("{line}{terminator}").into_bytes();
+            let mut fast_words = [EMPTY; FAST_WORDS];
+            if let Some(fast) = scan(&bytes, &mut fast_words, usize::MAX) {
+                prop_assert_eq!(fast.consumed, bytes.len());
+                let mut words = Vec::new();
+                let parts = parse_line(&bytes[..fast.len], &mut words, false);
+                prop_assert!(parts.is_ok(), "grammar rejects {:?}", line);
+                let parts = parts.unwrap();
+                prop_assert_eq!(parts.command, fast.parts.command);
+                prop_assert_eq!(parts.comment, fast.parts.comment);
+                prop_assert_eq!(words.len(), fast.count);
+                for (a, b) in words.iter().zip(&fast_words[..fast.count]) {
                     prop_assert!(same(a, b), "{:?} vs {:?} in {:?}", a, b, line);
                 }
             }
@@ -220,7 +329,7 @@ mod tests {
 
     #[test]
     fn ordinary_lines_take_the_fast_path() {
-        let mut words = Vec::new();
+        let mut words = [EMPTY; FAST_WORDS];
         for line in [
             &b"G1 X91.369 Y107.387 E0.02112\n"[..],
             b"G0 F3600 X10 Y-5\r\n",

@@ -15,6 +15,7 @@ pub use error::{Expected, Found, ParseError, ParseErrorKind};
 pub use line::{Code, Extended, Line, Word, WordValue};
 pub use split::{LineSplitter, RawLine};
 
+use fast::{FastWords, EMPTY, FAST_WORDS};
 use line::{parse_line, RawWord};
 
 /// What the parser does after an error.
@@ -56,6 +57,7 @@ impl ParseOptions {
         Self::default()
     }
 
+    #[inline]
     fn limit(&self) -> usize {
         self.max_line_len.min(u32::MAX as usize)
     }
@@ -93,8 +95,10 @@ pub struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
     line_number: u64,
-    words: Vec<RawWord>,
+    words: WordBuffer,
     options: ParseOptions,
+    /// `options.limit()`, computed once.
+    limit: usize,
     failed: bool,
 }
 
@@ -105,8 +109,9 @@ impl<'a> Parser<'a> {
             input,
             pos: 0,
             line_number: 0,
-            words: Vec::with_capacity(16),
+            words: WordBuffer::default(),
             options,
+            limit: options.limit(),
             failed: false,
         }
     }
@@ -120,12 +125,12 @@ impl<'a> Parser<'a> {
         let rest = &self.input[self.pos..];
         let offset = self.pos as u64;
         self.line_number += 1;
-        let limit = self.options.limit();
-        if let Some(fast) = fast::scan(rest, &mut self.words, limit) {
+        let limit = self.limit;
+        if let Some(fast) = fast::scan(rest, &mut self.words.fast, limit) {
             self.pos += fast.consumed;
             return Some(Ok(Line {
                 raw: &rest[..fast.len],
-                words: &self.words,
+                words: &self.words.fast[..fast.count],
                 parts: fast.parts,
                 number: self.line_number,
                 offset,
@@ -173,27 +178,45 @@ fn strip_cr(line: &[u8]) -> &[u8] {
     }
 }
 
+/// Where a parser keeps the words of the current line: a fixed array for the fast path, a
+/// growable buffer (reused from line to line) for the general grammar.
+#[derive(Debug, Clone)]
+pub(crate) struct WordBuffer {
+    fast: FastWords,
+    general: Vec<RawWord>,
+}
+
+impl Default for WordBuffer {
+    fn default() -> Self {
+        WordBuffer {
+            fast: [EMPTY; FAST_WORDS],
+            general: Vec::with_capacity(16),
+        }
+    }
+}
+
 /// Parses one raw line (terminator already removed) with a caller-owned word buffer.
 #[inline]
 pub(crate) fn parse_raw<'a>(
     raw: &'a [u8],
     number: u64,
     offset: u64,
-    words: &'a mut Vec<RawWord>,
+    words: &'a mut WordBuffer,
     mode: Mode,
 ) -> Result<Line<'a>, ParseError> {
     // `raw` has no terminator, so the fast path ends at its end.
-    if let Some(fast) = fast::scan(raw, words, usize::MAX) {
+    if let Some(fast) = fast::scan(raw, &mut words.fast, usize::MAX) {
         if fast.consumed == raw.len() {
             return Ok(Line {
                 raw: &raw[..fast.len],
-                words,
+                words: &words.fast[..fast.count],
                 parts: fast.parts,
                 number,
                 offset,
             });
         }
     }
+    let words = &mut words.general;
     match parse_line(raw, words, mode == Mode::Lenient) {
         Ok(parts) => Ok(Line {
             raw,
@@ -214,7 +237,7 @@ pub(crate) fn parse_raw<'a>(
 /// Reusable per-line parse state for streaming callers: holds the word buffer.
 #[derive(Debug, Default)]
 pub struct LineParser {
-    words: Vec<RawWord>,
+    words: WordBuffer,
     mode: Mode,
 }
 
@@ -222,7 +245,7 @@ impl LineParser {
     /// A line parser in the given mode.
     pub fn new(mode: Mode) -> Self {
         LineParser {
-            words: Vec::with_capacity(16),
+            words: WordBuffer::default(),
             mode,
         }
     }
