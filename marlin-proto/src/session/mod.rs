@@ -445,7 +445,9 @@ impl Session {
                 break;
             }
             let q = self.queue.pop_front().expect("front exists");
-            self.barrier_due = !self.firmware.advanced_ok;
+            // A numbered M105 is its own barrier: its `ok T:` acknowledges every line before it.
+            self.barrier_due =
+                !self.firmware.advanced_ok && !q.payload.code().eq_ignore_ascii_case("M105");
             self.transmit_new(now, Some(q.id), q.payload, Kind::Command, out);
         }
         out.len() - start
