@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::response::{Position, Temperatures};
 use crate::session::{
     CommandId, EmergencyCommand, Event, FatalError, Firmware, SendError, Session, SessionConfig,
+    TemperatureReporting,
 };
 use crate::transport::{self, Link, PortSpec, PriorityOutcome, TransportError};
 
@@ -65,6 +66,8 @@ pub struct Status {
     pub state: PrinterState,
     /// The last temperature report.
     pub temperatures: Option<Temperatures>,
+    /// How temperature reports keep coming (autoreport, polled, or off).
+    pub temperature_reporting: TemperatureReporting,
     /// The last position report.
     pub position: Option<Position>,
     /// The last line number acknowledged.
@@ -149,10 +152,23 @@ enum Request {
 }
 
 /// Options for [`Printer::connect`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PrinterConfig {
-    /// Protocol settings.
+    /// Protocol settings. The default differs from [`SessionConfig::default`] in one way:
+    /// temperatures are kept coming every 2 s (`M155 S2` autoreports when the firmware has
+    /// them, else polled `M105`), so [`Status::temperatures`] stays current.
     pub session: SessionConfig,
+}
+
+impl Default for PrinterConfig {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig {
+                temperature_interval: Some(Duration::from_secs(2)),
+                ..SessionConfig::default()
+            },
+        }
+    }
 }
 
 /// A connected printer. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -210,6 +226,7 @@ impl Printer {
         let (status_tx, mut status) = watch::channel(Status {
             state: PrinterState::Connecting,
             temperatures: None,
+            temperature_reporting: TemperatureReporting::Off,
             position: None,
             current_line: None,
             job: None,
@@ -548,11 +565,16 @@ impl IoThread {
     fn drain_events(&mut self) {
         while let Some(ev) = self.session.poll_event() {
             match &ev {
-                Event::Connected { firmware, .. } => {
-                    let fw = firmware.clone();
+                Event::Connected {
+                    firmware,
+                    temperatures,
+                    ..
+                } => {
+                    let (fw, reporting) = (firmware.clone(), *temperatures);
                     self.status.send_modify(|s| {
                         s.state = PrinterState::Ready;
                         s.firmware = Some(fw);
+                        s.temperature_reporting = reporting;
                     });
                 }
                 Event::Completed { id, line, response } => {
@@ -614,7 +636,9 @@ impl IoThread {
         job.progress.acknowledged += 1;
         let progress = job.progress;
         let bytes = self.bytes_written;
-        let finished = job.ids_done && self.job_ids.is_empty() && self.session.queued_len() == 0;
+        // Every job line sent was acknowledged and the iterator is exhausted (the session may
+        // still hold its own commands, such as a temperature poll: they are not the job's).
+        let finished = job.ids_done && self.job_ids.is_empty();
         self.status.send_if_modified(|s| {
             s.job = Some(progress);
             false

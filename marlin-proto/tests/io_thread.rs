@@ -10,6 +10,7 @@ use std::time::Duration;
 use easyprint_marlin::printer::{CommandError, Printer, PrinterConfig, PrinterState};
 use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
 use easyprint_marlin::transport::{self, Link, PortSpec};
+use easyprint_marlin::SessionConfig;
 
 /// A real serial link that counts reads, can hold a write until released, and reports when
 /// it is dropped (the port closed).
@@ -104,9 +105,11 @@ fn sim() -> VirtualPrinter {
 async fn idle_io_thread_does_not_wake_up() {
     let vp = sim();
     let (link, probe) = watched(&vp);
-    let printer = Printer::connect_link(link, PrinterConfig::default())
-        .await
-        .unwrap();
+    // No temperature reporting: autoreports would (rightly) wake the thread every 2 s.
+    let config = PrinterConfig {
+        session: SessionConfig::default(),
+    };
+    let printer = Printer::connect_link(link, config).await.unwrap();
     // The handshake's last `ok` may still be draining: wait until reads stop growing.
     let reply = printer.send("M105").await.unwrap();
     assert!(reply[0].starts_with("ok T:"), "{reply:?}");
