@@ -37,5 +37,5 @@ pub use response::{
 };
 pub use session::{
     ActivePolicy, CommandId, EmergencyCommand, Event, FatalError, Firmware, FlowPolicy, ResendOk,
-    SendError, Session, SessionConfig, Warning,
+    SendError, Session, SessionConfig, TemperatureReporting, Warning,
 };

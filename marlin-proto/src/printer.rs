@@ -1,25 +1,32 @@
 //! The tokio-facing [`Printer`] handle over a [`Session`] driven by a dedicated I/O thread.
 //!
 //! ```text
-//!  async callers ── Request (std mpsc) ──▶ I/O thread: Link ⇄ Session ──▶ watch<Status>
-//!                                          (blocking, raised priority)  ─▶ broadcast<PrinterEvent>
+//!  async callers ── Request (std mpsc) + wake ──▶ I/O thread: Link ⇄ Session ──▶ watch<Status>
+//!                                                 (raised priority)          ─▶ broadcast<PrinterEvent>
 //! ```
 //!
 //! The I/O thread owns the session and the job being streamed, so a busy tokio runtime or a
-//! loaded CPU cannot delay an `ok` → next-line turnaround.
+//! loaded CPU cannot delay an `ok` → next-line turnaround. It sleeps in `epoll` (through `mio`)
+//! until the port is readable, a request arrives (the handle wakes it with a `mio::Waker`), or
+//! the session's next deadline ([`Session::poll_timeout`]) passes: an idle printer costs no
+//! wake-ups at all.
 // This is the driver: it is where the clock is read.
 #![allow(clippy::disallowed_methods)]
 
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Token, Waker};
 
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::response::{Position, Temperatures};
 use crate::session::{
     CommandId, EmergencyCommand, Event, FatalError, Firmware, SendError, Session, SessionConfig,
+    TemperatureReporting,
 };
 use crate::transport::{self, Link, PortSpec, PriorityOutcome, TransportError};
 
@@ -59,6 +66,8 @@ pub struct Status {
     pub state: PrinterState,
     /// The last temperature report.
     pub temperatures: Option<Temperatures>,
+    /// How temperature reports keep coming (autoreport, polled, or off).
+    pub temperature_reporting: TemperatureReporting,
     /// The last position report.
     pub position: Option<Position>,
     /// The last line number acknowledged.
@@ -107,6 +116,9 @@ pub enum ConnectError {
     /// The I/O thread stopped unexpectedly.
     #[error("the printer I/O thread stopped")]
     Stopped,
+    /// The I/O thread's poller (epoll) or waker could not be set up.
+    #[error("cannot set up the I/O thread's poller: {0}")]
+    Poller(#[source] std::io::Error),
 }
 
 /// Why a command or job request failed.
@@ -140,10 +152,23 @@ enum Request {
 }
 
 /// Options for [`Printer::connect`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PrinterConfig {
-    /// Protocol settings.
+    /// Protocol settings. The default differs from [`SessionConfig::default`] in one way:
+    /// temperatures are kept coming every 2 s (`M155 S2` autoreports when the firmware has
+    /// them, else polled `M105`), so [`Status::temperatures`] stays current.
     pub session: SessionConfig,
+}
+
+impl Default for PrinterConfig {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig {
+                temperature_interval: Some(Duration::from_secs(2)),
+                ..SessionConfig::default()
+            },
+        }
+    }
 }
 
 /// A connected printer. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -167,10 +192,17 @@ pub struct PrinterConfig {
 #[derive(Debug)]
 pub struct Printer {
     requests: mpsc::Sender<Request>,
+    waker: Arc<Waker>,
     events: broadcast::Sender<PrinterEvent>,
     status: watch::Receiver<Status>,
-    thread: Option<thread::JoinHandle<()>>,
+    /// Becomes true once the I/O thread has returned and the port is closed.
+    exited: watch::Receiver<bool>,
 }
+
+/// The poller token of the port.
+const PORT: Token = Token(0);
+/// The poller token of the handle's waker.
+const WAKE: Token = Token(1);
 
 impl Printer {
     /// Opens the port and completes the handshake.
@@ -184,11 +216,17 @@ impl Printer {
         link: Box<dyn Link>,
         config: PrinterConfig,
     ) -> Result<Self, ConnectError> {
+        let poll = Poll::new().map_err(ConnectError::Poller)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE).map_err(ConnectError::Poller)?);
+        poll.registry()
+            .register(&mut SourceFd(&link.as_raw_fd()), PORT, Interest::READABLE)
+            .map_err(ConnectError::Poller)?;
         let (req_tx, req_rx) = mpsc::channel();
         let (events, _) = broadcast::channel(1024);
         let (status_tx, mut status) = watch::channel(Status {
             state: PrinterState::Connecting,
             temperatures: None,
+            temperature_reporting: TemperatureReporting::Off,
             position: None,
             current_line: None,
             job: None,
@@ -198,16 +236,22 @@ impl Printer {
             io_cpu: Duration::ZERO,
             bytes_written: 0,
         });
+        let (exited_tx, exited) = watch::channel(false);
         let ev = events.clone();
-        let thread = thread::Builder::new()
+        thread::Builder::new()
             .name("marlin-io".into())
-            .spawn(move || IoThread::new(link, config, req_rx, ev, status_tx).run())
+            .spawn(move || {
+                IoThread::new(link, poll, config, req_rx, ev, status_tx).run();
+                // `run` consumed the thread's state: the port is closed now.
+                exited_tx.send_replace(true);
+            })
             .map_err(|_| ConnectError::Stopped)?;
         let printer = Self {
             requests: req_tx,
+            waker,
             events,
             status: status.clone(),
-            thread: Some(thread),
+            exited,
         };
         loop {
             let state = status.borrow_and_update().state.clone();
@@ -283,17 +327,27 @@ impl Printer {
         self.events.subscribe()
     }
 
+    /// Closes the connection and waits until the I/O thread has closed the port (a job still
+    /// streaming stops where it is). Dropping the handle closes it too, without waiting.
+    pub async fn close(&self) {
+        let _ = self.request(Request::Close);
+        let mut exited = self.exited.clone();
+        // An error means the thread is gone (and its sender with it): closed as well.
+        let _ = exited.wait_for(|done| *done).await;
+    }
+
     fn request(&self, r: Request) -> Result<(), CommandError> {
-        self.requests.send(r).map_err(|_| CommandError::Closed)
+        self.requests.send(r).map_err(|_| CommandError::Closed)?;
+        self.waker.wake().map_err(|_| CommandError::Closed)
     }
 }
 
 impl Drop for Printer {
+    /// Asks the I/O thread to close the port and returns at once: dropping never blocks the
+    /// caller (an async runtime, a UI thread). Use [`Printer::close`] to wait for the port to
+    /// be closed (before reopening it, say).
     fn drop(&mut self) {
-        let _ = self.requests.send(Request::Close);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let _ = self.request(Request::Close);
     }
 }
 
@@ -305,6 +359,7 @@ struct RunningJob {
 
 struct IoThread {
     link: Box<dyn Link>,
+    poll: Poll,
     session: Session,
     requests: mpsc::Receiver<Request>,
     events: broadcast::Sender<PrinterEvent>,
@@ -320,6 +375,7 @@ struct IoThread {
 impl IoThread {
     fn new(
         link: Box<dyn Link>,
+        poll: Poll,
         config: PrinterConfig,
         requests: mpsc::Receiver<Request>,
         events: broadcast::Sender<PrinterEvent>,
@@ -327,6 +383,7 @@ impl IoThread {
     ) -> Self {
         Self {
             link,
+            poll,
             session: Session::new(config.session, Instant::now()),
             requests,
             events,
@@ -345,6 +402,7 @@ impl IoThread {
         self.status.send_modify(|s| s.io_priority = priority);
         let mut buf = vec![0u8; 4096];
         let mut out = Vec::with_capacity(4096);
+        let mut ready = mio::Events::with_capacity(4);
         loop {
             // Requests first: they are cheap and may queue lines to send.
             loop {
@@ -368,27 +426,29 @@ impl IoThread {
                 self.bytes_written += out.len() as u64;
             }
             self.drain_events();
-            // Wait for bytes, at most until the session's next deadline, and briefly so that
-            // requests are noticed (a write-side wakeup would need a second fd).
+            // Sleep until the port is readable, a request wakes us, or the session's next
+            // deadline; with none of those, indefinitely.
             let wait = self
                 .session
                 .poll_timeout()
-                .map_or(Duration::from_millis(5), |t| {
-                    t.saturating_duration_since(now)
-                })
-                // Requests are only noticed between reads: poll briskly while work is under
-                // way, lazily when idle.
-                .min(if self.session.is_idle() && self.job.is_none() {
-                    Duration::from_millis(20)
-                } else {
-                    Duration::from_millis(5)
-                });
-            match self.link.read_timeout(&mut buf, wait) {
-                Ok(0) => {}
-                Ok(n) => self.session.handle_rx(Instant::now(), &buf[..n]),
-                Err(e) => {
-                    self.fail_io(&e.to_string());
+                .map(|t| t.saturating_duration_since(now));
+            if let Err(e) = self.poll.poll(&mut ready, wait) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    self.fail_io(&format!("poll: {e}"));
                     return;
+                }
+            }
+            if ready.iter().any(|e| e.token() == PORT) {
+                // Edge-triggered: read until the port has nothing more.
+                loop {
+                    match self.link.read_timeout(&mut buf, Duration::ZERO) {
+                        Ok(0) => break,
+                        Ok(n) => self.session.handle_rx(Instant::now(), &buf[..n]),
+                        Err(e) => {
+                            self.fail_io(&e.to_string());
+                            return;
+                        }
+                    }
                 }
             }
             let now = Instant::now();
@@ -505,11 +565,16 @@ impl IoThread {
     fn drain_events(&mut self) {
         while let Some(ev) = self.session.poll_event() {
             match &ev {
-                Event::Connected { firmware, .. } => {
-                    let fw = firmware.clone();
+                Event::Connected {
+                    firmware,
+                    temperatures,
+                    ..
+                } => {
+                    let (fw, reporting) = (firmware.clone(), *temperatures);
                     self.status.send_modify(|s| {
                         s.state = PrinterState::Ready;
                         s.firmware = Some(fw);
+                        s.temperature_reporting = reporting;
                     });
                 }
                 Event::Completed { id, line, response } => {
@@ -571,7 +636,9 @@ impl IoThread {
         job.progress.acknowledged += 1;
         let progress = job.progress;
         let bytes = self.bytes_written;
-        let finished = job.ids_done && self.job_ids.is_empty() && self.session.queued_len() == 0;
+        // Every job line sent was acknowledged and the iterator is exhausted (the session may
+        // still hold its own commands, such as a temperature poll: they are not the job's).
+        let finished = job.ids_done && self.job_ids.is_empty();
         self.status.send_if_modified(|s| {
             s.job = Some(progress);
             false

@@ -5,7 +5,7 @@ use std::time::Duration;
 use easyprint_marlin::printer::{ConnectError, Printer, PrinterConfig, PrinterEvent, PrinterState};
 use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
 use easyprint_marlin::transport::{PortSpec, TransportError};
-use easyprint_marlin::{FatalError, SessionConfig};
+use easyprint_marlin::{Event, FatalError, SessionConfig};
 
 fn fast_sim() -> SimConfig {
     SimConfig {
@@ -189,6 +189,7 @@ async fn pause_resume_cancel_and_emergency_stop() {
     printer.cancel().unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(printer.status().borrow().state, PrinterState::Ready);
+    let mut events = printer.events();
     printer.emergency_stop().unwrap();
     let mut status = printer.status();
     tokio::time::timeout(Duration::from_secs(5), async {
@@ -199,7 +200,19 @@ async fn pause_resume_cancel_and_emergency_stop() {
     .await
     .unwrap();
     assert_eq!(status.borrow().fatal, Some(FatalError::EmergencyStop));
-    drop(printer);
+    // The firmware's kill message proves the M112 arrived (the link has latency).
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(PrinterEvent::Session(Event::Message(m))) = events.recv().await {
+                if m == "Killed by M112" {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the firmware reported the kill");
+    printer.close().await;
     let sim = vp.stop().unwrap();
     assert!(sim.is_halted(), "M112 reached the firmware");
 }

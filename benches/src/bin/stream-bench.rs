@@ -4,7 +4,11 @@
 //! curve file and an ordinary slicer-like file, idle and with every core busy-looping.
 //! Then the host-limited rate: instant moves, an unthrottled pty.
 //!
-//! Run with `cargo run --release -p easyprint-benches --bin stream-bench`.
+//! Then host CPU while connected: idle and at low line rates, measured on this process alone
+//! (`/proc/self/stat`) with the simulator in a child process.
+//!
+//! Run with `cargo run --release -p easyprint-benches --bin stream-bench` (`--quick` for short
+//! runs, `--cpu` for the host-CPU section alone).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -228,9 +232,172 @@ impl Drop for Load {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+/// CPU time (user + system) this whole process has used, from `/proc/self/stat`.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the full line: 12 and 13 here.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // USER_HZ: the unit of these fields is 100 per second on every Linux architecture in use.
+    Duration::from_millis(ticks * 10)
+}
+
+/// Child mode: serve a simulated printer on a pty, print its path, stop at end of stdin.
+fn serve_sim(args: &[String]) {
+    let baud: u32 = args.first().and_then(|b| b.parse().ok()).unwrap_or(250_000);
+    let advanced_ok = args.iter().any(|a| a == "--advanced-ok");
+    let vp = VirtualPrinter::spawn(
+        SimConfig {
+            advanced_ok,
+            ..SimConfig::default()
+        },
+        LinkConfig {
+            baud,
+            latency: Duration::from_millis(1),
+        },
+    )
+    .expect("pty");
+    println!("{}", vp.path().display());
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+}
+
+/// A simulated printer in a child process, so its CPU is not counted as the host's.
+struct SimProcess {
+    child: std::process::Child,
+    path: String,
+}
+
+impl SimProcess {
+    fn spawn(baud: u32, advanced_ok: bool) -> Self {
+        let mut cmd = std::process::Command::new(std::env::current_exe().expect("own path"));
+        cmd.arg("--serve-sim").arg(baud.to_string());
+        if advanced_ok {
+            cmd.arg("--advanced-ok");
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("simulator child");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("pty path");
+        Self {
+            child,
+            path: line.trim().to_string(),
+        }
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Host CPU while connected: idle, and streaming moves that pace the job at a low line rate.
+async fn cpu_section(secs: u64) {
+    println!();
+    println!("host CPU while connected (this process only; simulator in a child process; {secs} s per row)");
+    println!(
+        "{:<34} {:>9} {:>10} {:>8} {:>11}",
+        "row", "lines/s", "cpu_ms", "cpu_%", "us/line"
+    );
+    for (name, baud, credit, rate) in [
+        ("idle, connected", 250_000u32, false, 0u32),
+        ("50 lines/s, ping-pong, 250000", 250_000, false, 50),
+        ("50 lines/s, credit, 250000", 250_000, true, 50),
+        ("500 lines/s, credit, 250000", 250_000, true, 500),
+        ("1000 lines/s, credit, 2 Mbaud", 2_000_000, true, 1000),
+    ] {
+        let sim = SimProcess::spawn(baud, credit);
+        let spec = PortSpec::Serial {
+            path: sim.path.clone(),
+            baud: baud.min(250_000),
+        };
+        let flow = if credit {
+            FlowPolicy::Auto { rx_bytes: 128 }
+        } else {
+            FlowPolicy::PingPong
+        };
+        let printer = Printer::connect(
+            &spec,
+            PrinterConfig {
+                session: SessionConfig {
+                    flow,
+                    ..SessionConfig::default()
+                },
+            },
+        )
+        .await
+        .expect("connect");
+        let mut events = printer.events();
+        let lines = u64::from(rate) * secs;
+        let cpu0 = process_cpu();
+        let start = Instant::now();
+        if rate == 0 {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+        } else {
+            // 1 mm moves at `rate` mm/s: each move takes 1 / rate seconds.
+            let mut job = vec!["G91".to_string(), format!("G1 F{}", rate * 60)];
+            job.extend(
+                (0..lines).map(|i| format!("G1 X{} E0.03", if i % 2 == 0 { 1 } else { -1 })),
+            );
+            printer.stream(job, None).await.expect("stream");
+            loop {
+                match events.recv().await {
+                    Ok(PrinterEvent::JobFinished(_)) => break,
+                    Ok(PrinterEvent::Session(easyprint_marlin::Event::Fatal(e))) => panic!("{e}"),
+                    _ => {}
+                }
+            }
+        }
+        let elapsed = start.elapsed();
+        let cpu = process_cpu() - cpu0;
+        drop(printer);
+        drop(sim);
+        println!(
+            "{:<34} {:>9.0} {:>10.0} {:>8.2} {:>11}",
+            name,
+            lines as f64 / elapsed.as_secs_f64(),
+            cpu.as_secs_f64() * 1000.0,
+            cpu.as_secs_f64() / elapsed.as_secs_f64() * 100.0,
+            if lines > 0 {
+                format!("{:.1}", cpu.as_secs_f64() * 1e6 / lines as f64)
+            } else {
+                "-".to_string()
+            }
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--serve-sim") {
+        serve_sim(&args[1..]);
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(bench(&args));
+}
+
+async fn bench(args: &[String]) {
+    let quick = args.iter().any(|a| a == "--quick");
+    let cpu_secs = if quick { 5 } else { 30 };
+    if args.iter().any(|a| a == "--cpu") {
+        cpu_section(cpu_secs).await;
+        return;
+    }
     let scale = if quick { 4 } else { 1 };
     let dense = curves(2400 / scale, 0.1);
     let curvy = curves(1200 / scale, 0.25);
@@ -295,4 +462,5 @@ async fn main() {
             r.cpu_per_1000.as_micros()
         );
     }
+    cpu_section(cpu_secs).await;
 }

@@ -185,6 +185,9 @@ async fn follow_job(
     heartbeat.tick().await;
     let outcome = loop {
         tokio::select! {
+            // Shutdown first: it closes the printer right after, and that `Closed` must not be
+            // taken for a disconnect (select! otherwise picks a ready branch at random).
+            biased;
             // Shutting down: leave the job as it is; the next start marks it interrupted.
             () = stop.cancelled() => return,
             _ = heartbeat.tick() => {

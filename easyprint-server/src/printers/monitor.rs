@@ -1,6 +1,8 @@
-//! Feeds the WebSocket topics from a printer's `watch` and `broadcast` channels, and polls
-//! temperatures. Everything here only reads the printer's channels or queues one `M105`: a slow
-//! WebSocket client or a busy runtime never reaches the I/O thread.
+//! Feeds the WebSocket topics from a printer's `watch` and `broadcast` channels. Temperatures
+//! come from the printer itself: easyprint-marlin's default `PrinterConfig` switches the
+//! firmware's autoreport on (`M155 S2`) or, without it, polls `M105` every 2 s. Everything here
+//! only reads the printer's channels: a slow WebSocket client or a busy runtime never reaches
+//! the I/O thread.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +16,6 @@ use tokio_util::sync::CancellationToken;
 use super::{PrinterHandle, TemperatureSnapshot};
 use crate::state::AppState;
 use crate::ws::hub::{Audience, Topic};
-
-/// How often temperatures are asked for (OctoPrint polls every 2 s while idle as well).
-const TEMPERATURE_POLL: Duration = Duration::from_secs(2);
 
 /// Shortest time between two `printer_status` updates of one printer.
 const STATUS_INTERVAL: Duration = Duration::from_millis(100);
@@ -33,13 +32,7 @@ pub(super) fn spawn(
         printer.clone(),
         stop.clone(),
     ));
-    tokio::spawn(follow_events(
-        state,
-        handle.clone(),
-        printer.clone(),
-        stop.clone(),
-    ));
-    tokio::spawn(poll_temperatures(Arc::downgrade(&printer), stop));
+    tokio::spawn(follow_events(state, handle.clone(), printer, stop));
 }
 
 async fn follow_status(
@@ -124,23 +117,4 @@ pub(crate) fn terminal(state: &AppState, handle: &PrinterHandle, text: &str) {
         Audience::Everyone,
         &json!({ "line": text }),
     );
-}
-
-/// Holds the printer weakly: dropping the last strong handle joins the I/O thread, which must
-/// happen off the runtime (see `drop_blocking`), not in this task.
-async fn poll_temperatures(printer: std::sync::Weak<Printer>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(TEMPERATURE_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        // The reply arrives as an `Event::Temperatures` as well; errors (a failed session) show
-        // in the status watch.
-        let Some(printer) = printer.upgrade() else {
-            return;
-        };
-        let _ = tokio::time::timeout(TEMPERATURE_POLL * 5, printer.send("M105")).await;
-    }
 }

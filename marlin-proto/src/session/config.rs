@@ -67,6 +67,11 @@ pub struct SessionConfig {
     pub hello_attempts: u32,
     /// The same line requested this many times in a row means the link is stuck.
     pub max_consecutive_resends: u32,
+    /// Keep temperatures coming at this interval once connected: `M155 S<secs>` when the
+    /// firmware reports `Cap:AUTOREPORT_TEMP:1` (re-armed after a firmware reset), otherwise a
+    /// numbered `M105` whenever none is outstanding and the interval has passed. `None`: the
+    /// session asks for nothing by itself.
+    pub temperature_interval: Option<Duration>,
 }
 
 impl Default for SessionConfig {
@@ -83,6 +88,7 @@ impl Default for SessionConfig {
             hello_timeout: Duration::from_secs(3),
             hello_attempts: 3,
             max_consecutive_resends: 10,
+            temperature_interval: None,
         }
     }
 }

@@ -24,6 +24,27 @@ pub enum ActivePolicy {
     },
 }
 
+/// How temperature reports keep coming (see
+/// [`SessionConfig::temperature_interval`](crate::SessionConfig::temperature_interval)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TemperatureReporting {
+    /// The session asks for nothing; reports come only when a command asks for them.
+    #[default]
+    Off,
+    /// The firmware reports by itself every `interval` (`M155`, `Cap:AUTOREPORT_TEMP:1`):
+    /// unsolicited ` T:… B:…` lines, which answer no command.
+    Autoreport {
+        /// Report interval (whole seconds, 1–60).
+        interval: Duration,
+    },
+    /// The firmware cannot autoreport: the session sends a numbered `M105` every `interval`.
+    Polled {
+        /// Poll interval.
+        interval: Duration,
+    },
+}
+
 /// What the firmware said about itself during the handshake.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Firmware {
@@ -53,6 +74,8 @@ pub enum Event {
         firmware: Firmware,
         /// The flow-control policy chosen.
         policy: ActivePolicy,
+        /// How temperatures will be reported.
+        temperatures: TemperatureReporting,
     },
     /// A command was acknowledged (`ok`). `response` holds the lines the firmware wrote for it
     /// (between the previous acknowledgement and this one, autoreports and busy lines excluded)

@@ -19,7 +19,9 @@ mod config;
 mod event;
 
 pub use config::{FlowPolicy, ResendOk, SessionConfig};
-pub use event::{ActivePolicy, CommandId, Event, FatalError, Firmware, Warning};
+pub use event::{
+    ActivePolicy, CommandId, Event, FatalError, Firmware, TemperatureReporting, Warning,
+};
 
 /// Why [`Session::send`] refused a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,7 +78,8 @@ enum Kind {
 
 #[derive(Debug)]
 struct Queued {
-    id: CommandId,
+    /// `None` for the session's own commands (`M155`, temperature polls).
+    id: Option<CommandId>,
     payload: Payload,
 }
 
@@ -194,6 +197,9 @@ pub struct Session {
     /// `Error:<digits>` waiting for its `: … triggered` continuation (old two-line thermal error).
     split_error: Option<String>,
     last_acked: Option<i64>,
+    temperatures: TemperatureReporting,
+    /// When the next `M105` poll is due ([`TemperatureReporting::Polled`]).
+    next_temperature_poll: Option<Instant>,
 
     last_rx: Instant,
     last_progress: Instant,
@@ -246,6 +252,8 @@ impl Session {
             last_message: None,
             split_error: None,
             last_acked: None,
+            temperatures: TemperatureReporting::Off,
+            next_temperature_poll: None,
             last_rx: now,
             last_progress: now,
             last_probe: None,
@@ -307,6 +315,11 @@ impl Session {
         }
     }
 
+    /// How temperature reports keep coming (decided when the handshake completes).
+    pub fn temperature_reporting(&self) -> TemperatureReporting {
+        self.temperatures
+    }
+
     /// The last line number the firmware acknowledged.
     pub fn last_acknowledged(&self) -> Option<i64> {
         self.last_acked
@@ -329,7 +342,10 @@ impl Session {
         }
         let id = CommandId(self.next_id);
         self.next_id += 1;
-        self.queue.push_back(Queued { id, payload });
+        self.queue.push_back(Queued {
+            id: Some(id),
+            payload,
+        });
         Ok(Some(id))
     }
 
@@ -361,7 +377,7 @@ impl Session {
             self.push_in_flight(now, None, Some(id), Kind::OutOfBand, false, false, bytes);
         } else {
             self.queue.push_front(Queued {
-                id,
+                id: Some(id),
                 payload: Payload::internal(&text),
             });
         }
@@ -377,7 +393,9 @@ impl Session {
     /// already written still complete.
     pub fn clear_queue(&mut self) {
         for q in self.queue.drain(..) {
-            self.events.push_back(Event::Abandoned(q.id));
+            if let Some(id) = q.id {
+                self.events.push_back(Event::Abandoned(id));
+            }
         }
     }
 
@@ -445,8 +463,10 @@ impl Session {
                 break;
             }
             let q = self.queue.pop_front().expect("front exists");
-            self.barrier_due = !self.firmware.advanced_ok;
-            self.transmit_new(now, Some(q.id), q.payload, Kind::Command, out);
+            // A numbered M105 is its own barrier: its `ok T:` acknowledges every line before it.
+            self.barrier_due =
+                !self.firmware.advanced_ok && !q.payload.code().eq_ignore_ascii_case("M105");
+            self.transmit_new(now, q.id, q.payload, Kind::Command, out);
         }
         out.len() - start
     }
@@ -470,6 +490,9 @@ impl Session {
             }
         }
         if let Some(d) = self.awaiting_resend_ok {
+            consider(d);
+        }
+        if let (Some(d), Phase::Ready) = (self.next_temperature_poll, self.phase) {
             consider(d);
         }
         if !self.in_flight.is_empty() && self.phase != Phase::Connecting {
@@ -544,6 +567,7 @@ impl Session {
         if self.awaiting_resend_ok.is_some_and(|d| now >= d) {
             self.awaiting_resend_ok = None;
         }
+        self.poll_temperatures(now);
         if self.in_flight.is_empty() {
             return;
         }
@@ -594,6 +618,52 @@ impl Session {
     }
 
     // ----- internals ---------------------------------------------------------------------
+
+    /// Chooses how temperatures keep coming, once connected: `M155` first in line when the
+    /// firmware autoreports, else polls from now on.
+    fn arm_temperature_reports(&mut self, now: Instant) {
+        self.next_temperature_poll = None;
+        let Some(interval) = self.config.temperature_interval else {
+            self.temperatures = TemperatureReporting::Off;
+            return;
+        };
+        if self.firmware.has("AUTOREPORT_TEMP") {
+            // Marlin takes whole seconds, at most 60.
+            let secs = interval.as_secs_f64().round().clamp(1.0, 60.0) as u64;
+            self.queue.push_front(Queued {
+                id: None,
+                payload: Payload::internal(&format!("M155 S{secs}")),
+            });
+            self.temperatures = TemperatureReporting::Autoreport {
+                interval: Duration::from_secs(secs),
+            };
+        } else {
+            self.temperatures = TemperatureReporting::Polled { interval };
+            self.next_temperature_poll = Some(now);
+        }
+    }
+
+    /// Queues an `M105` poll when one is due and none is queued or outstanding.
+    fn poll_temperatures(&mut self, now: Instant) {
+        let TemperatureReporting::Polled { interval } = self.temperatures else {
+            return;
+        };
+        if self.phase != Phase::Ready || self.next_temperature_poll.is_none_or(|t| t > now) {
+            return;
+        }
+        self.next_temperature_poll = Some(now + interval);
+        let asked = self.in_flight.iter().any(|f| f.m105)
+            || self
+                .queue
+                .iter()
+                .any(|q| q.payload.code().eq_ignore_ascii_case("M105"));
+        if !asked {
+            self.queue.push_back(Queued {
+                id: None,
+                payload: Payload::internal("M105"),
+            });
+        }
+    }
 
     fn next_probe(&self, lost_limit: Duration) -> Instant {
         let from = self
@@ -1044,9 +1114,11 @@ impl Session {
             }
             Kind::Identify => {
                 self.phase = Phase::Ready;
+                self.arm_temperature_reports(self.last_rx);
                 self.events.push_back(Event::Connected {
                     firmware: self.firmware.clone(),
                     policy: self.policy(),
+                    temperatures: self.temperatures,
                 });
             }
             Kind::Hello | Kind::Probe => {}
@@ -1213,6 +1285,9 @@ impl Session {
                     self.hello_due = true;
                     self.hello_attempts = 0;
                     self.firmware = Firmware::default();
+                    // Autoreports stopped with the reset; they are re-armed once connected.
+                    self.temperatures = TemperatureReporting::Off;
+                    self.next_temperature_poll = None;
                     self.events.push_back(Event::FirmwareReset);
                 }
             }

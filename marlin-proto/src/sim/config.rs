@@ -90,6 +90,9 @@ pub struct SimConfig {
     pub emergency_parser: bool,
     /// `PAREN_COMMENTS`.
     pub paren_comments: bool,
+    /// `AUTO_REPORT_TEMPERATURES`: `M155 S<secs>` makes the firmware report temperatures by
+    /// itself (`Cap:AUTOREPORT_TEMP:1`); without it `M155` is an unknown command.
+    pub autoreport_temp: bool,
     /// `HOST_KEEPALIVE_FEATURE` interval (`None`: no `busy:` lines).
     pub keepalive: Option<Duration>,
     /// Move durations.
@@ -114,6 +117,7 @@ impl Default for SimConfig {
             advanced_ok: false,
             emergency_parser: true,
             paren_comments: false,
+            autoreport_temp: true,
             keepalive: Some(Duration::from_secs(2)),
             moves: MoveTiming::Kinematic,
             command_time: Duration::from_micros(300),

@@ -125,6 +125,8 @@ pub struct SimPrinter {
     blocked_since: Option<Instant>,
     next_busy: Option<Instant>,
     next_report: Option<Instant>,
+    /// `M155`: the interval and when the next unsolicited report is due.
+    autoreport: Option<(Duration, Instant)>,
     planner: VecDeque<Duration>,
     head_end: Option<Instant>,
     empty_since: Option<Instant>,
@@ -158,6 +160,7 @@ impl SimPrinter {
             blocked_since: None,
             next_busy: None,
             next_report: None,
+            autoreport: None,
             planner: VecDeque::new(),
             head_end: None,
             empty_since: None,
@@ -226,6 +229,7 @@ impl SimPrinter {
             self.head_end,
             self.next_busy,
             self.next_report,
+            self.autoreport.map(|(_, t)| t),
         ]
         .into_iter()
         .flatten()
@@ -341,6 +345,7 @@ impl SimPrinter {
         self.blocked = None;
         self.next_busy = None;
         self.next_report = None;
+        self.autoreport = None;
         self.head_end = None;
     }
 
@@ -360,6 +365,7 @@ impl SimPrinter {
         self.blocked = None;
         self.next_busy = None;
         self.next_report = None;
+        self.autoreport = None;
         self.last_n = 0;
         self.hotend = Heater::new();
         self.bed = Heater::new();
@@ -368,6 +374,15 @@ impl SimPrinter {
     }
 
     fn keepalive(&mut self, now: Instant) {
+        // Marlin's autoreport runs from `idle()`, so it continues inside blocking commands;
+        // the line starts with a space and carries no `ok`.
+        if let Some((every, t)) = self.autoreport.filter(|(_, t)| *t <= now) {
+            let line = self.temperature_line(t);
+            let _ = writeln!(self.out, "{line}");
+            // A late wake-up reports once, then keeps the cadence from now.
+            let next = t + every;
+            self.autoreport = Some((every, if next <= now { now + every } else { next }));
+        }
         if let Some(t) = self.next_report.filter(|t| *t <= now) {
             let line = self.temperature_line(t);
             let _ = writeln!(self.out, "{line} W:?");
@@ -688,9 +703,19 @@ impl SimPrinter {
                 self.planner.clear();
                 self.head_end = None;
             }
-            "M82" | "M83" | "M84" | "M18" | "M106" | "M107" | "M108" | "M117" | "M155" | "M201"
-            | "M203" | "M204" | "M205" | "M220" | "M221" | "M73" | "M876" | "M999" | "G21"
-            | "M300" | "T0" | "M413" | "M900" | "M907" => {}
+            "M155" if self.config.autoreport_temp => {
+                // Marlin: `S` seconds, 0 stops, at most 60; no `S` leaves the interval as is.
+                if let Some(secs) = words.get('S') {
+                    let secs = secs.clamp(0.0, 60.0) as u64;
+                    self.autoreport = (secs > 0).then(|| {
+                        let every = Duration::from_secs(secs);
+                        (every, now + every)
+                    });
+                }
+            }
+            "M82" | "M83" | "M84" | "M18" | "M106" | "M107" | "M108" | "M117" | "M201" | "M203"
+            | "M204" | "M205" | "M220" | "M221" | "M73" | "M876" | "M999" | "G21" | "M300"
+            | "T0" | "M413" | "M900" | "M907" => {}
             _ => {
                 let _ = writeln!(self.out, "echo:Unknown command: \"{}\"", cmd.text);
             }
@@ -797,7 +822,7 @@ impl SimPrinter {
         let caps = [
             ("EMERGENCY_PARSER", c.emergency_parser),
             ("PAREN_COMMENTS", c.paren_comments),
-            ("AUTOREPORT_TEMP", true),
+            ("AUTOREPORT_TEMP", c.autoreport_temp),
             ("HOST_ACTION_COMMANDS", true),
             ("PROMPT_SUPPORT", false),
             ("EEPROM", true),

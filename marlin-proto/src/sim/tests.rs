@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::line::frame_numbered;
-use crate::session::{FatalError, FlowPolicy, SessionConfig};
+use crate::session::{Event, FatalError, FlowPolicy, SessionConfig};
 
 fn t0() -> Instant {
     #[allow(clippy::disallowed_methods)] // an arbitrary origin for virtual time
@@ -468,4 +468,110 @@ fn credit_window_beats_ping_pong_on_the_wire() {
         credit.link_utilisation,
         ping.link_utilisation
     );
+}
+
+#[test]
+fn m155_autoreports_by_itself_until_s0_and_is_unknown_without_the_feature() {
+    let mut fw = Fw::new(SimConfig::default());
+    fw.rx(&numbered(0, "M110 N0"));
+    assert_eq!(fw.rx(&numbered(1, "M155 S1")), "ok\n");
+    let out = fw.run_ms(3_000);
+    assert_eq!(out.matches(" T:").count(), 3, "{out}");
+    assert!(!out.contains("ok"), "autoreports carry no ok: {out}");
+    assert!(out
+        .lines()
+        .all(|l| l.starts_with(" T:") && l.contains(" B:")));
+    // Reports continue while a blocking command runs (Marlin reports from `idle()`).
+    assert_eq!(fw.rx(&numbered(2, "G4 S3")), "");
+    let out = fw.run_ms(2_500);
+    assert_eq!(out.matches(" T:").count(), 2, "{out}");
+    fw.run_ms(1_000);
+    fw.rx(&numbered(3, "M155 S0"));
+    assert_eq!(fw.run_ms(5_000), "", "S0 stops the reports");
+
+    let mut old = Fw::new(SimConfig {
+        autoreport_temp: false,
+        ..SimConfig::default()
+    });
+    old.rx(&numbered(0, "M110 N0"));
+    let out = old.rx(&numbered(1, "M115"));
+    assert!(out.contains("Cap:AUTOREPORT_TEMP:0"), "{out}");
+    let out = old.rx(&numbered(2, "M155 S1"));
+    assert_eq!(out, "echo:Unknown command: \"M155 S1\"\nok\n");
+    assert_eq!(old.run_ms(3_000), "");
+}
+
+/// Host and firmware together: with `Cap:AUTOREPORT_TEMP:1` the session switches autoreports
+/// on and never polls; the unsolicited lines arrive during a long dwell without completing it.
+/// Without the capability the session polls with numbered `M105`s.
+#[test]
+fn temperatures_come_by_autoreport_or_by_polling() {
+    for autoreport in [true, false] {
+        let session = SessionConfig {
+            temperature_interval: Some(Duration::from_secs(2)),
+            ..SessionConfig::default()
+        };
+        let printer = SimConfig {
+            autoreport_temp: autoreport,
+            ..instant_moves()
+        };
+        let mut h = Harness::new(session, printer, LinkConfig::default(), t0());
+        h.record_events(true);
+        let job = ["G28", "G4 S10", "G1 X10"];
+        let report = h.run(job, Duration::from_secs(600));
+        assert_eq!(report.fatal, None);
+        assert_eq!(report.completed, 3, "{report:?}");
+        let executed: Vec<&str> = h
+            .printer()
+            .ledger()
+            .iter()
+            .map(|e| e.command.as_str())
+            .collect();
+        // M105s before the last job line (the one after it is the end-of-burst barrier).
+        let last = executed.iter().position(|c| *c == "G1 X10").unwrap();
+        let polls = executed[..last].iter().filter(|c| **c == "M105").count();
+        let temperature_events = h
+            .events()
+            .iter()
+            .filter(|e| matches!(e, Event::Temperatures(_)))
+            .count();
+        let connected = h.events().iter().find_map(|e| match e {
+            Event::Connected { temperatures, .. } => Some(*temperatures),
+            _ => None,
+        });
+        if autoreport {
+            assert_eq!(
+                connected,
+                Some(crate::TemperatureReporting::Autoreport {
+                    interval: Duration::from_secs(2)
+                })
+            );
+            let m115 = executed.iter().position(|c| *c == "M115").unwrap();
+            assert_eq!(executed[m115 + 1], "M155 S2", "first after the handshake");
+            assert_eq!(polls, 0, "{executed:?}");
+            // G28 (8 s) and G4 (10 s) block; reports keep coming every 2 s.
+            assert!(temperature_events >= 8, "{temperature_events}");
+        } else {
+            assert!(matches!(
+                connected,
+                Some(crate::TemperatureReporting::Polled { .. })
+            ));
+            assert!(!executed.iter().any(|c| c.starts_with("M155")));
+            // Polls queue behind the job lines already queued, and a blocked firmware reads
+            // nothing: the first poll runs after the job here, and answers with temperatures.
+            let all_polls = executed.iter().filter(|c| **c == "M105").count();
+            assert!(all_polls >= 1, "{executed:?}");
+            assert!(
+                temperature_events >= all_polls,
+                "{temperature_events} < {all_polls}"
+            );
+        }
+        // Job lines ran once each, in order.
+        let job_lines: Vec<&str> = executed
+            .iter()
+            .copied()
+            .filter(|c| job.contains(c))
+            .collect();
+        assert_eq!(job_lines, job);
+    }
 }

@@ -1,9 +1,11 @@
 //! Byte links to a printer: serial ports and pseudo-terminals (`serialport`), TCP (ser2net,
-//! ESP3D), and in-memory pipes for tests. All blocking, used from one dedicated I/O thread.
+//! ESP3D), and in-process socket pairs for tests. Used from one dedicated I/O thread, which
+//! sleeps on the link's file descriptor (see [`Link`]) until bytes arrive.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 mod priority;
@@ -55,11 +57,17 @@ pub enum TransportError {
     },
 }
 
-/// A blocking byte link with a read timeout.
-pub trait Link: Send {
-    /// Reads what is available, waiting at most `timeout`; `Ok(0)` when nothing came.
+/// How long a write may block before the port counts as stalled (a printer that stopped
+/// reading, an XOFF that never ends).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A byte link to a printer. Its file descriptor ([`AsRawFd`]) must become readable when bytes
+/// arrive: the I/O thread sleeps on it (and on its own waker) instead of polling.
+pub trait Link: Send + AsRawFd {
+    /// Reads what is available, waiting at most `timeout` (zero: do not wait); `Ok(0)` when
+    /// nothing came.
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize>;
-    /// Writes all of `data`.
+    /// Writes all of `data`, failing after [`WRITE_TIMEOUT`] without progress.
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
 }
 
@@ -71,8 +79,8 @@ pub fn open(spec: &PortSpec) -> Result<Box<dyn Link>, TransportError> {
                 return Err(TransportError::NotFound { path: path.clone() });
             }
             let port = serialport::new(path, *baud)
-                .timeout(Duration::from_millis(5))
-                .open()
+                .timeout(WRITE_TIMEOUT)
+                .open_native()
                 .map_err(|e| {
                     let io: io::Error = e.into();
                     match io.kind() {
@@ -96,18 +104,32 @@ pub fn open(spec: &PortSpec) -> Result<Box<dyn Link>, TransportError> {
                 }
             })?;
             let _ = stream.set_nodelay(true);
+            stream
+                .set_write_timeout(Some(WRITE_TIMEOUT))
+                .map_err(|e| TransportError::Open {
+                    what: addr.to_string(),
+                    source: e,
+                })?;
             Ok(Box::new(TcpLink(stream)))
         }
     }
 }
 
-struct SerialLink(Box<dyn serialport::SerialPort>);
+struct SerialLink(serialport::TTYPort);
+
+impl AsRawFd for SerialLink {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
 
 impl Link for SerialLink {
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        self.0
-            .set_timeout(timeout.max(Duration::from_micros(100)))?;
-        match self.0.read(buf) {
+        // The port's timeout only bounds the `poll` before each read or write.
+        serialport::SerialPort::set_timeout(&mut self.0, timeout)?;
+        let read = self.0.read(buf);
+        serialport::SerialPort::set_timeout(&mut self.0, WRITE_TIMEOUT)?;
+        match read {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(0),
             Err(e) => Err(e),
@@ -119,28 +141,57 @@ impl Link for SerialLink {
     }
 }
 
+/// Reads from a socket with a timeout; a zero timeout reads without blocking.
+fn read_socket<S: Read>(
+    socket: &mut S,
+    set_timeout: impl FnOnce(&mut S, Option<Duration>) -> io::Result<()>,
+    set_nonblocking: impl Fn(&mut S, bool) -> io::Result<()>,
+    buf: &mut [u8],
+    timeout: Duration,
+    closed: &'static str,
+) -> io::Result<usize> {
+    if timeout.is_zero() {
+        set_nonblocking(socket, true)?;
+    } else {
+        set_timeout(socket, Some(timeout))?;
+    }
+    let read = socket.read(buf);
+    if timeout.is_zero() {
+        set_nonblocking(socket, false)?;
+    }
+    match read {
+        Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, closed)),
+        Ok(n) => Ok(n),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 struct TcpLink(TcpStream);
+
+impl AsRawFd for TcpLink {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
 
 impl Link for TcpLink {
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        self.0
-            .set_read_timeout(Some(timeout.max(Duration::from_micros(100))))?;
-        match self.0.read(buf) {
-            Ok(0) => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed by the printer bridge",
-            )),
-            Ok(n) => Ok(n),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                Ok(0)
-            }
-            Err(e) => Err(e),
-        }
+        read_socket(
+            &mut self.0,
+            |s, t| s.set_read_timeout(t),
+            |s, nb| s.set_nonblocking(nb),
+            buf,
+            timeout,
+            "connection closed by the printer bridge",
+        )
     }
 
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
@@ -148,55 +199,38 @@ impl Link for TcpLink {
     }
 }
 
-/// One end of an in-memory link (see [`memory_pair`]).
+/// One end of an in-process link (see [`memory_pair`]): a Unix socket pair, so the I/O thread
+/// sleeps on it exactly as on a serial port.
 #[derive(Debug)]
-pub struct MemoryLink {
-    tx: mpsc::Sender<Vec<u8>>,
-    rx: mpsc::Receiver<Vec<u8>>,
-    pending: Vec<u8>,
+pub struct MemoryLink(UnixStream);
+
+/// Two connected in-process ends: what one writes, the other reads.
+pub fn memory_pair() -> io::Result<(MemoryLink, MemoryLink)> {
+    let (a, b) = UnixStream::pair()?;
+    a.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    b.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    Ok((MemoryLink(a), MemoryLink(b)))
 }
 
-/// Two connected in-memory ends: what one writes, the other reads.
-pub fn memory_pair() -> (MemoryLink, MemoryLink) {
-    let (a_tx, b_rx) = mpsc::channel();
-    let (b_tx, a_rx) = mpsc::channel();
-    (
-        MemoryLink {
-            tx: a_tx,
-            rx: a_rx,
-            pending: Vec::new(),
-        },
-        MemoryLink {
-            tx: b_tx,
-            rx: b_rx,
-            pending: Vec::new(),
-        },
-    )
+impl AsRawFd for MemoryLink {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
 }
 
 impl Link for MemoryLink {
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        if self.pending.is_empty() {
-            match self.rx.recv_timeout(timeout) {
-                Ok(chunk) => self.pending = chunk,
-                Err(mpsc::RecvTimeoutError::Timeout) => return Ok(0),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::BrokenPipe,
-                        "in-memory peer dropped",
-                    ))
-                }
-            }
-        }
-        let n = buf.len().min(self.pending.len());
-        buf[..n].copy_from_slice(&self.pending[..n]);
-        self.pending.drain(..n);
-        Ok(n)
+        read_socket(
+            &mut self.0,
+            |s, t| s.set_read_timeout(t),
+            |s, nb| s.set_nonblocking(nb),
+            buf,
+            timeout,
+            "in-process peer closed",
+        )
     }
 
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.tx
-            .send(data.to_vec())
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "in-memory peer dropped"))
+        Write::write_all(&mut self.0, data)
     }
 }
