@@ -6,6 +6,7 @@ mod files;
 mod helpers;
 mod octoprint;
 mod pipeline;
+mod queue;
 mod slicing;
 mod web;
 mod ws;
