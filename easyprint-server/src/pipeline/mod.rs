@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod control;
+pub mod feed;
 pub mod profiles;
 pub mod runner;
 pub mod slicing;
@@ -69,6 +70,11 @@ impl JobQueue {
             .await
             .map_err(ApiError::internal)?
             .map_err(store_error)
+    }
+
+    /// Live changes to jobs (see [`feed`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<easyprint_queue::Change> {
+        self.store.subscribe_async()
     }
 
     /// Releases every lease a previous run of this server held: prints become `interrupted`,
@@ -162,16 +168,11 @@ async fn enqueue(state: &AppState, job: NewJob) -> Result<Job, ApiError> {
     Ok(job)
 }
 
-/// Wakes the workers and tells WebSocket clients the queue changed.
+/// Wakes the workers: the queue changed. (WebSocket clients learn of it from [`feed`], which
+/// follows the queue's own change stream.)
 pub fn queue_changed(state: &AppState) {
     state.slicing_wake.notify_one();
     state.printers.wake_all();
-    state.hub.publish(
-        crate::ws::hub::Topic::Queue,
-        "queue",
-        crate::ws::hub::Audience::Everyone,
-        &json!({ "changed": now().0 }),
-    );
 }
 
 /// A job as the native API shows it. Times are milliseconds since the Unix epoch; `position`
@@ -259,4 +260,5 @@ pub fn start(state: &AppState) {
         }
     }
     tokio::spawn(slicing::run_slicer(state.clone()));
+    tokio::spawn(feed::run_queue_feed(state.clone(), state.queue.subscribe()));
 }

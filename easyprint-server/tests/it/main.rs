@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod files;
 mod helpers;
+mod live;
 mod octoprint;
 mod pipeline;
 mod queue;
