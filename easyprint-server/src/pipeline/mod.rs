@@ -9,15 +9,18 @@
 
 pub mod analysis;
 pub mod control;
+pub mod feed;
+pub mod profiles;
 pub mod runner;
 pub mod slicing;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use easyprint_queue::{
-    ContentHash, Job, JobSource, NewJob, Requirements, SourceKind, SqliteOptions, SqliteStore,
-    Store, StoreError, Target, Timestamp,
+    ContentHash, Job, JobFilter, JobSource, JobState, NewJob, Requirements, SourceKind,
+    SqliteOptions, SqliteStore, Store, StoreError, Target, Timestamp,
 };
 use serde_json::{json, Value};
 
@@ -69,6 +72,11 @@ impl JobQueue {
             .map_err(store_error)
     }
 
+    /// Live changes to jobs (see [`feed`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<easyprint_queue::Change> {
+        self.store.subscribe_async()
+    }
+
     /// Releases every lease a previous run of this server held: prints become `interrupted`,
     /// slices go back to `queued`. Returns the jobs changed.
     pub fn recover(&self, printers: &[String]) -> Result<Vec<Job>, StoreError> {
@@ -102,6 +110,30 @@ pub async fn enqueue_file(
     file: &FileRecord,
     printer: Option<String>,
 ) -> Result<Job, ApiError> {
+    enqueue(state, new_job(owner, file, printer)?).await
+}
+
+/// Adds a job slicing the model `file` with `settings`; it prints afterwards (on `printer`, if
+/// given) when `print`, else it ends with the G-code stored as a file.
+pub async fn enqueue_slice(
+    state: &AppState,
+    owner: &str,
+    file: &FileRecord,
+    printer: Option<String>,
+    settings: &profiles::SliceSettings,
+    print: bool,
+) -> Result<Job, ApiError> {
+    let mut job = new_job(owner, file, printer)?;
+    job.settings = json!({ "slicing": settings, "print": print });
+    enqueue(state, job).await
+}
+
+/// Whether a job prints after slicing (a slice-only job says `"print": false`).
+pub fn prints(job: &Job) -> bool {
+    job.settings.get("print").and_then(Value::as_bool) != Some(false)
+}
+
+fn new_job(owner: &str, file: &FileRecord, printer: Option<String>) -> Result<NewJob, ApiError> {
     let kind = match file.kind {
         FileKind::Gcode => SourceKind::Gcode,
         FileKind::Model(_) => SourceKind::Model,
@@ -124,6 +156,10 @@ pub async fn enqueue_file(
     if kind == SourceKind::Model {
         job.priority = -1;
     }
+    Ok(job)
+}
+
+async fn enqueue(state: &AppState, job: NewJob) -> Result<Job, ApiError> {
     let job = state
         .queue
         .call(move |store, now| store.enqueue(&job, now))
@@ -132,19 +168,15 @@ pub async fn enqueue_file(
     Ok(job)
 }
 
-/// Wakes the workers and tells WebSocket clients the queue changed.
+/// Wakes the workers: the queue changed. (WebSocket clients learn of it from [`feed`], which
+/// follows the queue's own change stream.)
 pub fn queue_changed(state: &AppState) {
     state.slicing_wake.notify_one();
     state.printers.wake_all();
-    state.hub.publish(
-        crate::ws::hub::Topic::Queue,
-        "queue",
-        crate::ws::hub::Audience::Everyone,
-        &json!({ "changed": now().0 }),
-    );
 }
 
-/// A job as the native API shows it.
+/// A job as the native API shows it. Times are milliseconds since the Unix epoch; `position`
+/// is the job's place among waiting jobs (0 = next), `null` when it is not waiting or not known.
 pub fn job_json(job: &Job) -> Value {
     json!({
         "id": job.id.0,
@@ -157,12 +189,46 @@ pub fn job_json(job: &Job) -> Value {
             _ => None,
         }),
         "gcode_sha256": job.gcode.as_ref().map(|h| h.as_str().to_owned()),
+        "print": prints(job),
+        "slicing": job.settings.get("slicing").cloned().unwrap_or(Value::Null),
         "priority": job.priority,
+        "rank": job.rank,
+        "position": Value::Null,
+        "not_before": job.not_before.map(|t| t.0),
         "attempts": job.attempts,
         "failure": job.failure,
         "created_at": job.created_at.0,
+        "updated_at": job.updated_at.0,
         "finished_at": job.finished_at.map(|t| t.0),
     })
+}
+
+/// Jobs waiting for a slicer or printer, in the order they are claimed.
+pub const WAITING: [JobState; 2] = [JobState::Queued, JobState::Ready];
+
+/// Most waiting jobs whose position is computed.
+pub const MAX_WAITING: usize = 1000;
+
+/// Every waiting job's place in the claim order (0 = next), by job id.
+pub async fn positions(state: &AppState) -> Result<HashMap<i64, usize>, ApiError> {
+    let filter = JobFilter {
+        states: WAITING.to_vec(),
+        limit: MAX_WAITING,
+        ..Default::default()
+    };
+    let waiting = state.queue.call(move |s, _| s.jobs(&filter)).await?;
+    Ok(waiting
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.id.0, i))
+        .collect())
+}
+
+/// [`job_json`] with the job's `position` from `positions`.
+pub fn job_json_at(job: &Job, positions: &HashMap<i64, usize>) -> Value {
+    let mut value = job_json(job);
+    value["position"] = positions.get(&job.id.0).map_or(Value::Null, |&p| json!(p));
+    value
 }
 
 /// The analysis of a G-code file (computed once per content), `None` for models.
@@ -183,15 +249,21 @@ pub const LEASE: Duration = Duration::from_secs(60);
 /// Starts the workers and connects printers marked `autoconnect`.
 pub fn start(state: &AppState) {
     for handle in state.printers.handles() {
-        tokio::spawn(runner::run_printer(state.clone(), handle.clone()));
-        if handle.config.autoconnect {
-            let (state, handle) = (state.clone(), handle.clone());
-            tokio::spawn(async move {
-                if let Err(e) = handle.connect(&state).await {
-                    tracing::warn!(printer = %handle.id(), error = %e, "autoconnect failed");
-                }
-            });
-        }
+        start_printer(state, handle);
     }
     tokio::spawn(slicing::run_slicer(state.clone()));
+    tokio::spawn(feed::run_queue_feed(state.clone(), state.queue.subscribe()));
+}
+
+/// Starts a printer's job runner and, if marked `autoconnect`, connects it.
+pub fn start_printer(state: &AppState, handle: Arc<crate::printers::PrinterHandle>) {
+    tokio::spawn(runner::run_printer(state.clone(), handle.clone()));
+    if handle.config.autoconnect {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle.connect(&state).await {
+                tracing::warn!(printer = %handle.id(), error = %e, "autoconnect failed");
+            }
+        });
+    }
 }

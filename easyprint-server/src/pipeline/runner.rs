@@ -35,11 +35,11 @@ fn profile(id: &str) -> PrinterProfile {
     }
 }
 
-/// Runs until the server shuts down.
+/// Runs until the server shuts down or the printer is removed or replaced.
 pub async fn run_printer(state: AppState, handle: Arc<PrinterHandle>) {
     let stop = state.shutdown.clone();
     loop {
-        if stop.is_cancelled() {
+        if stop.is_cancelled() || handle.retired.is_cancelled() {
             return;
         }
         let idle = handle
@@ -64,6 +64,7 @@ pub async fn run_printer(state: AppState, handle: Arc<PrinterHandle>) {
         }
         tokio::select! {
             () = stop.cancelled() => return,
+            () = handle.retired.cancelled() => return,
             () = handle.wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
@@ -352,7 +353,7 @@ async fn finish(
             tracing::info!(printer = %handle.id(), job = job.id.0, state = job.state.as_str(), "print {text}");
             let audience = active
                 .as_ref()
-                .map_or(Audience::Everyone, |a| Audience::User(a.owner_id));
+                .map_or(Audience::Everyone, |a| Audience::UserAndAdmins(a.owner_id));
             state.hub.publish(
                 Topic::Notifications,
                 handle.id(),
@@ -361,7 +362,9 @@ async fn finish(
                     "event": format!("print_{text}"),
                     "job": job.id.0,
                     "file": job.source.file_name,
+                    "printer": handle.id(),
                     "state": job.state.as_str(),
+                    "reason": job.failure,
                     "failure": job.failure,
                 }),
             );
