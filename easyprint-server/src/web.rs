@@ -20,7 +20,8 @@ use crate::state::AppState;
 /// The OpenAPI 3.1 description of the native API.
 pub const OPENAPI: &str = include_str!("../assets/openapi.json");
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+const CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// The command that builds the web interface, named wherever it is missing.
@@ -100,8 +101,7 @@ fn serve_asset(asset: &'static WebAsset, headers: &HeaderMap, immutable: bool) -
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| coding.split(';').next().unwrap_or("").trim() == "gzip");
+        .any(accepts_gzip);
     let cache = if immutable {
         "public, max-age=31536000, immutable"
     } else {
@@ -129,6 +129,20 @@ fn serve_asset(asset: &'static WebAsset, headers: &HeaderMap, immutable: bool) -
         h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
     response
+}
+
+/// Whether an `Accept-Encoding` value allows gzip (named, or `*`, without `q=0`).
+fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+    })
 }
 
 /// What `/` says when the binary was compiled without the web interface.
@@ -246,6 +260,41 @@ mod tests {
             escape_html(r#"<img src=x onerror="a('b')">&"#),
             "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;"
         );
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        for yes in ["gzip", "gzip, deflate, br", "br;q=1, GZIP;q=0.5", "*"] {
+            assert!(accepts_gzip(yes), "{yes}");
+        }
+        for no in ["", "br", "identity", "gzip;q=0", "gzip; q=0.0", "x-gzip2"] {
+            assert!(!accepts_gzip(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn embedded_assets_are_consistent() {
+        let mut paths: Vec<&str> = WEB_ASSETS.iter().map(|a| a.path).collect();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), WEB_ASSETS.len(), "unique paths");
+        for asset in WEB_ASSETS {
+            assert!(!asset.path.ends_with(".gz"), "{}", asset.path);
+            assert_ne!(
+                asset.content_type, "application/octet-stream",
+                "{}",
+                asset.path
+            );
+            if let Some(gzip) = asset.gzip {
+                assert!(gzip.starts_with(&[0x1f, 0x8b]) && gzip.len() < asset.body.len());
+            }
+        }
+        if let Some(index) = web_asset("index.html") {
+            let index = std::str::from_utf8(index.body).unwrap();
+            for reference in index.split('"').filter(|s| s.starts_with("/assets/")) {
+                assert!(web_asset(&reference[1..]).is_some(), "{reference}");
+            }
+        }
     }
 
     #[test]

@@ -26,7 +26,9 @@ export function Dashboard() {
 function PrinterCard({ printer }) {
   const s = useStore();
   const id = printer.id;
-  const job = s.progress[id] ?? printer.job;
+  // Progress events are the freshest numbers; the printer's state says whether it is paused.
+  const summary = s.progress[id] ?? printer.job;
+  const job = summary && { ...summary, paused: printer.state === "paused" };
   const t = printer.temperatures;
   const operational = ["operational", "printing", "paused"].includes(printer.state);
   const path = (p) => `/api/v1/printers/${encodeURIComponent(id)}${p}`;
