@@ -192,6 +192,7 @@ fn html_headers() -> HeaderMap {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h
 }
 

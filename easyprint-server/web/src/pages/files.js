@@ -79,7 +79,7 @@ function FileRow({ file, printer, onChanged, onSlice, onPreview }) {
   }, [file.id]);
   const print = async () => {
     const job = await attempt(() => api("POST", "/api/v1/jobs", { file_id: file.id, printer }));
-    if (job) toast(`${file.name} is queued (job ${job.id})`, "ok");
+    if (job) toast(`${file.name} is queued${file.kind === "gcode" ? "" : " for slicing"} (job ${job.id})`, "ok");
   };
   const remove = () => confirm(`Delete ${file.name}?`) &&
     attempt(() => api("DELETE", `/api/v1/files/${file.id}`), `${file.name} deleted`).then(onChanged);
@@ -92,9 +92,9 @@ function FileRow({ file, printer, onChanged, onSlice, onPreview }) {
       : html`${formatDuration(analysis.estimated_time_secs)} · ${(analysis.filament_mm / 1000).toFixed(2)} m · ${analysis.layers} layers`}</td>
     <td>${formatTime(file.created_at)}</td>
     <td class="actions">
-      ${file.kind === "gcode"
-        ? html`<button class="primary" onClick=${print}>Print</button>`
-        : html`<button class="primary" onClick=${onSlice}>Slice…</button>`}
+      <button class="primary" onClick=${print}
+        title=${file.kind === "gcode" ? "queue this G-code" : "slice with the server's default profile, then print"}>Print</button>
+      ${file.kind !== "gcode" && html`<button onClick=${onSlice}>Slice…</button>`}
       <button onClick=${onPreview}>Preview</button>
       <a class="button" href=${`/api/v1/files/${file.id}/download`} download>Download</a>
       <button class="danger" onClick=${remove}>Delete</button>
