@@ -178,6 +178,8 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         queue,
         analyses: Default::default(),
         slicing_wake: Default::default(),
+        slicing: Default::default(),
+        profiles: Default::default(),
         shutdown: Default::default(),
         hub: Hub::new(config.limits.max_ws_clients, config.limits.ws_client_queue),
         config,

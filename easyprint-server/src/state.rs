@@ -12,6 +12,8 @@ use crate::db::Db;
 use crate::files::store::FileStore;
 use crate::octoprint::appkeys::AppKeyRequests;
 use crate::pipeline::analysis::AnalysisCache;
+use crate::pipeline::profiles::Profiles;
+use crate::pipeline::slicing::CurrentSlice;
 use crate::pipeline::JobQueue;
 use crate::printers::PrinterRegistry;
 use crate::ws::hub::Hub;
@@ -48,6 +50,10 @@ pub struct Shared {
     pub analyses: AnalysisCache,
     /// Wakes the slicing worker when a model job is queued.
     pub slicing_wake: Notify,
+    /// The slice in progress, so that cancelling its job stops the engine.
+    pub slicing: Mutex<Option<CurrentSlice>>,
+    /// The slicer's machine and quality catalogue.
+    pub profiles: Profiles,
     /// Cancelled when the server shuts down; background workers stop.
     pub shutdown: CancellationToken,
 }

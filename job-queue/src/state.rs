@@ -10,6 +10,7 @@
 //!     │                                                                     ▼
 //!     └──────────────────────────────────────────────────────────────► failed
 //!  cancel: from every state except done and cancelled ──► cancelled
+//!  sliced_only: slicing ──► done (a slice-only job: the G-code is the result, nothing prints)
 //! ```
 //!
 //! `done` and `cancelled` are final. `failed` is final unless someone retries it.
@@ -103,6 +104,7 @@ impl JobState {
         let next = match (self, event) {
             (S::Queued, E::StartSlicing) => S::Slicing,
             (S::Slicing, E::SlicingDone) => S::Ready,
+            (S::Slicing, E::SlicedOnly) => S::Done,
             (S::Slicing, E::LeaseExpired) => S::Queued,
             (S::Ready, E::StartPrint) => S::Printing,
             (S::Printing, E::Pause) => S::Paused,
@@ -134,6 +136,8 @@ pub enum JobEvent {
     StartSlicing,
     /// The slicer produced G-code.
     SlicingDone,
+    /// The slicer produced G-code for a slice-only job: it is done, nothing prints.
+    SlicedOnly,
     /// A printer claimed it.
     StartPrint,
     /// Printing paused.
@@ -161,9 +165,10 @@ pub enum JobEvent {
 }
 
 /// Every event (both variants of the ones with a flag), for iteration in tests and tools.
-pub const ALL_EVENTS: [JobEvent; 13] = [
+pub const ALL_EVENTS: [JobEvent; 14] = [
     JobEvent::StartSlicing,
     JobEvent::SlicingDone,
+    JobEvent::SlicedOnly,
     JobEvent::StartPrint,
     JobEvent::Pause,
     JobEvent::Continue,
@@ -183,6 +188,7 @@ impl JobEvent {
         match self {
             JobEvent::StartSlicing => "start_slicing",
             JobEvent::SlicingDone => "slicing_done",
+            JobEvent::SlicedOnly => "sliced_only",
             JobEvent::StartPrint => "start_print",
             JobEvent::Pause => "pause",
             JobEvent::Continue => "continue",

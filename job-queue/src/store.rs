@@ -52,6 +52,14 @@ pub trait Store {
     /// Changes a job's priority (higher is claimed first).
     fn set_priority(&self, id: JobId, priority: i32, now: Timestamp) -> Result<Job, StoreError>;
 
+    /// Schedules a job: no printer claims it before `not_before` (`None`: as soon as possible).
+    fn set_not_before(
+        &self,
+        id: JobId,
+        not_before: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Job, StoreError>;
+
     /// A person withdraws a job (from any state but done or cancelled). A running worker
     /// finds out at its next call through [`StoreError::LeaseLost`].
     fn cancel(&self, id: JobId, now: Timestamp) -> Result<Job, StoreError>;
@@ -66,6 +74,15 @@ pub trait Store {
 
     /// Slicing succeeded: records the G-code and makes the job `ready`.
     fn finish_slicing(
+        &self,
+        lease: &Lease,
+        gcode: &ContentHash,
+        now: Timestamp,
+    ) -> Result<Job, StoreError>;
+
+    /// Slicing of a slice-only job succeeded: records the G-code and makes the job `done`
+    /// (the G-code is the result; no printer claims it).
+    fn finish_slicing_only(
         &self,
         lease: &Lease,
         gcode: &ContentHash,
@@ -358,6 +375,8 @@ pub enum ChangeKind {
     Reordered,
     /// Its priority changed.
     PriorityChanged,
+    /// Its earliest start (`not_before`) changed.
+    Rescheduled,
     /// New progress was recorded (live only: not in the log, so its `seq` is that of the
     /// latest logged change).
     Progress,
@@ -371,6 +390,7 @@ impl ChangeKind {
             ChangeKind::Event(e) => e.as_str(),
             ChangeKind::Reordered => "reordered",
             ChangeKind::PriorityChanged => "priority_changed",
+            ChangeKind::Rescheduled => "rescheduled",
             ChangeKind::Progress => "progress",
         }
     }

@@ -598,3 +598,68 @@ fn async_subscription_receives_changes_and_reports_lag() {
     let caught_up = store.changes_since(change.seq, 10_000).unwrap();
     assert_eq!(caught_up.len(), 1100);
 }
+
+#[test]
+fn slice_only_jobs_end_done_and_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("q.db"));
+    let job = store.enqueue(&model_job("ann", 1), t(0)).unwrap();
+    let slice = store.claim_slicing("slicer", LEASE, t(1)).unwrap().unwrap();
+    let done = store
+        .finish_slicing_only(&slice.lease, &hash(9), t(2))
+        .unwrap();
+    assert_eq!(done.state, JobState::Done);
+    assert_eq!(done.gcode, Some(hash(9)));
+    assert_eq!(done.finished_at, Some(t(2)));
+    assert!(store
+        .claim_print(&printer("p1"), "host", LEASE, t(3))
+        .unwrap()
+        .is_none());
+    // The stale lease cannot finish it again.
+    assert!(matches!(
+        store.finish_slicing_only(&slice.lease, &hash(9), t(4)),
+        Err(StoreError::LeaseLost { .. })
+    ));
+    let history = store
+        .history(&HistoryFilter {
+            job: Some(job.id),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].kind, RunKind::Slice);
+    assert_eq!(history[0].result, Some(RunResult::Completed));
+    let kinds: Vec<ChangeKind> = store
+        .changes_since(0, 10)
+        .unwrap()
+        .iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(kinds.last(), Some(&ChangeKind::Event(JobEvent::SlicedOnly)));
+}
+
+#[test]
+fn rescheduling_moves_the_earliest_start_and_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("q.db"));
+    let job = store.enqueue(&gcode_job("ann", 1), t(0)).unwrap();
+    let later = store.set_not_before(job.id, Some(t(1000)), t(1)).unwrap();
+    assert_eq!(later.not_before, Some(t(1000)));
+    assert!(store
+        .claim_print(&printer("p1"), "host", LEASE, t(999))
+        .unwrap()
+        .is_none());
+    let now = store.set_not_before(job.id, None, t(2)).unwrap();
+    assert_eq!(now.not_before, None);
+    assert!(store
+        .claim_print(&printer("p1"), "host", LEASE, t(3))
+        .unwrap()
+        .is_some());
+    let changes = store.changes_since(0, 10).unwrap();
+    assert_eq!(changes[1].kind, ChangeKind::Rescheduled);
+    assert_eq!(changes[2].kind, ChangeKind::Rescheduled);
+    assert!(matches!(
+        store.set_not_before(JobId(99), None, t(4)),
+        Err(StoreError::NotFound(JobId(99)))
+    ));
+}

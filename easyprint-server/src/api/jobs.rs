@@ -109,6 +109,8 @@ async fn cancel(
         }
     }
     control::cancel_job(&state, job.id).await?;
+    // A job being sliced: stop the engine now rather than discard its result later.
+    pipeline::slicing::cancel_slice(&state, job.id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,6 +5,7 @@ pub mod files;
 pub mod jobs;
 pub mod printers;
 pub mod session;
+pub mod slicing;
 pub mod users;
 
 use axum::Router;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .merge(appkeys::router())
         .merge(printers::router())
         .merge(jobs::router())
+        .merge(slicing::router())
 }
 
 /// Native routes open to anyone (login and first-run setup).

@@ -94,6 +94,22 @@ pub fn sanitize_display_name(raw: &str) -> Result<String, ApiError> {
     Ok(base.to_owned())
 }
 
+/// The `n`-th candidate name for a generated file: `stem.ext`, then `stem (2).ext`,
+/// `stem (3).ext`... The stem is shortened (at a character boundary) so the name stays within
+/// [`MAX_NAME_BYTES`].
+pub fn numbered_name(stem: &str, ext: &str, n: u32) -> String {
+    let suffix = if n <= 1 {
+        format!(".{ext}")
+    } else {
+        format!(" ({n}).{ext}")
+    };
+    let mut end = stem.len().min(MAX_NAME_BYTES.saturating_sub(suffix.len()));
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &stem[..end])
+}
+
 /// `Content-Disposition: attachment` value for a download, with an ASCII `filename` fallback
 /// and the exact name as RFC 5987 `filename*`.
 pub fn attachment_disposition(display_name: &str) -> String {
@@ -189,5 +205,15 @@ mod tests {
             "attachment; filename=\"_ _x_;.gcode\"; filename*=UTF-8''%C3%BC%20%22x%22%3B.gcode"
         );
         assert!(axum::http::HeaderValue::from_str(&d).is_ok());
+    }
+
+    #[test]
+    fn numbered_names_stay_within_the_limit() {
+        assert_eq!(numbered_name("cube", "gcode", 1), "cube.gcode");
+        assert_eq!(numbered_name("cube", "gcode", 2), "cube (2).gcode");
+        let long = "é".repeat(200);
+        let name = numbered_name(&long, "gcode", 12);
+        assert!(name.len() <= MAX_NAME_BYTES, "{}", name.len());
+        assert!(name.ends_with("é (12).gcode"));
     }
 }

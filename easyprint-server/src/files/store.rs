@@ -310,6 +310,35 @@ pub fn record_upload(
     Ok(Recorded { record, replaced })
 }
 
+/// Records a generated file for `owner_id` under the first free name of `stem (n).ext`
+/// ([`super::names::numbered_name`]): it never replaces an existing file, which a queued job
+/// may still need.
+pub fn record_numbered(
+    conn: &mut Connection,
+    owner_id: i64,
+    stem: &str,
+    kind: FileKind,
+    stored: &StoredFile,
+) -> Result<FileRecord, ApiError> {
+    /// Past this many same-named files, give up rather than scan forever.
+    const MAX_TRIES: u32 = 10_000;
+    for n in 1..=MAX_TRIES {
+        let name = super::names::numbered_name(stem, kind.stored_extension(), n);
+        match record_upload(conn, owner_id, &name, kind, stored, None, true) {
+            Ok(recorded) => return Ok(recorded.record),
+            Err(ApiError::Conflict {
+                code: "file_exists",
+                ..
+            }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::conflict(
+        "file_exists",
+        format!("too many files named {stem:?}"),
+    ))
+}
+
 /// Files of `owner_id`, newest first.
 pub fn list_files(conn: &Connection, owner_id: i64) -> Result<Vec<FileRecord>, ApiError> {
     let mut stmt = conn.prepare(&format!(

@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod control;
+pub mod profiles;
 pub mod runner;
 pub mod slicing;
 
@@ -102,6 +103,30 @@ pub async fn enqueue_file(
     file: &FileRecord,
     printer: Option<String>,
 ) -> Result<Job, ApiError> {
+    enqueue(state, new_job(owner, file, printer)?).await
+}
+
+/// Adds a job slicing the model `file` with `settings`; it prints afterwards (on `printer`, if
+/// given) when `print`, else it ends with the G-code stored as a file.
+pub async fn enqueue_slice(
+    state: &AppState,
+    owner: &str,
+    file: &FileRecord,
+    printer: Option<String>,
+    settings: &profiles::SliceSettings,
+    print: bool,
+) -> Result<Job, ApiError> {
+    let mut job = new_job(owner, file, printer)?;
+    job.settings = json!({ "slicing": settings, "print": print });
+    enqueue(state, job).await
+}
+
+/// Whether a job prints after slicing (a slice-only job says `"print": false`).
+pub fn prints(job: &Job) -> bool {
+    job.settings.get("print").and_then(Value::as_bool) != Some(false)
+}
+
+fn new_job(owner: &str, file: &FileRecord, printer: Option<String>) -> Result<NewJob, ApiError> {
     let kind = match file.kind {
         FileKind::Gcode => SourceKind::Gcode,
         FileKind::Model(_) => SourceKind::Model,
@@ -124,6 +149,10 @@ pub async fn enqueue_file(
     if kind == SourceKind::Model {
         job.priority = -1;
     }
+    Ok(job)
+}
+
+async fn enqueue(state: &AppState, job: NewJob) -> Result<Job, ApiError> {
     let job = state
         .queue
         .call(move |store, now| store.enqueue(&job, now))
@@ -144,7 +173,8 @@ pub fn queue_changed(state: &AppState) {
     );
 }
 
-/// A job as the native API shows it.
+/// A job as the native API shows it. Times are milliseconds since the Unix epoch; `position`
+/// is the job's place among waiting jobs (0 = next), `null` when it is not waiting or not known.
 pub fn job_json(job: &Job) -> Value {
     json!({
         "id": job.id.0,
@@ -157,10 +187,16 @@ pub fn job_json(job: &Job) -> Value {
             _ => None,
         }),
         "gcode_sha256": job.gcode.as_ref().map(|h| h.as_str().to_owned()),
+        "print": prints(job),
+        "slicing": job.settings.get("slicing").cloned().unwrap_or(Value::Null),
         "priority": job.priority,
+        "rank": job.rank,
+        "position": Value::Null,
+        "not_before": job.not_before.map(|t| t.0),
         "attempts": job.attempts,
         "failure": job.failure,
         "created_at": job.created_at.0,
+        "updated_at": job.updated_at.0,
         "finished_at": job.finished_at.map(|t| t.0),
     })
 }

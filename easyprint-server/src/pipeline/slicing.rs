@@ -1,15 +1,18 @@
 //! The slicing worker: one model at a time through easyprint-slicer's supervised CuraEngine
 //! (idle priority, timeout), progress on the `slicing_progress` topic, the G-code stored as a
-//! new file of the model's owner, and the job made ready to print.
+//! new file of the model's owner (never replacing one), and the job made ready to print — or
+//! done, for a slice-only job. Cancelling the job stops the engine.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use easyprint_queue::{Claim, ContentHash, Store, StoreError, Usage};
-use easyprint_slicer::{CancelToken, CuraOptions, CuraSlicer, Profile, SliceRequest, Slicer};
+use easyprint_queue::{Claim, ContentHash, JobId, JobState, Store, StoreError, Usage};
+use easyprint_slicer::{CancelToken, CuraOptions, CuraSlicer, SliceRequest, Slicer};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
+use super::profiles::SliceSettings;
 use super::runner::owned_file;
 use super::{queue_changed, SLICING_WORKER};
 use crate::config::SlicerConfig;
@@ -21,6 +24,31 @@ use crate::ws::hub::{Audience, Topic};
 
 /// A slice's lease; generous, as slicing a large model can take minutes.
 const SLICE_LEASE: Duration = Duration::from_secs(3600);
+
+/// The slice in progress: cancelling its job stops the engine at once.
+#[derive(Debug, Clone)]
+pub struct CurrentSlice {
+    /// The job being sliced.
+    pub job: JobId,
+    /// Stops the engine (its whole process group is killed).
+    pub cancel: CancelToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Stops the engine if `job` is being sliced; true if it was. Call after cancelling the job
+/// in the queue.
+pub fn cancel_slice(state: &AppState, job: JobId) -> bool {
+    match lock(&state.slicing).as_ref() {
+        Some(current) if current.job == job => {
+            current.cancel.cancel();
+            true
+        }
+        _ => false,
+    }
+}
 
 /// Runs until the server shuts down.
 pub async fn run_slicer(state: AppState) {
@@ -41,46 +69,7 @@ pub async fn run_slicer(state: AppState) {
             .await;
         match claimed {
             Ok(Some(claim)) => {
-                let l = claim.lease.clone();
-                let result = match &slicer {
-                    Ok(slicer) => slice(&state, slicer, &claim).await,
-                    Err(e) => Err(e.clone()),
-                };
-                let (id, owner) = (claim.job.id.0, claim.job.owner.clone());
-                let outcome = match result {
-                    Ok(hash) => {
-                        state
-                            .queue
-                            .call(move |s, now| s.finish_slicing(&l, &hash, now))
-                            .await
-                    }
-                    Err(reason) => {
-                        tracing::warn!(job = id, %reason, "slicing failed");
-                        state
-                            .queue
-                            .call(
-                                move |s, now| match s.fail(&l, &reason, &Usage::default(), now) {
-                                    Err(StoreError::LeaseLost { .. }) => s.job(l.job),
-                                    other => other,
-                                },
-                            )
-                            .await
-                    }
-                };
-                match outcome {
-                    Ok(job) => {
-                        publish(
-                            &state,
-                            &owner,
-                            id,
-                            job.state.as_str(),
-                            1.0,
-                            job.failure.as_deref(),
-                        )
-                        .await
-                    }
-                    Err(e) => tracing::warn!(job = id, error = %e, "could not record the slice"),
-                }
+                run_claim(&state, &slicer, claim).await;
                 queue_changed(&state);
                 continue;
             }
@@ -95,6 +84,97 @@ pub async fn run_slicer(state: AppState) {
     }
 }
 
+/// Slices one claimed job and records the outcome in the queue and on the WebSocket.
+async fn run_claim(state: &AppState, slicer: &Result<CuraSlicer, String>, claim: Claim) {
+    let cancel = CancelToken::new();
+    *lock(&state.slicing) = Some(CurrentSlice {
+        job: claim.job.id,
+        cancel: cancel.clone(),
+    });
+    // A cancel between the claim and the line above found no slice to stop: look again.
+    let id = claim.job.id;
+    let still_wanted = matches!(
+        state.queue.call(move |s, _| s.job(id)).await,
+        Ok(job) if job.state == JobState::Slicing
+    );
+    let result = match slicer {
+        _ if !still_wanted => Err("slice cancelled".to_owned()),
+        Ok(slicer) => slice(state, slicer, &claim, cancel.clone()).await,
+        Err(e) => Err(e.clone()),
+    };
+    *lock(&state.slicing) = None;
+    let cancelled = cancel.is_cancelled() || !still_wanted;
+    let l = claim.lease.clone();
+    let outcome = match &result {
+        Ok(hash) => {
+            let (hash, print) = (hash.clone(), super::prints(&claim.job));
+            state
+                .queue
+                .call(move |s, now| {
+                    if print {
+                        s.finish_slicing(&l, &hash, now)
+                    } else {
+                        s.finish_slicing_only(&l, &hash, now)
+                    }
+                })
+                .await
+        }
+        Err(reason) => {
+            if !cancelled {
+                tracing::warn!(job = id.0, %reason, "slicing failed");
+            }
+            let reason = reason.clone();
+            state
+                .queue
+                .call(
+                    move |s, now| match s.fail(&l, &reason, &Usage::default(), now) {
+                        // Cancelled meanwhile: the queue already says so.
+                        Err(StoreError::LeaseLost { .. }) => s.job(l.job),
+                        other => other,
+                    },
+                )
+                .await
+        }
+    };
+    let job = match outcome {
+        Ok(job) => job,
+        Err(e) => {
+            tracing::warn!(job = id.0, error = %e, "could not record the slice");
+            return;
+        }
+    };
+    let Some(owner_id) = owner_id(state, &claim.job.owner).await else {
+        return;
+    };
+    let key = id.0.to_string();
+    state.hub.publish(
+        Topic::SlicingProgress,
+        &key,
+        Audience::User(owner_id),
+        &json!({
+            "job": id.0,
+            "stage": job.state.as_str(),
+            "progress": 1.0,
+            "error": job.failure,
+        }),
+    );
+    // Finished: new subscribers need no snapshot of it (keeps the hub's memory bounded).
+    state.hub.forget(Topic::SlicingProgress, &key);
+    if let (Err(reason), false) = (&result, cancelled) {
+        state.hub.publish(
+            Topic::Notifications,
+            &key,
+            Audience::User(owner_id),
+            &json!({
+                "event": "slice_failed",
+                "job": id.0,
+                "file": job.source.file_name,
+                "reason": reason,
+            }),
+        );
+    }
+}
+
 fn slicer_options(config: &SlicerConfig) -> CuraOptions {
     let mut options = CuraOptions::default();
     options.run.timeout = Some(Duration::from_secs(config.timeout_secs.max(1)));
@@ -102,35 +182,26 @@ fn slicer_options(config: &SlicerConfig) -> CuraOptions {
     options
 }
 
-/// Publishes slicing progress to the job's owner.
-async fn publish(
-    state: &AppState,
-    owner: &str,
-    job: i64,
-    stage: &str,
-    fraction: f64,
-    error: Option<&str>,
-) {
-    let owner = owner.to_owned();
+/// The id of the user called `name`.
+async fn owner_id(state: &AppState, name: &str) -> Option<i64> {
+    let name = name.to_owned();
     let user = state
         .db
-        .call(move |c| crate::auth::store::find_user_with_hash(c, &owner))
+        .call(move |c| crate::auth::store::find_user_with_hash(c, &name))
         .await;
-    if let Ok(Some((user, _))) = user {
-        state.hub.publish(
-            Topic::SlicingProgress,
-            &job.to_string(),
-            Audience::User(user.id),
-            &json!({ "job": job, "stage": stage, "progress": fraction, "error": error }),
-        );
+    match user {
+        Ok(Some((user, _))) => Some(user.id),
+        _ => None,
     }
 }
 
-/// Slices the job's model and stores the G-code; returns its content hash.
+/// Slices the job's model with its settings and stores the G-code under a fresh name; returns
+/// its content hash.
 async fn slice(
     state: &AppState,
     slicer: &CuraSlicer,
     claim: &Claim,
+    cancel: CancelToken,
 ) -> Result<ContentHash, String> {
     let owner = claim.job.owner.clone();
     let (owner_id, model) = owned_file(
@@ -140,12 +211,9 @@ async fn slice(
     )
     .await
     .map_err(|e| format!("cannot find the model file: {e}"))?;
-    let mut profile = Profile::machine(&state.config.slicer.machine);
-    for setting in &state.config.slicer.settings {
-        profile = profile
-            .set(setting)
-            .map_err(|e| format!("slicer setting {setting:?}: {e}"))?;
-    }
+    let settings = SliceSettings::from_job(&claim.job.settings)
+        .map_err(|e| format!("invalid slicing settings: {e}"))?;
+    let profile = settings.profile(&state.config.slicer)?;
     let model_path = state.files.path_of(&model.stored_name);
     // Cura picks the reader by extension; the stored name carries ours.
     let output = state
@@ -173,36 +241,41 @@ async fn slice(
             profile: &profile,
             output: &out,
             progress: Some(&mut progress),
-            cancel: CancelToken::new(),
+            cancel,
         })
     })
     .await
     .map_err(|e| format!("slicer task failed: {e}"))?
     .map_err(|e| format!("slicing failed: {e}"))?;
     tracing::info!(job, seconds = started.elapsed().as_secs_f64(), "sliced");
-    let name = gcode_name(&model.display_name);
-    let stored = store_output(state, &report.output, owner_id, &name).await;
+    let stored = store_output(
+        state,
+        &report.output,
+        owner_id,
+        gcode_stem(&model.display_name),
+    )
+    .await;
     let _ = tokio::fs::remove_file(&output).await;
     let sha = stored.map_err(|e| format!("cannot store the G-code: {e}"))?;
     ContentHash::parse(&sha).map_err(|e| e.to_string())
 }
 
-/// `cube.stl` → `cube.gcode`.
-fn gcode_name(model: &str) -> String {
-    let stem = Path::new(model)
+/// `cube.stl` → `cube` (the G-code becomes `cube.gcode`, or `cube (2).gcode`...).
+fn gcode_stem(model: &str) -> &str {
+    Path::new(model)
         .file_stem()
         .and_then(|s| s.to_str())
         .filter(|s| !s.is_empty())
-        .unwrap_or("model");
-    format!("{stem}.gcode")
+        .unwrap_or("model")
 }
 
-/// Copies the slicer's output into the upload store as a file of `owner_id`; returns its hash.
+/// Copies the slicer's output into the upload store as a new file of `owner_id` (never
+/// replacing one); returns its hash.
 async fn store_output(
     state: &AppState,
     output: &PathBuf,
     owner_id: i64,
-    name: &str,
+    stem: &str,
 ) -> Result<String, ApiError> {
     let mut source = tokio::fs::File::open(output).await?;
     let mut upload = state.files.begin().await?;
@@ -217,20 +290,15 @@ async fn store_output(
     let stored = upload.finish(&state.files, FileKind::Gcode).await?;
     let sha = stored.sha256.clone();
     let stored_name = stored.stored_name.clone();
-    let name = name.to_owned();
+    let stem = stem.to_owned();
     let recorded = state
         .db
         .call(move |conn| {
-            file_store::record_upload(conn, owner_id, &name, FileKind::Gcode, &stored, None, false)
+            file_store::record_numbered(conn, owner_id, &stem, FileKind::Gcode, &stored)
         })
         .await;
     match recorded {
-        Ok(r) => {
-            if let Some(old) = r.replaced {
-                let _ = tokio::fs::remove_file(state.files.path_of(&old)).await;
-            }
-            Ok(sha)
-        }
+        Ok(_) => Ok(sha),
         Err(e) => {
             let _ = tokio::fs::remove_file(state.files.path_of(&stored_name)).await;
             Err(e)

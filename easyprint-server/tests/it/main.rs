@@ -6,5 +6,6 @@ mod files;
 mod helpers;
 mod octoprint;
 mod pipeline;
+mod slicing;
 mod web;
 mod ws;

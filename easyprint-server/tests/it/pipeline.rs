@@ -9,15 +9,15 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const PRINTER: &str = "sim";
+pub(crate) const PRINTER: &str = "sim";
 
-fn with_printer(simulation: SimulationConfig) -> impl FnOnce(&mut Config) {
+pub(crate) fn with_printer(simulation: SimulationConfig) -> impl FnOnce(&mut Config) {
     move |c| c.printers = vec![PrinterConfig::simulated(PRINTER, simulation)]
 }
 
 /// Moves that take real time (so a print can be paused and cancelled half way), everything
 /// else instant.
-fn slow_moves() -> SimulationConfig {
+pub(crate) fn slow_moves() -> SimulationConfig {
     SimulationConfig {
         instant_moves: false,
         ..SimulationConfig::instant()
@@ -25,7 +25,7 @@ fn slow_moves() -> SimulationConfig {
 }
 
 /// `count` moves of 10 mm at 20 mm/s (0.5 s each on the simulator).
-fn slow_gcode(count: usize) -> Vec<u8> {
+pub(crate) fn slow_gcode(count: usize) -> Vec<u8> {
     let mut g = String::from("; slow test print\nG28\nG90\n");
     for i in 0..count {
         let x = if i % 2 == 0 { 20 } else { 10 };
@@ -36,7 +36,7 @@ fn slow_gcode(count: usize) -> Vec<u8> {
 }
 
 /// A closed binary STL cube of `size` mm standing on the bed.
-fn cube_stl(size: f32) -> Vec<u8> {
+pub(crate) fn cube_stl(size: f32) -> Vec<u8> {
     let v = |x: u8, y: u8, z: u8| {
         [
             f32::from(x) * size,
@@ -70,7 +70,12 @@ fn cube_stl(size: f32) -> Vec<u8> {
     out
 }
 
-async fn post_json(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn post_json(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+    body: Value,
+) -> reqwest::Response {
     app.post(path)
         .header("x-api-key", key)
         .json(&body)
@@ -80,7 +85,7 @@ async fn post_json(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest
 }
 
 /// Polls `path` until `done` accepts its JSON, or fails after `limit`.
-async fn wait_for(
+pub(crate) async fn wait_for(
     app: &TestApp,
     key: &str,
     path: &str,
@@ -102,7 +107,7 @@ async fn wait_for(
     }
 }
 
-async fn ready_app(simulation: SimulationConfig) -> (TestApp, String) {
+pub(crate) async fn ready_app(simulation: SimulationConfig) -> (TestApp, String) {
     let app = spawn_app_with(with_printer(simulation)).await;
     let admin = app.setup_admin().await;
     let key = app.api_key(&admin).await;
@@ -110,7 +115,7 @@ async fn ready_app(simulation: SimulationConfig) -> (TestApp, String) {
     (app, key)
 }
 
-async fn wait_printer(app: &TestApp, key: &str) {
+pub(crate) async fn wait_printer(app: &TestApp, key: &str) {
     wait_for(
         app,
         key,
@@ -122,7 +127,13 @@ async fn wait_printer(app: &TestApp, key: &str) {
     .await;
 }
 
-async fn upload(app: &TestApp, key: &str, name: &str, content: &[u8], print: bool) -> Value {
+pub(crate) async fn upload(
+    app: &TestApp,
+    key: &str,
+    name: &str,
+    content: &[u8],
+    print: bool,
+) -> Value {
     let flag = if print { b"true" as &[u8] } else { b"false" };
     let (ct, body) = multipart(&[
         (&text_part("print"), flag),
@@ -134,14 +145,20 @@ async fn upload(app: &TestApp, key: &str, name: &str, content: &[u8], print: boo
     crate::helpers::body(response).await
 }
 
-async fn only_job(app: &TestApp, key: &str) -> Value {
+pub(crate) async fn only_job(app: &TestApp, key: &str) -> Value {
     let (_, jobs) = get_json(app, key, "/api/v1/jobs").await;
     let jobs = jobs["jobs"].as_array().unwrap().clone();
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     jobs[0].clone()
 }
 
-async fn wait_job_state(app: &TestApp, key: &str, id: i64, state: &str, limit: Duration) -> Value {
+pub(crate) async fn wait_job_state(
+    app: &TestApp,
+    key: &str,
+    id: i64,
+    state: &str,
+    limit: Duration,
+) -> Value {
     wait_for(
         app,
         key,

@@ -276,6 +276,30 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Ends a slicing run successfully with `event` (ready to print, or done).
+    fn sliced(
+        &self,
+        lease: &Lease,
+        gcode: &ContentHash,
+        event: JobEvent,
+        now: Timestamp,
+    ) -> Result<Job, StoreError> {
+        self.write("finish slicing", now, |w| {
+            let job = w.leased_job(lease)?;
+            let state = Tx::next_state(&job, event)?;
+            w.end_run(&job, RunResult::Completed, &Usage::default(), None)?;
+            let r = w.exec(
+                "UPDATE jobs SET gcode_hash = ?2 WHERE id = ?1",
+                params![job.id.0, gcode.as_str()],
+            );
+            w.db(r)?;
+            w.settle(&job, event, state, None)?;
+            w.job(job.id)
+        })
+    }
+}
+
 impl Store for SqliteStore {
     fn enqueue(&self, job: &NewJob, now: Timestamp) -> Result<Job, StoreError> {
         job.validate()?;
@@ -377,6 +401,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_not_before(
+        &self,
+        id: JobId,
+        not_before: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Job, StoreError> {
+        self.write("set not_before", now, |w| {
+            let job = w.job(id)?;
+            let r = w.exec(
+                "UPDATE jobs SET not_before = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id.0, not_before.map(|t| t.0), now.0],
+            );
+            w.db(r)?;
+            w.log(id, ChangeKind::Rescheduled, job.state)?;
+            w.job(id)
+        })
+    }
+
     fn cancel(&self, id: JobId, now: Timestamp) -> Result<Job, StoreError> {
         self.write("cancel", now, |w| {
             let job = w.job(id)?;
@@ -423,18 +465,16 @@ impl Store for SqliteStore {
         gcode: &ContentHash,
         now: Timestamp,
     ) -> Result<Job, StoreError> {
-        self.write("finish slicing", now, |w| {
-            let job = w.leased_job(lease)?;
-            let state = Tx::next_state(&job, JobEvent::SlicingDone)?;
-            w.end_run(&job, RunResult::Completed, &Usage::default(), None)?;
-            let r = w.exec(
-                "UPDATE jobs SET gcode_hash = ?2 WHERE id = ?1",
-                params![job.id.0, gcode.as_str()],
-            );
-            w.db(r)?;
-            w.settle(&job, JobEvent::SlicingDone, state, None)?;
-            w.job(job.id)
-        })
+        self.sliced(lease, gcode, JobEvent::SlicingDone, now)
+    }
+
+    fn finish_slicing_only(
+        &self,
+        lease: &Lease,
+        gcode: &ContentHash,
+        now: Timestamp,
+    ) -> Result<Job, StoreError> {
+        self.sliced(lease, gcode, JobEvent::SlicedOnly, now)
     }
 
     fn claim_print(

@@ -224,6 +224,8 @@ pub(crate) fn change(row: &Row<'_>) -> rusqlite::Result<Change> {
         "priority_changed" => ChangeKind::PriorityChanged,
         "start_slicing" => ChangeKind::Event(JobEvent::StartSlicing),
         "slicing_done" => ChangeKind::Event(JobEvent::SlicingDone),
+        "sliced_only" => ChangeKind::Event(JobEvent::SlicedOnly),
+        "rescheduled" => ChangeKind::Rescheduled,
         "start_print" => ChangeKind::Event(JobEvent::StartPrint),
         "pause" => ChangeKind::Event(JobEvent::Pause),
         "continue" => ChangeKind::Event(JobEvent::Continue),
