@@ -72,7 +72,14 @@ function startLive() {
     store.queueVersion++;
     changed();
   });
-  live.on("notifications", (_, n) => notify(n));
+  live.on("notifications", (printer, n) => {
+    if (n && store.printers[printer] && n.event?.startsWith("print_")) {
+      // A completed print acknowledged every line; otherwise keep where it stopped.
+      const completion = n.state === "done" ? 100 : store.progress[printer]?.completion ?? 0;
+      store.lastJob[printer] = { file: n.file, state: n.state === "done" ? "completed" : n.state, failure: n.failure, completion };
+    }
+    notify(n);
+  });
 }
 
 const EVENT_TEXT = {

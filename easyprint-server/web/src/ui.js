@@ -10,6 +10,7 @@ export const store = {
   printers: {}, // id → printer slot (printer_status)
   temperatures: {}, // id → [{t, tool, toolTarget, bed, bedTarget}], last 10 minutes
   progress: {}, // id → job summary or null (job_progress)
+  lastJob: {}, // id → {file, state, failure, completion} of the print that ended last
   slicing: {}, // job id → {stage, progress, error}
   terminal: {}, // id → [{n, line}]
   queueVersion: 0,
@@ -113,7 +114,7 @@ export function Dialog({ title, onClose, children, wide }) {
   }, [onClose]);
   return html`<div class="backdrop" onClick=${(e) => e.target === e.currentTarget && onClose()}>
     <div class=${"dialog" + (wide ? " wide" : "")} role="dialog" aria-label=${title}>
-      <header><h2>${title}</h2><button class="ghost" aria-label="close" onClick=${onClose}>✕</button></header>
+      <header><h2>${title}</h2><button class="ghost" aria-label="Close dialog" onClick=${onClose}>✕</button></header>
       ${children}
     </div>
   </div>`;

@@ -2,7 +2,7 @@
 // upload → slice with a chosen profile → print to 100 % → history, pause/resume/cancel on a
 // print whose moves take time, a failed slice shown with its reason, and screenshots of every
 // page at desktop and phone sizes. Waits are on conditions (selectors, text), never fixed sleeps.
-import { test, before, after } from "node:test";
+import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, startBrowser, screenshotPath } from "./harness.mjs";
 import { boxStl, slowGcode } from "./models.mjs";
@@ -28,6 +28,11 @@ after(async () => {
   await browser?.close();
   if (process.exitCode && server) console.error(server.log());
   await server?.stop();
+});
+
+// A test that failed half-way must not leave a dialog over the next one.
+beforeEach(async () => {
+  if (page && (await page.getByRole("dialog").count()) > 0) await page.keyboard.press("Escape");
 });
 
 const nav = (name) => page.getByRole("navigation").getByRole("link", { name, exact: true }).click();
@@ -81,30 +86,54 @@ test("the terminal sends G-code, shows the reply and recalls history", async () 
   await page.getByRole("alert").filter({ hasText: /;/ }).waitFor();
 });
 
-test("an STL is uploaded, sliced, printed to 100 % and lands in history", async () => {
+test("an STL is uploaded, sliced with a chosen profile, printed to 100 % and lands in history", async () => {
   await upload("cube.stl", boxStl(10, 10, 4));
-  await page.getByLabel("Print on").selectOption("fast");
-  await fileRow("cube.stl").getByRole("button", { name: "Print" }).click();
+  await fileRow("cube.stl").getByRole("button", { name: "Slice…" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Printer profile").selectOption("creality_ender3");
+  const quality = dialog.getByLabel("Quality");
+  await quality.locator("option").nth(1).waitFor({ state: "attached" });
+  await quality.selectOption({ index: 1 });
+  await dialog.getByLabel("Infill %").fill("15");
+  await dialog.getByLabel("Support").selectOption("none");
+  await dialog.getByLabel("Adhesion").selectOption("skirt");
+  await dialog.getByLabel("Nozzle °C").fill("205");
+  await dialog.getByLabel("Print on").selectOption("fast");
+  await page.screenshot({ path: screenshotPath("slice-desktop") });
+  await dialog.getByRole("button", { name: "Slice and print" }).click();
+  await dialog.getByText("Sliced: the print is queued.").waitFor({ timeout: 90000 });
+  await dialog.getByRole("button", { name: "Close", exact: true }).click();
   await nav("Dashboard");
-  // Record the highest progress the dashboard shows for this print.
+  // The highest progress the dashboard shows while the print runs.
   await page.evaluate(() => {
     window.maxProgress = 0;
     const look = () => {
-      const bar = document.querySelector('[data-printer="fast"] [role=progressbar]');
+      const bar = document.querySelector('[data-printer="fast"] [data-testid=job] [role=progressbar]');
       if (bar) window.maxProgress = Math.max(window.maxProgress, Number(bar.getAttribute("aria-valuenow")));
       requestAnimationFrame(look);
     };
     look();
   });
   await page.getByRole("status").filter({ hasText: "Print finished — cube.stl" }).waitFor({ timeout: 120000 });
+  const last = card("fast").getByTestId("last-job");
+  await last.filter({ hasText: "completed" }).waitFor();
+  assert.equal(await last.getByRole("progressbar").getAttribute("aria-valuenow"), "100");
   const max = await page.evaluate(() => window.maxProgress);
-  console.log(`highest progress shown: ${max} %`);
-  assert.ok(max > 0, `the dashboard showed the print's progress (max ${max} %)`);
+  assert.ok(max > 0, `the dashboard showed the print's progress while it ran (max ${max} %)`);
   await nav("Queue");
   await page.locator('table.history tr[data-result="completed"]').filter({ hasText: "cube" }).filter({ hasText: "print" }).waitFor();
-  await nav("Files");
-  // The sliced G-code is a file of its own, with its analysis.
-  await fileRow("cube.gcode").locator(".analysis").filter({ hasText: "layers" }).waitFor();
+});
+
+test("slicing only stores a printable G-code file with its analysis", async () => {
+  await upload("pin.stl", boxStl(4, 4, 2));
+  await fileRow("pin.stl").getByRole("button", { name: "Slice…" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Infill %").fill("40");
+  await dialog.getByRole("button", { name: "Slice only" }).click();
+  await dialog.getByText("Sliced: the G-code is now in your files.").waitFor({ timeout: 90000 });
+  await dialog.getByRole("button", { name: "Close", exact: true }).click();
+  await fileRow("pin.gcode").locator(".analysis").filter({ hasText: "layers" }).waitFor();
+  await fileRow("pin.gcode").getByRole("button", { name: "Print" }).waitFor();
 });
 
 test("a slow print is paused, resumed and cancelled from the dashboard", async () => {
@@ -148,7 +177,7 @@ test("every page at desktop and phone size", async () => {
     await fileRow("cube.stl").getByRole("button", { name: "Preview" }).click();
     await page.getByTestId("preview-info").filter({ hasText: "× 4.0 mm" }).waitFor();
     await page.screenshot({ path: screenshotPath(`preview-${size}`) });
-    await page.getByRole("button", { name: "close" }).click();
+    await page.getByRole("button", { name: "Close dialog" }).click();
   }
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth > innerWidth + 1);
   assert.equal(overflow, false, "no horizontal scrolling on a phone");

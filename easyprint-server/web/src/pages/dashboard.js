@@ -56,7 +56,12 @@ function PrinterCard({ printer }) {
           <button class="danger" onClick=${() => confirm(`Cancel the print of ${job.file}?`) && post("/job/cancel")()}>Cancel</button>
         </div>
       </div>`
-      : html`<p class="muted">${operational ? "Idle. Start a print from Files." : "Not connected."}</p>`}
+      : html`${s.lastJob[id] && html`<div class="job" data-testid="last-job">
+          <div class="jobline"><strong>${s.lastJob[id].file}</strong> <span class=${`state ${s.lastJob[id].state}`}>${s.lastJob[id].state}</span></div>
+          ${s.lastJob[id].failure && html`<p class="error">${s.lastJob[id].failure}</p>`}
+          <${ProgressBar} value=${s.lastJob[id].completion} />
+        </div>`}
+        <p class="muted">${operational ? "Idle. Start a print from Files." : "Not connected."}</p>`}
     <div class="row">
       ${operational
         ? html`<button onClick=${() => attempt(() => api("POST", path("/disconnect")))}>Disconnect</button>`

@@ -17,28 +17,33 @@ export function SliceDialog({ file, printers, printer: chosen, onClose }) {
   const [printer, setPrinter] = useState(chosen || printers[0]?.id || "");
   const set = (k) => (e) => setForm((f) => ({ ...f, [k]: e.target.type === "number" ? Number(e.target.value) : e.target.value }));
 
+  const applyProfile = (machine) => {
+    setProfile(machine);
+    const d = machine.defaults || {};
+    setForm({
+      machine: machine.id,
+      quality: d.quality ?? machine.qualities?.[0]?.id,
+      infill_percent: d.infill_percent ?? 20,
+      support: d.support ?? "none",
+      adhesion: d.adhesion ?? "skirt",
+      nozzle_temp: d.nozzle_temp ?? 200,
+      bed_temp: d.bed_temp ?? 60,
+    });
+  };
+  // The first answer lists the machines and describes the server's configured one.
   useEffect(() => {
     api("GET", "/api/v1/slicer/profiles").then((r) => {
       setMachines(r.machines);
-      setForm((f) => ({ ...f, machine: f?.machine ?? r.default_machine ?? r.machines[0]?.id }));
+      if (r.machine) applyProfile(r.machine);
+      else if (r.machines[0]) chooseMachine(r.machines[0].id);
     }, (e) => setError(e.message));
   }, []);
-  useEffect(() => {
-    if (!form?.machine) return;
-    api("GET", `/api/v1/slicer/profiles?machine=${encodeURIComponent(form.machine)}`).then((r) => {
-      setProfile(r);
-      const d = r.defaults || {};
-      setForm((f) => ({
-        machine: f.machine,
-        quality: d.quality ?? r.qualities?.[0]?.id,
-        infill_percent: d.infill_percent ?? 20,
-        support: d.support ?? "none",
-        adhesion: d.adhesion ?? "skirt",
-        nozzle_temp: d.nozzle_temp ?? 200,
-        bed_temp: d.bed_temp ?? 60,
-      }));
-    }, (e) => setError(e.message));
-  }, [form?.machine]);
+  const chooseMachine = (id) => {
+    setError("");
+    setForm((f) => ({ ...f, machine: id }));
+    api("GET", `/api/v1/slicer/profiles?machine=${encodeURIComponent(id)}`)
+      .then((r) => applyProfile(r.machine), (e) => setError(e.message));
+  };
 
   const submit = async (print) => {
     setError("");
@@ -55,8 +60,9 @@ export function SliceDialog({ file, printers, printer: chosen, onClose }) {
   };
 
   const progress = job && s.slicing[job.id];
+  // The last event names the job's new state: ready (to print), done (sliced only) or failed.
   const failed = progress?.error || progress?.stage === "failed";
-  const done = progress && !failed && progress.stage !== "slicing" && progress.progress >= 1;
+  const done = !failed && ["ready", "done"].includes(progress?.stage);
   return html`<${Dialog} title=${`Slice ${file.name}`} onClose=${onClose}>
     ${job ? html`<div class="slice-progress" data-testid="slice-progress">
         ${failed ? html`<p class="error" role="alert">Slicing failed: ${progress.error || "see the queue"}</p>`
@@ -67,8 +73,9 @@ export function SliceDialog({ file, printers, printer: chosen, onClose }) {
       </div>`
     : !form || !profile ? html`${error ? html`<p class="error" role="alert">${error}</p>` : html`<p>Loading profiles…</p>`}`
     : html`<form class="slice" onSubmit=${(e) => e.preventDefault()}>
-        <label>Printer profile<select name="machine" value=${form.machine} onChange=${set("machine")}>
-          ${machines.map((m) => html`<option value=${m.id}>${m.name ?? m.id}</option>`)}</select></label>
+        <label>Printer profile<select name="machine" value=${form.machine} onChange=${(e) => chooseMachine(e.target.value)}>
+          ${groupByManufacturer(machines).map(([maker, list]) => html`<optgroup label=${maker}>
+            ${list.map((m) => html`<option value=${m.id}>${m.name}</option>`)}</optgroup>`)}</select></label>
         <label>Quality<select name="quality" value=${form.quality} onChange=${set("quality")}>
           ${(profile.qualities || []).map((q) => html`<option value=${q.id}>${q.name ?? q.id}${q.layer_height ? ` (${q.layer_height} mm)` : ""}</option>`)}</select></label>
         <label>Infill %<input name="infill" type="number" min="0" max="100" value=${form.infill_percent} onInput=${set("infill_percent")} /></label>
@@ -87,4 +94,14 @@ export function SliceDialog({ file, printers, printer: chosen, onClose }) {
         </div>
       </form>`}
   <//>`;
+}
+
+function groupByManufacturer(machines) {
+  const groups = new Map();
+  for (const m of [...machines].sort((a, b) => (a.name ?? a.id).localeCompare(b.name ?? b.id))) {
+    const maker = m.manufacturer || "Other";
+    if (!groups.has(maker)) groups.set(maker, []);
+    groups.get(maker).push({ id: m.id, name: m.name ?? m.id });
+  }
+  return [...groups.entries()].sort(([a], [b]) => a.localeCompare(b));
 }
