@@ -58,8 +58,8 @@ function startLive() {
     changed();
   });
   live.on("slicing_progress", (job, data) => {
+    // A failed slice is announced once, by the notifications topic.
     store.slicing[job] = data;
-    if (data?.error) toast(`Slicing failed: ${data.error}`, "error");
     changed();
   });
   live.on("terminal", (id, data) => {
@@ -94,7 +94,7 @@ const EVENT_TEXT = {
 function notify(n) {
   if (!n) return;
   const title = EVENT_TEXT[n.event] || n.event;
-  const text = [n.file, n.failure].filter(Boolean).join(": ");
+  const text = [n.file, n.failure ?? n.reason].filter(Boolean).join(": ");
   const failed = /fail/.test(n.event);
   toast(`${title}${text ? ` — ${text}` : ""}`, failed ? "error" : "ok");
   store.queueVersion++;
