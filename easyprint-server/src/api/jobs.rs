@@ -5,20 +5,21 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use easyprint_queue::{HistoryFilter, JobFilter, JobId, RunKind, Store};
+use easyprint_queue::{HistoryFilter, JobFilter, JobId, Placement, RunKind, Store, Timestamp};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson};
-use crate::pipeline::{self, control, job_json};
+use crate::pipeline::{self, control, job_json, job_json_at};
 use crate::state::AppState;
 
 /// `/api/v1/jobs[/...]`, `/api/v1/history`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/jobs", get(list).post(create))
-        .route("/api/v1/jobs/{id}", get(one))
+        .route("/api/v1/jobs/{id}", get(one).patch(update))
+        .route("/api/v1/jobs/{id}/move", post(move_job))
         .route("/api/v1/jobs/{id}/cancel", post(cancel))
         .route("/api/v1/jobs/{id}/retry", post(retry))
         .route("/api/v1/jobs/{id}/abandon", post(abandon))
@@ -39,8 +40,9 @@ async fn list(
         ..Default::default()
     };
     let jobs = state.queue.call(move |s, _| s.jobs(&filter)).await?;
+    let positions = pipeline::positions(&state).await?;
     Ok(axum::Json(json!({
-        "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
+        "jobs": jobs.iter().map(|j| job_json_at(j, &positions)).collect::<Vec<_>>(),
     })))
 }
 
@@ -87,7 +89,7 @@ async fn one(
         .queue
         .call(move |s, _| s.resume_record(JobId(id)))
         .await?;
-    let mut value = job_json(&job);
+    let mut value = job_json_at(&job, &pipeline::positions(&state).await?);
     value["progress"] = progress.map_or(
         Value::Null,
         |p| json!({ "line": p.line, "byte_offset": p.byte_offset }),
@@ -164,6 +166,7 @@ async fn history(
                 "printer": r.printer,
                 "started_at": r.started_at.0,
                 "ended_at": r.ended_at.map(|t| t.0),
+                "duration_s": r.ended_at.map(|end| end.millis_since(r.started_at) as f64 / 1000.0),
                 "result": r.result.map(|x| x.as_str()),
                 "print_time_secs": r.usage.print_time.as_secs_f64(),
                 "filament_mm": r.usage.filament_mm,
@@ -172,4 +175,176 @@ async fn history(
         })
         .collect();
     Ok(axum::Json(json!({ "runs": runs })))
+}
+
+/// `{"to": "top"|"bottom"}`, `{"before": id}` or `{"after": id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Move {
+    to: Option<End>,
+    before: Option<i64>,
+    after: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum End {
+    Top,
+    Bottom,
+}
+
+/// Only waiting jobs have a place in the queue.
+fn check_waiting(job: &easyprint_queue::Job) -> Result<(), ApiError> {
+    if pipeline::WAITING.contains(&job.state) {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "not_waiting",
+            format!(
+                "job {} is {}, not waiting in the queue",
+                job.id.0,
+                job.state.as_str()
+            ),
+        ))
+    }
+}
+
+/// Moves a waiting job within the queue. It takes the priority of its new neighbour (or the
+/// highest / lowest of the waiting jobs), so the place shown is the place it is claimed in.
+async fn move_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<Move>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let job = own_job(&state, &principal, id).await?;
+    check_waiting(&job)?;
+    let place = match (body.to, body.before, body.after) {
+        (Some(End::Top), None, None) => Placement::First,
+        (Some(End::Bottom), None, None) => Placement::Last,
+        (None, Some(other), None) => Placement::Before(JobId(other)),
+        (None, None, Some(other)) => Placement::After(JobId(other)),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_move",
+                "give exactly one of \"to\" (\"top\" or \"bottom\"), \"before\" or \"after\"",
+            ))
+        }
+    };
+    let priority = match place {
+        Placement::Before(other) | Placement::After(other) => {
+            // The neighbour must be visible to the caller (404 otherwise, like any job).
+            own_job(&state, &principal, other.0).await?.priority
+        }
+        Placement::First | Placement::Last => {
+            let filter = JobFilter {
+                states: pipeline::WAITING.to_vec(),
+                limit: pipeline::MAX_WAITING,
+                ..Default::default()
+            };
+            let waiting = state.queue.call(move |s, _| s.jobs(&filter)).await?;
+            let priorities = waiting.iter().map(|j| j.priority);
+            let extreme = if place == Placement::First {
+                priorities.max()
+            } else {
+                priorities.min()
+            };
+            extreme.unwrap_or(job.priority)
+        }
+    };
+    let job = state
+        .queue
+        .call(move |s, now| {
+            if priority != job.priority {
+                s.set_priority(job.id, priority, now)?;
+            }
+            s.reorder(job.id, place, now)
+        })
+        .await?;
+    pipeline::queue_changed(&state);
+    let positions = pipeline::positions(&state).await?;
+    Ok(axum::Json(job_json_at(&job, &positions)))
+}
+
+/// `{"not_before": "2026-11-23T18:30:00Z" | <ms since epoch> | null, "priority": <int>}`;
+/// either may be left out.
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let mut not_before: Option<Option<Timestamp>> = None;
+    let mut priority: Option<i32> = None;
+    for (key, value) in &body {
+        match key.as_str() {
+            "not_before" => not_before = Some(parse_not_before(value)?),
+            "priority" => {
+                priority = Some(
+                    value
+                        .as_i64()
+                        .and_then(|p| i32::try_from(p).ok())
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "invalid_priority",
+                                format!("priority: expected a whole number, got {value}"),
+                            )
+                        })?,
+                )
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_json",
+                    format!("unknown field {other:?}, expected \"not_before\" or \"priority\""),
+                ))
+            }
+        }
+    }
+    let job = own_job(&state, &principal, id).await?;
+    if job.state.is_final() {
+        return Err(ApiError::conflict(
+            "job_finished",
+            format!("job {id} is {}", job.state.as_str()),
+        ));
+    }
+    let job = state
+        .queue
+        .call(move |s, now| {
+            let mut job = job;
+            if let Some(p) = priority {
+                job = s.set_priority(job.id, p, now)?;
+            }
+            if let Some(t) = not_before {
+                job = s.set_not_before(job.id, t, now)?;
+            }
+            Ok(job)
+        })
+        .await?;
+    pipeline::queue_changed(&state);
+    let positions = pipeline::positions(&state).await?;
+    Ok(axum::Json(job_json_at(&job, &positions)))
+}
+
+fn parse_not_before(value: &Value) -> Result<Option<Timestamp>, ApiError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => super::timestamps::parse_rfc3339(text)
+            .map(|ms| Some(Timestamp(ms)))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_not_before",
+                    format!("not_before: {text:?} is not an RFC 3339 date-time like 2026-11-23T18:30:00Z"),
+                )
+            }),
+        Value::Number(n) => n.as_i64().map(|ms| Some(Timestamp(ms))).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_not_before",
+                "not_before: milliseconds since the epoch must be a whole number",
+            )
+        }),
+        _ => Err(ApiError::bad_request(
+            "invalid_not_before",
+            "not_before: expected an RFC 3339 string, milliseconds since the epoch, or null",
+        )),
+    }
 }

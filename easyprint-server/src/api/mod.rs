@@ -6,6 +6,7 @@ pub mod jobs;
 pub mod printers;
 pub mod session;
 pub mod slicing;
+pub mod timestamps;
 pub mod users;
 
 use axum::Router;

@@ -9,16 +9,18 @@
 
 pub mod analysis;
 pub mod control;
+pub mod feed;
 pub mod profiles;
 pub mod runner;
 pub mod slicing;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use easyprint_queue::{
-    ContentHash, Job, JobSource, NewJob, Requirements, SourceKind, SqliteOptions, SqliteStore,
-    Store, StoreError, Target, Timestamp,
+    ContentHash, Job, JobFilter, JobSource, JobState, NewJob, Requirements, SourceKind,
+    SqliteOptions, SqliteStore, Store, StoreError, Target, Timestamp,
 };
 use serde_json::{json, Value};
 
@@ -68,6 +70,11 @@ impl JobQueue {
             .await
             .map_err(ApiError::internal)?
             .map_err(store_error)
+    }
+
+    /// Live changes to jobs (see [`feed`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<easyprint_queue::Change> {
+        self.store.subscribe_async()
     }
 
     /// Releases every lease a previous run of this server held: prints become `interrupted`,
@@ -161,16 +168,11 @@ async fn enqueue(state: &AppState, job: NewJob) -> Result<Job, ApiError> {
     Ok(job)
 }
 
-/// Wakes the workers and tells WebSocket clients the queue changed.
+/// Wakes the workers: the queue changed. (WebSocket clients learn of it from [`feed`], which
+/// follows the queue's own change stream.)
 pub fn queue_changed(state: &AppState) {
     state.slicing_wake.notify_one();
     state.printers.wake_all();
-    state.hub.publish(
-        crate::ws::hub::Topic::Queue,
-        "queue",
-        crate::ws::hub::Audience::Everyone,
-        &json!({ "changed": now().0 }),
-    );
 }
 
 /// A job as the native API shows it. Times are milliseconds since the Unix epoch; `position`
@@ -199,6 +201,34 @@ pub fn job_json(job: &Job) -> Value {
         "updated_at": job.updated_at.0,
         "finished_at": job.finished_at.map(|t| t.0),
     })
+}
+
+/// Jobs waiting for a slicer or printer, in the order they are claimed.
+pub const WAITING: [JobState; 2] = [JobState::Queued, JobState::Ready];
+
+/// Most waiting jobs whose position is computed.
+pub const MAX_WAITING: usize = 1000;
+
+/// Every waiting job's place in the claim order (0 = next), by job id.
+pub async fn positions(state: &AppState) -> Result<HashMap<i64, usize>, ApiError> {
+    let filter = JobFilter {
+        states: WAITING.to_vec(),
+        limit: MAX_WAITING,
+        ..Default::default()
+    };
+    let waiting = state.queue.call(move |s, _| s.jobs(&filter)).await?;
+    Ok(waiting
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.id.0, i))
+        .collect())
+}
+
+/// [`job_json`] with the job's `position` from `positions`.
+pub fn job_json_at(job: &Job, positions: &HashMap<i64, usize>) -> Value {
+    let mut value = job_json(job);
+    value["position"] = positions.get(&job.id.0).map_or(Value::Null, |&p| json!(p));
+    value
 }
 
 /// The analysis of a G-code file (computed once per content), `None` for models.
@@ -230,4 +260,5 @@ pub fn start(state: &AppState) {
         }
     }
     tokio::spawn(slicing::run_slicer(state.clone()));
+    tokio::spawn(feed::run_queue_feed(state.clone(), state.queue.subscribe()));
 }

@@ -349,7 +349,7 @@ async fn finish(
             tracing::info!(printer = %handle.id(), job = job.id.0, state = job.state.as_str(), "print {text}");
             let audience = active
                 .as_ref()
-                .map_or(Audience::Everyone, |a| Audience::User(a.owner_id));
+                .map_or(Audience::Everyone, |a| Audience::UserAndAdmins(a.owner_id));
             state.hub.publish(
                 Topic::Notifications,
                 handle.id(),
@@ -358,7 +358,9 @@ async fn finish(
                     "event": format!("print_{text}"),
                     "job": job.id.0,
                     "file": job.source.file_name,
+                    "printer": handle.id(),
                     "state": job.state.as_str(),
+                    "reason": job.failure,
                     "failure": job.failure,
                 }),
             );

@@ -164,7 +164,7 @@ async fn run_claim(state: &AppState, slicer: &Result<CuraSlicer, String>, claim:
         state.hub.publish(
             Topic::Notifications,
             &key,
-            Audience::User(owner_id),
+            Audience::UserAndAdmins(owner_id),
             &json!({
                 "event": "slice_failed",
                 "job": id.0,

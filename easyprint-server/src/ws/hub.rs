@@ -73,13 +73,17 @@ pub enum Audience {
     Everyone,
     /// Only the clients of one user (their jobs, their files).
     User(i64),
+    /// The clients of one user and of every administrator (a job: its owner's, and
+    /// administrators see everyone's).
+    UserAndAdmins(i64),
 }
 
 impl Audience {
-    fn admits(self, user_id: i64) -> bool {
+    fn admits(self, user_id: i64, admin: bool) -> bool {
         match self {
             Audience::Everyone => true,
             Audience::User(id) => id == user_id,
+            Audience::UserAndAdmins(id) => admin || id == user_id,
         }
     }
 }
@@ -127,6 +131,7 @@ struct HubInner {
 pub struct ClientQueue {
     id: u64,
     user_id: i64,
+    admin: bool,
     state: Mutex<QueueState>,
     notify: Notify,
 }
@@ -165,8 +170,14 @@ impl Hub {
         }
     }
 
-    /// Registers a client of `user_id`; `None` when the hub is full.
+    /// Registers a client of the non-administrator `user_id`; `None` when the hub is full.
     pub fn register(&self, user_id: i64) -> Option<Arc<ClientQueue>> {
+        self.register_user(user_id, false)
+    }
+
+    /// Registers a client of `user_id` (an administrator when `admin`: it also receives
+    /// [`Audience::UserAndAdmins`] messages of other users); `None` when the hub is full.
+    pub fn register_user(&self, user_id: i64, admin: bool) -> Option<Arc<ClientQueue>> {
         let mut inner = lock(&self.inner);
         if inner.clients.len() >= self.max_clients {
             return None;
@@ -175,6 +186,7 @@ impl Hub {
         let client = Arc::new(ClientQueue {
             id: inner.next_id,
             user_id,
+            admin,
             state: Mutex::default(),
             notify: Notify::new(),
         });
@@ -200,7 +212,7 @@ impl Hub {
             state.subscriptions |= topic.bit();
         }
         for ((topic, key), (audience, message)) in &inner.latest {
-            if topics.contains(topic) && audience.admits(client.user_id) {
+            if topics.contains(topic) && audience.admits(client.user_id, client.admin) {
                 state.put_status(*topic, key, message.clone());
             }
         }
@@ -238,7 +250,7 @@ impl Hub {
         }
         let mut overflowed = Vec::new();
         for client in inner.clients.values() {
-            if !audience.admits(client.user_id) {
+            if !audience.admits(client.user_id, client.admin) {
                 continue;
             }
             let mut state = lock(&client.state);
@@ -429,6 +441,28 @@ mod tests {
         hub.publish(Topic::Notifications, "n", Audience::User(1), &"done");
         assert_eq!(texts(alice.drain()).len(), 2);
         assert!(texts(bob.drain()).is_empty());
+    }
+
+    #[test]
+    fn owner_and_admin_messages_skip_other_users() {
+        let hub = Hub::new(10, 10);
+        let alice = hub.register(1).unwrap();
+        let bob = hub.register(2).unwrap();
+        let root = hub.register_user(3, true).unwrap();
+        for c in [&alice, &bob, &root] {
+            hub.subscribe(c, &[Topic::Queue]);
+        }
+        hub.publish(Topic::Queue, "7", Audience::UserAndAdmins(1), &"job 7");
+        assert_eq!(texts(alice.drain()).len(), 1);
+        assert!(texts(bob.drain()).is_empty());
+        assert_eq!(texts(root.drain()).len(), 1);
+        // And in the snapshot a late subscriber gets.
+        let late_admin = hub.register_user(4, true).unwrap();
+        let late_bob = hub.register(2).unwrap();
+        hub.subscribe(&late_admin, &[Topic::Queue]);
+        hub.subscribe(&late_bob, &[Topic::Queue]);
+        assert_eq!(texts(late_admin.drain()).len(), 1);
+        assert!(texts(late_bob.drain()).is_empty());
     }
 
     #[test]

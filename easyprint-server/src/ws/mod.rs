@@ -62,7 +62,10 @@ async fn upgrade(
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
-            match state.hub.register(principal.user.id) {
+            match state
+                .hub
+                .register_user(principal.user.id, principal.user.admin)
+            {
                 Some(client) => {
                     serve_client(socket, &state.hub, &client, idle).await;
                     state.hub.unregister(&client);

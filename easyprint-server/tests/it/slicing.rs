@@ -177,6 +177,16 @@ async fn chosen_settings_reach_the_gcode_and_reslicing_never_replaces_a_file() {
     // Slice-only: nothing was printed, the slice is the job's one run.
     let (_, history) = get_json(&app, &key, "/api/v1/history").await;
     assert_eq!(history["runs"].as_array().unwrap().len(), 1, "{history}");
+    let run = &history["runs"][0];
+    let (started, ended) = (
+        run["started_at"].as_i64().unwrap(),
+        run["ended_at"].as_i64().unwrap(),
+    );
+    assert!(started <= ended);
+    assert_eq!(
+        run["duration_s"].as_f64(),
+        Some((ended - started) as f64 / 1000.0)
+    );
 
     // Again with other settings: a second file, the first one untouched.
     let second = post_json(
