@@ -68,8 +68,15 @@ function startLive() {
     if (lines.length > 500) lines.splice(0, lines.length - 500);
     changed();
   });
-  live.on("queue", () => {
-    store.queueVersion++;
+  live.on("queue", (id, job) => {
+    const before = store.jobs[id];
+    if (job) store.jobs[id] = job;
+    else delete store.jobs[id];
+    // Lists (queue, history, files) reload when a job changes state or place, not on every
+    // progress checkpoint.
+    if (!job || !before || before.state !== job.state || before.position !== job.position || before.not_before !== job.not_before) {
+      store.queueVersion++;
+    }
     changed();
   });
   live.on("notifications", (printer, n) => {

@@ -13,7 +13,8 @@ export const store = {
   lastJob: {}, // id → {file, state, failure, completion} of the print that ended last
   slicing: {}, // job id → {stage, progress, error}
   terminal: {}, // id → [{n, line}]
-  queueVersion: 0,
+  jobs: {}, // job id → the job as the REST API shows it (queue topic)
+  queueVersion: 0, // bumped when a job changes state or place: lists reload
   live: "connecting",
   toasts: [],
 };
@@ -95,9 +96,15 @@ export function formatDuration(secs) {
   return `${s} s`;
 }
 
+/** Seconds since the epoch (files) as local date and time. */
 export function formatTime(epochSecs) {
   if (epochSecs == null) return "–";
   return new Date(epochSecs * 1000).toLocaleString();
+}
+
+/** Milliseconds since the epoch (the queue's jobs and runs) as local date and time. */
+export function formatTimeMs(epochMs) {
+  return epochMs == null ? "–" : formatTime(epochMs / 1000);
 }
 
 export function temp(reading) {

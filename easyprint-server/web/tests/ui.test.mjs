@@ -136,7 +136,7 @@ test("slicing only stores a printable G-code file with its analysis", async () =
   await fileRow("pin.gcode").getByRole("button", { name: "Print" }).waitFor();
 });
 
-test("a slow print is paused, resumed and cancelled from the dashboard", async () => {
+test("a slow print is paused and resumed from the dashboard", async () => {
   await upload("slow.gcode", slowGcode(600));
   await fileRow("slow.gcode").locator(".analysis").filter({ hasText: /\d+ min .* m · 1 layers/ }).waitFor();
   await page.getByLabel("Print on").selectOption("slow");
@@ -148,10 +148,45 @@ test("a slow print is paused, resumed and cancelled from the dashboard", async (
   await card("slow").getByTestId("state").filter({ hasText: "paused" }).waitFor();
   await job.getByRole("button", { name: "Resume" }).click();
   await card("slow").getByTestId("state").filter({ hasText: "printing" }).waitFor();
+  await job.getByRole("button", { name: "Pause" }).waitFor();
   await page.screenshot({ path: screenshotPath("dashboard-desktop") });
+});
+
+test("waiting jobs are reordered, scheduled for later and cancelled in the queue", async () => {
+  // The slow printer is busy, so prints sent to it wait in the queue.
+  await upload("first.gcode", slowGcode(4));
+  await upload("second.gcode", slowGcode(4));
+  await page.getByLabel("Print on").selectOption("slow");
+  await fileRow("first.gcode").getByRole("button", { name: "Print" }).click();
+  await fileRow("second.gcode").getByRole("button", { name: "Print" }).click();
+  await nav("Queue");
+  const waiting = page.locator('ol.queue li[data-state="ready"]');
+  const order = async () => (await waiting.locator("strong").allInnerTexts()).join(",");
+  await waiting.nth(1).waitFor();
+  assert.equal(await order(), "first.gcode,second.gcode");
+  await waiting.filter({ hasText: "second.gcode" }).getByRole("button", { name: "Top" }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('ol.queue li[data-state="ready"] strong')]
+    .map((e) => e.textContent).join(",") === "second.gcode,first.gcode");
+  const first = waiting.filter({ hasText: "first.gcode" });
+  await first.getByRole("button", { name: "Schedule…" }).click();
+  await page.getByLabel(/not before/).fill("2099-01-02T03:04");
+  await page.getByRole("button", { name: "Schedule", exact: true }).click();
+  await first.getByTestId("not-before").filter({ hasText: "2099" }).waitFor();
+  await page.screenshot({ path: screenshotPath("queue-desktop") });
+  for (const name of ["first.gcode", "second.gcode"]) {
+    await waiting.filter({ hasText: name }).getByRole("button", { name: "Cancel" }).click();
+    await page.locator('table.history tr, ol.queue li').filter({ hasText: name }).first().waitFor();
+    await waiting.filter({ hasText: name }).waitFor({ state: "detached" });
+  }
+});
+
+test("a print is cancelled from the dashboard", async () => {
+  await nav("Dashboard");
+  const job = card("slow").getByTestId("job");
   await job.getByRole("button", { name: "Cancel" }).click();
   await card("slow").getByTestId("state").filter({ hasText: "operational" }).waitFor();
   await job.waitFor({ state: "detached" });
+  await card("slow").getByTestId("last-job").filter({ hasText: "cancelled" }).waitFor();
   await nav("Queue");
   await page.locator('table.history tr[data-result="cancelled"]').filter({ hasText: "slow.gcode" }).waitFor();
 });
@@ -171,7 +206,8 @@ test("every page at desktop and phone size", async () => {
     for (const name of ["Dashboard", "Files", "Queue", "Terminal", "Settings"]) {
       await nav(name);
       await page.locator("main h1, main h2").first().waitFor();
-      await page.screenshot({ path: screenshotPath(`${name.toLowerCase()}-${size}`), fullPage: true });
+      const file = size === "desktop" && ["Dashboard", "Queue"].includes(name) ? `${name.toLowerCase()}-idle-${size}` : `${name.toLowerCase()}-${size}`;
+      await page.screenshot({ path: screenshotPath(file), fullPage: true });
     }
     await nav("Files");
     await fileRow("cube.stl").getByRole("button", { name: "Preview" }).click();
