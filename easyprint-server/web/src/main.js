@@ -54,7 +54,8 @@ function startLive() {
     changed();
   });
   live.on("job_progress", (id, summary) => {
-    store.progress[id] = summary;
+    // Progress comes with each acknowledged line; the clock keeps running in between.
+    store.progress[id] = summary && { ...summary, received: Date.now() };
     changed();
   });
   live.on("slicing_progress", (job, data) => {

@@ -28,7 +28,14 @@ function PrinterCard({ printer }) {
   const id = printer.id;
   // Progress events are the freshest numbers; the printer's state says whether it is paused.
   const summary = s.progress[id] ?? printer.job;
-  const job = summary && { ...summary, paused: printer.state === "paused" };
+  const paused = printer.state === "paused";
+  const since = summary?.received && !paused ? (Date.now() - summary.received) / 1000 : 0;
+  const job = summary && {
+    ...summary,
+    paused,
+    print_time: summary.print_time + since,
+    print_time_left: Math.max(0, summary.print_time_left - since),
+  };
   const t = printer.temperatures;
   const operational = ["operational", "printing", "paused"].includes(printer.state);
   const path = (p) => `/api/v1/printers/${encodeURIComponent(id)}${p}`;
