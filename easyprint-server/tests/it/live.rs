@@ -45,6 +45,11 @@ async fn queue_until(socket: &mut Socket, done: impl Fn(&Value) -> bool) -> Valu
     }
 }
 
+/// Whether an update is about job `id`.
+fn key_is(m: &Value, id: i64) -> bool {
+    m["key"].as_str().and_then(|k| k.parse().ok()) == Some(id)
+}
+
 async fn file_id(app: &TestApp, key: &str, name: &str) -> String {
     let (_, files) = get_json(app, key, "/api/v1/files").await;
     files
@@ -81,7 +86,7 @@ async fn the_queue_topic_carries_whole_jobs_to_their_owner_and_administrators() 
 
     let bobs = queue_file(&app, &bob_key, "bob.gcode").await;
     for socket in [&mut admin_ws, &mut bob_ws] {
-        let m = queue_until(socket, |m| m["key"] == bobs.to_string()).await;
+        let m = queue_until(socket, |m| key_is(m, bobs)).await;
         let job = &m["data"];
         // The same object as the REST API's.
         assert_eq!(job["id"], bobs);
@@ -96,7 +101,7 @@ async fn the_queue_topic_carries_whole_jobs_to_their_owner_and_administrators() 
     assert_eq!(rest["position"], 0);
 
     let admins = queue_file(&app, &admin_key, "admin.gcode").await;
-    let m = queue_until(&mut admin_ws, |m| m["key"] == admins.to_string()).await;
+    let m = queue_until(&mut admin_ws, |m| key_is(m, admins)).await;
     assert_eq!(m["data"]["position"], 1);
     // Bob's next queue message is about his own job: the admin's never reaches him.
     let response = bob
@@ -134,7 +139,7 @@ async fn the_queue_topic_carries_whole_jobs_to_their_owner_and_administrators() 
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let m = queue_until(&mut bob_ws, |m| m["key"] == bobs.to_string()).await;
+    let m = queue_until(&mut bob_ws, |m| key_is(m, bobs)).await;
     assert_eq!(m["data"]["state"], "cancelled");
     assert_eq!(m["data"]["position"], Value::Null);
     let mut admin_late = subscribed(&app, &admin_key, json!(["queue", "terminal"])).await;
