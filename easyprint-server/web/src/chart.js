@@ -23,7 +23,8 @@ export function TemperatureChart({ points }) {
     g.scale(ratio, ratio);
     g.clearRect(0, 0, width, height);
     const now = points.length ? points[points.length - 1].t : 0;
-    const span = 300; // seconds shown
+    // Up to the last five minutes, at least one: a fresh page shows what it has, not a blank.
+    const span = points.length ? Math.min(300, Math.max(60, now - points[0].t)) : 300;
     let max = 50;
     for (const p of points) for (const [k] of SERIES) if (p[k] > max) max = p[k];
     max = Math.ceil(max / 50) * 50;
@@ -41,7 +42,7 @@ export function TemperatureChart({ points }) {
       g.stroke();
       g.fillText(String(v), 2, y(v) + 3);
     }
-    g.fillText("−5 min", left, height - 2);
+    g.fillText(span >= 120 ? `−${Math.round(span / 60)} min` : `−${Math.round(span)} s`, left, height - 2);
     g.fillText("now", width - 24, height - 2);
     for (const [key, color, dashed] of SERIES) {
       g.strokeStyle = color;

@@ -167,8 +167,6 @@ test("a slow print is paused and resumed from the dashboard", async () => {
   await card("slow").getByTestId("state").filter({ hasText: "printing" }).waitFor();
   await job.getByRole("button", { name: "Pause" }).waitFor();
   await page.screenshot({ path: screenshotPath("dashboard-desktop") });
-  // The README's picture (docs/screenshots/dashboard.png is a copy of this one).
-  await page.screenshot({ path: screenshotPath("dashboard-readme"), clip: { x: 0, y: 0, width: 860, height: 560 } });
 });
 
 test("waiting jobs are reordered, scheduled for later and cancelled in the queue", async () => {
