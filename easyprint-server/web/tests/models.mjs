@@ -28,3 +28,12 @@ export function slowGcode(seconds) {
   lines.push("M84");
   return lines.join("\n") + "\n";
 }
+
+/** The same box as Wavefront OBJ (8 vertices, 12 triangles). */
+export function boxObj(x, y, z) {
+  const v = [];
+  for (let i = 0; i < 8; i++) v.push(`v ${i & 1 ? x : 0} ${i & 2 ? y : 0} ${i & 4 ? z : 0}`);
+  const quads = [[1, 3, 4, 2], [5, 6, 8, 7], [1, 2, 6, 5], [3, 7, 8, 4], [1, 5, 7, 3], [2, 4, 8, 6]];
+  const f = quads.flatMap(([a, b, c, d]) => [`f ${a} ${b} ${c}`, `f ${a} ${c} ${d}`]);
+  return ["# box", ...v, ...f, ""].join("\n");
+}

@@ -5,7 +5,7 @@
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, startBrowser, screenshotPath } from "./harness.mjs";
-import { boxStl, slowGcode } from "./models.mjs";
+import { boxObj, boxStl, slowGcode } from "./models.mjs";
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -214,6 +214,41 @@ test("a model too large for the printer shows why slicing failed", async () => {
   await nav("Queue");
   await page.locator('table.history tr[data-result="failed"]').filter({ hasText: "huge.stl" }).filter({ hasText: "too large" }).waitFor();
   await page.screenshot({ path: screenshotPath("slice-failed-desktop") });
+});
+
+test("several files dropped at once upload with their own progress, and an OBJ previews in 3D", async () => {
+  await nav("Files");
+  const files = [["drop-a.obj", boxObj(8, 6, 5)], ["drop-b.stl", boxStl(3, 3, 3)]];
+  const transfer = await page.evaluateHandle((list) => {
+    const t = new DataTransfer();
+    for (const [name, text] of list) t.items.add(new File([text], name));
+    return t;
+  }, files);
+  await page.locator("label.drop").dispatchEvent("drop", { dataTransfer: transfer });
+  for (const [name] of files) {
+    await page.getByTestId("upload").filter({ hasText: name }).filter({ hasText: "uploaded" }).waitFor();
+    await fileRow(name).waitFor();
+  }
+  await fileRow("drop-a.obj").getByRole("button", { name: "Preview" }).click();
+  await page.getByTestId("preview-info").filter({ hasText: "8.0 × 6.0 × 5.0 mm" }).waitFor();
+  await page.getByRole("button", { name: "Close dialog" }).click();
+});
+
+test("settings: an API key is created and works, a user is added", async () => {
+  await nav("Settings");
+  const keys = page.locator("section", { has: page.getByRole("heading", { name: "API keys" }) });
+  await keys.getByLabel("Label").fill("PrusaSlicer");
+  await keys.getByLabel("Your password").fill(PASSWORD);
+  await keys.getByRole("button", { name: "Create key" }).click();
+  const key = await keys.getByTestId("new-key").innerText();
+  await keys.getByText("PrusaSlicer").waitFor();
+  const version = await fetch(`${server.url}/api/version`, { headers: { "X-Api-Key": key } });
+  assert.equal(version.status, 200, "the key shown once is a working OctoPrint key");
+  const users = page.locator("section", { has: page.getByRole("heading", { name: "Users" }) });
+  await users.getByLabel("Name").fill("carol");
+  await users.getByLabel("Password").fill("another long password");
+  await users.getByRole("button", { name: "Add user" }).click();
+  await users.locator("li").filter({ hasText: "carol" }).waitFor();
 });
 
 test("every page at desktop and phone size", async () => {
