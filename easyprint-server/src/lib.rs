@@ -15,6 +15,8 @@
 //!   typed commands, WebSocket feeds.
 //! - [`pipeline`]: upload → slice (easyprint-slicer) → queue (easyprint-queue) → stream, with
 //!   easyprint-gcode's analysis for estimates and ETAs.
+//! - [`preview`]: layer-by-layer G-code preview (layer index per file, one layer's moves).
+//! - [`cache`]: per-content caches (analyses, layer indexes).
 //! - [`api`]: the native REST API under `/api/v1`.
 //! - [`octoprint`]: the OctoPrint-compatible subset for slicers and OctoPrint clients.
 //! - [`ws`]: the WebSocket hub (`/api/ws`): topics, snapshots, bounded per-client queues.
@@ -35,12 +37,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod files;
 pub mod octoprint;
 pub mod pipeline;
+pub mod preview;
 pub mod printers;
 pub mod server;
 pub mod state;

@@ -177,6 +177,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         app_keys: Default::default(),
         queue,
         analyses: Default::default(),
+        layer_indexes: crate::cache::ContentCache::new(16),
         slicing_wake: Default::default(),
         slicing: Default::default(),
         profiles: Default::default(),

@@ -7,6 +7,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::rate_limit::LoginLimiter;
+use crate::cache::ContentCache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::files::store::FileStore;
@@ -15,6 +16,7 @@ use crate::pipeline::analysis::AnalysisCache;
 use crate::pipeline::profiles::Profiles;
 use crate::pipeline::slicing::CurrentSlice;
 use crate::pipeline::JobQueue;
+use crate::preview::LayerIndex;
 use crate::printers::PrinterRegistry;
 use crate::ws::hub::Hub;
 
@@ -48,6 +50,8 @@ pub struct Shared {
     pub queue: JobQueue,
     /// G-code analyses by content hash.
     pub analyses: AnalysisCache,
+    /// Layer-preview indexes by content hash.
+    pub layer_indexes: ContentCache<LayerIndex>,
     /// Wakes the slicing worker when a model job is queued.
     pub slicing_wake: Notify,
     /// The slice in progress, so that cancelling its job stops the engine.

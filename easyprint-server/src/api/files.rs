@@ -20,6 +20,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/files/{id}", get(info).delete(remove))
         .route("/api/v1/files/{id}/download", get(download))
         .route("/api/v1/files/{id}/analysis", get(analysis))
+        .route("/api/v1/files/{id}/layers", get(layers))
+        .route("/api/v1/files/{id}/layers/{n}", get(layer))
 }
 
 /// A file as the native API shows it.
@@ -123,4 +125,56 @@ async fn analysis(
         "lines": a.lines,
         "commands": analysis.commands.len(),
     })))
+}
+
+/// The layer index of a G-code file (built once per content).
+async fn layer_index(
+    state: &AppState,
+    record: &FileRecord,
+) -> Result<std::sync::Arc<crate::preview::LayerIndex>, ApiError> {
+    let analysis = crate::pipeline::file_analysis(state, record)
+        .await?
+        .ok_or_else(|| ApiError::bad_request("not_gcode", "only G-code files have layers"))?;
+    let path = state.files.path_of(&record.stored_name);
+    Ok(state
+        .layer_indexes
+        .get_or_compute(&record.sha256, move || {
+            crate::preview::LayerIndex::build(&path, &analysis.analysis)
+        })
+        .await?)
+}
+
+/// `GET /api/v1/files/{id}/layers`: `{"layers": [{"index", "z", "moves"}], "bounds":
+/// {"min": [x, y, z], "max": [x, y, z]} | null}`.
+async fn layers(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let record = files::find_by_id(&state, &principal, id).await?;
+    let index = layer_index(&state, &record).await?;
+    Ok(axum::Json(serde_json::json!({
+        "layers": index.layers(),
+        "bounds": index.bounds().map(|b| serde_json::json!({ "min": b.min, "max": b.max })),
+    })))
+}
+
+/// `GET /api/v1/files/{id}/layers/{n}`: `{"index", "z", "extrude": [x0, y0, x1, y1, ...],
+/// "travel": [...], "truncated"}`.
+async fn layer(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, n)): Path<(String, String)>,
+) -> Result<axum::Json<crate::preview::LayerMoves>, ApiError> {
+    let n: usize = n.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_layer",
+            format!("layer {n:?} is not a layer number"),
+        )
+    })?;
+    let record = files::find_by_id(&state, &principal, id).await?;
+    let index = layer_index(&state, &record).await?;
+    let path = state.files.path_of(&record.stored_name);
+    let moves = tokio::task::spawn_blocking(move || index.layer(&path, n)).await??;
+    moves.map(axum::Json).ok_or(ApiError::NotFound("layer"))
 }

@@ -2,14 +2,14 @@
 //! "commands acknowledged" to file line and byte offset that turns the printer's progress
 //! counter into a resumable position.
 
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use easyprint_gcode::analysis::{analyze_reader, Analysis, AnalysisConfig};
 use serde_json::{json, Value};
 
+use crate::cache::ContentCache;
 use crate::printers::JobPosition;
 
 /// A file's analysis and command-line index.
@@ -112,46 +112,30 @@ pub fn command_lines(path: &Path) -> std::io::Result<impl Iterator<Item = String
 }
 
 /// Analyses by content hash, computed once (the newest few are kept).
-#[derive(Debug, Default)]
-pub struct AnalysisCache {
-    entries: Mutex<HashMap<String, Arc<FileAnalysis>>>,
-}
+#[derive(Debug)]
+pub struct AnalysisCache(ContentCache<FileAnalysis>);
 
 /// Analyses kept in memory.
 const CACHE_ENTRIES: usize = 16;
 
+impl Default for AnalysisCache {
+    fn default() -> Self {
+        AnalysisCache(ContentCache::new(CACHE_ENTRIES))
+    }
+}
+
 impl AnalysisCache {
     /// The cached analysis of `sha256`, if any.
     pub fn cached(&self, sha256: &str) -> Option<Arc<FileAnalysis>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(sha256)
-            .cloned()
+        self.0.cached(sha256)
     }
 
     /// The analysis of the file at `path` with content `sha256`, computed on a blocking thread
     /// when not cached.
     pub async fn get(&self, sha256: &str, path: PathBuf) -> std::io::Result<Arc<FileAnalysis>> {
-        if let Some(found) = self.cached(sha256) {
-            return Ok(found);
-        }
-        let analysis = tokio::task::spawn_blocking(move || FileAnalysis::of_file(&path))
+        self.0
+            .get_or_compute(sha256, move || FileAnalysis::of_file(&path))
             .await
-            .map_err(std::io::Error::other)??;
-        let analysis = Arc::new(analysis);
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= CACHE_ENTRIES {
-            // Any entry will do: a miss only costs a re-analysis.
-            if let Some(key) = entries.keys().next().cloned() {
-                entries.remove(&key);
-            }
-        }
-        entries.insert(sha256.to_owned(), analysis.clone());
-        Ok(analysis)
     }
 }
 

@@ -7,6 +7,7 @@ mod helpers;
 mod live;
 mod octoprint;
 mod pipeline;
+mod preview;
 mod queue;
 mod slicing;
 mod web;
