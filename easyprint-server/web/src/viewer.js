@@ -75,33 +75,32 @@ export class Viewer {
     return size;
   }
 
-  /** Shows one layer: `{z, extrusion: [[x0,y0,x1,y1],...], travel: [...]}` (flat arrays work too). */
+  /** Frames the G-code's bounds (`{min: [x, y, z], max: [x, y, z]}`) once. */
+  frameBounds(bounds) {
+    const [x0, y0] = bounds.min, [x1, y1] = bounds.max;
+    const size = Math.max(x1 - x0, y1 - y0, 10);
+    const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+    this.controls.target.set(cx, cy, 0);
+    this.camera.position.set(cx, cy - size * 0.9, size * 1.1);
+    this.controls.update();
+  }
+
+  /** Shows one layer: `{z, extrude: [x0, y0, x1, y1, ...], travel: [...]}` (flat segment lists). */
   showLayer(layer) {
     this.clear();
     const z = Number(layer.z ?? 0);
-    const lines = (segments, color, opacity) => {
-      const flat = (segments || []).flat();
-      const points = new Float32Array((flat.length / 4) * 6);
-      for (let i = 0, j = 0; i + 3 < flat.length; i += 4, j += 6) {
-        points.set([flat[i], flat[i + 1], z, flat[i + 2], flat[i + 3], z], j);
+    const lines = (flat, color, opacity) => {
+      const count = Math.floor((flat?.length ?? 0) / 4);
+      const points = new Float32Array(count * 6);
+      for (let i = 0; i < count; i++) {
+        points.set([flat[4 * i], flat[4 * i + 1], z, flat[4 * i + 2], flat[4 * i + 3], z], 6 * i);
       }
       const geometry = new THREE.BufferGeometry();
       geometry.setAttribute("position", new THREE.BufferAttribute(points, 3));
       const material = new THREE.LineBasicMaterial({ color, transparent: opacity < 1, opacity });
       return new THREE.LineSegments(geometry, material);
     };
-    const extrusion = lines(layer.extrusion, 0xe4572e, 1);
-    this.content.add(extrusion, lines(layer.travel, 0x7f8c8d, 0.35));
-    extrusion.geometry.computeBoundingBox();
-    const box = extrusion.geometry.boundingBox;
-    if (!this.framed && box && isFinite(box.min.x)) {
-      const size = box.getSize(new THREE.Vector3());
-      const center = box.getCenter(new THREE.Vector3());
-      this.controls.target.set(center.x, center.y, z);
-      this.camera.position.set(center.x, center.y - Math.max(size.x, size.y) * 0.9, z + Math.max(size.x, size.y) * 1.2);
-      this.framed = true;
-    }
-    this.controls.update();
+    this.content.add(lines(layer.extrude, 0xe4572e, 1), lines(layer.travel, 0x7f8c8d, 0.35));
     this.render();
   }
 

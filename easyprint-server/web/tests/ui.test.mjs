@@ -234,6 +234,19 @@ test("several files dropped at once upload with their own progress, and an OBJ p
   await page.getByRole("button", { name: "Close dialog" }).click();
 });
 
+test("a G-code file previews layer by layer with a slider", async () => {
+  await nav("Files");
+  await fileRow("cube.gcode").getByRole("button", { name: "Preview" }).click();
+  const info = page.getByTestId("preview-info");
+  await info.filter({ hasText: /^layer 1 of (\d+) · z 0\.\d+ mm · [1-9]\d* extrusions/ }).waitFor();
+  const total = (await info.innerText()).match(/of (\d+)/)[1];
+  assert.ok(Number(total) > 10, `a 4 mm cube has more than 10 layers (${total})`);
+  await page.getByRole("slider", { name: "layer" }).press("End");
+  await info.filter({ hasText: `layer ${total} of ${total}` }).waitFor();
+  await page.screenshot({ path: screenshotPath("gcode-preview-desktop") });
+  await page.getByRole("button", { name: "Close dialog" }).click();
+});
+
 test("settings: an API key is created and works, a user is added", async () => {
   await nav("Settings");
   const keys = page.locator("section", { has: page.getByRole("heading", { name: "API keys" }) });

@@ -22,9 +22,10 @@ export function PreviewDialog({ file, onClose }) {
         if (file.kind === "gcode") {
           const index = await api("GET", `/api/v1/files/${file.id}/layers`);
           if (cancelled) return;
-          const list = index.layers ?? index;
-          setLayers(list);
-          setLayer(Math.max(0, list.length - 1));
+          if (index.layers.length === 0) throw new Error("this G-code has no layers to show");
+          if (index.bounds) viewer.current.frameBounds(index.bounds);
+          setLayers(index.layers);
+          setLayer(0);
         } else {
           const response = await fetch(`/api/v1/files/${file.id}/download`);
           if (!response.ok) throw new Error(`download failed: ${response.status}`);
@@ -46,10 +47,10 @@ export function PreviewDialog({ file, onClose }) {
   useEffect(() => {
     if (!layers || !viewer.current) return;
     let cancelled = false;
-    api("GET", `/api/v1/files/${file.id}/layers/${layer}`).then((l) => {
+    api("GET", `/api/v1/files/${file.id}/layers/${layers[layer].index}`).then((l) => {
       if (cancelled) return;
       viewer.current.showLayer(l);
-      setInfo(`layer ${layer + 1} of ${layers.length} · z ${Number(l.z ?? layers[layer]?.z ?? 0).toFixed(2)} mm`);
+      setInfo(`layer ${layer + 1} of ${layers.length} · z ${Number(l.z).toFixed(2)} mm · ${l.extrude.length / 4} extrusions, ${l.travel.length / 4} travel moves${l.truncated ? " (first part only: a very large layer)" : ""}`);
     }, (e) => setError(e.message));
     return () => {
       cancelled = true;
@@ -60,6 +61,6 @@ export function PreviewDialog({ file, onClose }) {
     <div class="viewer" ref=${host} data-testid="viewer"></div>
     ${error ? html`<p class="error" role="alert">${error}</p>` : html`<p class="muted" data-testid="preview-info">${info}</p>`}
     ${layers && layers.length > 0 && html`<label class="slider">Layer
-      <input type="range" min="0" max=${layers.length - 1} value=${layer} onInput=${(e) => setLayer(Number(e.target.value))} /></label>`}
+      <input type="range" min="0" max=${layers.length - 1} value=${layer} aria-label="layer" onInput=${(e) => setLayer(Number(e.target.value))} /></label>`}
   </${Dialog}>`;
 }
