@@ -264,6 +264,27 @@ test("settings: an API key is created and works, a user is added", async () => {
   await users.locator("li").filter({ hasText: "carol" }).waitFor();
 });
 
+test("a slicer's OctoPrint app-key request is approved at /appkeys", async () => {
+  const request = await fetch(`${server.url}/plugin/appkeys/request`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ app: "Cura" }),
+  });
+  assert.equal(request.status, 201);
+  const { app_token: token } = await request.json();
+  const poll = () => fetch(`${server.url}/plugin/appkeys/request/${token}`);
+  assert.equal((await poll()).status, 202, "pending until a person decides");
+  await page.goto(`${server.url}/appkeys`);
+  const section = page.locator("#appkeys");
+  await section.locator("li").filter({ hasText: "Cura" }).getByRole("button", { name: "Approve" }).click();
+  await section.getByText("No pending requests.").waitFor();
+  const granted = await poll();
+  assert.equal(granted.status, 200);
+  const { api_key: key } = await granted.json();
+  const version = await fetch(`${server.url}/api/version`, { headers: { "X-Api-Key": key } });
+  assert.equal(version.status, 200);
+});
+
 test("every page at desktop and phone size", async () => {
   for (const [size, viewport] of [["desktop", DESKTOP], ["phone", PHONE]]) {
     await page.setViewportSize(viewport);
