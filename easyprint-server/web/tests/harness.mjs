@@ -3,7 +3,7 @@
 // Everything started here is stopped by `stop()`, and by the process exit hook if a test throws.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -15,9 +15,18 @@ export const screenshotDir = process.env.UI_SCREENSHOTS || join(repo, "target", 
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
 
 const children = new Set();
-process.on("exit", () => {
+const dataDirs = new Set();
+const killChildren = () => {
   for (const child of children) child.kill("SIGKILL");
-});
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+};
+process.on("exit", killChildren);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(signal, () => {
+    killChildren();
+    process.exit(128 + constants.signals[signal]);
+  });
+}
 
 /** The printers every UI test has: one that prints instantly, one whose moves take real time. */
 const PRINTERS = `
@@ -48,6 +57,7 @@ link_baud = 2000000
 export async function startServer() {
   if (!existsSync(binary)) throw new Error(`${binary} does not exist: run cargo build -p easyprint-server first`);
   const dir = mkdtempSync(join(tmpdir(), "easyprint-ui-"));
+  dataDirs.add(dir);
   const config = join(dir, "easyprint.toml");
   writeFileSync(config, `listen = "127.0.0.1:0"\ndata_dir = ${JSON.stringify(join(dir, "data"))}\n${PRINTERS}`);
   const child = spawn(binary, ["serve", "--config", config], {
@@ -88,6 +98,7 @@ export async function startServer() {
       }
       children.delete(child);
       rmSync(dir, { recursive: true, force: true });
+      dataDirs.delete(dir);
     },
   };
 }

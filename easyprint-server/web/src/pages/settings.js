@@ -163,9 +163,15 @@ function Printers() {
 
 function Profiles() {
   const [profiles, error] = useLoad(() => api("GET", "/api/v1/slicer/profiles"));
+  const m = profiles?.machine;
+  const name = m && (profiles.machines.find((x) => x.id === m.id)?.name ?? m.id);
+  const d = m?.defaults;
   return html`<section class="card"><h2>Slicing profiles</h2>
     ${error && html`<p class="error">${error.message}</p>`}
-    ${profiles && html`<p class="muted">${profiles.machines.length} printer profiles from Cura's definitions; choose one, its quality and overrides when slicing.</p>
-      <ul class="plain profiles">${profiles.machines.slice(0, 200).map((m) => html`<li key=${m.id}>${m.name ?? m.id}</li>`)}</ul>`}
+    ${m && html`<p data-testid="default-profile">Print (without the slice dialog) uses <strong>${name}</strong>:
+      ${d.quality ?? "default"} quality, ${d.infill_percent} % infill, support ${d.support}, adhesion ${d.adhesion},
+      nozzle ${d.nozzle_temp} °C, bed ${d.bed_temp} °C. The server's configuration (<code>[slicer]</code>) sets it.</p>`}
+    ${profiles && html`<details><summary>${profiles.machines.length} printer profiles from Cura's definitions, for the slice dialog</summary>
+      <ul class="plain profiles">${profiles.machines.map((x) => html`<li key=${x.id}>${x.name} <span class="muted">${x.manufacturer}</span></li>`)}</ul></details>`}
   </section>`;
 }
