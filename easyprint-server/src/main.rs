@@ -149,7 +149,10 @@ fn demo(listen: std::net::SocketAddr, data_dir: Option<PathBuf>) -> anyhow::Resu
         ..Config::default()
     };
     let db = open_db(&config)?;
-    let password = secrets::random_token();
+    // Short enough to type from the terminal into the login page: 48 random bits, which the
+    // login throttling (a few attempts a minute) makes unguessable.
+    let id = secrets::random_id();
+    let password = format!("{}-{}-{}", &id[0..4], &id[4..8], &id[8..12]);
     let hash = secrets::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let existing = db.call_blocking(|c| store::find_user_with_hash(c, "admin"))?;
     if existing.is_some() {

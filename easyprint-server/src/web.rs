@@ -1,10 +1,15 @@
-//! Pages and documents served to browsers: the login page (public, with its two assets), a
-//! placeholder dashboard, and the API description at `/api/openapi.json` and `/api/docs`.
+//! Pages and documents served to browsers: the web interface (built from `web/` by
+//! `scripts/build-web` and embedded at compile time by `build.rs`), and the API description at
+//! `/api/openapi.json` and `/api/docs`.
 //!
 //! Everything is embedded in the binary (no CDN, works offline). HTML answers carry a strict
-//! Content-Security-Policy (no inline script, nothing from elsewhere, no framing).
+//! Content-Security-Policy (no inline script, nothing from elsewhere, no framing). The bundles
+//! under `/assets/` have content-hashed names, so they are cached for a year; `index.html` is
+//! revalidated on every load. Assets are public (they hold no data); the page itself asks the API
+//! who is logged in and shows the login or first-run form when nobody is.
 
-use axum::http::{header, HeaderValue};
+use axum::extract::Path;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -15,29 +20,51 @@ use crate::state::AppState;
 /// The OpenAPI 3.1 description of the native API.
 pub const OPENAPI: &str = include_str!("../assets/openapi.json");
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+const CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Pages and assets anyone may load (the login page).
+/// The command that builds the web interface, named wherever it is missing.
+pub const BUILD_COMMAND: &str = "scripts/build-web";
+
+/// One file of the built web interface.
+#[derive(Debug)]
+pub struct WebAsset {
+    /// Path under `web/dist/`, e.g. `assets/app-3FJ2K.js`.
+    pub path: &'static str,
+    /// `Content-Type` to send.
+    pub content_type: &'static str,
+    /// The file.
+    pub body: &'static [u8],
+    /// Its gzip encoding, when the web build made one.
+    pub gzip: Option<&'static [u8]>,
+}
+
+/// Every file of `web/dist/` as it was when this binary was compiled (empty when it was not built).
+pub static WEB_ASSETS: &[WebAsset] = include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
+
+/// The embedded file at `path` (relative to `web/dist/`).
+pub fn web_asset(path: &str) -> Option<&'static WebAsset> {
+    WEB_ASSETS.iter().find(|a| a.path == path)
+}
+
+/// Pages and assets anyone may load: the login page and the interface's bundles.
 pub fn public_router() -> Router<AppState> {
     Router::new()
+        .route("/login", get(index))
         .route(
-            "/login",
-            get(|| async { html(include_str!("../assets/login.html").into()) }),
-        )
-        .route(
-            "/assets/login.js",
-            get(|| async {
-                asset(
-                    "text/javascript; charset=utf-8",
-                    include_str!("../assets/login.js"),
-                )
+            "/assets/{*file}",
+            get(|Path(file): Path<String>, headers: HeaderMap| async move {
+                match web_asset(&format!("assets/{file}")) {
+                    Some(asset) => serve_asset(asset, &headers, true),
+                    None => StatusCode::NOT_FOUND.into_response(),
+                }
             }),
         )
         .route(
             "/assets/style.css",
             get(|| async {
-                asset(
+                static_text(
                     "text/css; charset=utf-8",
                     include_str!("../assets/style.css"),
                 )
@@ -45,29 +72,93 @@ pub fn public_router() -> Router<AppState> {
         )
 }
 
-/// Pages for logged-in users.
+/// Pages for logged-in users: the interface and the API documents.
 pub fn router() -> Router<AppState> {
-    let dashboard = || async { html(include_str!("../assets/dashboard.html").into()) };
     Router::new()
-        .route("/", get(dashboard))
-        .route("/appkeys", get(dashboard))
-        .route(
-            "/assets/app.js",
-            get(|| async {
-                asset(
-                    "text/javascript; charset=utf-8",
-                    include_str!("../assets/app.js"),
-                )
-            }),
-        )
+        .route("/", get(index))
+        .route("/appkeys", get(index))
         .route(
             "/api/openapi.json",
-            get(|| async { asset("application/json", OPENAPI) }),
+            get(|| async { static_text("application/json", OPENAPI) }),
         )
         .route("/api/docs", get(|| async { html(docs_page()) }))
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+async fn index(headers: HeaderMap) -> Response {
+    match web_asset("index.html") {
+        Some(asset) => {
+            let mut response = serve_asset(asset, &headers, false);
+            response.headers_mut().extend(html_headers());
+            response
+        }
+        None => html(missing_interface_page()),
+    }
+}
+
+/// Answers with the asset, gzipped when the client accepts it and a gzip twin exists.
+fn serve_asset(asset: &'static WebAsset, headers: &HeaderMap, immutable: bool) -> Response {
+    let accepts_gzip = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(accepts_gzip);
+    let cache = if immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let mut response = match asset.gzip {
+        Some(gzip) if accepts_gzip => (
+            [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))],
+            gzip,
+        )
+            .into_response(),
+        _ => asset.body.into_response(),
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if asset.gzip.is_some() {
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    response
+}
+
+/// Whether an `Accept-Encoding` value allows gzip (named, or `*`, without `q=0`).
+fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+    })
+}
+
+/// What `/` says when the binary was compiled without the web interface.
+fn missing_interface_page() -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>easyprint</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\
+         <body><main class=\"card\"><h1>easyprint</h1>\
+         <p>The web interface was not built into this binary. From the repository root run \
+         <code>{BUILD_COMMAND}</code> (it needs Node.js and npm), then build the server again.</p>\
+         <p>The API works without it: <a href=\"/api/docs\">/api/docs</a>.</p></main></body></html>\n"
+    )
+}
+
+fn static_text(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
@@ -82,30 +173,31 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+fn html_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h
+}
+
 fn html(body: String) -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            ),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CSP),
-            ),
-            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-            (
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            ),
-        ],
-        body,
-    )
-        .into_response()
+    (html_headers(), body).into_response()
 }
 
 /// Escapes text for HTML element content and quoted attributes.
@@ -169,6 +261,41 @@ mod tests {
             escape_html(r#"<img src=x onerror="a('b')">&"#),
             "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;"
         );
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        for yes in ["gzip", "gzip, deflate, br", "br;q=1, GZIP;q=0.5", "*"] {
+            assert!(accepts_gzip(yes), "{yes}");
+        }
+        for no in ["", "br", "identity", "gzip;q=0", "gzip; q=0.0", "x-gzip2"] {
+            assert!(!accepts_gzip(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn embedded_assets_are_consistent() {
+        let mut paths: Vec<&str> = WEB_ASSETS.iter().map(|a| a.path).collect();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), WEB_ASSETS.len(), "unique paths");
+        for asset in WEB_ASSETS {
+            assert!(!asset.path.ends_with(".gz"), "{}", asset.path);
+            assert_ne!(
+                asset.content_type, "application/octet-stream",
+                "{}",
+                asset.path
+            );
+            if let Some(gzip) = asset.gzip {
+                assert!(gzip.starts_with(&[0x1f, 0x8b]) && gzip.len() < asset.body.len());
+            }
+        }
+        if let Some(index) = web_asset("index.html") {
+            let index = std::str::from_utf8(index.body).unwrap();
+            for reference in index.split('"').filter(|s| s.starts_with("/assets/")) {
+                assert!(web_asset(&reference[1..]).is_some(), "{reference}");
+            }
+        }
     }
 
     #[test]
