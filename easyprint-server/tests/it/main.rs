@@ -6,5 +6,6 @@ mod files;
 mod helpers;
 mod octoprint;
 mod pipeline;
+mod resume;
 mod web;
 mod ws;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const PRINTER: &str = "sim";
+pub(crate) const PRINTER: &str = "sim";
 
 fn with_printer(simulation: SimulationConfig) -> impl FnOnce(&mut Config) {
     move |c| c.printers = vec![PrinterConfig::simulated(PRINTER, simulation)]
@@ -70,7 +70,12 @@ fn cube_stl(size: f32) -> Vec<u8> {
     out
 }
 
-async fn post_json(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn post_json(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+    body: Value,
+) -> reqwest::Response {
     app.post(path)
         .header("x-api-key", key)
         .json(&body)
@@ -80,7 +85,7 @@ async fn post_json(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest
 }
 
 /// Polls `path` until `done` accepts its JSON, or fails after `limit`.
-async fn wait_for(
+pub(crate) async fn wait_for(
     app: &TestApp,
     key: &str,
     path: &str,
@@ -110,7 +115,7 @@ async fn ready_app(simulation: SimulationConfig) -> (TestApp, String) {
     (app, key)
 }
 
-async fn wait_printer(app: &TestApp, key: &str) {
+pub(crate) async fn wait_printer(app: &TestApp, key: &str) {
     wait_for(
         app,
         key,
@@ -122,7 +127,13 @@ async fn wait_printer(app: &TestApp, key: &str) {
     .await;
 }
 
-async fn upload(app: &TestApp, key: &str, name: &str, content: &[u8], print: bool) -> Value {
+pub(crate) async fn upload(
+    app: &TestApp,
+    key: &str,
+    name: &str,
+    content: &[u8],
+    print: bool,
+) -> Value {
     let flag = if print { b"true" as &[u8] } else { b"false" };
     let (ct, body) = multipart(&[
         (&text_part("print"), flag),
@@ -134,14 +145,20 @@ async fn upload(app: &TestApp, key: &str, name: &str, content: &[u8], print: boo
     crate::helpers::body(response).await
 }
 
-async fn only_job(app: &TestApp, key: &str) -> Value {
+pub(crate) async fn only_job(app: &TestApp, key: &str) -> Value {
     let (_, jobs) = get_json(app, key, "/api/v1/jobs").await;
     let jobs = jobs["jobs"].as_array().unwrap().clone();
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     jobs[0].clone()
 }
 
-async fn wait_job_state(app: &TestApp, key: &str, id: i64, state: &str, limit: Duration) -> Value {
+pub(crate) async fn wait_job_state(
+    app: &TestApp,
+    key: &str,
+    id: i64,
+    state: &str,
+    limit: Duration,
+) -> Value {
     wait_for(
         app,
         key,
