@@ -177,6 +177,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         app_keys: Default::default(),
         queue,
         analyses: Default::default(),
+        revocations: Default::default(),
         slicing_wake: Default::default(),
         shutdown: Default::default(),
         hub: Hub::new(config.limits.max_ws_clients, config.limits.ws_client_queue),

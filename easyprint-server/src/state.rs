@@ -7,6 +7,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::rate_limit::LoginLimiter;
+use crate::auth::revocation::Revocations;
 use crate::config::Config;
 use crate::db::Db;
 use crate::files::store::FileStore;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub printers: PrinterRegistry,
     /// Live-update fan-out to WebSocket clients.
     pub hub: Hub,
+    /// Ended credentials, so connections opened with them close.
+    pub revocations: Revocations,
     /// Pending app-key requests (OctoPrint's app-keys handshake).
     pub app_keys: AppKeyRequests,
     /// The job queue (easyprint-queue, `data/queue.sqlite`).

@@ -13,6 +13,7 @@
 
 pub mod client_ip;
 pub mod rate_limit;
+pub mod revocation;
 pub mod secrets;
 pub mod store;
 

@@ -7,5 +7,6 @@ mod helpers;
 mod octoprint;
 mod pipeline;
 mod resume;
+mod revocation;
 mod web;
 mod ws;
