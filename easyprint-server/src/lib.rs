@@ -20,6 +20,7 @@
 //! - [`ws`]: the WebSocket hub (`/api/ws`): topics, snapshots, bounded per-client queues.
 //! - [`web`]: login page, placeholder dashboard, OpenAPI document and `/api/docs`.
 //! - [`server`]: [`app`] builds the router; [`Server`] binds and runs it.
+//! - [`serve`]: the HTTP/1.1 accept loop with header and body deadlines (slow-loris).
 //!
 //! # Running
 //!
@@ -42,6 +43,7 @@ pub mod files;
 pub mod octoprint;
 pub mod pipeline;
 pub mod printers;
+pub mod serve;
 pub mod server;
 pub mod state;
 pub mod web;

@@ -32,6 +32,9 @@ pub struct Shared {
     pub files: FileStore,
     /// Failed-login history per client address.
     pub login_limiter: Mutex<LoginLimiter>,
+    /// App-key requests per client address (anyone may ask, so asking is throttled like a
+    /// failed login, as OctoPrint does).
+    pub app_key_limiter: Mutex<LoginLimiter>,
     /// Bounds concurrent argon2 computations (each needs ~19 MiB), keeping memory flat under a
     /// login flood.
     pub password_hashing: Semaphore,

@@ -8,5 +8,6 @@ mod octoprint;
 mod pipeline;
 mod resume;
 mod revocation;
+mod slow_clients;
 mod web;
 mod ws;
