@@ -36,7 +36,7 @@ fn slow_gcode(count: usize) -> Vec<u8> {
 }
 
 /// A closed binary STL cube of `size` mm standing on the bed.
-fn cube_stl(size: f32) -> Vec<u8> {
+pub(crate) fn cube_stl(size: f32) -> Vec<u8> {
     let v = |x: u8, y: u8, z: u8| {
         [
             f32::from(x) * size,
