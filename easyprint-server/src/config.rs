@@ -115,6 +115,18 @@ pub struct Limits {
     pub ws_idle_timeout_secs: u64,
     /// Lifetime of a login session in seconds (default 7 days).
     pub session_ttl_secs: u64,
+    /// Seconds a client may take to send a request's headers (default 10; slow-loris
+    /// protection: the connection is closed).
+    pub header_timeout_secs: u64,
+    /// Seconds a client may take to send a non-upload request body (default 30; 408).
+    pub body_timeout_secs: u64,
+    /// Bytes of uploads one user may store (default 20 GiB); an upload beyond it is refused
+    /// with 413 `quota_exceeded`.
+    pub user_quota_bytes: u64,
+    /// Free disk space uploads must leave (default 512 MiB), so the queue, the history and the
+    /// slicer always have room; an upload that would go below it gets 507
+    /// `insufficient_storage`.
+    pub min_free_bytes: u64,
 }
 
 impl Default for Limits {
@@ -128,6 +140,10 @@ impl Default for Limits {
             ws_client_queue: 1024,
             ws_idle_timeout_secs: 60,
             session_ttl_secs: 7 * 24 * 3600,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            user_quota_bytes: 20 << 30,
+            min_free_bytes: 512 << 20,
         }
     }
 }

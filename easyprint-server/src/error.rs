@@ -63,6 +63,22 @@ pub enum ApiError {
     /// The body exceeded a configured limit (413 `payload_too_large`).
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The upload would take the user beyond their storage quota (413 `quota_exceeded`).
+    #[error("upload quota of {quota} bytes exceeded ({used} bytes already stored)")]
+    QuotaExceeded {
+        /// The configured quota (`limits.user_quota_bytes`).
+        quota: u64,
+        /// Bytes the user stores already.
+        used: u64,
+    },
+    /// The upload would leave less free disk space than configured (507 `insufficient_storage`).
+    #[error(
+        "not enough free disk space: the server keeps {floor} bytes free (limits.min_free_bytes)"
+    )]
+    InsufficientStorage {
+        /// The configured floor (`limits.min_free_bytes`).
+        floor: u64,
+    },
     /// The client stopped sending in the middle of a body (408 `request_timeout`).
     #[error("the client stopped sending the request body")]
     RequestTimeout,
@@ -118,7 +134,10 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } | ApiError::PrinterNotOperational => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::QuotaExceeded { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedFileType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -141,6 +160,8 @@ impl ApiError {
             ApiError::Conflict { code, .. } | ApiError::BadRequest { code, .. } => code,
             ApiError::PrinterNotOperational => "printer_not_operational",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
+            ApiError::InsufficientStorage { .. } => "insufficient_storage",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::UnsupportedFileType => "unsupported_file_type",
             ApiError::Unavailable(_) => "unavailable",

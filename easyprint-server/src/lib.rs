@@ -22,6 +22,7 @@
 //! - [`ws`]: the WebSocket hub (`/api/ws`): topics, snapshots, bounded per-client queues.
 //! - [`web`]: login page, placeholder dashboard, OpenAPI document and `/api/docs`.
 //! - [`server`]: [`app`] builds the router; [`Server`] binds and runs it.
+//! - [`serve`]: the HTTP/1.1 accept loop with header and body deadlines (slow-loris).
 //!
 //! # Running
 //!
@@ -46,6 +47,7 @@ pub mod octoprint;
 pub mod pipeline;
 pub mod preview;
 pub mod printers;
+pub mod serve;
 pub mod server;
 pub mod state;
 pub mod web;

@@ -1,4 +1,7 @@
-//! The `easyprint` command: run the server, manage users and API keys.
+//! The `easyprint` command: run the server, manage users and API keys, inspect G-code and
+//! slice models.
+
+mod tools;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -52,6 +55,37 @@ enum Command {
         /// A label to recognise the key by.
         #[arg(long, default_value = "command line")]
         label: String,
+    },
+    /// Inspect G-code files.
+    Gcode {
+        #[command(subcommand)]
+        command: GcodeCommand,
+    },
+    /// Slice a model (STL, OBJ, 3MF) with CuraEngine.
+    Slice {
+        /// The model.
+        model: PathBuf,
+        /// Cura machine definition id.
+        #[arg(long, default_value = "creality_ender3")]
+        machine: String,
+        /// A Cura setting override, `key=value` (repeatable).
+        #[arg(short = 's', long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// Output file (default: the model's name with `.gcode`).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GcodeCommand {
+    /// Time estimate, layers, size, filament and problems of a file.
+    Info {
+        /// The G-code file.
+        file: PathBuf,
+        /// Print the whole analysis as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -109,6 +143,15 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Gcode {
+            command: GcodeCommand::Info { file, json },
+        } => tools::gcode_info(&file, json),
+        Command::Slice {
+            model,
+            machine,
+            settings,
+            output,
+        } => tools::slice(&model, &machine, &settings, output),
         Command::Apikey {
             config,
             user,
@@ -149,10 +192,7 @@ fn demo(listen: std::net::SocketAddr, data_dir: Option<PathBuf>) -> anyhow::Resu
         ..Config::default()
     };
     let db = open_db(&config)?;
-    // Short enough to type from the terminal into the login page: 48 random bits, which the
-    // login throttling (a few attempts a minute) makes unguessable.
-    let id = secrets::random_id();
-    let password = format!("{}-{}-{}", &id[0..4], &id[4..8], &id[8..12]);
+    let password = secrets::typable_password();
     let hash = secrets::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let existing = db.call_blocking(|c| store::find_user_with_hash(c, "admin"))?;
     if existing.is_some() {

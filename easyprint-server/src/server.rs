@@ -18,6 +18,7 @@ use crate::error::{log_internal_errors, ApiError};
 use crate::files::store::FileStore;
 use crate::pipeline::JobQueue;
 use crate::printers::PrinterRegistry;
+use crate::serve::{body_deadline, serve};
 use crate::state::{AppState, Shared};
 use crate::ws::hub::Hub;
 
@@ -68,6 +69,7 @@ pub fn app(state: AppState) -> Router {
         .merge(public)
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes)) // <- inner
         .layer(from_fn_with_state(state.clone(), authenticate))
+        .layer(from_fn_with_state(state.clone(), body_deadline))
         .layer(from_fn(log_internal_errors)) // <- outer
         .with_state(state)
 }
@@ -114,12 +116,9 @@ impl Server {
     ) -> std::io::Result<()> {
         crate::pipeline::start(&self.state);
         let router = app(self.state.clone());
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let header_timeout =
+            std::time::Duration::from_secs(self.state.config.limits.header_timeout_secs.max(1));
+        let served = serve(self.listener, router, header_timeout, shutdown).await;
         self.state.shutdown.cancel();
         self.state.printers.shutdown().await;
         served
@@ -180,6 +179,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         db,
         files,
         login_limiter: Mutex::new(LoginLimiter::new(10_000)),
+        app_key_limiter: Mutex::new(LoginLimiter::new(10_000)),
         password_hashing: Semaphore::new(2),
         uploads: Semaphore::new(config.limits.max_concurrent_uploads),
         printers,
@@ -187,6 +187,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         queue,
         analyses: Default::default(),
         layer_indexes: crate::cache::ContentCache::new(16),
+        revocations: Default::default(),
         slicing_wake: Default::default(),
         slicing: Default::default(),
         profiles: Default::default(),

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::rate_limit::LoginLimiter;
 use crate::cache::ContentCache;
+use crate::auth::revocation::Revocations;
 use crate::config::Config;
 use crate::db::Db;
 use crate::files::store::FileStore;
@@ -35,6 +36,9 @@ pub struct Shared {
     pub files: FileStore,
     /// Failed-login history per client address.
     pub login_limiter: Mutex<LoginLimiter>,
+    /// App-key requests per client address (anyone may ask, so asking is throttled like a
+    /// failed login, as OctoPrint does).
+    pub app_key_limiter: Mutex<LoginLimiter>,
     /// Bounds concurrent argon2 computations (each needs ~19 MiB), keeping memory flat under a
     /// login flood.
     pub password_hashing: Semaphore,
@@ -44,6 +48,8 @@ pub struct Shared {
     pub printers: PrinterRegistry,
     /// Live-update fan-out to WebSocket clients.
     pub hub: Hub,
+    /// Ended credentials, so connections opened with them close.
+    pub revocations: Revocations,
     /// Pending app-key requests (OctoPrint's app-keys handshake).
     pub app_keys: AppKeyRequests,
     /// The job queue (easyprint-queue, `data/queue.sqlite`).

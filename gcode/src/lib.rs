@@ -8,6 +8,8 @@
 //!   `*` [`checksum`].
 //! - [`analysis`] computes layers, bounding box, filament, a Marlin-like print time estimate with
 //!   per-line time offsets, and slicer metadata in a single pass.
+//! - [`machine_state`] tracks the printer state over streamed lines (positions, modes, heaters,
+//!   fans, tool) and builds the G-code prelude that resumes an interrupted print.
 //!
 //! ```
 //! use easyprint_gcode::{Parser, ParseOptions};
@@ -31,4 +33,5 @@ pub use parse::{
 };
 
 pub mod analysis;
+pub mod machine_state;
 pub use write::{frame, write_line, WriteOptions};

@@ -13,11 +13,10 @@
 //! `std::net`, so the client adds as little as possible). OctoPrint's figures for comparison are
 //! the ones measured on this machine by `../shared/peers/octoprint/measure.sh` (not re-run here).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use easyprint_benches::server::{cli, get_latency, rss_mb, start};
 
 /// OctoPrint 1.11.8 on this machine (shared/docs/octoprint-api.md, section 6).
 const OCTOPRINT_STARTUP_S: f64 = 3.72;
@@ -74,28 +73,10 @@ fn main() {
     let (server, addr, _) = start(&binary, &config, &key);
     std::thread::sleep(Duration::from_secs(1));
     let rss_idle = rss_mb(server.0.id());
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut results = Vec::new();
     for path in ["/api/version", "/api/job", "/api/printer", "/api/files"] {
-        let mut times = Vec::with_capacity(2000);
-        for i in 0..2200 {
-            let started = Instant::now();
-            let status = get(&mut stream, &mut reader, path, &key);
-            if i >= 200 {
-                times.push(started.elapsed());
-            }
-            assert!(status == 200 || status == 409, "{path}: {status}");
-        }
-        times.sort();
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        results.push((
-            path,
-            ms(times[times.len() / 2]),
-            ms(times[times.len() * 99 / 100]),
-            ms(times[times.len() - 1]),
-        ));
+        let p = get_latency(addr, path, &key, 2000);
+        results.push((path, p.p50, p.p99, p.max));
     }
     let rss_after = rss_mb(server.0.id());
     drop(server);
@@ -123,108 +104,4 @@ fn main() {
         };
         println!("latency {path:<14}  p50 {p50:6.3} ms  p99 {p99:6.3} ms  max {max:6.3} ms{peer}");
     }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn cli(binary: &Path, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(binary)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{args:?} failed");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Spawns the server on a free port and polls `/api/version` until it answers 200.
-fn start(binary: &Path, config: &Path, key: &str) -> (Server, SocketAddr, Duration) {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let started = Instant::now();
-    let child = Command::new(binary)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("EASYPRINT_LISTEN", addr.to_string())
-        .env("EASYPRINT_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    loop {
-        if let Ok(mut stream) = TcpStream::connect(addr) {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            if get(&mut stream, &mut reader, "/api/version", key) == 200 {
-                return (server, addr, started.elapsed());
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not answer"
-        );
-        std::thread::sleep(Duration::from_micros(500));
-    }
-}
-
-/// One keep-alive GET; returns the status (0 on a broken connection).
-fn get(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, path: &str, key: &str) -> u16 {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nX-Api-Key: {key}\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return 0;
-    }
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return 0;
-    }
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut length = 0usize;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap();
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    status
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb / 1024.0
 }

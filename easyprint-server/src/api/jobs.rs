@@ -90,10 +90,19 @@ async fn one(
         .call(move |s, _| s.resume_record(JobId(id)))
         .await?;
     let mut value = job_json_at(&job, &pipeline::positions(&state).await?);
-    value["progress"] = progress.map_or(
-        Value::Null,
-        |p| json!({ "line": p.line, "byte_offset": p.byte_offset }),
-    );
+    value["progress"] = progress.map_or(Value::Null, |p| {
+        json!({
+            "line": p.line,
+            "byte_offset": p.byte_offset,
+            "layer": p.layer.map(|l| l.number),
+            "z": p.z,
+            "e": p.e,
+            "hotend_c": p.hotend_c,
+            "bed_c": p.bed_c,
+            "fan": p.fan,
+            "feedrate_mm_min": p.feedrate_mm_min,
+        })
+    });
     Ok(axum::Json(value))
 }
 

@@ -4,6 +4,7 @@ pub mod appkeys;
 pub mod files;
 pub mod jobs;
 pub mod printers;
+pub mod resume;
 pub mod session;
 pub mod slicing;
 pub mod timestamps;
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .merge(printers::router())
         .merge(jobs::router())
         .merge(slicing::router())
+        .merge(resume::router())
 }
 
 /// Native routes open to anyone (login and first-run setup).

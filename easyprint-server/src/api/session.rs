@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::client_ip::client_ip;
+use crate::auth::revocation::Revoked;
 use crate::auth::store::{self, User};
 use crate::auth::{cleared_cookies, secrets, session_cookies, AuthMethod, Principal};
 use crate::error::{ApiError, ApiJson};
@@ -151,6 +152,7 @@ async fn logout(State(state): State<AppState>, principal: Principal) -> Result<R
             .db
             .call(move |conn| store::delete_session(conn, &token_hash))
             .await?;
+        state.revocations.revoke(Revoked::Session(token_hash));
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     for cookie in cleared_cookies() {
@@ -195,6 +197,7 @@ async fn change_password(
             store::create_session(conn, user_id, ttl)
         })
         .await?;
+    state.revocations.revoke(Revoked::SessionsOf(user_id));
     tracing::info!(user = %user.name, "password changed, sessions ended");
     Ok(with_session(StatusCode::OK, &user, &session, &state))
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::session::{check_credentials, hash_password};
+use crate::auth::revocation::Revoked;
 use crate::auth::store::{self, ApiKeyInfo, User};
 use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiJson};
@@ -69,6 +70,7 @@ async fn delete_user(
         ));
     }
     if state.db.call(move |c| store::delete_user(c, id)).await? {
+        state.revocations.revoke(Revoked::User(id));
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("user"))
@@ -134,6 +136,7 @@ async fn delete_key(
         .call(move |c| store::delete_api_key(c, user, id))
         .await?
     {
+        state.revocations.revoke(Revoked::ApiKey(id));
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("api key"))

@@ -13,6 +13,7 @@
 
 pub mod client_ip;
 pub mod rate_limit;
+pub mod revocation;
 pub mod secrets;
 pub mod store;
 
@@ -180,8 +181,20 @@ pub async fn authenticate(
             next.run(request).await
         }
         Ok(None) => next.run(request).await,
+        // OctoPrint answers a CSRF failure with 400; its clients expect that status.
+        Err(ApiError::CsrfFailed) if is_octoprint_route(request.uri().path()) => {
+            ApiError::bad_request("csrf_failed", ApiError::CsrfFailed.to_string()).into_response()
+        }
         Err(err) => err.into_response(),
     }
+}
+
+/// Routes of the OctoPrint-compatible API (everything under `/api/` but the native `/api/v1`
+/// and the WebSocket, plus plugin and download routes).
+fn is_octoprint_route(path: &str) -> bool {
+    (path.starts_with("/api/") && !path.starts_with("/api/v1/") && path != "/api/ws")
+        || path.starts_with("/plugin/")
+        || path.starts_with("/downloads/")
 }
 
 async fn resolve_principal(

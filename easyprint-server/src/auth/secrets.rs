@@ -26,6 +26,24 @@ pub fn random_id() -> String {
     hex::encode(bytes)
 }
 
+/// A password meant to be typed: 12 random base32 letters and digits (60 bits) in groups of
+/// four, e.g. `k7qd-m2xa-p4tz`. The alphabet has no `0`, `1`, `8` or `9`, so nothing is
+/// mistaken for `o`, `l` or `b`.
+pub fn typable_password() -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut bytes = [0u8; 8];
+    OsRng.fill_bytes(&mut bytes);
+    let bits = u64::from_le_bytes(bytes);
+    let mut out = String::with_capacity(14);
+    for i in 0..12 {
+        if i > 0 && i % 4 == 0 {
+            out.push('-');
+        }
+        out.push(char::from(ALPHABET[((bits >> (5 * i)) & 31) as usize]));
+    }
+    out
+}
+
 /// SHA-256 of a token: what the database stores and looks up.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -79,6 +97,24 @@ mod tests {
         assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(a, random_token());
         assert_eq!(random_id().len(), 32);
+    }
+
+    #[test]
+    fn typable_passwords_have_60_random_bits_in_three_groups() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let p = typable_password();
+            let groups: Vec<&str> = p.split('-').collect();
+            assert_eq!(groups.len(), 3, "{p}");
+            assert!(groups.iter().all(|g| g.len() == 4), "{p}");
+            assert!(p
+                .bytes()
+                .all(|b| b == b'-' || b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)));
+            seen.extend(p.bytes().filter(|&b| b != b'-'));
+            assert!(crate::auth::store::validate_new_password(&p).is_ok());
+        }
+        // 2400 draws from 32 symbols: every symbol shows up (all 60 bits are used).
+        assert_eq!(seen.len(), 32);
     }
 
     #[test]

@@ -42,20 +42,26 @@ pub async fn receive_upload(
         .try_acquire()
         .map_err(|_| ApiError::Unavailable("too many uploads in progress, try again later"))?;
     let limits = &state.config.limits;
+    let owner = principal.user.id;
+    let (cap, exceeded) = upload_cap(state, owner).await?;
     let form = multipart::read_upload_form(
         headers,
         query,
         body,
         &state.files,
         multipart::UploadLimits {
-            max_file_bytes: limits.max_upload_bytes,
+            max_file_bytes: cap,
             idle_timeout: std::time::Duration::from_secs(limits.upload_idle_timeout_secs),
         },
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        ApiError::PayloadTooLarge => exceeded,
+        other => other,
+    })?;
     let file = form.file.expect("read_upload_form guarantees a file");
     let stored = file.temp.finish(&state.files, file.kind).await?;
-    let owner = principal.user.id;
+    let quota = limits.user_quota_bytes;
     let stored_name = stored.stored_name.clone();
     let (display_name, kind, userdata, no_overwrite) = (
         file.display_name,
@@ -66,6 +72,11 @@ pub async fn receive_upload(
     let result = state
         .db
         .call(move |conn| {
+            // Checked again where it is exact: uploads of one user may run side by side.
+            let used = store::bytes_used(conn, owner)?;
+            if used.saturating_add(stored.size) > quota {
+                return Err(ApiError::QuotaExceeded { quota, used });
+            }
             store::record_upload(
                 conn,
                 owner,
@@ -94,6 +105,43 @@ pub async fn receive_upload(
         select: form.select || form.print,
         print: form.print,
     })
+}
+
+/// The largest upload `owner` may send now, and the error naming the limit that sets it:
+/// the configured upload size, what is left of their quota, or the free disk space above the
+/// configured floor.
+async fn upload_cap(state: &AppState, owner: i64) -> Result<(u64, ApiError), ApiError> {
+    let limits = &state.config.limits;
+    let used = state
+        .db
+        .call(move |conn| store::bytes_used(conn, owner))
+        .await?;
+    let quota_left = limits.user_quota_bytes.saturating_sub(used);
+    let quota = ApiError::QuotaExceeded {
+        quota: limits.user_quota_bytes,
+        used,
+    };
+    let disk = ApiError::InsufficientStorage {
+        floor: limits.min_free_bytes,
+    };
+    let disk_left = state.files.disk_space().map_or(u64::MAX, |(free, _)| {
+        free.saturating_sub(limits.min_free_bytes)
+    });
+    if disk_left == 0 {
+        return Err(disk);
+    }
+    if quota_left == 0 {
+        return Err(quota);
+    }
+    let cap = limits.max_upload_bytes.min(quota_left).min(disk_left);
+    let exceeded = if cap == limits.max_upload_bytes {
+        ApiError::PayloadTooLarge
+    } else if cap == quota_left {
+        quota
+    } else {
+        disk
+    };
+    Ok((cap, exceeded))
 }
 
 /// Deletes a file of `principal` (record first, then the bytes).

@@ -398,6 +398,16 @@ pub fn file_by_sha256(
         .optional()?)
 }
 
+/// Bytes stored by `owner_id`.
+pub fn bytes_used(conn: &Connection, owner_id: i64) -> Result<u64, ApiError> {
+    let used: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(size), 0) FROM files WHERE owner_id = ?1",
+        [owner_id],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(used).unwrap_or(0))
+}
+
 /// Deletes a record of `owner_id`; the caller removes the file from disk afterwards.
 pub fn delete_file(conn: &Connection, owner_id: i64, id: &str) -> Result<bool, ApiError> {
     Ok(conn.execute(

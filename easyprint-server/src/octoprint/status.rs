@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::appkeys::PollOutcome;
 use super::{base_url, OCTOPRINT_VERSION};
 use crate::api::session::check_credentials;
+use crate::auth::client_ip::client_ip;
 use crate::auth::store::{self, User};
 use crate::auth::{session_cookies, AuthMethod, Principal};
 use crate::error::{ApiError, ApiJson};
@@ -182,9 +183,26 @@ struct AppKeyRequestBody {
 
 async fn appkey_request(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<AppKeyRequestBody>,
 ) -> Result<Response, ApiError> {
+    // Every request counts against the address (3 a minute, 5 in 10 minutes, 10 an hour), so
+    // one client cannot fill the pending list that everyone shares.
+    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
+    {
+        let mut limiter = state
+            .app_key_limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if let Err(wait) = limiter.check(ip, now) {
+            return Err(ApiError::TooManyAttempts {
+                retry_after_secs: wait.as_secs(),
+            });
+        }
+        limiter.record_failure(ip, now);
+    }
     let app = body.app.trim().to_owned();
     if app.is_empty() || app.len() > 64 || app.chars().any(char::is_control) {
         return Err(ApiError::bad_request(

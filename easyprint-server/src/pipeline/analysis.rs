@@ -104,7 +104,18 @@ pub fn command_text(line: &[u8]) -> Option<&str> {
 
 /// The command lines of a file, read lazily (the printer's I/O thread pulls them).
 pub fn command_lines(path: &Path) -> std::io::Result<impl Iterator<Item = String> + Send> {
-    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    command_lines_from(path, 0)
+}
+
+/// The command lines of a file from byte `offset` (a line start) on, read lazily.
+pub fn command_lines_from(
+    path: &Path,
+    offset: u64,
+) -> std::io::Result<impl Iterator<Item = String> + Send> {
+    use std::io::Seek;
+    let mut file = std::fs::File::open(path)?;
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    let reader = std::io::BufReader::new(file);
     Ok(reader
         .split(b'\n')
         .map_while(Result::ok)
@@ -154,5 +165,7 @@ mod tests {
         assert_eq!(a.position_after(2).line, 4);
         let lines: Vec<String> = command_lines(&path).unwrap().collect();
         assert_eq!(lines, ["G28", "G1 X10", "M84"]);
+        let rest: Vec<String> = command_lines_from(&path, 13).unwrap().collect();
+        assert_eq!(rest, ["G1 X10", "M84"]);
     }
 }

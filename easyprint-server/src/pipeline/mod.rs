@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod control;
 pub mod feed;
 pub mod profiles;
+pub mod resume;
 pub mod runner;
 pub mod slicing;
 
@@ -99,6 +100,10 @@ pub fn store_error(e: StoreError) -> ApiError {
         StoreError::InvalidJob(_) | StoreError::InvalidArgument { .. } => {
             ApiError::bad_request("invalid_job", e.to_string())
         }
+        StoreError::Resume { .. } | StoreError::NoResumeRecord(_) => {
+            ApiError::conflict("cannot_resume", e.to_string())
+        }
+        StoreError::PrinterMismatch { .. } => ApiError::conflict("printer_mismatch", e.to_string()),
         other => ApiError::internal(other),
     }
 }

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use easyprint_marlin::printer::{JobProgress, PrinterEvent, PrinterState};
 use easyprint_queue::{
-    BuildVolume, Claim, LayerMark, Lease, PrinterProfile, Progress, ProgressCheckpointer, Store,
+    BuildVolume, Job, LayerMark, Lease, PrinterProfile, Progress, ProgressCheckpointer, Store,
     StoreError, Usage,
 };
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::analysis::command_lines;
+use super::analysis::command_lines_from;
+use super::resume::{idle, StateFollower};
 use super::{now, print_worker, queue_changed, LEASE};
 use crate::auth::store as users;
 use crate::error::ApiError;
@@ -26,13 +27,23 @@ use crate::ws::hub::{Audience, Topic};
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
 /// What this printer offers when claiming (a generic 0.4 mm, 220×220×250 mm machine).
-fn profile(id: &str) -> PrinterProfile {
+pub(crate) fn profile(id: &str) -> PrinterProfile {
     PrinterProfile {
         id: id.to_owned(),
         nozzle_um: 400,
         material: None,
         build_volume: BuildVolume::new(220.0, 220.0, 250.0),
     }
+}
+
+/// Where a resumed print picks up: the prelude restoring the machine state, then the file
+/// from this byte offset.
+#[derive(Debug, Clone)]
+pub struct StartPoint {
+    /// G-code lines sent before the file's.
+    pub prelude: Vec<String>,
+    /// Byte offset of the first file line to send.
+    pub byte_offset: u64,
 }
 
 /// Runs until the server shuts down or the printer is removed or replaced.
@@ -42,19 +53,23 @@ pub async fn run_printer(state: AppState, handle: Arc<PrinterHandle>) {
         if stop.is_cancelled() || handle.retired.is_cancelled() {
             return;
         }
-        let idle = handle
-            .printer()
-            .is_some_and(|p| p.status().borrow().state == PrinterState::Ready)
-            && handle.active_job().is_none();
-        if idle {
+        if idle(&handle) {
+            // Held while claiming and starting, so a person resuming a print cannot start a
+            // second job on this printer in between.
+            let starting = handle.starting.lock().await;
             let (id, worker) = (handle.id().to_owned(), print_worker(handle.id()));
-            let claimed = state
-                .queue
-                .call(move |store, now| store.claim_print(&profile(&id), &worker, LEASE, now))
-                .await;
+            let claimed = if idle(&handle) {
+                state
+                    .queue
+                    .call(move |store, now| store.claim_print(&profile(&id), &worker, LEASE, now))
+                    .await
+            } else {
+                Ok(None)
+            };
             match claimed {
                 Ok(Some(claim)) => {
-                    run_job(&state, &handle, claim).await;
+                    launch(&state, &handle, claim.job, claim.lease, None).await;
+                    drop(starting);
                     queue_changed(&state);
                     continue;
                 }
@@ -71,12 +86,25 @@ pub async fn run_printer(state: AppState, handle: Arc<PrinterHandle>) {
     }
 }
 
-async fn run_job(state: &AppState, handle: &Arc<PrinterHandle>, claim: Claim) {
-    let lease = claim.lease.clone();
-    match start_job(state, handle, &claim).await {
-        Ok(events) => follow_job(state, handle, lease, events).await,
+/// Starts streaming `job` (from the top, or resumed at `from`) and follows it to its end on a
+/// task of its own. Call with the printer's `starting` lock held.
+pub(crate) async fn launch(
+    state: &AppState,
+    handle: &Arc<PrinterHandle>,
+    job: Job,
+    lease: Lease,
+    from: Option<StartPoint>,
+) {
+    match start_job(state, handle, &job, &lease, from).await {
+        Ok((events, follower)) => {
+            let (state, handle) = (state.clone(), handle.clone());
+            tokio::spawn(async move {
+                follow_job(&state, &handle, lease, events, follower).await;
+                queue_changed(&state);
+            });
+        }
         Err(reason) => {
-            tracing::warn!(printer = %handle.id(), job = claim.job.id.0, %reason, "print failed to start");
+            tracing::warn!(printer = %handle.id(), job = job.id.0, %reason, "print failed to start");
             finish(
                 state,
                 handle,
@@ -89,20 +117,28 @@ async fn run_job(state: &AppState, handle: &Arc<PrinterHandle>, claim: Claim) {
     }
 }
 
-/// Finds the G-code, analyses it and starts streaming; returns the printer's event stream.
+/// Finds the G-code, analyses it and starts streaming; returns the printer's event stream and
+/// the machine-state follower for checkpoints.
 async fn start_job(
     state: &AppState,
     handle: &Arc<PrinterHandle>,
-    claim: &Claim,
-) -> Result<tokio::sync::broadcast::Receiver<PrinterEvent>, String> {
-    let gcode = claim
-        .job
+    job: &Job,
+    lease: &Lease,
+    from: Option<StartPoint>,
+) -> Result<
+    (
+        tokio::sync::broadcast::Receiver<PrinterEvent>,
+        Option<StateFollower>,
+    ),
+    String,
+> {
+    let gcode = job
         .gcode
         .clone()
         .ok_or("the job has no G-code")?
         .as_str()
         .to_owned();
-    let owner = claim.job.owner.clone();
+    let owner = job.owner.clone();
     let (owner_id, file) = owned_file(state, owner, gcode)
         .await
         .map_err(|e| format!("cannot find the G-code file: {e}"))?;
@@ -115,26 +151,44 @@ async fn start_job(
     let printer = handle
         .operational()
         .map_err(|_| "the printer is not operational".to_owned())?;
-    let lines = command_lines(&path).map_err(|e| format!("cannot open the G-code file: {e}"))?;
+    let follower = match StateFollower::open(&path, analysis.clone()) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(printer = %handle.id(), error = %e, "checkpoints will lack the machine state");
+            None
+        }
+    };
+    let (prelude, byte_offset) = from.map_or((Vec::new(), 0), |p| (p.prelude, p.byte_offset));
+    let skipped_commands = analysis
+        .commands
+        .partition_point(|&(_, past)| past <= byte_offset) as u64;
+    let prelude_lines = prelude.len() as u64;
+    let lines = command_lines_from(&path, byte_offset)
+        .map_err(|e| format!("cannot open the G-code file: {e}"))?;
     let events = printer.events();
     *handle.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(ActiveJob {
-        job_id: claim.job.id,
-        lease: claim.lease.clone(),
+        job_id: job.id,
+        lease: lease.clone(),
         owner_id,
         file_name: file.display_name.clone(),
         size: file.size,
         analysis: analysis.clone(),
         started: Instant::now(),
-        position: Default::default(),
+        position: analysis.position_after(skipped_commands),
         paused: false,
+        skipped_commands,
+        prelude_lines,
     });
-    let total = analysis.commands.len() as u64;
-    if let Err(e) = printer.stream(lines, Some(total)).await {
+    let total = prelude_lines + analysis.commands.len() as u64 - skipped_commands;
+    if let Err(e) = printer
+        .stream(prelude.into_iter().chain(lines), Some(total))
+        .await
+    {
         *handle.active.lock().unwrap_or_else(|e| e.into_inner()) = None;
         return Err(format!("the printer refused the job: {e}"));
     }
-    tracing::info!(printer = %handle.id(), job = claim.job.id.0, file = %file.display_name, "printing");
-    Ok(events)
+    tracing::info!(printer = %handle.id(), job = job.id.0, file = %file.display_name, from = byte_offset, "printing");
+    Ok((events, follower))
 }
 
 /// The owner's id and their file with content `sha256`.
@@ -166,6 +220,7 @@ async fn follow_job(
     handle: &Arc<PrinterHandle>,
     mut lease: Lease,
     mut events: tokio::sync::broadcast::Receiver<PrinterEvent>,
+    mut follower: Option<StateFollower>,
 ) {
     let stop = state.shutdown.clone();
     let Some(printer) = handle.printer() else {
@@ -218,10 +273,10 @@ async fn follow_job(
             }
             event = events.recv() => match event {
                 Ok(PrinterEvent::Progress(p)) => {
-                    progress(state, handle, &lease, p, &mut checkpointer).await;
+                    progress(state, handle, &lease, p, &mut checkpointer, &mut follower).await;
                 }
                 Ok(PrinterEvent::JobFinished(p)) => {
-                    progress(state, handle, &lease, p, &mut checkpointer).await;
+                    progress(state, handle, &lease, p, &mut checkpointer, &mut follower).await;
                     break Outcome::Done;
                 }
                 Ok(PrinterEvent::JobCancelled(_)) => break Outcome::Cancelled,
@@ -229,7 +284,7 @@ async fn follow_job(
                 Err(RecvError::Lagged(_)) => {
                     let job = status.borrow().job;
                     if let Some(p) = job {
-                        progress(state, handle, &lease, p, &mut checkpointer).await;
+                        progress(state, handle, &lease, p, &mut checkpointer, &mut follower).await;
                     }
                 }
                 Err(RecvError::Closed) => break Outcome::Failed("printer disconnected".into()),
@@ -248,18 +303,20 @@ async fn follow_job(
     finish(state, handle, &lease, outcome, usage).await;
 }
 
-/// Records a progress report: position, WebSocket update, and a queue checkpoint when due.
+/// Records a progress report: position, WebSocket update, and a queue checkpoint when due
+/// (with the machine state at the acknowledged line, from `follower`).
 async fn progress(
     state: &AppState,
     handle: &PrinterHandle,
     lease: &Lease,
     p: JobProgress,
     checkpointer: &mut ProgressCheckpointer,
+    follower: &mut Option<StateFollower>,
 ) {
     let (summary, layer) = {
         let mut active = handle.active.lock().unwrap_or_else(|e| e.into_inner());
         let Some(job) = active.as_mut() else { return };
-        job.position = job.analysis.position_after(p.acknowledged);
+        job.position = job.position_after(p.acknowledged);
         (
             JobSummary::of(job),
             job.analysis.layer_at(job.position.line),
@@ -271,9 +328,6 @@ async fn progress(
         Audience::Everyone,
         &summary,
     );
-    // Line, byte offset and layer are exact. E, temperatures, fan and feed rate are not tracked
-    // yet (they would need a G-code state machine over the streamed lines), so they stay zero and
-    // a resume must not rely on them.
     let record = Progress {
         line: summary.position.line,
         byte_offset: summary.position.byte_offset,
@@ -293,14 +347,51 @@ async fn progress(
         fan: 0,
         feedrate_mm_min: None,
     };
-    if let Some(due) = checkpointer.offer(record, now()) {
-        let l = lease.clone();
-        if let Err(e) = state
-            .queue
-            .call(move |s, now| s.record_progress(&l, &due, now))
-            .await
-        {
-            tracing::warn!(printer = %handle.id(), error = %e, "progress not recorded");
+    let Some(mut due) = checkpointer.offer(record, now()) else {
+        return;
+    };
+    if let Some(mut f) = follower.take() {
+        let offset = due.byte_offset;
+        let advanced = tokio::task::spawn_blocking(move || {
+            let result = f.advance_to(offset).map(|_| ());
+            (f, result)
+        })
+        .await;
+        match advanced {
+            Ok((f, Ok(()))) => {
+                with_machine_state(&mut due, &f);
+                *follower = Some(f);
+            }
+            Ok((_, Err(e))) => {
+                tracing::warn!(printer = %handle.id(), error = %e, "cannot follow the machine state")
+            }
+            Err(e) => tracing::warn!(printer = %handle.id(), error = %e, "state follower failed"),
+        }
+    }
+    let l = lease.clone();
+    if let Err(e) = state
+        .queue
+        .call(move |s, now| s.record_progress(&l, &due, now))
+        .await
+    {
+        tracing::warn!(printer = %handle.id(), error = %e, "progress not recorded");
+    }
+}
+
+/// Fills a checkpoint's E, modes, temperatures, fan and feedrate from the file's state at it.
+fn with_machine_state(record: &mut Progress, follower: &StateFollower) {
+    let s = follower.state();
+    let [_, _, z, e] = s.position();
+    record.z = z;
+    record.e = e;
+    (record.extrusion, record.positioning) = follower.modes();
+    record.hotend_c = s.hotend_target(s.tool()).unwrap_or(0.0);
+    record.bed_c = s.bed_target().unwrap_or(0.0);
+    record.fan = s.fan(0).unwrap_or(0);
+    record.feedrate_mm_min = s.feedrate_mm_min();
+    if let Some(mark) = &mut record.layer {
+        if let Some(e) = follower.e_at_layer_start(mark.byte_offset) {
+            mark.e = e;
         }
     }
 }

@@ -147,9 +147,21 @@ pub struct ActiveJob {
     pub position: JobPosition,
     /// Paused by a person.
     pub paused: bool,
+    /// File commands not streamed (before a resume point).
+    pub skipped_commands: u64,
+    /// Lines of a resume prelude streamed before the file's.
+    pub prelude_lines: u64,
 }
 
 impl ActiveJob {
+    /// The file position once the printer acknowledged `acknowledged` of the lines streamed
+    /// (prelude lines first, then the file's commands from the resume point).
+    pub fn position_after(&self, acknowledged: u64) -> JobPosition {
+        let file_commands = acknowledged.saturating_sub(self.prelude_lines);
+        self.analysis
+            .position_after(self.skipped_commands + file_commands)
+    }
+
     /// Fraction of the file's bytes acknowledged, 0–100.
     pub fn completion_percent(&self) -> f64 {
         if self.size == 0 {
@@ -250,6 +262,8 @@ pub struct PrinterHandle {
     pub wake: Notify,
     /// Cancelled when the printer is removed or replaced: its job runner stops.
     pub retired: CancellationToken,
+    /// Held while a job is claimed and started, so two starts never race.
+    pub starting: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for PrinterHandle {
@@ -278,6 +292,7 @@ impl PrinterHandle {
             selected: Mutex::new(None),
             wake: Notify::new(),
             retired: CancellationToken::new(),
+            starting: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -29,7 +29,9 @@ use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::broadcast;
 
+use crate::auth::revocation::{revoked, Revoked};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -57,6 +59,8 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     check_origin(&headers, &state.config.allowed_origins)?;
+    // Listening before the upgrade: a logout from here on closes this connection.
+    let revocations = state.revocations.subscribe();
     let idle = Duration::from_secs(state.config.limits.ws_idle_timeout_secs);
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
@@ -67,7 +71,7 @@ async fn upgrade(
                 .register_user(principal.user.id, principal.user.admin)
             {
                 Some(client) => {
-                    serve_client(socket, &state.hub, &client, idle).await;
+                    serve_client(socket, &state.hub, &client, idle, (revocations, principal)).await;
                     state.hub.unregister(&client);
                 }
                 None => close(socket, POLICY, "too many connections").await,
@@ -104,7 +108,13 @@ async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
 }
 
 /// Runs one connection until either side ends it.
-async fn serve_client(socket: WebSocket, hub: &Hub, client: &Arc<ClientQueue>, idle: Duration) {
+async fn serve_client(
+    socket: WebSocket,
+    hub: &Hub,
+    client: &Arc<ClientQueue>,
+    idle: Duration,
+    (mut revocations, principal): (broadcast::Receiver<Revoked>, Principal),
+) {
     let (mut sink, mut stream) = socket.split();
     let started = Instant::now();
     // Milliseconds since `started` at which the client was last heard from.
@@ -145,6 +155,11 @@ async fn serve_client(socket: WebSocket, hub: &Hub, client: &Arc<ClientQueue>, i
                         return;
                     }
                 },
+                () = revoked(&mut revocations, &principal) => {
+                    let frame = CloseFrame { code: POLICY, reason: Utf8Bytes::from_static("credentials revoked") };
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+                    return;
+                }
                 _ = ping.tick() => {
                     let silent = started.elapsed().saturating_sub(Duration::from_millis(last_heard.load(Ordering::Relaxed)));
                     if silent > idle {

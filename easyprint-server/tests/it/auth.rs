@@ -401,3 +401,25 @@ async fn forwarded_for_is_believed_from_trusted_proxies_only() {
         StatusCode::OK
     );
 }
+
+/// OctoPrint answers a CSRF failure with 400, so its clients see the status they expect; the
+/// native API keeps 403.
+#[tokio::test]
+async fn csrf_failure_is_400_on_octoprint_routes() {
+    let app = spawn_app().await;
+    let alice = app.setup_admin().await;
+    let response = alice
+        .bare(Method::POST, "/api/printer/command")
+        .json(&json!({ "command": "M105" }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "csrf_failed").await;
+    let response = alice
+        .bare(Method::POST, "/api/v1/keys")
+        .json(&json!({ "label": "x", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::FORBIDDEN, "csrf_failed").await;
+}

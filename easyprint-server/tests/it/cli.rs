@@ -127,3 +127,57 @@ fn a_bad_config_is_reported_not_ignored() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("invalid config file"), "{stderr}");
 }
+
+/// `easyprint slice` runs real CuraEngine; `easyprint gcode info` reads the result, as text
+/// and as JSON.
+#[test]
+fn slice_then_gcode_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("cube.stl");
+    std::fs::write(&model, crate::pipeline::cube_stl(10.0)).unwrap();
+    let out = dir.path().join("cube.gcode");
+    let sliced = run(
+        &[
+            "slice",
+            model.to_str().unwrap(),
+            "--machine",
+            "creality_ender3",
+            "-s",
+            "layer_height=0.25",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    // A 10 mm cube at 0.25 mm: 40 layers.
+    assert!(sliced.contains("40 layers"), "{sliced}");
+    let info = run(&["gcode", "info", out.to_str().unwrap()], "");
+    // First layer 0.2 mm (the machine's default), then 39 of 0.25 mm.
+    assert!(
+        info.contains("layers      40 (Z 0.20 to 9.95 mm)"),
+        "{info}"
+    );
+    assert!(info.contains("sliced by   Cura"), "{info}");
+    let json: serde_json::Value = serde_json::from_str(&run(
+        &["gcode", "info", "--json", out.to_str().unwrap()],
+        "",
+    ))
+    .unwrap();
+    assert_eq!(json["layer_count"], 40);
+    assert!(json["estimated_time"].as_f64().unwrap() > 0.0);
+    assert!(json.get("checkpoints").is_none());
+
+    // A bad setting and a missing file are clear errors, not panics.
+    let bad = Command::new(BIN)
+        .args(["slice", model.to_str().unwrap(), "-s", "no_such_setting=1"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no_such_setting"));
+    let missing = Command::new(BIN)
+        .args(["gcode", "info", "/nonexistent/x.gcode"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open /nonexistent/x.gcode"));
+}

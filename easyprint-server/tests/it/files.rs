@@ -600,3 +600,63 @@ fn tokio_stream_from(
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+/// Each user's uploads count against their quota (413 `quota_exceeded` naming it); another
+/// user is unaffected, and deleting files frees the quota.
+#[tokio::test]
+async fn uploads_beyond_the_user_quota_are_refused_with_413() {
+    let quota = 2 * GCODE.len() as u64 + 10;
+    let app = spawn_app_with(|c| c.limits.user_quota_bytes = quota).await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    let bob = app.add_user(&admin, "bob").await;
+    let bob_key = app.api_key(&bob).await;
+    for name in ["a.gcode", "b.gcode"] {
+        assert_eq!(
+            upload_gcode(&app, &key, name).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    let value = assert_error(
+        upload_gcode(&app, &key, "c.gcode").await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "quota_exceeded",
+    )
+    .await;
+    assert!(
+        value["error"]
+            .as_str()
+            .unwrap()
+            .contains(&quota.to_string()),
+        "{value}"
+    );
+    assert_eq!(app.temp_files(), 0);
+    assert_eq!(app.stored_files(), 2);
+    assert_eq!(
+        upload_gcode(&app, &bob_key, "c.gcode").await.status(),
+        StatusCode::CREATED
+    );
+    let response = delete_with_key(&app, &key, "/api/files/local/a.gcode").await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        upload_gcode(&app, &key, "c.gcode").await.status(),
+        StatusCode::CREATED
+    );
+}
+
+/// Uploads never eat the disk space the queue and history need: below the configured floor
+/// the answer is 507 `insufficient_storage`, and nothing is left behind.
+#[tokio::test]
+async fn uploads_that_would_cross_the_free_space_floor_get_507() {
+    let app = spawn_app_with(|c| c.limits.min_free_bytes = u64::MAX / 2).await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    let value = assert_error(
+        upload_gcode(&app, &key, "a.gcode").await,
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+    )
+    .await;
+    assert!(value["error"].as_str().unwrap().contains("min_free_bytes"));
+    assert_eq!((app.temp_files(), app.stored_files()), (0, 0));
+}

@@ -11,5 +11,8 @@ mod preview;
 mod printer_admin;
 mod queue;
 mod slicing;
+mod resume;
+mod revocation;
+mod slow_clients;
 mod web;
 mod ws;

@@ -437,3 +437,29 @@ async fn appkeys_handshake() {
     let response = app.http.get(&poll_url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+/// Anyone may ask for an app key, so asking is throttled per client address like a failed
+/// login (3 a minute), and one address cannot lock out another.
+#[tokio::test]
+async fn appkey_requests_are_limited_per_address() {
+    let app = spawn_app_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let request = |from: &'static str| {
+        app.post("/plugin/appkeys/request")
+            .header("x-forwarded-for", from)
+            .json(&json!({ "app": "Cura" }))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            request("10.0.0.1").await.unwrap().status(),
+            StatusCode::CREATED
+        );
+    }
+    let response = request("10.0.0.1").await.unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+    assert_eq!(
+        request("10.0.0.2").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+}

@@ -1,0 +1,158 @@
+//! Driving the `easyprint` server binary from bench commands: administration through its CLI,
+//! start-up on a free port, raw keep-alive GETs (so the client adds as little as possible) and
+//! RSS from `/proc`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server process, killed on drop.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a CLI subcommand with `stdin`; returns its standard output.
+pub fn cli(binary: &Path, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(binary)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Spawns the server on a free port and polls `/api/version` until it answers 200.
+pub fn start(binary: &Path, config: &Path, key: &str) -> (Server, SocketAddr, Duration) {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let started = Instant::now();
+    let child = Command::new(binary)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("EASYPRINT_LISTEN", addr.to_string())
+        .env("EASYPRINT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(addr) {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if get(&mut stream, &mut reader, "/api/version", key) == 200 {
+                return (server, addr, started.elapsed());
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not answer"
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// One keep-alive GET; returns the status (0 on a broken connection).
+pub fn get(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, path: &str, key: &str) -> u16 {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nX-Api-Key: {key}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return 0;
+    }
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    status
+}
+
+/// Resident set size of `pid` in MB.
+pub fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+/// Median, 99th percentile and maximum of a latency sample, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Of `times` (sorted here).
+    pub fn of(times: &mut [Duration]) -> Percentiles {
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        Percentiles {
+            p50: ms(times[times.len() / 2]),
+            p99: ms(times[times.len() * 99 / 100]),
+            max: ms(times[times.len() - 1]),
+        }
+    }
+}
+
+/// `n` sequential keep-alive GETs of `path` after 200 warm-up ones; every answer must be 200 or
+/// 409 (an offline printer).
+pub fn get_latency(addr: SocketAddr, path: &str, key: &str, n: usize) -> Percentiles {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n + 200 {
+        let started = Instant::now();
+        let status = get(&mut stream, &mut reader, path, key);
+        if i >= 200 {
+            times.push(started.elapsed());
+        }
+        assert!(status == 200 || status == 409, "{path}: {status}");
+    }
+    Percentiles::of(&mut times)
+}

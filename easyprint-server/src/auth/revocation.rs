@@ -1,0 +1,120 @@
+//! Credentials that stop being valid while connections opened with them are still open.
+//!
+//! HTTP requests are authenticated one by one, but a WebSocket is authenticated once, at the
+//! handshake. Logout, a password change, a deleted account or a revoked API key therefore
+//! announce themselves here, and every WebSocket opened with an affected credential closes.
+
+use tokio::sync::broadcast;
+
+use super::{AuthMethod, Principal};
+
+/// A credential (or all of a user's) that just ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// One session, by token hash (logout).
+    Session([u8; 32]),
+    /// Every session of a user (password change); API keys stay valid.
+    SessionsOf(i64),
+    /// One API key, by id.
+    ApiKey(i64),
+    /// Everything of a user (account deleted).
+    User(i64),
+}
+
+impl Revoked {
+    /// Whether a connection authenticated as `principal` must end.
+    pub fn ends(&self, principal: &Principal) -> bool {
+        match (*self, &principal.method) {
+            (Revoked::User(id), _) => principal.user.id == id,
+            (Revoked::Session(hash), AuthMethod::Session { token_hash }) => hash == *token_hash,
+            (Revoked::SessionsOf(id), AuthMethod::Session { .. }) => principal.user.id == id,
+            (Revoked::ApiKey(id), AuthMethod::ApiKey { key_id }) => id == *key_id,
+            _ => false,
+        }
+    }
+}
+
+/// The announcement channel.
+#[derive(Debug)]
+pub struct Revocations {
+    sender: broadcast::Sender<Revoked>,
+}
+
+impl Default for Revocations {
+    fn default() -> Self {
+        // Revocations are rare; a listener that lags behind this many closes to be safe.
+        Revocations {
+            sender: broadcast::channel(64).0,
+        }
+    }
+}
+
+impl Revocations {
+    /// Announces a revocation (nobody listening is fine).
+    pub fn revoke(&self, revoked: Revoked) {
+        let _ = self.sender.send(revoked);
+    }
+
+    /// Listens for revocations from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Revoked> {
+        self.sender.subscribe()
+    }
+}
+
+/// Waits until `principal`'s credential is revoked (or revocations were missed, which counts
+/// as revoked: the connection must not outlive a logout it did not see).
+pub async fn revoked(receiver: &mut broadcast::Receiver<Revoked>, principal: &Principal) {
+    loop {
+        match receiver.recv().await {
+            Ok(r) if r.ends(principal) => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::store::User;
+
+    fn principal(id: i64, method: AuthMethod) -> Principal {
+        Principal {
+            user: User {
+                id,
+                name: format!("u{id}"),
+                admin: false,
+            },
+            method,
+        }
+    }
+
+    #[test]
+    fn each_revocation_ends_only_its_credentials() {
+        let session = principal(
+            1,
+            AuthMethod::Session {
+                token_hash: [7; 32],
+            },
+        );
+        let key = principal(1, AuthMethod::ApiKey { key_id: 3 });
+        let other = principal(
+            2,
+            AuthMethod::Session {
+                token_hash: [8; 32],
+            },
+        );
+        assert!(Revoked::Session([7; 32]).ends(&session));
+        assert!(!Revoked::Session([7; 32]).ends(&other));
+        assert!(Revoked::SessionsOf(1).ends(&session));
+        assert!(
+            !Revoked::SessionsOf(1).ends(&key),
+            "a password change keeps keys"
+        );
+        assert!(Revoked::ApiKey(3).ends(&key));
+        assert!(!Revoked::ApiKey(3).ends(&session));
+        assert!(Revoked::User(1).ends(&key) && Revoked::User(1).ends(&session));
+        assert!(!Revoked::User(1).ends(&other));
+    }
+}

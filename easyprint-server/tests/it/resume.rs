@@ -1,0 +1,205 @@
+//! Resuming an interrupted print: the server restarts mid-print, a person resumes the job, and
+//! the printer (a simulated Marlin on a pty that outlives both servers, like a real printer
+//! does) receives the prelude with the checkpoint's temperatures and E, then exactly the
+//! file's remaining lines.
+
+use std::time::Duration;
+
+use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
+use easyprint_server::config::{Config, PrinterConfig};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::pipeline::{
+    only_job, post_json, upload, wait_for, wait_job_state, wait_printer, PRINTER,
+};
+
+/// Moves of the test print (100 ms each on the simulator).
+const MOVES: usize = 120;
+/// File lines before the first move.
+const HEADER: &[&str] = &[
+    "; resume test",
+    "M140 S60",
+    "M104 S210",
+    "M190 S60",
+    "M109 S210",
+    "G28",
+    "G90",
+    "M82",
+    "G92 E0",
+    "G1 Z0.3 F600",
+    "M106 S200",
+];
+
+fn print_file() -> String {
+    let mut lines: Vec<String> = HEADER.iter().map(|l| (*l).to_owned()).collect();
+    for i in 0..MOVES {
+        let x = if i % 2 == 0 { 20 } else { 10 };
+        lines.push(format!("G1 X{x} Y10 E{:.1} F6000", (i + 1) as f64 * 0.5));
+    }
+    lines.extend(["M107".into(), "M104 S0".into(), "M140 S0".into()]);
+    lines.join("\n") + "\n"
+}
+
+/// E after file line `line` (1-based).
+fn e_after(line: u64) -> f64 {
+    line.saturating_sub(HEADER.len() as u64) as f64 * 0.5
+}
+
+/// Commands the host sends on its own (handshake, temperature polls).
+fn is_host_chatter(command: &str) -> bool {
+    ["M105", "M110", "M115", "M155"]
+        .iter()
+        .any(|c| command == *c || command.starts_with(&format!("{c} ")))
+}
+
+#[tokio::test]
+async fn an_interrupted_print_resumes_from_its_checkpoint_with_the_right_state() {
+    let sim = VirtualPrinter::spawn(
+        SimConfig {
+            moves: MoveTiming::Kinematic,
+            heating_rate: 10_000.0,
+            homing_time: Duration::ZERO,
+            ..SimConfig::default()
+        },
+        LinkConfig {
+            baud: 1_000_000,
+            latency: Duration::ZERO,
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        printers: vec![PrinterConfig {
+            port: sim.path().display().to_string(),
+            ..PrinterConfig::simulated(PRINTER, Default::default())
+        }],
+        ..Config::default()
+    };
+    let gcode = print_file();
+
+    let first = spawn_app_from(config.clone()).await;
+    let admin = first.setup_admin().await;
+    let key = first.api_key(&admin).await;
+    wait_printer(&first, &key).await;
+    upload(&first, &key, "resume.gcode", gcode.as_bytes(), true).await;
+    let id = only_job(&first, &key).await["id"].as_i64().unwrap();
+    wait_job_state(&first, &key, id, "printing", Duration::from_secs(10)).await;
+    // A checkpoint a few moves into the print.
+    wait_for(
+        &first,
+        &key,
+        &format!("/api/v1/jobs/{id}"),
+        Duration::from_secs(20),
+        "a checkpoint inside the moves",
+        |j| j["progress"]["line"].as_u64().unwrap_or(0) > HEADER.len() as u64 + 5,
+    )
+    .await;
+    first.stop().await;
+
+    let second = spawn_app_from(config).await;
+    wait_printer(&second, &key).await;
+    let job = wait_job_state(&second, &key, id, "interrupted", Duration::from_secs(5)).await;
+    let progress = &job["progress"];
+    let line = progress["line"].as_u64().unwrap();
+    assert!(line > HEADER.len() as u64 + 5, "{job}");
+    assert!(
+        line < (HEADER.len() + MOVES) as u64,
+        "the print was not over: {job}"
+    );
+    // The checkpoint carries the machine state at that line, from the file.
+    assert_eq!(progress["e"].as_f64().unwrap(), e_after(line), "{job}");
+    assert_eq!(progress["hotend_c"], 210.0);
+    assert_eq!(progress["bed_c"], 60.0);
+    assert_eq!(progress["fan"], 200);
+    assert_eq!(progress["z"], 0.3);
+    assert_eq!(progress["feedrate_mm_min"], 6000.0);
+
+    // A bad body is refused and changes nothing.
+    let response = post_json(
+        &second,
+        &key,
+        &format!("/api/v1/jobs/{id}/resume"),
+        json!({ "from": "somewhere" }),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(second_state(&second, &key, id).await, "interrupted");
+
+    let response = post_json(
+        &second,
+        &key,
+        &format!("/api/v1/jobs/{id}/resume"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let resumed = body(response).await;
+    assert_eq!(resumed["state"], "printing", "{resumed}");
+    assert_eq!(resumed["resume"]["start_line"], line + 1);
+    let prelude: Vec<String> = resumed["resume"]["prelude"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_owned())
+        .collect();
+    for expected in [
+        "M190 S60".to_owned(),
+        "M109 T0 S210".to_owned(),
+        "G28 X Y".to_owned(),
+        "G92 Z0.3".to_owned(),
+        format!("G92 E{}", e_after(line)),
+        "M106 P0 S200".to_owned(),
+        "G1 F6000".to_owned(),
+    ] {
+        assert!(
+            prelude.contains(&expected),
+            "{expected} missing: {prelude:?}"
+        );
+    }
+    assert!(!prelude
+        .iter()
+        .any(|l| l == "G28" || l.contains('Z') && l.starts_with("G28")));
+    // Resuming twice is refused while it prints.
+    let again = post_json(
+        &second,
+        &key,
+        &format!("/api/v1/jobs/{id}/resume"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    wait_job_state(&second, &key, id, "done", Duration::from_secs(60)).await;
+    second.stop().await;
+
+    let printer = sim.stop().expect("the simulator ran");
+    let executed: Vec<&str> = printer
+        .ledger()
+        .iter()
+        .map(|e| e.command.as_str())
+        .filter(|c| !is_host_chatter(c))
+        .collect();
+    let remaining = gcode
+        .lines()
+        .skip(usize::try_from(line).unwrap())
+        .filter(|l| !l.starts_with(';'));
+    let expected: Vec<&str> = prelude
+        .iter()
+        .map(String::as_str)
+        .chain(remaining)
+        .collect();
+    assert!(
+        executed.ends_with(&expected),
+        "the printer's last commands are not the prelude and the rest of the file:\n\
+         expected {expected:?}\nexecuted tail {:?}",
+        &executed[executed.len().saturating_sub(expected.len() + 5)..]
+    );
+}
+
+async fn second_state(app: &TestApp, key: &str, id: i64) -> String {
+    let (_, job) = get_json(app, key, &format!("/api/v1/jobs/{id}")).await;
+    job["state"].as_str().unwrap().to_owned()
+}
