@@ -7,8 +7,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::rate_limit::LoginLimiter;
-use crate::cache::ContentCache;
 use crate::auth::revocation::Revocations;
+use crate::cache::ContentCache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::files::store::FileStore;
