@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use easyprint_slicer::settings::{MachineInfo, QualityProfile, Resources, SettingsStack, Value};
+use easyprint_slicer::settings::{
+    MachineInfo, QualityProfile, Resources, Selection, SettingsStack, Value,
+};
 use easyprint_slicer::{Profile, QualityChoice};
 use serde::{Deserialize, Serialize};
 
@@ -303,15 +305,27 @@ impl Profiles {
             tracing::warn!(machine = id, error = %e, "cannot load machine definition");
             ApiError::NotFound("machine")
         })?;
-        let qualities = resources.qualities(&machine).map_err(ApiError::internal)?;
-        let preferred = machine.preferred_quality_type();
-        let default_quality = qualities
-            .iter()
-            .find(|q| q.quality_type == preferred)
-            .or(qualities.first())
-            .cloned();
+        // The qualities Cura offers for the machine's default nozzle and material (per-material
+        // quality files narrow the global list), and the defaults as that full stack resolves.
+        let configuration = resources
+            .configure(&machine, &Selection::default())
+            .map_err(ApiError::internal)?;
+        let qualities: Vec<QualityProfile> = resources
+            .qualities(&machine)
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .filter(|q| {
+                configuration
+                    .available_quality_types
+                    .contains(&q.quality_type)
+            })
+            .collect();
+        let default_quality = configuration
+            .global_quality
+            .clone()
+            .or_else(|| qualities.first().cloned());
         let infos = qualities.iter().map(quality_info).collect();
-        let mut stack = SettingsStack::new(machine, default_quality.clone());
+        let mut stack = SettingsStack::configured(machine, configuration);
         if id == config.machine {
             for setting in &config.settings {
                 let o = easyprint_slicer::settings::Override::parse(setting)

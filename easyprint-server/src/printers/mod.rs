@@ -449,14 +449,14 @@ impl PrinterHandle {
     }
 }
 
-/// Dropping a [`Printer`] joins its I/O thread, and a [`VirtualPrinter`] its thread: do it
-/// off the async runtime. The printer goes first, so it never sees its port vanish.
+/// Closes the port and waits for the I/O thread to let go of it, so a reconnect (or a restarted
+/// server) can open it again at once; then drops the [`VirtualPrinter`], whose drop joins its
+/// thread, off the async runtime. The printer goes first, so it never sees its port vanish.
 async fn drop_blocking(printer: Option<Arc<Printer>>, simulator: Option<VirtualPrinter>) {
-    let _ = tokio::task::spawn_blocking(move || {
-        drop(printer);
-        drop(simulator);
-    })
-    .await;
+    if let Some(printer) = printer {
+        printer.close().await;
+    }
+    let _ = tokio::task::spawn_blocking(move || drop(simulator)).await;
 }
 
 fn spawn_simulator(sim: &SimulationConfig) -> std::io::Result<VirtualPrinter> {
