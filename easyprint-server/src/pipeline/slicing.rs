@@ -140,6 +140,7 @@ async fn run_claim(state: &AppState, slicer: &Result<CuraSlicer, String>, claim:
         Ok(job) => job,
         Err(e) => {
             tracing::warn!(job = id.0, error = %e, "could not record the slice");
+            state.hub.forget(Topic::SlicingProgress, &id.0.to_string());
             return;
         }
     };
