@@ -234,7 +234,12 @@ fn install(state: &AppState, config: PrinterConfig) -> PrinterSlot {
     let handle = Arc::new(PrinterHandle::new(config));
     state.printers.put(handle.clone());
     crate::pipeline::start_printer(state, handle.clone());
-    handle.slot()
+    let slot = handle.slot();
+    // WebSocket clients learn of it now, not only once it connects.
+    state
+        .hub
+        .publish(Topic::PrinterStatus, handle.id(), Audience::Everyone, &slot);
+    slot
 }
 
 /// `POST /api/v1/printers` (administrators): adds a printer, persisted across restarts.

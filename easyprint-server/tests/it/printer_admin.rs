@@ -12,15 +12,6 @@ use crate::pipeline::{
     post_json, slow_gcode, slow_moves, upload, wait_for, wait_job_state, PRINTER,
 };
 
-async fn send(browser: &Browser, method: Method, path: &str, body: Value) -> reqwest::Response {
-    browser
-        .request(method, path)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn wait_operational(app: &TestApp, key: &str, id: &str) -> Value {
     wait_for(
         app,
