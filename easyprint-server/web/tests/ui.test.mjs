@@ -117,6 +117,15 @@ test("an STL is uploaded, sliced with a chosen profile, printed to 100 % and lan
   await dialog.getByLabel("Nozzle °C").fill("205");
   await dialog.getByLabel("Print on").selectOption("fast");
   await page.screenshot({ path: screenshotPath("slice-desktop") });
+  // Stand in for the browser's Notification API (a headless browser shows none) and a hidden tab,
+  // so the page's decision to notify is what is checked.
+  await page.evaluate(() => {
+    window.shownNotifications = [];
+    window.Notification = Object.assign(function (title, options) {
+      window.shownNotifications.push(`${title}: ${options.body}`);
+    }, { permission: "granted" });
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+  });
   await dialog.getByRole("button", { name: "Slice and print" }).click();
   await dialog.getByText("Sliced: the print is queued.").waitFor({ timeout: 90000 });
   await dialog.getByRole("button", { name: "Close", exact: true }).click();
@@ -132,6 +141,8 @@ test("an STL is uploaded, sliced with a chosen profile, printed to 100 % and lan
     look();
   });
   await page.getByRole("status").filter({ hasText: "Print finished — cube.stl" }).waitFor({ timeout: 120000 });
+  await page.waitForFunction(() => window.shownNotifications.includes("easyprint: Print finished: cube.stl"));
+  await page.evaluate(() => delete document.visibilityState);
   const last = card("fast").getByTestId("last-job");
   await last.filter({ hasText: "completed" }).waitFor();
   assert.equal(await last.getByRole("progressbar").getAttribute("aria-valuenow"), "100");
