@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -145,8 +145,8 @@ pub struct ConfiguredUser {
     pub admin: bool,
 }
 
-/// A printer declared in the configuration file.
-#[derive(Debug, Clone, Deserialize)]
+/// A printer declared in the configuration file (or added at runtime).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrinterConfig {
     /// Stable identifier used in URLs and WebSocket keys.
@@ -168,7 +168,7 @@ pub struct PrinterConfig {
 }
 
 /// Behaviour of a `virtual` printer (easyprint-marlin's simulator on a pseudo-terminal).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulationConfig {
     /// Moves take no time (tests) instead of their length over the feed rate.
@@ -325,15 +325,10 @@ impl Config {
         }
         let mut ids = std::collections::HashSet::new();
         for printer in &self.printers {
-            if printer.id.is_empty()
-                || !printer
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
+            if !is_valid_printer_id(&printer.id) {
                 return invalid(
                     "printers.id",
-                    "must be non-empty ASCII letters, digits, - or _",
+                    "must be 1 to 64 ASCII letters, digits, - or _",
                 );
             }
             if !ids.insert(printer.id.as_str()) {
@@ -342,6 +337,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether `id` can name a printer: 1 to 64 ASCII letters, digits, `-` or `_`.
+pub fn is_valid_printer_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Parses `10.0.0.1` or `10.0.0.0/8` (a bare address is a one-address network).

@@ -50,6 +50,14 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         UNIQUE (owner_id, display_name)
     );",
+    // 2: printers added, changed or removed at runtime (merged over the configuration file's).
+    "CREATE TABLE printers (
+        id TEXT PRIMARY KEY,
+        settings TEXT,
+        removed INTEGER NOT NULL DEFAULT 0,
+        seq INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );",
 ];
 
 /// Why the database could not be opened.

@@ -157,9 +157,18 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
             tracing::info!(user = %user.name, "created configured user");
         }
     }
-    let printers = PrinterRegistry::from_config(&config.printers);
+    let stored = db
+        .call_blocking(|c| crate::printers::store::load(c))
+        .map_err(StartError::Housekeeping)?;
+    let printer_configs = crate::printers::store::merge(&config.printers, stored);
+    let printers = PrinterRegistry::from_config(&printer_configs);
     let queue = JobQueue::open(&data_dir.join("queue.sqlite"))?;
-    let ids: Vec<String> = config.printers.iter().map(|p| p.id.clone()).collect();
+    // Leases of printers removed since are released too.
+    let ids: Vec<String> = printer_configs
+        .iter()
+        .chain(&config.printers)
+        .map(|p| p.id.clone())
+        .collect();
     for job in queue.recover(&ids)? {
         tracing::warn!(
             job = job.id.0,

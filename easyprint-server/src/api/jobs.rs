@@ -106,7 +106,7 @@ async fn cancel(
     // A job on a printer is stopped there at once; the queue cancels it either way.
     for handle in state.printers.handles() {
         if handle.active_job().is_some_and(|a| a.job_id == job.id) {
-            control::cancel(&state, handle, &principal).await?;
+            control::cancel(&state, &handle, &principal).await?;
             return Ok(StatusCode::NO_CONTENT);
         }
     }

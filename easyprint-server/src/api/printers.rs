@@ -5,19 +5,25 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
+use std::sync::Arc;
 
-use crate::auth::Principal;
+use crate::auth::{Admin, Principal};
+use crate::config::{PrinterConfig, SimulationConfig};
 use crate::error::{ApiError, ApiJson};
 use crate::pipeline::control;
 use crate::printers::commands;
-use crate::printers::PrinterSlot;
+use crate::printers::{store, PrinterHandle, PrinterSlot};
 use crate::state::AppState;
+use crate::ws::hub::{Audience, Topic};
 
 /// `/api/v1/printers[/...]`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/printers", get(list))
-        .route("/api/v1/printers/{id}", get(one))
+        .route("/api/v1/printers", get(list).post(add))
+        .route(
+            "/api/v1/printers/{id}",
+            get(one).put(replace).delete(remove),
+        )
         .route("/api/v1/printers/{id}/connect", post(connect))
         .route("/api/v1/printers/{id}/disconnect", post(disconnect))
         .route("/api/v1/printers/{id}/commands", post(send))
@@ -78,7 +84,7 @@ async fn send(
 ) -> Result<StatusCode, ApiError> {
     let handle = state.printers.get(&id)?;
     let commands = commands::raw_batch(&body.commands)?;
-    control::send_commands(&state, handle, &commands).await?;
+    control::send_commands(&state, &handle, &commands).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -104,7 +110,7 @@ async fn temperatures(
     if let Some(t) = body.bed {
         list.push(commands::bed_target(t)?);
     }
-    control::send_commands(&state, handle, &list).await?;
+    control::send_commands(&state, &handle, &list).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -122,7 +128,7 @@ async fn home(
     ApiJson(body): ApiJson<Home>,
 ) -> Result<StatusCode, ApiError> {
     let handle = state.printers.get(&id)?;
-    control::send_commands(&state, handle, &[commands::home(&body.axes)?]).await?;
+    control::send_commands(&state, &handle, &[commands::home(&body.axes)?]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -146,10 +152,166 @@ async fn job_action(
 ) -> Result<StatusCode, ApiError> {
     let handle = state.printers.get(&id)?;
     match action.as_str() {
-        "pause" => control::pause(&state, handle, &principal).await?,
-        "resume" => control::resume(&state, handle, &principal).await?,
-        "cancel" => control::cancel(&state, handle, &principal).await?,
+        "pause" => control::pause(&state, &handle, &principal).await?,
+        "resume" => control::resume(&state, &handle, &principal).await?,
+        "cancel" => control::cancel(&state, &handle, &principal).await?,
         _ => return Err(ApiError::NotFound("route")),
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A printer as administrators add or change it: `{"id", "name"?, "port": "/dev/..." |
+/// "virtual", "baudrate"?, "autoconnect"?, "simulation"?}` (`id` only when adding).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrinterBody {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    port: String,
+    #[serde(default = "default_baud")]
+    baudrate: u32,
+    #[serde(default = "default_autoconnect")]
+    autoconnect: bool,
+    #[serde(default)]
+    simulation: SimulationConfig,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+
+fn default_autoconnect() -> bool {
+    true
+}
+
+impl PrinterBody {
+    fn into_config(self, id: String) -> Result<PrinterConfig, ApiError> {
+        let config = PrinterConfig {
+            id,
+            name: self.name,
+            port: self.port,
+            baudrate: self.baudrate,
+            autoconnect: self.autoconnect,
+            simulation: self.simulation,
+        };
+        store::validate(&config)?;
+        Ok(config)
+    }
+}
+
+fn refuse_if_printing(handle: &PrinterHandle) -> Result<(), ApiError> {
+    match handle.active_job() {
+        Some(job) => Err(ApiError::conflict(
+            "printer_busy",
+            format!(
+                "printer {} is printing job {}; cancel it first",
+                handle.id(),
+                job.job_id.0
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Stops a printer that is removed or replaced: its runner ends, the connection closes, and
+/// WebSocket clients drop its status.
+async fn retire(state: &AppState, handle: &PrinterHandle) {
+    handle.retired.cancel();
+    handle.disconnect().await;
+    for topic in [
+        Topic::PrinterStatus,
+        Topic::Temperatures,
+        Topic::JobProgress,
+    ] {
+        state.hub.forget(topic, handle.id());
+    }
+}
+
+/// Puts a new printer in place (replacing any with its id) and starts it.
+fn install(state: &AppState, config: PrinterConfig) -> PrinterSlot {
+    let handle = Arc::new(PrinterHandle::new(config));
+    state.printers.put(handle.clone());
+    crate::pipeline::start_printer(state, handle.clone());
+    let slot = handle.slot();
+    // WebSocket clients learn of it now, not only once it connects.
+    state
+        .hub
+        .publish(Topic::PrinterStatus, handle.id(), Audience::Everyone, &slot);
+    slot
+}
+
+/// `POST /api/v1/printers` (administrators): adds a printer, persisted across restarts.
+async fn add(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(body): ApiJson<PrinterBody>,
+) -> Result<(StatusCode, axum::Json<PrinterSlot>), ApiError> {
+    let id = body
+        .id
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("invalid_printer", "id: missing"))?;
+    let config = body.into_config(id)?;
+    let _changes = state.printers.changes.lock().await;
+    if state.printers.get(&config.id).is_ok() {
+        return Err(ApiError::conflict(
+            "printer_exists",
+            format!("a printer {:?} exists already", config.id),
+        ));
+    }
+    let saved = config.clone();
+    state.db.call(move |c| store::save(c, &saved)).await?;
+    Ok((StatusCode::CREATED, axum::Json(install(&state, config))))
+}
+
+/// `PUT /api/v1/printers/{id}` (administrators): changes a printer and reconnects it.
+async fn replace(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PrinterBody>,
+) -> Result<axum::Json<PrinterSlot>, ApiError> {
+    if body.id.as_ref().is_some_and(|b| b != &id) {
+        return Err(ApiError::bad_request(
+            "invalid_printer",
+            "id: a printer's id cannot change",
+        ));
+    }
+    let config = body.into_config(id.clone())?;
+    let _changes = state.printers.changes.lock().await;
+    let old = state.printers.get(&id)?;
+    refuse_if_printing(&old)?;
+    let saved = config.clone();
+    state.db.call(move |c| store::save(c, &saved)).await?;
+    retire(&state, &old).await;
+    Ok(axum::Json(install(&state, config)))
+}
+
+/// `DELETE /api/v1/printers/{id}` (administrators): removes a printer (a configured one stays
+/// removed across restarts).
+async fn remove(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let _changes = state.printers.changes.lock().await;
+    let handle = state.printers.get(&id)?;
+    refuse_if_printing(&handle)?;
+    let configured = state.config.printers.iter().any(|p| p.id == id);
+    let key = id.clone();
+    state
+        .db
+        .call(move |c| store::remove(c, &key, configured))
+        .await?;
+    retire(&state, &handle).await;
+    state.printers.remove(&id);
+    state.hub.publish(
+        Topic::PrinterStatus,
+        &id,
+        Audience::Everyone,
+        &serde_json::json!({ "id": id, "removed": true }),
+    );
+    state.hub.forget(Topic::PrinterStatus, &id);
     Ok(StatusCode::NO_CONTENT)
 }

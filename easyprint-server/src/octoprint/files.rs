@@ -92,7 +92,7 @@ async fn upload(
     let location = format!("{base}/api/files/local/{segment}");
     // Selecting or printing needs an operational printer; without one the upload still
     // succeeds and reports that neither happened (OctoPrint's effectiveSelect/effectivePrint).
-    let printer = state.printers.first_operational().cloned();
+    let printer = state.printers.first_operational();
     let mut selected = false;
     let mut printing = false;
     if let Some(handle) = &printer {
@@ -188,7 +188,7 @@ async fn command(
         "select" => {
             select(Some(record.id.clone()));
             if body.print {
-                control::start_selected(&state, handle, &principal).await?;
+                control::start_selected(&state, &handle, &principal).await?;
             }
             Ok(StatusCode::NO_CONTENT)
         }

@@ -28,14 +28,14 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/job", get(job).post(job_command))
 }
 
-fn current(state: &AppState) -> Result<&Arc<PrinterHandle>, ApiError> {
+fn current(state: &AppState) -> Result<Arc<PrinterHandle>, ApiError> {
     state
         .printers
         .current()
         .ok_or(ApiError::PrinterNotOperational)
 }
 
-fn operational(state: &AppState) -> Result<&Arc<PrinterHandle>, ApiError> {
+fn operational(state: &AppState) -> Result<Arc<PrinterHandle>, ApiError> {
     let handle = current(state)?;
     handle.operational()?;
     Ok(handle)
@@ -44,6 +44,7 @@ fn operational(state: &AppState) -> Result<&Arc<PrinterHandle>, ApiError> {
 async fn connection(State(state): State<AppState>) -> axum::Json<Value> {
     let printers = state.printers.handles();
     let current = state.printers.current();
+    let current = current.as_ref();
     let connected = current.filter(|p| p.state() != ConnectionState::Closed);
     let ports: Vec<&str> = printers.iter().map(|p| p.config.port.as_str()).collect();
     axum::Json(json!({
@@ -81,7 +82,7 @@ async fn connection_command(
         Some(port) => state
             .printers
             .handles()
-            .iter()
+            .into_iter()
             .find(|p| &p.config.port == port)
             .ok_or_else(|| {
                 ApiError::bad_request("invalid_port", "port is not a configured printer")
@@ -117,7 +118,7 @@ fn temperature_object(handle: &PrinterHandle) -> (Value, Value) {
 async fn printer_state(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
     let handle = operational(&state)?;
     let s = handle.state();
-    let (tool0, bed) = temperature_object(handle);
+    let (tool0, bed) = temperature_object(&handle);
     let mut temperature = Map::new();
     if !tool0.is_null() {
         temperature.insert("tool0".into(), tool0);
@@ -150,12 +151,14 @@ async fn printer_state(State(state): State<AppState>) -> Result<axum::Json<Value
 }
 
 async fn tool_state(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let (tool0, _) = temperature_object(operational(&state)?);
+    let handle = operational(&state)?;
+    let (tool0, _) = temperature_object(&handle);
     Ok(axum::Json(json!({ "tool0": tool0 })))
 }
 
 async fn bed_state(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let (_, bed) = temperature_object(operational(&state)?);
+    let handle = operational(&state)?;
+    let (_, bed) = temperature_object(&handle);
     Ok(axum::Json(json!({ "bed": bed })))
 }
 
@@ -173,7 +176,7 @@ async fn printer_command(
 ) -> Result<StatusCode, ApiError> {
     let handle = operational(&state)?;
     let commands = commands::raw_batch(body.command.into_iter().chain(body.commands))?;
-    control::send_commands(&state, handle, &commands).await?;
+    control::send_commands(&state, &handle, &commands).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -227,7 +230,7 @@ async fn tool_command(
         "offset" => return Ok(StatusCode::NO_CONTENT),
         other => return Err(unknown(other)),
     };
-    control::send_commands(&state, handle, &commands).await?;
+    control::send_commands(&state, &handle, &commands).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -262,7 +265,7 @@ async fn bed_command(
         "offset" => return Ok(StatusCode::NO_CONTENT),
         other => return Err(unknown(other)),
     };
-    control::send_commands(&state, handle, &[command]).await?;
+    control::send_commands(&state, &handle, &[command]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -294,13 +297,14 @@ async fn printhead_command(
         )?],
         other => return Err(unknown(other)),
     };
-    control::send_commands(&state, handle, &commands).await?;
+    control::send_commands(&state, &handle, &commands).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/job`: the current printer's job, or OctoPrint's null shape.
 async fn job(State(state): State<AppState>) -> axum::Json<Value> {
     let handle = state.printers.current();
+    let handle = handle.as_ref();
     let active = handle.and_then(|h| h.active_job());
     let state_text = handle.map_or("Offline", |h| match h.state() {
         ConnectionState::Closed => "Offline",
@@ -369,17 +373,17 @@ async fn job_command(
     let handle = current(&state)?;
     match (body.command.as_str(), body.action.as_deref()) {
         ("start", _) => {
-            control::start_selected(&state, handle, &principal).await?;
+            control::start_selected(&state, &handle, &principal).await?;
         }
-        ("cancel", _) => control::cancel(&state, handle, &principal).await?,
-        ("pause", Some("pause")) => control::pause(&state, handle, &principal).await?,
-        ("pause", Some("resume")) => control::resume(&state, handle, &principal).await?,
+        ("cancel", _) => control::cancel(&state, &handle, &principal).await?,
+        ("pause", Some("pause")) => control::pause(&state, &handle, &principal).await?,
+        ("pause", Some("resume")) => control::resume(&state, &handle, &principal).await?,
         ("pause", None | Some("toggle")) => {
             let paused = handle.active_job().is_some_and(|j| j.paused);
             if paused {
-                control::resume(&state, handle, &principal).await?;
+                control::resume(&state, &handle, &principal).await?;
             } else {
-                control::pause(&state, handle, &principal).await?;
+                control::pause(&state, &handle, &principal).await?;
             }
         }
         ("restart", _) => {

@@ -249,16 +249,21 @@ pub const LEASE: Duration = Duration::from_secs(60);
 /// Starts the workers and connects printers marked `autoconnect`.
 pub fn start(state: &AppState) {
     for handle in state.printers.handles() {
-        tokio::spawn(runner::run_printer(state.clone(), handle.clone()));
-        if handle.config.autoconnect {
-            let (state, handle) = (state.clone(), handle.clone());
-            tokio::spawn(async move {
-                if let Err(e) = handle.connect(&state).await {
-                    tracing::warn!(printer = %handle.id(), error = %e, "autoconnect failed");
-                }
-            });
-        }
+        start_printer(state, handle);
     }
     tokio::spawn(slicing::run_slicer(state.clone()));
     tokio::spawn(feed::run_queue_feed(state.clone(), state.queue.subscribe()));
+}
+
+/// Starts a printer's job runner and, if marked `autoconnect`, connects it.
+pub fn start_printer(state: &AppState, handle: Arc<crate::printers::PrinterHandle>) {
+    tokio::spawn(runner::run_printer(state.clone(), handle.clone()));
+    if handle.config.autoconnect {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle.connect(&state).await {
+                tracing::warn!(printer = %handle.id(), error = %e, "autoconnect failed");
+            }
+        });
+    }
 }

@@ -35,11 +35,11 @@ fn profile(id: &str) -> PrinterProfile {
     }
 }
 
-/// Runs until the server shuts down.
+/// Runs until the server shuts down or the printer is removed or replaced.
 pub async fn run_printer(state: AppState, handle: Arc<PrinterHandle>) {
     let stop = state.shutdown.clone();
     loop {
-        if stop.is_cancelled() {
+        if stop.is_cancelled() || handle.retired.is_cancelled() {
             return;
         }
         let idle = handle
@@ -64,6 +64,7 @@ pub async fn run_printer(state: AppState, handle: Arc<PrinterHandle>) {
         }
         tokio::select! {
             () = stop.cancelled() => return,
+            () = handle.retired.cancelled() => return,
             () = handle.wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }

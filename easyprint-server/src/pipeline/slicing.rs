@@ -140,6 +140,7 @@ async fn run_claim(state: &AppState, slicer: &Result<CuraSlicer, String>, claim:
         Ok(job) => job,
         Err(e) => {
             tracing::warn!(job = id.0, error = %e, "could not record the slice");
+            state.hub.forget(Topic::SlicingProgress, &id.0.to_string());
             return;
         }
     };
@@ -150,7 +151,7 @@ async fn run_claim(state: &AppState, slicer: &Result<CuraSlicer, String>, claim:
     state.hub.publish(
         Topic::SlicingProgress,
         &key,
-        Audience::User(owner_id),
+        Audience::UserAndAdmins(owner_id),
         &json!({
             "job": id.0,
             "stage": job.state.as_str(),
@@ -231,7 +232,7 @@ async fn slice(
                 hub_state.hub.publish(
                     Topic::SlicingProgress,
                     &job.to_string(),
-                    Audience::User(owner_id),
+                    Audience::UserAndAdmins(owner_id),
                     &json!({ "job": job, "stage": p.stage.to_string(), "progress": p.fraction }),
                 );
             }

@@ -9,6 +9,10 @@
 
 pub mod commands;
 mod monitor;
+mod registry;
+pub mod store;
+
+pub use registry::PrinterRegistry;
 
 pub(crate) use monitor::terminal;
 
@@ -173,6 +177,10 @@ pub struct PrinterSlot {
     pub port: String,
     /// Baud rate.
     pub baudrate: u32,
+    /// Connects when the server starts.
+    pub autoconnect: bool,
+    /// How the simulated printer behaves (`virtual` only).
+    pub simulation: Option<SimulationConfig>,
     /// Current connection state.
     pub state: ConnectionState,
     /// Why the last connection failed or ended, if it did.
@@ -240,6 +248,8 @@ pub struct PrinterHandle {
     pub selected: Mutex<Option<String>>,
     /// Woken when the printer may take a job (connected, job finished, queue changed).
     pub wake: Notify,
+    /// Cancelled when the printer is removed or replaced: its job runner stops.
+    pub retired: CancellationToken,
 }
 
 impl std::fmt::Debug for PrinterHandle {
@@ -256,7 +266,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl PrinterHandle {
-    fn new(config: PrinterConfig) -> PrinterHandle {
+    /// A closed printer with this configuration.
+    pub fn new(config: PrinterConfig) -> PrinterHandle {
         PrinterHandle {
             config,
             link: Mutex::new(None),
@@ -266,6 +277,7 @@ impl PrinterHandle {
             active: Mutex::new(None),
             selected: Mutex::new(None),
             wake: Notify::new(),
+            retired: CancellationToken::new(),
         }
     }
 
@@ -318,6 +330,8 @@ impl PrinterHandle {
                 .unwrap_or_else(|| self.config.id.clone()),
             port: self.config.port.clone(),
             baudrate: self.config.baudrate,
+            autoconnect: self.config.autoconnect,
+            simulation: (self.config.port == "virtual").then(|| self.config.simulation.clone()),
             state,
             error: match state {
                 ConnectionState::Error => self.printer().map_or_else(
@@ -447,68 +461,4 @@ fn spawn_simulator(sim: &SimulationConfig) -> std::io::Result<VirtualPrinter> {
         },
     };
     VirtualPrinter::spawn(config, link)
-}
-
-/// All printers of this server, in configuration order.
-#[derive(Debug, Default)]
-pub struct PrinterRegistry {
-    printers: Vec<Arc<PrinterHandle>>,
-}
-
-impl PrinterRegistry {
-    /// One closed printer per configured printer.
-    pub fn from_config(printers: &[PrinterConfig]) -> PrinterRegistry {
-        PrinterRegistry {
-            printers: printers
-                .iter()
-                .map(|p| Arc::new(PrinterHandle::new(p.clone())))
-                .collect(),
-        }
-    }
-
-    /// Every printer's handle.
-    pub fn handles(&self) -> &[Arc<PrinterHandle>] {
-        &self.printers
-    }
-
-    /// Every printer, as a snapshot.
-    pub fn list(&self) -> Vec<PrinterSlot> {
-        self.printers.iter().map(|p| p.slot()).collect()
-    }
-
-    /// A printer by id.
-    pub fn get(&self, id: &str) -> Result<&Arc<PrinterHandle>, ApiError> {
-        self.printers
-            .iter()
-            .find(|p| p.id() == id)
-            .ok_or(ApiError::NotFound("printer"))
-    }
-
-    /// The printer OctoPrint's single-printer API talks about: the first operational one, else
-    /// the first configured.
-    pub fn current(&self) -> Option<&Arc<PrinterHandle>> {
-        self.printers
-            .iter()
-            .find(|p| p.state().is_operational())
-            .or(self.printers.first())
-    }
-
-    /// The first operational printer.
-    pub fn first_operational(&self) -> Option<&Arc<PrinterHandle>> {
-        self.printers.iter().find(|p| p.state().is_operational())
-    }
-
-    /// Wakes every printer's job runner (the queue changed).
-    pub fn wake_all(&self) {
-        for p in &self.printers {
-            p.wake.notify_one();
-        }
-    }
-
-    /// Closes every connection (server shutdown).
-    pub async fn shutdown(&self) {
-        for p in &self.printers {
-            p.disconnect().await;
-        }
-    }
 }

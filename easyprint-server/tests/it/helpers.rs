@@ -296,3 +296,24 @@ pub async fn delete_with_key(app: &TestApp, key: &str, path: &str) -> Response {
         .await
         .unwrap()
 }
+
+/// A browser request with a JSON body (cookies and CSRF header included).
+pub async fn send(browser: &Browser, method: Method, path: &str, body: Value) -> Response {
+    browser
+        .request(method, path)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The user's file called `name` (native API JSON), if any.
+pub async fn file_named(app: &TestApp, key: &str, name: &str) -> Option<Value> {
+    let (_, files) = get_json(app, key, "/api/v1/files").await;
+    files
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .cloned()
+}

@@ -51,13 +51,7 @@ fn key_is(m: &Value, id: i64) -> bool {
 }
 
 async fn file_id(app: &TestApp, key: &str, name: &str) -> String {
-    let (_, files) = get_json(app, key, "/api/v1/files").await;
-    files
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == name)
-        .unwrap()["id"]
+    file_named(app, key, name).await.unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -104,24 +98,22 @@ async fn the_queue_topic_carries_whole_jobs_to_their_owner_and_administrators() 
     let m = queue_until(&mut admin_ws, |m| key_is(m, admins)).await;
     assert_eq!(m["data"]["position"], 1);
     // Bob's next queue message is about his own job: the admin's never reaches him.
-    let response = bob
-        .request(Method::PATCH, &format!("/api/v1/jobs/{bobs}"))
-        .json(&json!({ "not_before": "2031-05-06T07:08:09Z" }))
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/api/v1/jobs/{bobs}");
+    let response = send(
+        &bob,
+        Method::PATCH,
+        &path,
+        json!({ "not_before": "2031-05-06T07:08:09Z" }),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let m = next_on(&mut bob_ws, "queue").await;
     assert_eq!(m["key"], bobs.to_string(), "{m}");
     assert_eq!(m["data"]["not_before"], 1_935_817_689_000_i64);
 
     // Moving the admin's job first moves Bob's to second place: Bob hears of his new position.
-    let response = admin
-        .request(Method::POST, &format!("/api/v1/jobs/{admins}/move"))
-        .json(&json!({ "to": "top" }))
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/api/v1/jobs/{admins}/move");
+    let response = send(&admin, Method::POST, &path, json!({ "to": "top" })).await;
     assert_eq!(response.status(), StatusCode::OK);
     let m = next_on(&mut bob_ws, "queue").await;
     assert_eq!(m["key"], bobs.to_string(), "{m}");
@@ -156,22 +148,23 @@ async fn the_queue_topic_carries_whole_jobs_to_their_owner_and_administrators() 
     assert_eq!(keys, [admins.to_string()]);
 }
 
+/// Uploads a model and asks for it to be sliced only; returns the job id.
+async fn slice_only(app: &TestApp, key: &str, name: &str, model: &[u8]) -> i64 {
+    upload(app, key, name, model, false).await;
+    let id = file_id(app, key, name).await;
+    let path = format!("/api/v1/files/{id}/slice");
+    let response = post_json(app, key, &path, json!({ "print": false })).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    body(response).await["id"].as_i64().unwrap()
+}
+
 #[tokio::test]
 async fn slicing_progress_and_a_failed_slice_reach_the_owner() {
     let app = spawn_app().await;
     let admin = app.setup_admin().await;
     let key = app.api_key(&admin).await;
     let mut socket = subscribed(&app, &key, json!(["slicing_progress", "notifications"])).await;
-    upload(&app, &key, "cube.stl", &cube_stl(10.0), false).await;
-    let id = file_id(&app, &key, "cube.stl").await;
-    let response = post_json(
-        &app,
-        &key,
-        &format!("/api/v1/files/{id}/slice"),
-        json!({ "print": false }),
-    )
-    .await;
-    let job = body(response).await["id"].as_i64().unwrap();
+    let job = slice_only(&app, &key, "cube.stl", &cube_stl(10.0)).await;
     let mut last = 0.0;
     loop {
         let m = next_on(&mut socket, "slicing_progress").await;
@@ -187,23 +180,7 @@ async fn slicing_progress_and_a_failed_slice_reach_the_owner() {
         assert_ne!(m["data"]["stage"], "failed", "{m}");
     }
 
-    upload(
-        &app,
-        &key,
-        "broken.stl",
-        b"solid nothing\nendsolid\n",
-        false,
-    )
-    .await;
-    let id = file_id(&app, &key, "broken.stl").await;
-    let response = post_json(
-        &app,
-        &key,
-        &format!("/api/v1/files/{id}/slice"),
-        json!({ "print": false }),
-    )
-    .await;
-    let job = body(response).await["id"].as_i64().unwrap();
+    let job = slice_only(&app, &key, "broken.stl", b"solid nothing\nendsolid\n").await;
     let m = next_on(&mut socket, "notifications").await;
     let event = &m["data"];
     assert_eq!(event["event"], "slice_failed", "{m}");

@@ -8,6 +8,7 @@ mod live;
 mod octoprint;
 mod pipeline;
 mod preview;
+mod printer_admin;
 mod queue;
 mod slicing;
 mod web;

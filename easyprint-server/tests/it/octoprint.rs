@@ -181,6 +181,7 @@ async fn configured_printers_are_listed_as_closed_ports() {
         printers,
         json!([{
             "id": "anet", "name": "anet", "port": "/dev/ttyUSB0", "baudrate": 115200,
+            "autoconnect": false, "simulation": null,
             "state": "closed", "error": null, "temperatures": null, "job": null,
         }])
     );

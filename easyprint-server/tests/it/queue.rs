@@ -6,28 +6,12 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-async fn send(browser: &Browser, method: Method, path: &str, body: Value) -> reqwest::Response {
-    browser
-        .request(method, path)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Uploads a G-code file and queues it; returns the job id. No printer is configured, so the
 /// job stays waiting.
 async fn queued(app: &TestApp, browser: &Browser, key: &str, name: &str) -> i64 {
     let response = upload_gcode(app, key, name).await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let (_, files) = get_json(app, key, "/api/v1/files").await;
-    let file = files
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == name)
-        .unwrap()
-        .clone();
+    let file = file_named(app, key, name).await.unwrap();
     let response = send(
         browser,
         Method::POST,

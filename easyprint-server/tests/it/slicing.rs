@@ -54,16 +54,6 @@ async fn admin_key(app: &TestApp) -> String {
     app.api_key(&admin).await
 }
 
-async fn file_named(app: &TestApp, key: &str, name: &str) -> Option<Value> {
-    let (_, files) = get_json(app, key, "/api/v1/files").await;
-    files
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == name)
-        .cloned()
-}
-
 async fn download(app: &TestApp, key: &str, id: &str) -> String {
     let response = app
         .get(&format!("/api/v1/files/{id}/download"))

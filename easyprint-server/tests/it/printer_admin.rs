@@ -1,0 +1,230 @@
+//! Administrators add, change and remove printers at runtime; the changes survive a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use easyprint_server::config::{Config, PrinterConfig, SimulationConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::pipeline::{
+    post_json, slow_gcode, slow_moves, upload, wait_for, wait_job_state, PRINTER,
+};
+
+async fn wait_operational(app: &TestApp, key: &str, id: &str) -> Value {
+    wait_for(
+        app,
+        key,
+        &format!("/api/v1/printers/{id}"),
+        Duration::from_secs(20),
+        &format!("printer {id} to connect"),
+        |p| p["state"] == "operational",
+    )
+    .await
+}
+
+fn instant() -> Value {
+    serde_json::to_value(SimulationConfig::instant()).unwrap()
+}
+
+#[tokio::test]
+async fn printers_are_added_changed_and_removed_at_runtime_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        printers: vec![PrinterConfig::simulated(
+            PRINTER,
+            SimulationConfig::instant(),
+        )],
+        ..Config::default()
+    };
+    let app = spawn_app_from(config.clone()).await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+
+    let added = send(
+        &admin,
+        Method::POST,
+        "/api/v1/printers",
+        json!({ "id": "extra", "name": "Extra", "port": "virtual", "simulation": instant() }),
+    )
+    .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let added = body(added).await;
+    assert_eq!(added["id"], "extra");
+    assert_eq!(added["baudrate"], 115_200);
+    assert_eq!(added["autoconnect"], true);
+    wait_operational(&app, &key, "extra").await;
+    let (_, list) = get_json(&app, &key, "/api/v1/printers").await;
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [PRINTER, "extra"]);
+
+    // It takes jobs: its runner is running.
+    upload(&app, &key, "on-extra.gcode", GCODE, false).await;
+    let (_, files) = get_json(&app, &key, "/api/v1/files").await;
+    let response = post_json(
+        &app,
+        &key,
+        "/api/v1/jobs",
+        json!({ "file_id": files[0]["id"], "printer": "extra" }),
+    )
+    .await;
+    let job = body(response).await["id"].as_i64().unwrap();
+    let done = wait_job_state(&app, &key, job, "done", Duration::from_secs(30)).await;
+    assert_eq!(done["printer"], "extra");
+
+    // A change reconnects it: a new connection under the new settings.
+    let before = app.state.printers.get("extra").unwrap().printer().unwrap();
+    let changed = send(
+        &admin,
+        Method::PUT,
+        "/api/v1/printers/extra",
+        json!({ "name": "Renamed", "port": "virtual", "baudrate": 250000, "simulation": instant() }),
+    )
+    .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(body(changed).await["name"], "Renamed");
+    let now = wait_operational(&app, &key, "extra").await;
+    assert_eq!(now["baudrate"], 250_000);
+    let after = app.state.printers.get("extra").unwrap().printer().unwrap();
+    assert!(!Arc::ptr_eq(&before, &after), "the printer was reconnected");
+    drop((before, after));
+
+    // The configured printer is removed.
+    let response = admin
+        .request(Method::DELETE, &format!("/api/v1/printers/{PRINTER}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = admin.get(&format!("/api/v1/printers/{PRINTER}")).await;
+    assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    app.stop().await;
+
+    // After a restart: the configuration file's printer stays removed, the added one is back
+    // with its changes.
+    let app = spawn_app_from(config).await;
+    let key = {
+        let admin = app.login(ADMIN, PASSWORD).await;
+        app.api_key(&admin).await
+    };
+    let (_, list) = get_json(&app, &key, "/api/v1/printers").await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["id"], "extra");
+    assert_eq!(list[0]["name"], "Renamed");
+    wait_operational(&app, &key, "extra").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn printer_changes_are_for_administrators_and_validated() {
+    let app = spawn_app_with(|c| {
+        c.printers = vec![PrinterConfig::simulated(PRINTER, slow_moves())];
+    })
+    .await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    let bob = app.add_user(&admin, "bob").await;
+    let printer = json!({ "id": "p2", "port": "virtual" });
+    for (method, path) in [
+        (Method::POST, "/api/v1/printers".to_owned()),
+        (Method::PUT, format!("/api/v1/printers/{PRINTER}")),
+        (Method::DELETE, format!("/api/v1/printers/{PRINTER}")),
+    ] {
+        let response = send(&bob, method, &path, printer.clone()).await;
+        assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    // Bob may still look.
+    assert_eq!(bob.get("/api/v1/printers").await.status(), StatusCode::OK);
+
+    for (body, field) in [
+        (json!({ "id": "p2", "port": "/etc/passwd" }), "port"),
+        (json!({ "id": "p2", "port": "/dev/../etc/shadow" }), "port"),
+        (json!({ "id": "../p2", "port": "virtual" }), "id"),
+        (json!({ "port": "virtual" }), "id"),
+        (
+            json!({ "id": "p2", "port": "virtual", "baudrate": 0 }),
+            "baudrate",
+        ),
+        (
+            json!({ "id": "p2", "port": "virtual", "simulation": { "heating_rate": -1.0 } }),
+            "simulation",
+        ),
+    ] {
+        let response = send(&admin, Method::POST, "/api/v1/printers", body).await;
+        let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_printer").await;
+        assert!(
+            error["error"].as_str().unwrap().starts_with(field),
+            "{error}"
+        );
+    }
+    let response = send(
+        &admin,
+        Method::POST,
+        "/api/v1/printers",
+        json!({ "id": "p2", "port": "virtual", "colour": "red" }),
+    )
+    .await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_json").await;
+    let response = send(
+        &admin,
+        Method::POST,
+        "/api/v1/printers",
+        json!({ "id": PRINTER, "port": "virtual" }),
+    )
+    .await;
+    assert_error(response, StatusCode::CONFLICT, "printer_exists").await;
+    let response = send(
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/printers/{PRINTER}"),
+        json!({ "id": "other", "port": "virtual" }),
+    )
+    .await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_printer").await;
+    let response = send(
+        &admin,
+        Method::PUT,
+        "/api/v1/printers/nope",
+        json!({ "port": "virtual" }),
+    )
+    .await;
+    assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+
+    // A printing printer is neither changed nor removed.
+    wait_operational(&app, &key, PRINTER).await;
+    upload(&app, &key, "long.gcode", &slow_gcode(200), true).await;
+    wait_for(
+        &app,
+        &key,
+        &format!("/api/v1/printers/{PRINTER}"),
+        Duration::from_secs(20),
+        "the print to start",
+        |p| p["job"]["file"] == "long.gcode",
+    )
+    .await;
+    let response = send(
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/printers/{PRINTER}"),
+        json!({ "port": "virtual" }),
+    )
+    .await;
+    assert_error(response, StatusCode::CONFLICT, "printer_busy").await;
+    let response = admin
+        .request(Method::DELETE, &format!("/api/v1/printers/{PRINTER}"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::CONFLICT, "printer_busy").await;
+    let (_, printer) = get_json(&app, &key, &format!("/api/v1/printers/{PRINTER}")).await;
+    assert_eq!(printer["state"], "printing", "{printer}");
+}
