@@ -275,6 +275,33 @@ test("settings: an API key is created and works, a user is added", async () => {
   await users.locator("li").filter({ hasText: "carol" }).waitFor();
 });
 
+test("an administrator adds, renames and removes a printer in settings", async () => {
+  await nav("Settings");
+  const printers = page.locator("section", { has: page.getByRole("heading", { name: "Printers" }) });
+  await printers.getByRole("button", { name: "Add printer" }).click();
+  await printers.getByLabel(/^Id/).fill("extra");
+  await printers.getByLabel("Name").fill("Extra printer");
+  await printers.getByLabel(/^Port/).fill("/etc/passwd");
+  await printers.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("alert").filter({ hasText: "port:" }).waitFor();
+  await printers.getByLabel(/^Port/).fill("virtual");
+  await printers.getByRole("button", { name: "Save" }).click();
+  await printers.locator("li").filter({ hasText: "Extra printer" }).waitFor();
+  await nav("Dashboard");
+  await card("extra").getByTestId("state").filter({ hasText: "operational" }).waitFor();
+  await nav("Settings");
+  await printers.locator("li").filter({ hasText: "Extra printer" }).getByRole("button", { name: "Edit" }).click();
+  await printers.getByLabel("Name").fill("Renamed printer");
+  await printers.getByRole("button", { name: "Save" }).click();
+  await printers.locator("li").filter({ hasText: "Renamed printer" }).waitFor();
+  await printers.locator("li").filter({ hasText: "Renamed printer" }).getByRole("button", { name: "Remove" }).click();
+  await printers.locator("li").filter({ hasText: "Renamed printer" }).waitFor({ state: "detached" });
+  await nav("Dashboard");
+  await card("fast").waitFor();
+  // The removal reaches every open page on the printer_status topic.
+  await card("extra").waitFor({ state: "detached" });
+});
+
 test("a slicer's OctoPrint app-key request is approved at /appkeys", async () => {
   const request = await fetch(`${server.url}/plugin/appkeys/request`, {
     method: "POST",
