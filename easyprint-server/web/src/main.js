@@ -37,6 +37,21 @@ function startLive() {
     changed();
   });
   live.on("printer_status", (id, slot) => {
+    // An administrator removed the printer.
+    if (slot?.removed) {
+      delete store.printers[id];
+      changed();
+      return;
+    }
+    if (!store.printers[id]) {
+      // A printer this page does not know: make sure it still exists (a removed printer's last
+      // status can arrive after its removal) before showing it.
+      api("GET", `/api/v1/printers/${encodeURIComponent(id)}`).then((current) => {
+        store.printers[id] = current;
+        changed();
+      }, () => {});
+      return;
+    }
     store.printers[id] = slot;
     if (slot && slot.job === null && store.progress[id]) store.progress[id] = null;
     changed();

@@ -117,6 +117,15 @@ test("an STL is uploaded, sliced with a chosen profile, printed to 100 % and lan
   await dialog.getByLabel("Nozzle °C").fill("205");
   await dialog.getByLabel("Print on").selectOption("fast");
   await page.screenshot({ path: screenshotPath("slice-desktop") });
+  // Stand in for the browser's Notification API (a headless browser shows none) and a hidden tab,
+  // so the page's decision to notify is what is checked.
+  await page.evaluate(() => {
+    window.shownNotifications = [];
+    window.Notification = Object.assign(function (title, options) {
+      window.shownNotifications.push(`${title}: ${options.body}`);
+    }, { permission: "granted" });
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+  });
   await dialog.getByRole("button", { name: "Slice and print" }).click();
   await dialog.getByText("Sliced: the print is queued.").waitFor({ timeout: 90000 });
   await dialog.getByRole("button", { name: "Close", exact: true }).click();
@@ -132,6 +141,8 @@ test("an STL is uploaded, sliced with a chosen profile, printed to 100 % and lan
     look();
   });
   await page.getByRole("status").filter({ hasText: "Print finished — cube.stl" }).waitFor({ timeout: 120000 });
+  await page.waitForFunction(() => window.shownNotifications.includes("easyprint: Print finished: cube.stl"));
+  await page.evaluate(() => delete document.visibilityState);
   const last = card("fast").getByTestId("last-job");
   await last.filter({ hasText: "completed" }).waitFor();
   assert.equal(await last.getByRole("progressbar").getAttribute("aria-valuenow"), "100");
@@ -262,6 +273,33 @@ test("settings: an API key is created and works, a user is added", async () => {
   await users.getByLabel("Password").fill("another long password");
   await users.getByRole("button", { name: "Add user" }).click();
   await users.locator("li").filter({ hasText: "carol" }).waitFor();
+});
+
+test("an administrator adds, renames and removes a printer in settings", async () => {
+  await nav("Settings");
+  const printers = page.locator("section", { has: page.getByRole("heading", { name: "Printers" }) });
+  await printers.getByRole("button", { name: "Add printer" }).click();
+  await printers.getByLabel(/^Id/).fill("extra");
+  await printers.getByLabel("Name").fill("Extra printer");
+  await printers.getByLabel(/^Port/).fill("/etc/passwd");
+  await printers.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("alert").filter({ hasText: "port:" }).waitFor();
+  await printers.getByLabel(/^Port/).fill("virtual");
+  await printers.getByRole("button", { name: "Save" }).click();
+  await printers.locator("li").filter({ hasText: "Extra printer" }).waitFor();
+  await nav("Dashboard");
+  await card("extra").getByTestId("state").filter({ hasText: "operational" }).waitFor();
+  await nav("Settings");
+  await printers.locator("li").filter({ hasText: "Extra printer" }).getByRole("button", { name: "Edit" }).click();
+  await printers.getByLabel("Name").fill("Renamed printer");
+  await printers.getByRole("button", { name: "Save" }).click();
+  await printers.locator("li").filter({ hasText: "Renamed printer" }).waitFor();
+  await printers.locator("li").filter({ hasText: "Renamed printer" }).getByRole("button", { name: "Remove" }).click();
+  await printers.locator("li").filter({ hasText: "Renamed printer" }).waitFor({ state: "detached" });
+  await nav("Dashboard");
+  await card("fast").waitFor();
+  // The removal reaches every open page on the printer_status topic.
+  await card("extra").waitFor({ state: "detached" });
 });
 
 test("a slicer's OctoPrint app-key request is approved at /appkeys", async () => {

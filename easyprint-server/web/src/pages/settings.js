@@ -3,7 +3,7 @@
 // dialog; the list below shows which the server offers.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
-import { html, useStore, useLoad, attempt, toast, formatTime } from "../ui.js";
+import { html, useStore, useLoad, attempt, changed, formatTime } from "../ui.js";
 
 export function Settings({ user }) {
   useEffect(() => {
@@ -124,23 +124,30 @@ function Printers() {
   const [editing, setEditing] = useState(null);
   const save = async (e) => {
     e.preventDefault();
-    const body = { ...editing, baudrate: Number(editing.baudrate), name: editing.name || undefined };
-    delete body.isNew;
+    const body = {
+      id: editing.isNew ? editing.id : undefined,
+      name: editing.name || undefined,
+      port: editing.port,
+      baudrate: Number(editing.baudrate),
+      autoconnect: editing.autoconnect,
+      // A simulated printer keeps its simulation settings when it is edited.
+      simulation: editing.port === "virtual" ? editing.simulation ?? undefined : undefined,
+    };
     const done = editing.isNew
       ? await attempt(() => api("POST", "/api/v1/printers", body), `Printer ${body.id} added`)
-      : await attempt(() => api("PUT", `/api/v1/printers/${encodeURIComponent(body.id)}`, body), `Printer ${body.id} saved`);
-    if (done !== undefined) {
+      : await attempt(() => api("PUT", `/api/v1/printers/${encodeURIComponent(editing.id)}`, body), `Printer ${editing.id} saved`);
+    if (done) {
       setEditing(null);
-      api("GET", "/api/v1/printers").then((list) => {
-        s.printers = Object.fromEntries(list.map((p) => [p.id, p]));
-        toast("Printers updated", "ok");
-      }, () => {});
+      // The printer_status topic follows with its connection state.
+      s.printers[done.id] = done;
+      changed();
     }
   };
   const remove = async (p) => {
     if (!confirm(`Remove printer ${p.name}?`)) return;
     if ((await attempt(() => api("DELETE", `/api/v1/printers/${encodeURIComponent(p.id)}`), `Printer ${p.name} removed`)) !== undefined) {
       delete s.printers[p.id];
+      changed();
     }
   };
   const field = (k) => (e) => setEditing({ ...editing, [k]: e.target.type === "checkbox" ? e.target.checked : e.target.value });
@@ -149,7 +156,7 @@ function Printers() {
       <button class="small" onClick=${() => setEditing({ ...EMPTY_PRINTER, ...p, isNew: false })}>Edit</button>
       <button class="danger small" onClick=${() => remove(p)}>Remove</button></li>`)}</ul>
     ${editing ? html`<form onSubmit=${save}>
-        <label>Id<input required pattern="[A-Za-z0-9_-]+" disabled=${!editing.isNew} value=${editing.id} onInput=${field("id")} /></label>
+        <label>Id (letters, digits, - and _)<input required name="printer-id" pattern="[A-Za-z0-9_-]+" disabled=${!editing.isNew} value=${editing.id} onInput=${field("id")} /></label>
         <label>Name<input value=${editing.name} onInput=${field("name")} /></label>
         <label>Port (a serial device such as /dev/ttyUSB0, or "virtual" for the simulator)<input required value=${editing.port} onInput=${field("port")} /></label>
         <label>Baud rate<select value=${editing.baudrate} onChange=${field("baudrate")}>
