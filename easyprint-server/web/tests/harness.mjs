@@ -28,7 +28,9 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   });
 }
 
-/** The printers every UI test has: one that prints instantly, one whose moves take real time. */
+/** The printers every UI test has: one whose moves take no time, one whose moves take real time.
+ * The fast one still has a real Ender 3's 115200-baud link, so a small print lasts a few seconds
+ * and its progress can be watched. */
 const PRINTERS = `
 [[printers]]
 id = "fast"
@@ -39,7 +41,7 @@ autoconnect = true
 instant_moves = true
 heating_rate = 10000.0
 homing_secs = 0.0
-link_baud = 2000000
+link_baud = 115200
 
 [[printers]]
 id = "slow"
