@@ -33,9 +33,9 @@ pub(crate) async fn connect(
 
 pub(crate) async fn next_json(socket: &mut Socket) -> Value {
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
             .await
-            .expect("a message within 10 s")
+            .expect("a message within 30 s (a bound for loaded machines, not a delay)")
             .expect("socket open")
             .expect("no error");
         match message {
