@@ -107,16 +107,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let chosen = &config.extruders[0];
         let variant = chosen.variant.as_ref().map(|v| v.name.as_str());
         println!("materials for {}:", variant.unwrap_or("this machine"));
-        for mat in r.materials(&m, variant) {
-            let fits = mat.compatible
-                && mat.approximate_diameter
-                    == chosen
-                        .material
-                        .as_ref()
-                        .and_then(|c| c.approximate_diameter);
-            if fits {
-                println!("  {:40} {} {}", mat.base_file, mat.brand, mat.name);
-            }
+        for mat in r.materials_for(&m, 0, variant) {
+            println!("  {:40} {} {}", mat.base_file, mat.brand, mat.name);
         }
         println!("qualities: {}", config.available_quality_types.join(", "));
         for i in r.intents(&m, &profile.selection())? {

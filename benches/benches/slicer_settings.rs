@@ -2,13 +2,23 @@
 //! parsing. Reads the Cura resources that scripts/install-deps installs.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use easyprint_slicer::settings::{expr::parse, Override, Resources, SettingsStack};
+use easyprint_slicer::settings::{expr::parse, Override, Resources, Selection, SettingsStack};
 
 fn resolve(c: &mut Criterion) {
     let resources = Resources::discover(None).expect("Cura resources");
     let machine = resources.load_machine("creality_ender3").expect("machine");
     c.bench_function("load_machine creality_ender3", |b| {
         b.iter(|| resources.load_machine("creality_ender3").unwrap())
+    });
+    // Cura's default configuration: nozzle, material (fdm-materials), per-material quality.
+    let selection = Selection::default();
+    c.bench_function("configure creality_ender3 (default stack)", |b| {
+        b.iter(|| resources.configure(&machine, &selection).unwrap())
+    });
+    let configured = resources.configure(&machine, &selection).unwrap();
+    let full = SettingsStack::configured(machine.clone(), configured);
+    c.bench_function("resolve creality_ender3 (full default stack)", |b| {
+        b.iter(|| full.resolve().unwrap())
     });
     let plain = SettingsStack::new(machine.clone(), None);
     c.bench_function("resolve creality_ender3 (no overrides)", |b| {

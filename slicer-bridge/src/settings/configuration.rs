@@ -248,6 +248,20 @@ impl Resources {
             .collect()
     }
 
+    /// The materials a user can load in extruder `position` with nozzle `variant`: those of
+    /// [`Self::materials`] with the extruder's filament diameter and not marked incompatible.
+    pub fn materials_for(
+        &self,
+        machine: &MachineDefinition,
+        position: usize,
+        variant: Option<&str>,
+    ) -> Vec<Material> {
+        let diameter = extruder_diameter(machine, position);
+        let mut all = self.materials(machine, variant);
+        all.retain(|m| fits(m, diameter));
+        all
+    }
+
     /// Resolve `selection` for `machine`: the profiles of every stack, by Cura's rules.
     pub fn configure(
         &self,
@@ -481,7 +495,6 @@ impl Resources {
             ));
             return Ok(None);
         }
-        let fits = |m: &Material| m.compatible && m.approximate_diameter == diameter;
         if let Some(wanted) = wanted {
             let Some(m) = materials
                 .iter()
@@ -521,14 +534,18 @@ impl Resources {
             .unwrap_or_default();
         let found = materials
             .iter()
-            .find(|m| m.base_file == preferred && fits(m))
+            .find(|m| m.base_file == preferred && fits(m, diameter))
             .or_else(|| {
                 let p175 = format!("{preferred}_175");
                 (diameter == Some(2))
-                    .then(|| materials.iter().find(|m| m.base_file == p175 && fits(m)))
+                    .then(|| {
+                        materials
+                            .iter()
+                            .find(|m| m.base_file == p175 && fits(m, diameter))
+                    })
                     .flatten()
             })
-            .or_else(|| materials.iter().find(|m| fits(m)));
+            .or_else(|| materials.iter().find(|m| fits(m, diameter)));
         Ok(found.cloned())
     }
 
@@ -678,6 +695,11 @@ fn extruder_diameter_mm(machine: &MachineDefinition, position: usize) -> f64 {
         .and_then(from)
         .or_else(|| from(&machine.global))
         .unwrap_or(2.85)
+}
+
+/// Whether a material can go in an extruder of (approximate) `diameter`.
+fn fits(m: &Material, diameter: Option<i64>) -> bool {
+    m.compatible && m.approximate_diameter == diameter
 }
 
 fn extruder_diameter(machine: &MachineDefinition, position: usize) -> Option<i64> {
