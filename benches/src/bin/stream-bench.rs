@@ -11,7 +11,8 @@
 //! a model over and over on the same machine, at idle and at normal priority.
 //!
 //! Run with `cargo run --release -p easyprint-benches --bin stream-bench` (`--quick` for short
-//! runs, `--cpu` or `--slicing` for one section alone).
+//! runs, `--cpu` or `--slicing` for one section alone, `--files dense,denser --baud 250000` for
+//! some rows of the table and nothing else).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -107,6 +108,21 @@ const BIG: Board = Board {
     slots: 32,
 };
 
+/// Connects with `flow` and no temperature reporting (nothing but the job on the wire).
+async fn connect(spec: &PortSpec, flow: FlowPolicy) -> Printer {
+    Printer::connect(
+        spec,
+        PrinterConfig {
+            session: SessionConfig {
+                flow,
+                ..SessionConfig::default()
+            },
+        },
+    )
+    .await
+    .expect("connect")
+}
+
 async fn run(job: &[String], baud: u32, credit: bool, sim_moves: MoveTiming) -> Row {
     run_on(AVR, job, baud, credit, sim_moves).await
 }
@@ -157,17 +173,7 @@ async fn run_on(
     } else {
         FlowPolicy::PingPong
     };
-    let printer = Printer::connect(
-        &spec,
-        PrinterConfig {
-            session: SessionConfig {
-                flow,
-                ..SessionConfig::default()
-            },
-        },
-    )
-    .await
-    .expect("connect");
+    let printer = connect(&spec, flow).await;
     let cpu0 = printer.status().borrow().io_cpu;
     let bytes0 = printer.status().borrow().bytes_written;
     let stats0 = vp.stats();
@@ -335,17 +341,7 @@ async fn cpu_section(secs: u64) {
         } else {
             FlowPolicy::PingPong
         };
-        let printer = Printer::connect(
-            &spec,
-            PrinterConfig {
-                session: SessionConfig {
-                    flow,
-                    ..SessionConfig::default()
-                },
-            },
-        )
-        .await
-        .expect("connect");
+        let printer = connect(&spec, flow).await;
         let mut events = printer.events();
         let lines = u64::from(rate) * secs;
         let cpu0 = process_cpu();
@@ -545,6 +541,16 @@ async fn bench(args: &[String]) {
     }
     let scale = if quick { 4 } else { 1 };
     let dense = curves(2400 / scale, 0.1);
+    // Needs 1200 lines/s: more than either link carries, so utilisation shows the protocol.
+    let denser = curves(2400 / scale, 0.05);
+    // `--files dense,curves` and `--baud 250000` pick rows of the table.
+    let pick = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+    };
+    let (files, bauds) = (pick("--files"), pick("--baud"));
     let curvy = curves(1200 / scale, 0.25);
     let slicer = slicer_like(600 / scale);
     println!("stream-bench: Printer -> serialport -> pty -> simulated Marlin (real time, 1 ms latency each way)");
@@ -562,11 +568,25 @@ async fn bench(args: &[String]) {
         "cpu_us/1k",
         "cpu_%"
     );
-    println!("files: dense = 0.1 mm chords at 60 mm/s (600 lines/s needed), curves = 0.25 mm chords (240 lines/s), slicer = 1-10 mm moves");
+    println!("files: dense = 0.1 mm chords at 60 mm/s (600 lines/s needed), denser = 0.05 mm chords (1200 lines/s), curves = 0.25 mm chords (240 lines/s), slicer = 1-10 mm moves");
     for loaded in [false, true] {
         let _load = loaded.then(Load::start);
         for baud in [115_200u32, 250_000] {
-            for (name, job) in [("dense", &dense), ("curves", &curvy), ("slicer", &slicer)] {
+            if bauds
+                .as_ref()
+                .is_some_and(|b| !b.contains(&baud.to_string()))
+            {
+                continue;
+            }
+            for (name, job) in [
+                ("dense", &dense),
+                ("denser", &denser),
+                ("curves", &curvy),
+                ("slicer", &slicer),
+            ] {
+                if files.as_ref().is_some_and(|f| !f.iter().any(|f| f == name)) {
+                    continue;
+                }
                 for credit in [false, true] {
                     let r = run(job, baud, credit, MoveTiming::Kinematic).await;
                     println!(
@@ -586,6 +606,9 @@ async fn bench(args: &[String]) {
                 }
             }
         }
+    }
+    if files.is_some() || bauds.is_some() {
+        return;
     }
     println!();
     println!("host-limited rate: instant moves, unthrottled pty (OctoPrint 1.11: ~{OCTOPRINT_HOST_LIMITED} lines/s, from ../shared/peers/octoprint, not re-measured here)");

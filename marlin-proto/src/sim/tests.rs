@@ -592,3 +592,17 @@ fn the_longest_gap_between_lines_is_measured_while_moves_remain() {
         "{gap:?}"
     );
 }
+
+/// Link-limited streaming at 250000 baud with 1 ms latency each way: with the receive-buffer
+/// bytes of queued lines released (ADVANCED_OK's `B`), the credit window keeps the wire busy.
+#[test]
+fn credit_window_fills_a_250000_baud_link() {
+    let printer = SimConfig {
+        advanced_ok: true,
+        moves: MoveTiming::Instant,
+        ..SimConfig::default()
+    };
+    let (_, report) = stream(SessionConfig::default(), printer, 250_000, 3000);
+    println!("utilisation at 250000: {:.3}", report.link_utilisation);
+    assert!(report.link_utilisation >= 0.95, "{report:?}");
+}
