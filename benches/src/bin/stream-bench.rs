@@ -7,8 +7,12 @@
 //! Then host CPU while connected: idle and at low line rates, measured on this process alone
 //! (`/proc/self/stat`) with the simulator in a child process.
 //!
+//! Then stream health (underruns, longest gap between lines, resends) while CuraEngine slices
+//! a model over and over on the same machine, at idle and at normal priority.
+//!
 //! Run with `cargo run --release -p easyprint-benches --bin stream-bench` (`--quick` for short
-//! runs, `--cpu` for the host-CPU section alone).
+//! runs, `--cpu` or `--slicing` for one section alone, `--files dense,denser --baud 250000` for
+//! some rows of the table and nothing else).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -81,6 +85,8 @@ struct Row {
     starved: Duration,
     cpu_per_1000: Duration,
     cpu_share: f64,
+    max_gap: Duration,
+    resends: u64,
 }
 
 /// Receive buffer and command slots of the simulated board.
@@ -101,6 +107,21 @@ const BIG: Board = Board {
     rx_buffer: 1024,
     slots: 32,
 };
+
+/// Connects with `flow` and no temperature reporting (nothing but the job on the wire).
+async fn connect(spec: &PortSpec, flow: FlowPolicy) -> Printer {
+    Printer::connect(
+        spec,
+        PrinterConfig {
+            session: SessionConfig {
+                flow,
+                ..SessionConfig::default()
+            },
+        },
+    )
+    .await
+    .expect("connect")
+}
 
 async fn run(job: &[String], baud: u32, credit: bool, sim_moves: MoveTiming) -> Row {
     run_on(AVR, job, baud, credit, sim_moves).await
@@ -152,17 +173,7 @@ async fn run_on(
     } else {
         FlowPolicy::PingPong
     };
-    let printer = Printer::connect(
-        &spec,
-        PrinterConfig {
-            session: SessionConfig {
-                flow,
-                ..SessionConfig::default()
-            },
-        },
-    )
-    .await
-    .expect("connect");
+    let printer = connect(&spec, flow).await;
     let cpu0 = printer.status().borrow().io_cpu;
     let bytes0 = printer.status().borrow().bytes_written;
     let stats0 = vp.stats();
@@ -172,9 +183,11 @@ async fn run_on(
         .stream(job.to_vec(), Some(job.len() as u64))
         .await
         .expect("stream");
+    let mut resends = 0;
     let done = loop {
         match events.recv().await {
             Ok(PrinterEvent::JobFinished(p)) => break p,
+            Ok(PrinterEvent::Session(easyprint_marlin::Event::Resending { .. })) => resends += 1,
             Ok(PrinterEvent::Session(easyprint_marlin::Event::Fatal(e))) => panic!("{e}"),
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -196,6 +209,8 @@ async fn run_on(
         starved: stats.starved - stats0.starved,
         cpu_per_1000: (status.io_cpu - cpu0) * 1000 / done.acknowledged.max(1) as u32,
         cpu_share: (status.io_cpu - cpu0).as_secs_f64() / elapsed.as_secs_f64(),
+        max_gap: stats.max_line_gap,
+        resends,
     }
 }
 
@@ -326,17 +341,7 @@ async fn cpu_section(secs: u64) {
         } else {
             FlowPolicy::PingPong
         };
-        let printer = Printer::connect(
-            &spec,
-            PrinterConfig {
-                session: SessionConfig {
-                    flow,
-                    ..SessionConfig::default()
-                },
-            },
-        )
-        .await
-        .expect("connect");
+        let printer = connect(&spec, flow).await;
         let mut events = printer.events();
         let lines = u64::from(rate) * secs;
         let cpu0 = process_cpu();
@@ -377,6 +382,138 @@ async fn cpu_section(secs: u64) {
     }
 }
 
+/// A closed cylinder with `segments` facets around: enough triangles to keep CuraEngine busy.
+fn cylinder_stl(radius: f64, height: f64, segments: usize) -> String {
+    let mut out = String::from("solid cylinder\n");
+    let point = |i: usize, z: f64| {
+        let a = i as f64 / segments as f64 * std::f64::consts::TAU;
+        (100.0 + radius * a.cos(), 100.0 + radius * a.sin(), z)
+    };
+    let mut facet = |p: [(f64, f64, f64); 3]| {
+        out.push_str("facet normal 0 0 0\nouter loop\n");
+        for (x, y, z) in p {
+            out.push_str(&format!("vertex {x:.4} {y:.4} {z:.4}\n"));
+        }
+        out.push_str("endloop\nendfacet\n");
+    };
+    for i in 0..segments {
+        let (a0, a1) = (point(i, 0.0), point(i + 1, 0.0));
+        let (b0, b1) = (point(i, height), point(i + 1, height));
+        facet([a0, a1, b1]);
+        facet([a0, b1, b0]);
+        facet([(100.0, 100.0, 0.0), a1, a0]);
+        facet([(100.0, 100.0, height), b0, b1]);
+    }
+    out.push_str("endsolid cylinder\n");
+    out
+}
+
+/// Slices with CuraEngine (through easyprint-slicer) over and over until dropped; `priority`
+/// false runs the engine at normal priority instead of the idle class the server uses.
+struct Slicing {
+    stop: Arc<AtomicBool>,
+    slices: Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Slicing {
+    fn start(idle_priority: bool) -> Option<Self> {
+        use easyprint_slicer::{
+            CancelToken, CuraOptions, CuraSlicer, Profile, SliceRequest, Slicer,
+        };
+        let mut options = CuraOptions::default();
+        options.run.idle_priority = idle_priority;
+        let slicer = match CuraSlicer::discover(options) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("(CuraEngine not available: {e}; slicing rows skipped)");
+                return None;
+            }
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let model = dir.path().join("cylinder.stl");
+        std::fs::write(&model, cylinder_stl(30.0, 40.0, 720)).expect("write stl");
+        let stop = Arc::new(AtomicBool::new(false));
+        let slices = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (s, n) = (stop.clone(), slices.clone());
+        let thread = std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !s.load(Ordering::Relaxed) {
+                // A different wall count each time: never a cache hit.
+                let profile = Profile::machine("creality_ender3")
+                    .set(&format!("wall_line_count={}", 2 + i % 3))
+                    .expect("setting");
+                let output = dir.path().join(format!("out{i}.gcode"));
+                let cancel = CancelToken::new();
+                let _ = slicer.slice(SliceRequest {
+                    model: &model,
+                    profile: &profile,
+                    output: &output,
+                    progress: None,
+                    cancel,
+                });
+                let _ = std::fs::remove_file(&output);
+                n.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        });
+        Some(Self {
+            stop,
+            slices,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Slicing {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Stream health while CuraEngine slices on the same machine (issue #4's "stream health while
+/// slicing"): planner underruns, the longest gap between lines while moves remained, resends.
+async fn slicing_section(job: &[String]) {
+    println!();
+    println!(
+        "stream health while CuraEngine slices (250000 baud, curves file, simulator in-process)"
+    );
+    println!(
+        "{:<22} {:<10} {:>6} {:>9} {:>11} {:>11} {:>8} {:>7}",
+        "load", "policy", "lines", "underruns", "starved_ms", "max_gap_ms", "resends", "slices"
+    );
+    for load in ["none", "slicing (idle)", "slicing (normal)"] {
+        for credit in [false, true] {
+            let slicing = match load {
+                "none" => None,
+                l => match Slicing::start(l == "slicing (idle)") {
+                    Some(s) => Some(s),
+                    None => return,
+                },
+            };
+            let r = run(job, 250_000, credit, MoveTiming::Kinematic).await;
+            let slices = slicing
+                .as_ref()
+                .map_or(0, |s| s.slices.load(Ordering::Relaxed));
+            drop(slicing);
+            println!(
+                "{:<22} {:<10} {:>6} {:>9} {:>11.1} {:>11.1} {:>8} {:>7}",
+                load,
+                if credit { "credit" } else { "ping-pong" },
+                r.lines,
+                r.underruns,
+                r.starved.as_secs_f64() * 1000.0,
+                r.max_gap.as_secs_f64() * 1000.0,
+                r.resends,
+                slices
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "--serve-sim") {
@@ -398,8 +535,22 @@ async fn bench(args: &[String]) {
         cpu_section(cpu_secs).await;
         return;
     }
+    if args.iter().any(|a| a == "--slicing") {
+        slicing_section(&curves(if quick { 600 } else { 2400 }, 0.25)).await;
+        return;
+    }
     let scale = if quick { 4 } else { 1 };
     let dense = curves(2400 / scale, 0.1);
+    // Needs 1200 lines/s: more than either link carries, so utilisation shows the protocol.
+    let denser = curves(2400 / scale, 0.05);
+    // `--files dense,curves` and `--baud 250000` pick rows of the table.
+    let pick = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+    };
+    let (files, bauds) = (pick("--files"), pick("--baud"));
     let curvy = curves(1200 / scale, 0.25);
     let slicer = slicer_like(600 / scale);
     println!("stream-bench: Printer -> serialport -> pty -> simulated Marlin (real time, 1 ms latency each way)");
@@ -417,11 +568,25 @@ async fn bench(args: &[String]) {
         "cpu_us/1k",
         "cpu_%"
     );
-    println!("files: dense = 0.1 mm chords at 60 mm/s (600 lines/s needed), curves = 0.25 mm chords (240 lines/s), slicer = 1-10 mm moves");
+    println!("files: dense = 0.1 mm chords at 60 mm/s (600 lines/s needed), denser = 0.05 mm chords (1200 lines/s), curves = 0.25 mm chords (240 lines/s), slicer = 1-10 mm moves");
     for loaded in [false, true] {
         let _load = loaded.then(Load::start);
         for baud in [115_200u32, 250_000] {
-            for (name, job) in [("dense", &dense), ("curves", &curvy), ("slicer", &slicer)] {
+            if bauds
+                .as_ref()
+                .is_some_and(|b| !b.contains(&baud.to_string()))
+            {
+                continue;
+            }
+            for (name, job) in [
+                ("dense", &dense),
+                ("denser", &denser),
+                ("curves", &curvy),
+                ("slicer", &slicer),
+            ] {
+                if files.as_ref().is_some_and(|f| !f.iter().any(|f| f == name)) {
+                    continue;
+                }
                 for credit in [false, true] {
                     let r = run(job, baud, credit, MoveTiming::Kinematic).await;
                     println!(
@@ -441,6 +606,9 @@ async fn bench(args: &[String]) {
                 }
             }
         }
+    }
+    if files.is_some() || bauds.is_some() {
+        return;
     }
     println!();
     println!("host-limited rate: instant moves, unthrottled pty (OctoPrint 1.11: ~{OCTOPRINT_HOST_LIMITED} lines/s, from ../shared/peers/octoprint, not re-measured here)");
@@ -462,5 +630,6 @@ async fn bench(args: &[String]) {
             r.cpu_per_1000.as_micros()
         );
     }
+    slicing_section(&curves(if quick { 600 } else { 2400 }, 0.25)).await;
     cpu_section(cpu_secs).await;
 }

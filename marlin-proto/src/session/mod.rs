@@ -107,6 +107,10 @@ struct InFlight {
     sent_at: Instant,
 }
 
+/// Ping-pong without ADVANCED_OK sends a numbered `M105` alone after this many commands
+/// (about 3 % more lines) so duplicated `ok`s cannot accumulate.
+const SYNC_EVERY: u32 = 32;
+
 /// The longest firmware line kept; longer ones are cut (the rest is reported as another line).
 const MAX_RX_LINE: usize = 1024;
 
@@ -174,6 +178,10 @@ pub struct Session {
     /// In-flight entries that use a window slot (everything but out-of-band lines).
     gated: u32,
     learned_slots: u32,
+    /// How many of the oldest in-flight lines are known to have left the firmware's receive
+    /// buffer for its command queue (from ADVANCED_OK's `B`): their bytes no longer count
+    /// against `rx_bytes`.
+    in_ring: usize,
     resend_cursor: Option<i64>,
     urgent: Vec<u8>,
 
@@ -187,6 +195,9 @@ pub struct Session {
     /// Without ADVANCED_OK a stray `ok` cannot be told from a real one, so a lost tail could
     /// pass for acknowledged: before going idle, a numbered `M105` proves every line ran.
     barrier_due: bool,
+    /// Numbered commands sent since the last numbered `M105`: without ADVANCED_OK, ping-pong
+    /// sends one alone every [`SYNC_EVERY`] commands (see `poll_transmit`).
+    since_sync: u32,
     /// After a rewind to this line, lines go one at a time until it is acknowledged: the
     /// lines it replaced may still be in (or on their way to) the firmware's receive buffer.
     recovering: Option<i64>,
@@ -237,6 +248,7 @@ impl Session {
             in_flight_bytes: 0,
             gated: 0,
             learned_slots: 0,
+            in_ring: 0,
             resend_cursor: None,
             urgent: Vec::new(),
             hello_due: true,
@@ -247,6 +259,7 @@ impl Session {
             duplicates: None,
             recovering: None,
             barrier_due: false,
+            since_sync: 0,
             resend_streak: None,
             last_error: None,
             last_message: None,
@@ -458,11 +471,23 @@ impl Session {
                 }
                 break;
             };
+            if self.sync_due() {
+                // Alone in flight, the M105 absorbs any surplus plain `ok` (a plain `ok` never
+                // answers an M105), and its `ok T:` acknowledges everything before it.
+                self.since_sync = 0;
+                self.transmit_new(now, None, Payload::internal("M105"), Kind::Command, out);
+                continue;
+            }
             let len = "N ".len() + digits(self.next_line) + next.payload.len() + "*255\n".len();
             if !self.window_allows(len) {
                 break;
             }
             let q = self.queue.pop_front().expect("front exists");
+            self.since_sync = if q.payload.code().eq_ignore_ascii_case("M105") {
+                0
+            } else {
+                self.since_sync + 1
+            };
             // A numbered M105 is its own barrier: its `ok T:` acknowledges every line before it.
             self.barrier_due =
                 !self.firmware.advanced_ok && !q.payload.code().eq_ignore_ascii_case("M105");
@@ -588,6 +613,18 @@ impl Session {
         }
     }
 
+    /// Without ADVANCED_OK an `ok` names no line, so a duplicated `ok` (line noise) that
+    /// arrives after the next line went out is taken for that line's: the count runs one ahead
+    /// (early completions, and more lines in the firmware than the window allows). In
+    /// ping-pong, a numbered `M105` sent alone every [`SYNC_EVERY`] commands bounds that drift:
+    /// surplus `ok`s meet only the M105 and are dropped as unexpected.
+    fn sync_due(&self) -> bool {
+        self.since_sync >= SYNC_EVERY
+            && self.gated == 0
+            && !self.firmware.advanced_ok
+            && self.policy() == ActivePolicy::PingPong
+    }
+
     /// Sends a numbered `M105` outside the window, unless two probes went out since the firmware last said anything
     /// (a third would only fill a blocked firmware's receive buffer; two cover one probe lost
     /// on the wire), or the receive-buffer budget is used up.
@@ -696,15 +733,28 @@ impl Session {
         match self.policy() {
             ActivePolicy::PingPong => false,
             ActivePolicy::Credit { slots, rx_bytes } => {
-                self.gated < slots && self.in_flight_bytes as usize + len <= rx_bytes as usize
+                self.gated < slots && self.rx_bytes_used() + len <= rx_bytes as usize
             }
         }
+    }
+
+    /// Bytes that may still sit in the firmware's receive buffer: every unacknowledged line
+    /// except those known to be in its command queue.
+    fn rx_bytes_used(&self) -> usize {
+        let in_queue: u32 = self
+            .in_flight
+            .iter()
+            .take(self.in_ring)
+            .map(|f| f.bytes)
+            .sum();
+        (self.in_flight_bytes - in_queue) as usize
     }
 
     fn reset_numbering(&mut self) {
         self.history.clear();
         self.in_flight.clear();
         self.in_flight_bytes = 0;
+        self.in_ring = 0;
         self.gated = 0;
         self.resend_cursor = None;
         self.duplicates = None;
@@ -712,6 +762,7 @@ impl Session {
         self.resend_streak = None;
         self.awaiting_resend_ok = None;
         self.next_line = 0;
+        self.since_sync = 0;
         self.last_acked = None;
     }
 
@@ -783,8 +834,17 @@ impl Session {
 
     fn pop_front_in_flight(&mut self) -> Option<InFlight> {
         let f = self.in_flight.pop_front()?;
+        self.in_ring = self.in_ring.saturating_sub(1);
         self.forget(&f);
         Some(f)
+    }
+
+    /// Takes an in-flight entry out of order; what is known about the queue is dropped.
+    fn remove_in_flight(&mut self, pos: usize) -> InFlight {
+        let f = self.in_flight.remove(pos).expect("in range");
+        self.in_ring = 0;
+        self.forget(&f);
+        f
     }
 
     fn fail(&mut self, err: FatalError) {
@@ -798,6 +858,7 @@ impl Session {
             }
         }
         self.in_flight_bytes = 0;
+        self.in_ring = 0;
         self.gated = 0;
         self.resend_cursor = None;
         self.clear_queue();
@@ -956,7 +1017,18 @@ impl Session {
         }
         let taken = if let (true, Some(n)) = (self.firmware.advanced_ok, ok.line) {
             match self.in_flight.iter().position(|f| f.line == Some(n)) {
-                Some(pos) => self.ack_through(pos),
+                Some(pos) => {
+                    let taken = self.ack_through(pos);
+                    if let (Some(b), None, None) =
+                        (ok.slots_free, self.resend_cursor, self.recovering)
+                    {
+                        // `B` was counted with the acknowledged line still in its slot: the
+                        // rest of the command queue holds the lines sent right after it.
+                        let queued = (self.learned_slots as usize).saturating_sub(b as usize + 1);
+                        self.in_ring = queued.min(self.in_flight.len());
+                    }
+                    taken
+                }
                 None => {
                     if n < self.next_line && self.resend_cursor.is_some_and(|c| n >= c) {
                         // A line a rewind took out of flight ran after all.
@@ -975,23 +1047,15 @@ impl Session {
             self.ack_through(pos)
         } else if self.firmware.advanced_ok && advanced {
             // An unnumbered command's `ok P.. B..`.
-            match self.in_flight.iter().position(|f| f.line.is_none()) {
-                Some(pos) => {
-                    let f = self.in_flight.remove(pos).expect("in range");
-                    self.forget(&f);
-                    Some(f)
-                }
-                None => None,
-            }
+            self.in_flight
+                .iter()
+                .position(|f| f.line.is_none())
+                .map(|pos| self.remove_in_flight(pos))
         } else {
             // A plain `ok` never answers an M105 (whose answer carries temperatures).
             match self.in_flight.iter().position(|f| !f.m105) {
                 Some(0) => self.pop_front_in_flight(),
-                Some(pos) => {
-                    let f = self.in_flight.remove(pos).expect("in range");
-                    self.forget(&f);
-                    Some(f)
-                }
+                Some(pos) => Some(self.remove_in_flight(pos)),
                 None => None,
             }
         };
@@ -1203,6 +1267,7 @@ impl Session {
             .position(|f| f.line.is_some_and(|l| l >= n))
             .unwrap_or(self.in_flight.len());
         let lost: Vec<InFlight> = self.in_flight.drain(cut..).collect();
+        self.in_ring = 0;
         for f in &lost {
             self.forget(f);
         }
@@ -1214,6 +1279,12 @@ impl Session {
         self.duplicates = (ghosts > 0).then_some((n, ghosts));
         self.resend_cursor = Some(n);
         self.recovering = Some(n);
+        // A rewind may leave stale `ok`s on their way (old Marlin answers every line in flight
+        // behind a bad one): without ADVANCED_OK, resynchronise with an M105 right after,
+        // unless an M105 is among the lines re-sent (it is the sync then).
+        if !self.history.iter().any(|h| h.line >= n && h.m105) {
+            self.since_sync = SYNC_EVERY;
+        }
         self.events.push_back(Event::Resending { from: n, reason });
     }
 

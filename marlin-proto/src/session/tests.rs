@@ -192,7 +192,12 @@ fn s05_checksum_mismatch_resends_identical_bytes() {
     assert_eq!(h.tx(), first, "same N, same checksum");
     h.rx("ok\n");
     assert_eq!(h.completed(), vec![2]);
-    assert_eq!(h.tx(), line(3, "G1 X2"));
+    // Without ADVANCED_OK a rewind is followed by a sync M105 (stale oks may be on their way).
+    assert_eq!(h.tx(), line(3, "M105"));
+    h.rx("ok\n");
+    assert_eq!(h.tx(), "", "a plain ok never answers the M105");
+    h.rx("ok T:21.0 /0.0\n");
+    assert_eq!(h.tx(), line(4, "G1 X2"));
 }
 
 #[test]
@@ -302,18 +307,25 @@ fn s10_resend_older_than_history_is_fatal() {
     let mut last = None;
     for i in 0..80 {
         last = Some(h.send(&format!("G1 X{i}")));
-        h.tx();
+        let mut out = h.tx();
+        if out.contains("M105") {
+            // The sync M105 sent alone every 32 commands.
+            h.rx("ok T:21.0 /0.0\n");
+            out = h.tx();
+        }
+        assert!(out.contains("G1"), "{out}");
         h.rx("ok\n");
     }
     h.send("G1 X99");
     h.tx();
     h.rx("Error:Line Number is not Last Line Number+1, Last Line: 2\nResend: 3\nok\n");
-    // 72 lines kept: the history never shrinks below the largest Auto window (64) + 8.
+    // 72 lines kept: the history never shrinks below the largest Auto window (64) + 8. The
+    // newest is N84 (81 G1s and two sync M105s after N1).
     assert_eq!(
         h.s.fatal(),
         Some(&FatalError::ResendOutOfHistory {
             requested: 3,
-            oldest: Some(83 - 72)
+            oldest: Some(85 - 72)
         })
     );
     let ev = h.events();
@@ -841,7 +853,9 @@ fn paused_session_holds_new_lines_but_finishes_resends() {
     h.rx("ok\n");
     assert_eq!(h.tx(), "");
     h.s.set_paused(false);
-    assert_eq!(h.tx(), line(3, "G1 X2"));
+    assert_eq!(h.tx(), line(3, "M105"), "the sync after a rewind");
+    h.rx("ok T:21.0 /0.0\n");
+    assert_eq!(h.tx(), line(4, "G1 X2"));
 }
 
 #[test]
@@ -968,4 +982,34 @@ fn s54_a_firmware_reset_re_arms_autoreport() {
     assert_eq!(h.tx(), "N1 M115*39\n");
     h.rx("FIRMWARE_NAME:Marlin 2.1.2.1\nCap:AUTOREPORT_TEMP:1\nok\n");
     assert_eq!(h.tx(), line(2, "M155 S5"));
+}
+
+/// ADVANCED_OK's `B` says how many lines sit in the firmware's command queue: those have left
+/// its receive buffer, so their bytes stop counting against `rx_bytes` (the window is then
+/// bounded by the slots). Without this, long lines at 250000 baud left the link idle.
+#[test]
+fn s55_lines_known_to_be_queued_free_their_receive_buffer_bytes() {
+    let mut h = advanced();
+    let long = "G1 X123.456 Y123.456 Z0.3 E0.12345 F1234";
+    for _ in 0..8 {
+        h.send(long);
+    }
+    // 128 bytes hold two lines of about 48 bytes.
+    let sent = h.tx();
+    assert_eq!(sent.lines().count(), 2, "{sent}");
+    // B2: N2 still holds a slot, so N3 is the other queued command: its bytes left RX.
+    h.rx("ok N2 P14 B2\n");
+    assert_eq!(h.completed(), vec![2]);
+    let sent = h.tx();
+    assert_eq!(sent.lines().count(), 2, "N4 and N5 fit beside N3: {sent}");
+    // Counting N3's bytes, only N4 would have fitted (3 × 48 > 128).
+    h.rx("ok N3 P14 B0\n");
+    assert_eq!(h.completed(), vec![3]);
+    // N4 and N5 are queued (B0): the slots (4) bound the window, not the bytes.
+    let sent = h.tx();
+    assert_eq!(sent.lines().count(), 2, "{sent}");
+    assert_eq!(h.s.in_flight_len(), 4);
+    // A rewind forgets what was known about the queue.
+    h.rx("Error:checksum mismatch, Last Line: 5\nResend: 6\nok\n");
+    assert_eq!(h.tx(), line(6, long));
 }

@@ -35,6 +35,9 @@ pub struct SimStats {
     pub starved: Duration,
     /// Resets performed.
     pub resets: u64,
+    /// The longest time between two lines arriving while the planner still had moves (how
+    /// long the host left a printing firmware without data).
+    pub max_line_gap: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +116,8 @@ pub struct SimPrinter {
     rng: Rng,
     /// Bytes of the line arriving now (faults are decided per line).
     arriving: Vec<u8>,
+    /// When the last complete line arrived.
+    last_line_at: Option<Instant>,
     rx: VecDeque<u8>,
     estop_line: Vec<u8>,
     line_buf: Vec<u8>,
@@ -148,6 +153,7 @@ impl SimPrinter {
             rng: Rng::new(config.faults.seed),
             config,
             arriving: Vec::new(),
+            last_line_at: None,
             rx: VecDeque::new(),
             estop_line: Vec::new(),
             line_buf: Vec::new(),
@@ -254,6 +260,11 @@ impl SimPrinter {
         for &b in bytes {
             self.arriving.push(b);
             if b == b'\n' {
+                self.retire_planner(now);
+                if let (Some(last), false) = (self.last_line_at, self.planner.is_empty()) {
+                    self.stats.max_line_gap = self.stats.max_line_gap.max(now - last);
+                }
+                self.last_line_at = Some(now);
                 let mut line = std::mem::take(&mut self.arriving);
                 self.inject_line_faults(&mut line);
                 for &c in &line {

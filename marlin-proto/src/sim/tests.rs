@@ -575,3 +575,34 @@ fn temperatures_come_by_autoreport_or_by_polling() {
         assert_eq!(job_lines, job);
     }
 }
+
+#[test]
+fn the_longest_gap_between_lines_is_measured_while_moves_remain() {
+    let mut fw = Fw::new(SimConfig::default());
+    fw.rx(&numbered(0, "M110 N0"));
+    fw.run_ms(2_000);
+    // Idle time before the first move does not count.
+    fw.rx(&numbered(1, "G1 X100 F600"));
+    assert_eq!(fw.p.stats().max_line_gap, Duration::ZERO);
+    fw.run_ms(500);
+    fw.rx(&numbered(2, "G1 X0"));
+    let gap = fw.p.stats().max_line_gap;
+    assert!(
+        gap >= Duration::from_millis(500) && gap <= Duration::from_millis(505),
+        "{gap:?}"
+    );
+}
+
+/// Link-limited streaming at 250000 baud with 1 ms latency each way: with the receive-buffer
+/// bytes of queued lines released (ADVANCED_OK's `B`), the credit window keeps the wire busy.
+#[test]
+fn credit_window_fills_a_250000_baud_link() {
+    let printer = SimConfig {
+        advanced_ok: true,
+        moves: MoveTiming::Instant,
+        ..SimConfig::default()
+    };
+    let (_, report) = stream(SessionConfig::default(), printer, 250_000, 3000);
+    println!("utilisation at 250000: {:.3}", report.link_utilisation);
+    assert!(report.link_utilisation >= 0.95, "{report:?}");
+}

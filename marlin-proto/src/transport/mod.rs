@@ -110,7 +110,10 @@ pub fn open(spec: &PortSpec) -> Result<Box<dyn Link>, TransportError> {
                     what: addr.to_string(),
                     source: e,
                 })?;
-            Ok(Box::new(TcpLink(stream)))
+            Ok(Box::new(SocketLink {
+                socket: stream,
+                closed: "connection closed by the printer bridge",
+            }))
         }
     }
 }
@@ -141,75 +144,91 @@ impl Link for SerialLink {
     }
 }
 
-/// Reads from a socket with a timeout; a zero timeout reads without blocking.
-fn read_socket<S: Read>(
-    socket: &mut S,
-    set_timeout: impl FnOnce(&mut S, Option<Duration>) -> io::Result<()>,
-    set_nonblocking: impl Fn(&mut S, bool) -> io::Result<()>,
-    buf: &mut [u8],
-    timeout: Duration,
+/// What a link over a stream socket needs (TCP and Unix streams have it all).
+trait Socket: Read + Write + AsRawFd + Send {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()>;
+}
+
+impl Socket for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        TcpStream::set_nonblocking(self, nonblocking)
+    }
+}
+
+impl Socket for UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        UnixStream::set_nonblocking(self, nonblocking)
+    }
+}
+
+/// A link over a stream socket; `closed` says what the peer closing means.
+#[derive(Debug)]
+struct SocketLink<S> {
+    socket: S,
     closed: &'static str,
-) -> io::Result<usize> {
-    if timeout.is_zero() {
-        set_nonblocking(socket, true)?;
-    } else {
-        set_timeout(socket, Some(timeout))?;
-    }
-    let read = socket.read(buf);
-    if timeout.is_zero() {
-        set_nonblocking(socket, false)?;
-    }
-    match read {
-        Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, closed)),
-        Ok(n) => Ok(n),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Ok(0)
-        }
-        Err(e) => Err(e),
-    }
 }
 
-struct TcpLink(TcpStream);
-
-impl AsRawFd for TcpLink {
+impl<S: Socket> AsRawFd for SocketLink<S> {
     fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.socket.as_raw_fd()
     }
 }
 
-impl Link for TcpLink {
+impl<S: Socket> Link for SocketLink<S> {
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        read_socket(
-            &mut self.0,
-            |s, t| s.set_read_timeout(t),
-            |s, nb| s.set_nonblocking(nb),
-            buf,
-            timeout,
-            "connection closed by the printer bridge",
-        )
+        // A zero timeout reads without blocking.
+        if timeout.is_zero() {
+            self.socket.set_nonblocking(true)?;
+        } else {
+            self.socket.set_read_timeout(Some(timeout))?;
+        }
+        let read = self.socket.read(buf);
+        if timeout.is_zero() {
+            self.socket.set_nonblocking(false)?;
+        }
+        match read {
+            Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, self.closed)),
+            Ok(n) => Ok(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        Write::write_all(&mut self.0, data)
+        self.socket.write_all(data)
     }
 }
 
 /// One end of an in-process link (see [`memory_pair`]): a Unix socket pair, so the I/O thread
 /// sleeps on it exactly as on a serial port.
 #[derive(Debug)]
-pub struct MemoryLink(UnixStream);
+pub struct MemoryLink(SocketLink<UnixStream>);
 
 /// Two connected in-process ends: what one writes, the other reads.
 pub fn memory_pair() -> io::Result<(MemoryLink, MemoryLink)> {
     let (a, b) = UnixStream::pair()?;
-    a.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    b.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    Ok((MemoryLink(a), MemoryLink(b)))
+    let end = |socket: UnixStream| -> io::Result<MemoryLink> {
+        socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        Ok(MemoryLink(SocketLink {
+            socket,
+            closed: "in-process peer closed",
+        }))
+    };
+    Ok((end(a)?, end(b)?))
 }
 
 impl AsRawFd for MemoryLink {
@@ -220,17 +239,10 @@ impl AsRawFd for MemoryLink {
 
 impl Link for MemoryLink {
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        read_socket(
-            &mut self.0,
-            |s, t| s.set_read_timeout(t),
-            |s, nb| s.set_nonblocking(nb),
-            buf,
-            timeout,
-            "in-process peer closed",
-        )
+        self.0.read_timeout(buf, timeout)
     }
 
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        Write::write_all(&mut self.0, data)
+        self.0.write_all(data)
     }
 }
