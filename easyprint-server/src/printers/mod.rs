@@ -399,7 +399,7 @@ impl PrinterHandle {
             Err(e) => {
                 let text = format!("cannot connect to {}: {e}", config.port);
                 self.fail(text.clone());
-                drop_blocking(None, simulator).await;
+                close_link(None, simulator).await;
                 return Err(ApiError::conflict("connect_failed", text));
             }
         };
@@ -426,7 +426,7 @@ impl PrinterHandle {
         let link = lock(&self.link).take();
         if let Some(link) = link {
             link.stop.cancel();
-            drop_blocking(Some(link.printer), link.simulator).await;
+            close_link(Some(link.printer), link.simulator).await;
         }
     }
 
@@ -452,7 +452,7 @@ impl PrinterHandle {
 /// Closes the port and waits for the I/O thread to let go of it, so a reconnect (or a restarted
 /// server) can open it again at once; then drops the [`VirtualPrinter`], whose drop joins its
 /// thread, off the async runtime. The printer goes first, so it never sees its port vanish.
-async fn drop_blocking(printer: Option<Arc<Printer>>, simulator: Option<VirtualPrinter>) {
+async fn close_link(printer: Option<Arc<Printer>>, simulator: Option<VirtualPrinter>) {
     if let Some(printer) = printer {
         printer.close().await;
     }
