@@ -71,7 +71,12 @@ pub fn start(binary: &Path, config: &Path, key: &str) -> (Server, SocketAddr, Du
 }
 
 /// One keep-alive GET; returns the status (0 on a broken connection).
-pub fn get(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, path: &str, key: &str) -> u16 {
+pub fn get(
+    stream: &mut TcpStream,
+    reader: &mut BufReader<TcpStream>,
+    path: &str,
+    key: &str,
+) -> u16 {
     let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nX-Api-Key: {key}\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return 0;

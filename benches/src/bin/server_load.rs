@@ -35,7 +35,9 @@ type Socket =
 
 /// A dense print: short chords of a 20 mm circle, ~300 lines a second on the simulator.
 fn dense_gcode(lines: usize) -> String {
-    let mut g = String::from("M140 S60\nM104 S200\nM190 S60\nM109 S200\nG28\nG90\nM82\nG92 E0\nG1 Z0.2 F600\n");
+    let mut g = String::from(
+        "M140 S60\nM104 S200\nM190 S60\nM109 S200\nG28\nG90\nM82\nG92 E0\nG1 Z0.2 F600\n",
+    );
     let mut e = 0.0;
     for i in 0..lines {
         let a = i as f64 * 0.01;
@@ -107,15 +109,19 @@ impl Bench {
             if done(&v) {
                 return v;
             }
-            assert!(started.elapsed() < Duration::from_secs(600), "timed out waiting for {what}: {v}");
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "timed out waiting for {what}: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     async fn upload(&self, name: &str, content: Vec<u8>) -> Value {
-        let form = reqwest::multipart::Form::new()
-            .text("print", "true")
-            .part("file", reqwest::multipart::Part::bytes(content).file_name(name.to_owned()));
+        let form = reqwest::multipart::Form::new().text("print", "true").part(
+            "file",
+            reqwest::multipart::Part::bytes(content).file_name(name.to_owned()),
+        );
         let response = self
             .http
             .post(format!("{}/api/files/local", self.base))
@@ -129,13 +135,17 @@ impl Bench {
     }
 
     async fn socket(&self, topics: &[&str]) -> Socket {
-        let mut request = format!("ws://{}/api/ws", self.addr).into_client_request().unwrap();
+        let mut request = format!("ws://{}/api/ws", self.addr)
+            .into_client_request()
+            .unwrap();
         request
             .headers_mut()
             .insert("x-api-key", self.key.parse().unwrap());
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         socket
-            .send(Message::Text(json!({ "subscribe": topics }).to_string().into()))
+            .send(Message::Text(
+                json!({ "subscribe": topics }).to_string().into(),
+            ))
             .await
             .unwrap();
         // Until the acknowledgement (snapshots may follow).
@@ -152,8 +162,14 @@ impl Bench {
         let before = sim.stats();
         let started = Instant::now();
         self.upload(name, gcode.as_bytes().to_vec()).await;
-        self.wait("/api/job", "the print to start", |j| j["state"] == "Printing").await;
-        self.wait("/api/job", "the print to end", |j| j["state"] == "Operational").await;
+        self.wait("/api/job", "the print to start", |j| {
+            j["state"] == "Printing"
+        })
+        .await;
+        self.wait("/api/job", "the print to end", |j| {
+            j["state"] == "Operational"
+        })
+        .await;
         (difference(&sim.stats(), &before), started.elapsed())
     }
 }
@@ -228,7 +244,11 @@ fn main() {
             .nth(1)
             .unwrap_or_else(|| "target/release/easyprint".into()),
     );
-    assert!(binary.exists(), "{} not found: build it first", binary.display());
+    assert!(
+        binary.exists(),
+        "{} not found: build it first",
+        binary.display()
+    );
     // 1000 client sockets here, 1000 server sockets in the child (which inherits the limit).
     raise_fd_limit();
     let sim = VirtualPrinter::spawn(
@@ -257,10 +277,18 @@ fn main() {
     )
     .unwrap();
     let path = config.to_str().unwrap();
-    cli(&binary, &["user", "add", "--config", path, "--admin", "bench"], "bench password\n");
-    let key = cli(&binary, &["apikey", "--config", path, "--user", "bench"], "")
-        .trim()
-        .to_owned();
+    cli(
+        &binary,
+        &["user", "add", "--config", path, "--admin", "bench"],
+        "bench password\n",
+    );
+    let key = cli(
+        &binary,
+        &["apikey", "--config", path, "--user", "bench"],
+        "",
+    )
+    .trim()
+    .to_owned();
     let (server, addr, _) = start(&binary, &config, &key);
     let bench = Bench {
         http: reqwest::Client::new(),

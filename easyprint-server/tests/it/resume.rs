@@ -119,23 +119,12 @@ async fn an_interrupted_print_resumes_from_its_checkpoint_with_the_right_state()
     assert_eq!(progress["feedrate_mm_min"], 6000.0);
 
     // A bad body is refused and changes nothing.
-    let response = post_json(
-        &second,
-        &key,
-        &format!("/api/v1/jobs/{id}/resume"),
-        json!({ "from": "somewhere" }),
-    )
-    .await;
+    let resume_path = format!("/api/v1/jobs/{id}/resume");
+    let response = post_json(&second, &key, &resume_path, json!({ "from": "somewhere" })).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(second_state(&second, &key, id).await, "interrupted");
 
-    let response = post_json(
-        &second,
-        &key,
-        &format!("/api/v1/jobs/{id}/resume"),
-        json!({}),
-    )
-    .await;
+    let response = post_json(&second, &key, &resume_path, json!({})).await;
     assert_eq!(response.status(), StatusCode::OK);
     let resumed = body(response).await;
     assert_eq!(resumed["state"], "printing", "{resumed}");
@@ -164,13 +153,7 @@ async fn an_interrupted_print_resumes_from_its_checkpoint_with_the_right_state()
         .iter()
         .any(|l| l == "G28" || l.contains('Z') && l.starts_with("G28")));
     // Resuming twice is refused while it prints.
-    let again = post_json(
-        &second,
-        &key,
-        &format!("/api/v1/jobs/{id}/resume"),
-        json!({}),
-    )
-    .await;
+    let again = post_json(&second, &key, &resume_path, json!({})).await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     wait_job_state(&second, &key, id, "done", Duration::from_secs(60)).await;
     second.stop().await;
