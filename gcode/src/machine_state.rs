@@ -521,14 +521,9 @@ fn num(v: f64) -> String {
     }
 }
 
+/// Index of an axis letter in `position`.
 fn axis(letter: u8) -> Option<usize> {
-    match letter {
-        b'X' => Some(X),
-        b'Y' => Some(Y),
-        b'Z' => Some(Z),
-        b'E' => Some(E),
-        _ => None,
-    }
+    b"XYZE".iter().position(|&a| a == letter)
 }
 
 fn tool_index(t: f64) -> Option<usize> {

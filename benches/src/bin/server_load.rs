@@ -33,17 +33,17 @@ const CHURN_CLIENTS: usize = 200;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A dense print: short chords of a 20 mm circle, ~300 lines a second on the simulator.
+/// A dense print: 0.5 mm chords of a 20 mm circle at 50 mm/s, 100 lines a second.
 fn dense_gcode(lines: usize) -> String {
     let mut g = String::from(
         "M140 S60\nM104 S200\nM190 S60\nM109 S200\nG28\nG90\nM82\nG92 E0\nG1 Z0.2 F600\n",
     );
     let mut e = 0.0;
     for i in 0..lines {
-        let a = i as f64 * 0.01;
-        e += 0.01;
+        let a = i as f64 * 0.025;
+        e += 0.02;
         g.push_str(&format!(
-            "G1 X{:.3} Y{:.3} E{e:.4} F3600\n",
+            "G1 X{:.3} Y{:.3} E{e:.4} F3000\n",
             100.0 + 20.0 * a.cos(),
             100.0 + 20.0 * a.sin()
         ));
@@ -305,7 +305,7 @@ fn main() {
         let idle_job = get_latency(addr, "/api/job", &bench.key, 2000);
 
         // Quiet baseline print.
-        let gcode = dense_gcode(6000);
+        let gcode = dense_gcode(3000);
         let (quiet, quiet_time) = bench.print(&sim, "quiet.gcode", &gcode).await;
 
         // The same print with load: REST, fan-out, then slicing and churn until it ends.

@@ -68,14 +68,20 @@ impl StateFollower {
     /// Applies every line that starts before byte `offset` (blocking); earlier offsets than
     /// already reached change nothing.
     pub fn advance_to(&mut self, offset: u64) -> std::io::Result<&MachineState> {
-        while self.offset < offset {
+        while self.offset < offset && self.advance_line()? {}
+        Ok(&self.state)
+    }
+
+    /// Applies the next line; `false` at the end of the file.
+    pub fn advance_line(&mut self) -> std::io::Result<bool> {
+        {
             let start = self.offset;
             self.buf.clear();
             let n = (&mut self.reader)
                 .take(MAX_LINE)
                 .read_until(b'\n', &mut self.buf)?;
             if n == 0 {
-                break;
+                return Ok(false);
             }
             let mut consumed = n as u64;
             let complete = self.buf.last() == Some(&b'\n');
@@ -116,7 +122,17 @@ impl StateFollower {
                 self.state.apply(&line);
             }
         }
-        Ok(&self.state)
+        Ok(true)
+    }
+
+    /// Byte offset of the next line.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Lines applied so far.
+    pub fn line(&self) -> u64 {
+        self.line
     }
 
     /// The state after the lines applied so far.
@@ -261,7 +277,13 @@ pub async fn resume(
         lift_mm: request.lift_mm.unwrap_or(defaults.lift_mm),
         ..defaults
     };
-    let prelude = prelude_at(path.clone(), analysis.clone(), offset, options).await?;
+    let (prelude, offset, start_line) = prelude_at(
+        path.clone(),
+        analysis.clone(),
+        (offset, request.from == ResumePoint::LayerStart),
+        options,
+    )
+    .await?;
 
     let _starting = handle.starting.lock().await;
     handle.operational()?;
@@ -288,7 +310,6 @@ pub async fn resume(
         .queue
         .call(move |s, now| s.confirm_resume(id, &confirmation, &profile, &worker, LEASE, now))
         .await?;
-    debug_assert_eq!(start.plan.start_byte_offset, offset);
     let point = StartPoint {
         prelude: prelude.clone(),
         byte_offset: offset,
@@ -298,28 +319,35 @@ pub async fn resume(
     Ok(Resumed {
         job: start.job,
         prelude,
-        start_line: start.plan.start_line,
+        start_line,
         start_byte_offset: offset,
     })
 }
 
-/// The prelude lines for resuming at byte `offset` (replays the file on a blocking thread).
+/// The prelude lines for resuming at byte `offset`, and where the file continues (byte
+/// offset, 1-based line). From a layer start the lines up to the layer's first change of Z
+/// are taken as done, so the prelude declares the layer's height, which is where the head
+/// stopped: declaring the previous layer's would print the layer one layer too high.
 async fn prelude_at(
     path: PathBuf,
     analysis: Arc<FileAnalysis>,
-    offset: u64,
+    (offset, layer_start): (u64, bool),
     options: PreludeOptions,
-) -> Result<Vec<String>, ApiError> {
-    let state = tokio::task::spawn_blocking(move || {
+) -> Result<(Vec<String>, u64, u64), ApiError> {
+    let (state, offset, line) = tokio::task::spawn_blocking(move || {
         let mut follower = StateFollower::open(&path, analysis)?;
-        follower.advance_to(offset).copied()
+        let z = follower.advance_to(offset)?.position()[2];
+        if layer_start {
+            while follower.state().position()[2] == z && follower.advance_line()? {}
+        }
+        Ok::<_, std::io::Error>((*follower.state(), follower.offset(), follower.line() + 1))
     })
     .await
     .map_err(ApiError::internal)??;
     let prelude = state
         .resume_prelude(&options)
         .map_err(|e| ApiError::conflict("cannot_resume", e.to_string()))?;
-    Ok(prelude.lines().map(str::to_owned).collect())
+    Ok((prelude.lines().map(str::to_owned).collect(), offset, line))
 }
 
 /// Whether `handle` may start a job now.

@@ -32,9 +32,13 @@ const HEADER: &[&str] = &[
     "M106 S200",
 ];
 
+/// Two layers: the second starts half way with `G1 Z0.6`.
 fn print_file() -> String {
     let mut lines: Vec<String> = HEADER.iter().map(|l| (*l).to_owned()).collect();
     for i in 0..MOVES {
+        if i == MOVES / 2 {
+            lines.push("G1 Z0.6".into());
+        }
         let x = if i % 2 == 0 { 20 } else { 10 };
         lines.push(format!("G1 X{x} Y10 E{:.1} F6000", (i + 1) as f64 * 0.5));
     }
@@ -42,9 +46,29 @@ fn print_file() -> String {
     lines.join("\n") + "\n"
 }
 
-/// E after file line `line` (1-based).
-fn e_after(line: u64) -> f64 {
-    line.saturating_sub(HEADER.len() as u64) as f64 * 0.5
+/// The last value of axis `letter` in the first `line` lines of `gcode` (0 when never set).
+fn axis_after(gcode: &str, line: u64, letter: char) -> f64 {
+    gcode
+        .lines()
+        .take(usize::try_from(line).unwrap())
+        .filter(|l| l.starts_with("G1 "))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|w| w.strip_prefix(letter)?.parse().ok())
+        .last()
+        .unwrap_or(0.0)
+}
+
+/// The 1-based line of the `G1 Z` move that starts the layer `line` is in.
+fn layer_start(gcode: &str, line: u64) -> u64 {
+    let at = gcode
+        .lines()
+        .take(usize::try_from(line).unwrap())
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("G1 Z"))
+        .map(|(i, _)| i)
+        .last()
+        .unwrap();
+    at as u64 + 1
 }
 
 /// Commands the host sends on its own (handshake, temperature polls).
@@ -55,7 +79,22 @@ fn is_host_chatter(command: &str) -> bool {
 }
 
 #[tokio::test]
-async fn an_interrupted_print_resumes_from_its_checkpoint_with_the_right_state() {
+async fn an_interrupted_print_resumes_after_its_last_confirmed_line() {
+    resume_scenario(ResumeFrom::LastLine).await;
+}
+
+#[tokio::test]
+async fn an_interrupted_print_resumes_from_the_start_of_its_layer() {
+    resume_scenario(ResumeFrom::LayerStart).await;
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum ResumeFrom {
+    LastLine,
+    LayerStart,
+}
+
+async fn resume_scenario(from: ResumeFrom) {
     let sim = VirtualPrinter::spawn(
         SimConfig {
             moves: MoveTiming::Kinematic,
@@ -111,66 +150,63 @@ async fn an_interrupted_print_resumes_from_its_checkpoint_with_the_right_state()
         "the print was not over: {job}"
     );
     // The checkpoint carries the machine state at that line, from the file.
-    assert_eq!(progress["e"].as_f64().unwrap(), e_after(line), "{job}");
+    assert_eq!(progress["e"], axis_after(&gcode, line, 'E'), "{job}");
     assert_eq!(progress["hotend_c"], 210.0);
     assert_eq!(progress["bed_c"], 60.0);
     assert_eq!(progress["fan"], 200);
-    assert_eq!(progress["z"], 0.3);
+    assert_eq!(progress["z"], axis_after(&gcode, line, 'Z'), "{job}");
     assert_eq!(progress["feedrate_mm_min"], 6000.0);
 
     // A bad body is refused and changes nothing.
-    let response = post_json(
-        &second,
-        &key,
-        &format!("/api/v1/jobs/{id}/resume"),
-        json!({ "from": "somewhere" }),
-    )
-    .await;
+    let resume_path = format!("/api/v1/jobs/{id}/resume");
+    let response = post_json(&second, &key, &resume_path, json!({ "from": "somewhere" })).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(second_state(&second, &key, id).await, "interrupted");
 
-    let response = post_json(
-        &second,
-        &key,
-        &format!("/api/v1/jobs/{id}/resume"),
-        json!({}),
-    )
-    .await;
+    let (request, start) = match from {
+        ResumeFrom::LastLine => (json!({}), line + 1),
+        // The layer's first Z move counts as done: the prelude declares the layer's height.
+        ResumeFrom::LayerStart => (
+            json!({ "from": "layer_start" }),
+            layer_start(&gcode, line) + 1,
+        ),
+    };
+    let response = post_json(&second, &key, &resume_path, request).await;
     assert_eq!(response.status(), StatusCode::OK);
     let resumed = body(response).await;
     assert_eq!(resumed["state"], "printing", "{resumed}");
-    assert_eq!(resumed["resume"]["start_line"], line + 1);
+    assert_eq!(resumed["resume"]["start_line"], start, "{resumed}");
     let prelude: Vec<String> = resumed["resume"]["prelude"]
         .as_array()
         .unwrap()
         .iter()
         .map(|l| l.as_str().unwrap().to_owned())
         .collect();
+    // The state after the line before `start`: the fan comes on at the header's last line.
+    let fan_on = start > HEADER.len() as u64;
     for expected in [
         "M190 S60".to_owned(),
         "M109 T0 S210".to_owned(),
         "G28 X Y".to_owned(),
-        "G92 Z0.3".to_owned(),
-        format!("G92 E{}", e_after(line)),
-        "M106 P0 S200".to_owned(),
-        "G1 F6000".to_owned(),
+        format!("G92 Z{}", axis_after(&gcode, start - 1, 'Z')),
+        format!("G92 E{}", axis_after(&gcode, start - 1, 'E')),
+        format!("G1 F{}", axis_after(&gcode, start - 1, 'F')),
     ] {
         assert!(
             prelude.contains(&expected),
             "{expected} missing: {prelude:?}"
         );
     }
+    assert_eq!(
+        prelude.contains(&"M106 P0 S200".to_owned()),
+        fan_on,
+        "{prelude:?}"
+    );
     assert!(!prelude
         .iter()
         .any(|l| l == "G28" || l.contains('Z') && l.starts_with("G28")));
     // Resuming twice is refused while it prints.
-    let again = post_json(
-        &second,
-        &key,
-        &format!("/api/v1/jobs/{id}/resume"),
-        json!({}),
-    )
-    .await;
+    let again = post_json(&second, &key, &resume_path, json!({})).await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     wait_job_state(&second, &key, id, "done", Duration::from_secs(60)).await;
     second.stop().await;
@@ -184,7 +220,7 @@ async fn an_interrupted_print_resumes_from_its_checkpoint_with_the_right_state()
         .collect();
     let remaining = gcode
         .lines()
-        .skip(usize::try_from(line).unwrap())
+        .skip(usize::try_from(start - 1).unwrap())
         .filter(|l| !l.starts_with(';'));
     let expected: Vec<&str> = prelude
         .iter()
