@@ -81,10 +81,11 @@ pub fn write_line(out: &mut Vec<u8>, line: &Line<'_>, options: WriteOptions) -> 
                 }
             }
             out.push(word.letter);
-            // A leading `G`/`M`/`T`/`N` word that is not a command (it was written `M 5`) keeps its
-            // space, or it would read back as a command code or line number.
+            // A leading `G`/`M`/`T`/`N` word that is not a command (it was written `M 5`, or
+            // `G 1..` with a dotted value) keeps its space, or it would read back as a command
+            // code or line number.
             if i == 0 && matches!(word.letter, b'G' | b'M' | b'T' | b'N') {
-                if let WordValue::Number(_) = word.value {
+                if let WordValue::Number(_) | WordValue::Text(_) = word.value {
                     out.push(b' ');
                 }
             }
