@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,22 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The `easyprint` binary named by the bench command's first argument (default
+/// `target/release/easyprint`); panics with what to do when it is missing.
+pub fn binary_from_args() -> PathBuf {
+    let binary = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "target/release/easyprint".into()),
+    );
+    assert!(
+        binary.exists(),
+        "{} not found: build it first",
+        binary.display()
+    );
+    binary
 }
 
 /// Runs a CLI subcommand with `stdin`; returns its standard output.

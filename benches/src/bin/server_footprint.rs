@@ -13,10 +13,9 @@
 //! `std::net`, so the client adds as little as possible). OctoPrint's figures for comparison are
 //! the ones measured on this machine by `../shared/peers/octoprint/measure.sh` (not re-run here).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use easyprint_benches::server::{cli, get_latency, rss_mb, start};
+use easyprint_benches::server::{binary_from_args, cli, get_latency, rss_mb, start};
 
 /// OctoPrint 1.11.8 on this machine (shared/docs/octoprint-api.md, section 6).
 const OCTOPRINT_STARTUP_S: f64 = 3.72;
@@ -27,16 +26,7 @@ const OCTOPRINT_JOB_P50_MS: f64 = 3.23;
 const OCTOPRINT_JOB_P99_MS: f64 = 4.75;
 
 fn main() {
-    let binary = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "target/release/easyprint".into()),
-    );
-    assert!(
-        binary.exists(),
-        "{} not found: build it first",
-        binary.display()
-    );
+    let binary = binary_from_args();
     let dir = std::env::temp_dir().join(format!("easyprint-footprint-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("easyprint.toml");

@@ -14,12 +14,11 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use easyprint_benches::server::{cli, get_latency, start, Percentiles};
+use easyprint_benches::server::{binary_from_args, cli, get_latency, start, Percentiles};
 use easyprint_marlin::sim::{LinkConfig, SimConfig, SimStats, VirtualPrinter};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -239,16 +238,7 @@ fn raise_fd_limit() {
 }
 
 fn main() {
-    let binary = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "target/release/easyprint".into()),
-    );
-    assert!(
-        binary.exists(),
-        "{} not found: build it first",
-        binary.display()
-    );
+    let binary = binary_from_args();
     // 1000 client sockets here, 1000 server sockets in the child (which inherits the limit).
     raise_fd_limit();
     let sim = VirtualPrinter::spawn(
