@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use easyprint_marlin::sim::{
     Faults, Harness, LinkConfig, MarlinVersion, MoveTiming, RunReport, SimConfig,
 };
-use easyprint_marlin::{FlowPolicy, SessionConfig};
+use easyprint_marlin::{FatalError, FlowPolicy, SessionConfig};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
@@ -45,6 +45,17 @@ fn stream(
     (h, report)
 }
 
+fn flow() -> impl Strategy<Value = FlowPolicy> {
+    prop_oneof![
+        Just(FlowPolicy::PingPong),
+        Just(FlowPolicy::Auto { rx_bytes: 128 }),
+        Just(FlowPolicy::Credit {
+            slots: 4,
+            rx_bytes: 128
+        }),
+    ]
+}
+
 fn version() -> impl Strategy<Value = MarlinVersion> {
     prop_oneof![
         Just(MarlinVersion::V1),
@@ -69,7 +80,7 @@ proptest! {
         seed in any::<u64>(),
         version in version(),
         advanced_ok in any::<bool>(),
-        ping_pong in any::<bool>(),
+        flow in flow(),
         baud in prop_oneof![Just(115_200u32), Just(250_000u32)],
         corrupt in 0.0..0.02f64,
         drop in 0.0..0.02f64,
@@ -78,7 +89,6 @@ proptest! {
         duplicate_ok in 0.0..0.01f64,
         spurious in 0.0..0.01f64,
     ) {
-        let flow = if ping_pong { FlowPolicy::PingPong } else { FlowPolicy::Auto { rx_bytes: 128 } };
         let session = SessionConfig { flow, ..SessionConfig::default() };
         let faults = Faults {
             seed,
@@ -104,19 +114,18 @@ proptest! {
         for (i, (got, want)) in executed.iter().zip(&expected).enumerate() {
             prop_assert_eq!(got, want, "command {}", i);
         }
-        // Known limit: without ADVANCED_OK a duplicated `ok` cannot be told from a real one.
-        // Sync M105s keep the count from drifting (every fixed-seed case here passes the full
-        // property, and about 1 random case in 300 does not), but a surplus `ok` can still
-        // report a completion early, and rarely the count ends one M105 behind: the session
-        // then probes forever after the job (or stops with a fatal error). Execution stays
-        // exactly-once and in order (checked above) in every case.
-        let noisy_oks = !advanced_ok && duplicate_ok > 0.0;
-        if !(noisy_oks && (report.fatal.is_some() || report.timed_out)) {
-            prop_assert_eq!(&report.fatal, &None, "{:?}", report);
-            prop_assert!(!report.timed_out, "{:?}", report);
-            prop_assert_eq!(executed.len(), LINES, "{:?}", report);
-            prop_assert_eq!(report.completed as usize, LINES, "{:?}", report);
+        // Known limit: a credit window without ADVANCED_OK cannot tell which copy of a line
+        // an `ok` answers when a resend storm puts several on the wire; it can give up with
+        // `ResendLoop` (exactly-once, in-order execution still holds, checked above).
+        let credit_blind = matches!(flow, FlowPolicy::Credit { .. }) && !advanced_ok;
+        if credit_blind && matches!(report.fatal, Some(FatalError::ResendLoop { .. })) {
+            return Ok(());
         }
+        // Every line ran and was reported complete, the session never gave up.
+        prop_assert_eq!(&report.fatal, &None, "{:?}", report);
+        prop_assert!(!report.timed_out, "{:?}", report);
+        prop_assert_eq!(executed.len(), LINES, "{:?}", report);
+        prop_assert_eq!(report.completed as usize, LINES, "{:?}", report);
     }
 }
 
@@ -194,4 +203,105 @@ fn regression_duplicated_oks_no_longer_feed_a_resend_storm() {
     assert_eq!(report.fatal, None, "{report:?}");
     assert!(!report.timed_out, "{report:?}");
     assert_eq!(report.completed as usize, LINES, "{report:?}");
+}
+
+/// Streams the job and asserts the full property: no fatal error, no time-out, every line
+/// reported complete.
+fn assert_completes(flow: FlowPolicy, version: MarlinVersion, baud: u32, faults: Faults) {
+    let session = SessionConfig {
+        flow,
+        ..SessionConfig::default()
+    };
+    let (h, report) = stream(session, version, false, baud, faults);
+    assert_eq!(report.fatal, None, "{report:?}");
+    assert!(!report.timed_out, "{report:?}");
+    assert_eq!(report.completed as usize, LINES, "{report:?}");
+    let executed = h
+        .printer()
+        .ledger()
+        .iter()
+        .filter(|e| e.line.is_some_and(|n| n >= 2) && e.command != "M105")
+        .count();
+    assert_eq!(executed, LINES);
+}
+
+const CREDIT: FlowPolicy = FlowPolicy::Credit {
+    slots: 4,
+    rx_bytes: 128,
+};
+
+/// Found by the property above once it asserted everything for duplicated `ok`s without
+/// ADVANCED_OK (about 1 random case in 300 failed). An `M105`'s `ok T:` was lost (or, on
+/// Marlin 2.0.x, came while a rewind waited and was dropped, its re-sent copy rejected as a
+/// duplicate): that M105 stayed outstanding for good, every later `ok T:` was matched one
+/// M105 too early, and one command was never reported complete. Now an M105 unanswered when
+/// a probe goes out is written off, and an `ok T:` during a rewind answers the M105 due.
+#[test]
+fn regression_an_m105_without_its_answer_is_not_outstanding_forever() {
+    let faults = Faults {
+        seed: 1_185_477_113_551_970_163,
+        corrupt_line: 0.017_610_305_321_035_878,
+        drop_byte: 0.016_427_825_795_597_976,
+        lose_line: 0.001_310_839_966_457_642_7,
+        lost_ok: 0.005_837_721_995_931_277,
+        duplicate_ok: 0.008_697_428_469_299_155,
+        spurious_resend: 0.004_156_291_322_843_369_6,
+        ..Faults::none()
+    };
+    assert_completes(CREDIT, MarlinVersion::V2_1, 250_000, faults);
+}
+
+/// Found by the property above: an `ok` lost, then the probes sent into the silence lost or
+/// miscounted; with at most two unanswered probes the session declared the printer lost after
+/// 30 s of silence. Now up to four go out (two while a long command runs).
+#[test]
+fn regression_lost_probes_are_not_a_lost_printer() {
+    let faults = Faults {
+        seed: 15_239_995_912_767_487_888,
+        corrupt_line: 0.010_573_184_790_306_039,
+        drop_byte: 0.019_343_966_920_418_83,
+        lose_line: 0.007_967_047_131_303_594,
+        lost_ok: 0.001_162_306_887_843_174_5,
+        duplicate_ok: 0.006_310_238_301_742_995,
+        spurious_resend: 0.001_517_064_640_945_724_3,
+        ..Faults::none()
+    };
+    assert_completes(CREDIT, MarlinVersion::V2_0, 250_000, faults);
+}
+
+/// Found by the property above with the credit window and no ADVANCED_OK: a rewind took N+1
+/// out of flight, its `ok` was taken for a resend's, and the firmware (which had run it) then
+/// asked for N+2, the next line to send: nothing was re-sent, and N+1 was never reported
+/// complete.
+#[test]
+fn regression_lines_rewound_and_never_re_sent_are_reported() {
+    let faults = Faults {
+        seed: 263_829_082_015_012_476,
+        corrupt_line: 0.011_396_097_146_772_753,
+        drop_byte: 0.006_506_516_026_303_706,
+        lose_line: 0.001_163_534_417_441_467_8,
+        lost_ok: 0.009_338_095_283_490_716,
+        duplicate_ok: 0.004_554_448_404_186_419,
+        spurious_resend: 0.003_057_629_282_910_497,
+        ..Faults::none()
+    };
+    assert_completes(CREDIT, MarlinVersion::V2_1, 250_000, faults);
+}
+
+/// Found by the property above: a credit window full of bytes, every `ok` for it lost, and no
+/// probe ever went out (it would not have fitted the receive buffer), so after 30 s of silence
+/// the printer was declared lost. Only a long command keeps lines in the receive buffer.
+#[test]
+fn regression_a_full_window_still_probes() {
+    let faults = Faults {
+        seed: 7_341_177_388_274_923_235,
+        corrupt_line: 0.017_981_122_768_421_683,
+        drop_byte: 0.002_604_964_435_938_004_4,
+        lose_line: 0.007_651_040_593_962_578,
+        lost_ok: 0.007_170_426_361_255_183_5,
+        duplicate_ok: 0.000_730_111_391_116_582_2,
+        spurious_resend: 0.008_946_505_513_861_811,
+        ..Faults::none()
+    };
+    assert_completes(CREDIT, MarlinVersion::V2_1, 250_000, faults);
 }

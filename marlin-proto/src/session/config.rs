@@ -16,9 +16,10 @@ pub enum FlowPolicy {
     PingPong,
     /// Up to `slots` commands and `rx_bytes` bytes outstanding, whatever the firmware reports.
     ///
-    /// Without ADVANCED_OK an acknowledgement cannot be matched to its line, so firmware that
-    /// sends no `ok` after a resend (Marlin 2.0.x) can make the count lag by one until the
-    /// acknowledgement timeout; prefer [`FlowPolicy::Auto`].
+    /// Without ADVANCED_OK an acknowledgement cannot be matched to its line: a numbered `M105`
+    /// among the lines every 32 commands resynchronises the count, but a duplicated `ok` can
+    /// still report a command complete (and let one more line into the firmware) early until
+    /// then; prefer [`FlowPolicy::Auto`].
     Credit {
         /// Command-queue slots (Marlin `BUFSIZE`, default 4).
         slots: u32,

@@ -103,13 +103,23 @@ struct InFlight {
     long: bool,
     /// An `M105`, answered by `ok T:…`.
     m105: bool,
+    /// An `M105` whose answer is presumed lost (see `probe`): `ok T:…` is matched to a later
+    /// M105 first, and plain `ok`s may pass it.
+    answer_lost: bool,
     bytes: u32,
     sent_at: Instant,
 }
 
-/// Ping-pong without ADVANCED_OK sends a numbered `M105` alone after this many commands
-/// (about 3 % more lines) so duplicated `ok`s cannot accumulate.
+/// Without ADVANCED_OK, a numbered `M105` goes out after this many commands (about 3 % more
+/// lines) so duplicated `ok`s cannot accumulate: alone in ping-pong, among the lines in a
+/// credit window.
 const SYNC_EVERY: u32 = 32;
+
+/// Probes sent into silence before the printer is declared lost: at the default 5 s apart
+/// that is one every 5 s until `lost_after` (30 s), so a lost `ok` followed by lost probes
+/// (line noise) is not mistaken for a lost printer. About 60 bytes, well inside Marlin's
+/// 128-byte receive buffer.
+const MAX_SILENT_PROBES: usize = 4;
 
 /// The longest firmware line kept; longer ones are cut (the rest is reported as another line).
 const MAX_RX_LINE: usize = 1024;
@@ -195,8 +205,8 @@ pub struct Session {
     /// Without ADVANCED_OK a stray `ok` cannot be told from a real one, so a lost tail could
     /// pass for acknowledged: before going idle, a numbered `M105` proves every line ran.
     barrier_due: bool,
-    /// Numbered commands sent since the last numbered `M105`: without ADVANCED_OK, ping-pong
-    /// sends one alone every [`SYNC_EVERY`] commands (see `poll_transmit`).
+    /// Numbered commands sent since the last numbered `M105`: without ADVANCED_OK, one goes
+    /// out every [`SYNC_EVERY`] commands (see `sync_due`).
     since_sync: u32,
     /// After a rewind to this line, lines go one at a time until it is acknowledged: the
     /// lines it replaced may still be in (or on their way to) the firmware's receive buffer.
@@ -472,14 +482,16 @@ impl Session {
                 break;
             };
             if self.sync_due() {
-                // Alone in flight, the M105 absorbs any surplus plain `ok` (a plain `ok` never
-                // answers an M105), and its `ok T:` acknowledges everything before it.
+                // The M105 absorbs any surplus plain `ok` (a plain `ok` never answers an M105
+                // or a line after it), and its `ok T:` acknowledges everything before it.
+                if !self.window_allows(numbered_len(self.next_line, "M105".len())) {
+                    break;
+                }
                 self.since_sync = 0;
                 self.transmit_new(now, None, Payload::internal("M105"), Kind::Command, out);
                 continue;
             }
-            let len = "N ".len() + digits(self.next_line) + next.payload.len() + "*255\n".len();
-            if !self.window_allows(len) {
+            if !self.window_allows(numbered_len(self.next_line, next.payload.len())) {
                 break;
             }
             let q = self.queue.pop_front().expect("front exists");
@@ -615,19 +627,26 @@ impl Session {
 
     /// Without ADVANCED_OK an `ok` names no line, so a duplicated `ok` (line noise) that
     /// arrives after the next line went out is taken for that line's: the count runs one ahead
-    /// (early completions, and more lines in the firmware than the window allows). In
-    /// ping-pong, a numbered `M105` sent alone every [`SYNC_EVERY`] commands bounds that drift:
+    /// (early completions, and more lines in the firmware than the window allows). A numbered
+    /// `M105` every [`SYNC_EVERY`] commands bounds that drift: in ping-pong it goes alone, so
     /// surplus `ok`s meet only the M105 and are dropped as unexpected.
+    ///
+    /// A credit window sends it among the other lines (its window permitting): while it is
+    /// unanswered, plain `ok`s only acknowledge lines sent before it (see `on_ok`), so the
+    /// surplus ones are dropped when they reach it, and its `ok T:` resynchronises the count.
     fn sync_due(&self) -> bool {
-        self.since_sync >= SYNC_EVERY
-            && self.gated == 0
-            && !self.firmware.advanced_ok
-            && self.policy() == ActivePolicy::PingPong
+        if self.since_sync < SYNC_EVERY || self.firmware.advanced_ok {
+            return false;
+        }
+        match self.policy() {
+            ActivePolicy::PingPong => self.gated == 0,
+            ActivePolicy::Credit { .. } => true,
+        }
     }
 
-    /// Sends a numbered `M105` outside the window, unless two probes went out since the firmware last said anything
-    /// (a third would only fill a blocked firmware's receive buffer; two cover one probe lost
-    /// on the wire), or the receive-buffer budget is used up.
+    /// Sends a numbered `M105` outside the window, unless [`MAX_SILENT_PROBES`] went out since
+    /// the firmware last said anything (two while a long command runs: more would only fill a
+    /// blocked firmware's receive buffer), or the receive-buffer budget is used up.
     fn probe(&mut self, now: Instant) {
         self.last_probe = Some(now);
         let probes = self
@@ -635,12 +654,29 @@ impl Session {
             .iter()
             .filter(|f| f.kind == Kind::Probe && f.sent_at >= self.last_rx)
             .count();
+        let long = self.in_flight.front().is_some_and(|f| f.long);
+        // Only a firmware blocked in a long command keeps lines in its receive buffer for
+        // seconds; otherwise the window's lines (at most its command slots) have moved to its
+        // command queue, and a probe always fits.
         let room = match self.policy() {
             ActivePolicy::PingPong => true,
-            ActivePolicy::Credit { rx_bytes, .. } => self.in_flight_bytes + 16 <= rx_bytes,
+            ActivePolicy::Credit { rx_bytes, .. } => !long || self.in_flight_bytes + 16 <= rx_bytes,
         };
-        if self.phase == Phase::Connecting || probes >= 2 || !room {
+        let most = if long { 2 } else { MAX_SILENT_PROBES };
+        if self.phase == Phase::Connecting || probes >= most || !room {
             return;
+        }
+        if !long {
+            // The firmware answers an M105 as soon as it reaches it, and nothing long is
+            // ahead of it: an M105 out this long without an answer lost its `ok T:…` (line
+            // noise). Matching the probe's answer to it instead would leave every later
+            // `ok T:…` one M105 behind for good.
+            let patience = self.config.probe_after.min(self.config.ok_timeout);
+            for f in self.in_flight.iter_mut().filter(|f| f.m105) {
+                if now.saturating_duration_since(f.sent_at) >= patience {
+                    f.answer_lost = true;
+                }
+            }
         }
         let mut urgent = std::mem::take(&mut self.urgent);
         self.transmit_new(
@@ -820,6 +856,7 @@ impl Session {
             kind,
             long,
             m105,
+            answer_lost: false,
             bytes,
             sent_at: now,
         });
@@ -1011,8 +1048,14 @@ impl Session {
             return;
         }
         if ok.temperatures.is_some() && !self.in_flight.iter().any(|f| f.m105) {
-            // `ok T:…` only ever answers an M105.
-            self.events.push_back(Event::Warning(Warning::UnexpectedOk));
+            // `ok T:…` only ever answers an M105. With none in flight, it can still answer the
+            // M105 a rewind is about to re-send: the firmware ran the copy that was on the
+            // wire when it asked (a request caused by an earlier duplicate, not by this line).
+            // Re-sending it would be rejected as a duplicate and never answered, leaving an
+            // M105 outstanding for good (every later `ok T:` matched one M105 too early).
+            if !self.rewound_m105_answered() {
+                self.events.push_back(Event::Warning(Warning::UnexpectedOk));
+            }
             return;
         }
         let taken = if let (true, Some(n)) = (self.firmware.advanced_ok, ok.line) {
@@ -1037,11 +1080,7 @@ impl Session {
                     None
                 }
             }
-        } else if let Some(pos) = ok
-            .temperatures
-            .as_ref()
-            .and_then(|_| self.in_flight.iter().position(|f| f.m105))
-        {
+        } else if let Some(pos) = ok.temperatures.as_ref().and_then(|_| self.answering_m105()) {
             // `ok T:…` answers an M105. The firmware checks numbering and works in order, so
             // every line sent before it ran too: a sync point that repairs a miscounted `ok`.
             self.ack_through(pos)
@@ -1052,8 +1091,13 @@ impl Session {
                 .position(|f| f.line.is_none())
                 .map(|pos| self.remove_in_flight(pos))
         } else {
-            // A plain `ok` never answers an M105 (whose answer carries temperatures).
-            match self.in_flight.iter().position(|f| !f.m105) {
+            // A plain `ok` never answers an M105 (whose answer carries temperatures), nor a
+            // line sent after an unanswered M105: the firmware works in order, so that M105's
+            // `ok T:` comes first. A plain `ok` meeting one is surplus (a duplicate) and is
+            // dropped: every M105 in flight is a barrier that absorbs duplicated `ok`s.
+            let barrier = self.in_flight.iter().position(|f| f.m105 && !f.answer_lost);
+            let before = barrier.unwrap_or(self.in_flight.len());
+            match self.in_flight.iter().take(before).position(|f| !f.m105) {
                 Some(0) => self.pop_front_in_flight(),
                 Some(pos) => Some(self.remove_in_flight(pos)),
                 None => None,
@@ -1102,6 +1146,49 @@ impl Session {
         {
             self.last_acked = Some(k);
         }
+    }
+
+    /// An `ok T:…` came with no M105 in flight: if the rewind's next line is an M105, that
+    /// answer is its (see `on_ok`). Completes it, moves the cursor past it; false otherwise.
+    ///
+    /// Only the cursor's own line: a duplicated `ok T:` taken for it skips nothing but an
+    /// M105 (no side effects), and if the firmware lacks it, it asks for it again.
+    fn rewound_m105_answered(&mut self) -> bool {
+        let Some(cursor) = self.resend_cursor else {
+            return false;
+        };
+        let oldest = self.history.front().map_or(cursor, |s| s.line);
+        let Some(sent) = usize::try_from(cursor - oldest)
+            .ok()
+            .and_then(|i| self.history.get(i))
+        else {
+            return false;
+        };
+        if !sent.m105 {
+            return false;
+        }
+        let (id, kind) = (sent.id, sent.kind);
+        self.resend_cursor = (cursor + 1 < self.next_line).then_some(cursor + 1);
+        self.complete(InFlight {
+            line: Some(cursor),
+            id,
+            kind,
+            long: false,
+            m105: true,
+            answer_lost: false,
+            bytes: 0,
+            sent_at: self.last_rx,
+        });
+        true
+    }
+
+    /// The in-flight M105 an `ok T:…` answers: the oldest one whose answer is not presumed
+    /// lost, else the oldest (its answer was late, not lost).
+    fn answering_m105(&self) -> Option<usize> {
+        self.in_flight
+            .iter()
+            .position(|f| f.m105 && !f.answer_lost)
+            .or_else(|| self.in_flight.iter().position(|f| f.m105))
     }
 
     /// Marks `line` reported; false if it already was.
@@ -1226,8 +1313,10 @@ impl Session {
             }
         }
         if n == self.next_line {
-            // The firmware has every line sent so far: nothing to re-send.
+            // The firmware has every line sent so far: nothing to re-send, and lines a rewind
+            // took out of flight (their `ok`s may have been taken for a resend's) are done.
             self.resend_cursor = None;
+            self.acknowledge_through(n - 1);
             self.events
                 .push_back(Event::Warning(Warning::IgnoredResend {
                     line,
@@ -1364,6 +1453,11 @@ impl Session {
             }
         }
     }
+}
+
+/// The most bytes `N<line> <payload>*<checksum>\n` takes.
+fn numbered_len(line: i64, payload: usize) -> usize {
+    "N ".len() + digits(line) + payload + "*255\n".len()
 }
 
 fn digits(n: i64) -> usize {

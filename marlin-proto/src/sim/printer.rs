@@ -287,7 +287,9 @@ impl SimPrinter {
         }
         // Never the first byte (an `N` turned into something else would make the line run
         // unprotected) and never the terminator (merged lines have a 1/256 chance to pass
-        // the 8-bit checksum): both are real risks of the protocol, not of the host.
+        // the 8-bit checksum), and at most one fault per line (a changed byte and a dropped
+        // one can cancel out in the XOR checksum, e.g. `X`→`x` and a space dropped): all
+        // real risks of the protocol, not of the host.
         if line.len() > 2 && self.rng.chance(corrupt) {
             self.stats.faults_injected += 1;
             let i = 1 + self.rng.below(line.len() - 2);
@@ -297,8 +299,7 @@ impl SimPrinter {
                 new = if old == b'#' { b'$' } else { b'#' };
             }
             line[i] = new;
-        }
-        if line.len() > 2 && self.rng.chance(drop) {
+        } else if line.len() > 2 && self.rng.chance(drop) {
             self.stats.faults_injected += 1;
             let i = 1 + self.rng.below(line.len() - 2);
             line.remove(i);
