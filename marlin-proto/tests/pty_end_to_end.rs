@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use easyprint_marlin::printer::{ConnectError, Printer, PrinterConfig, PrinterEvent, PrinterState};
+use easyprint_marlin::printer::{
+    ConnectError, Printer, PrinterConfig, PrinterEvent, PrinterState, Status,
+};
 use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
 use easyprint_marlin::transport::{PortSpec, TransportError};
 use easyprint_marlin::{Event, FatalError, SessionConfig};
@@ -170,28 +172,70 @@ async fn pause_resume_cancel_and_emergency_stop() {
     let job: Vec<String> = (0..100_000)
         .map(|i| format!("G1 X{} E{i}", i % 50))
         .collect();
+    // Conditions, not sleeps: the status watch, and the firmware's temperature autoreports
+    // (every 2 s, `PrinterConfig`'s default) as the clock that proves nothing moves.
+    async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(30), f)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting: {what}"))
+    }
+    async fn next_report(events: &mut tokio::sync::broadcast::Receiver<PrinterEvent>) {
+        loop {
+            match events.recv().await {
+                Ok(PrinterEvent::Session(Event::Temperatures(_))) => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    let acknowledged = |s: &Status| s.job.map_or(0, |j| j.acknowledged);
+    let mut status = printer.status();
+    let mut reports = printer.events();
     printer.stream(job, None).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    within(
+        "the job started",
+        status.wait_for(|s| acknowledged(s) >= 100),
+    )
+    .await
+    .map(drop)
+    .unwrap();
     printer.pause().unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(printer.status().borrow().state, PrinterState::Paused);
-    let before = printer.status().borrow().job.unwrap().acknowledged;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = printer.status().borrow().job.unwrap().acknowledged;
-    assert!(
-        after - before <= 40,
+    within(
+        "paused",
+        status.wait_for(|s| s.state == PrinterState::Paused),
+    )
+    .await
+    .map(drop)
+    .unwrap();
+    // The lines already in flight finish (a few ms at most); two reports later, nothing.
+    within("a temperature report", next_report(&mut reports)).await;
+    let before = acknowledged(&status.borrow());
+    within("a temperature report", next_report(&mut reports)).await;
+    let after = acknowledged(&status.borrow());
+    assert_eq!(
+        after,
+        before,
         "paused yet {} lines acknowledged",
         after - before
     );
     printer.resume().unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(printer.status().borrow().job.unwrap().acknowledged > after);
+    within(
+        "the job resumed",
+        status.wait_for(|s| acknowledged(s) > after),
+    )
+    .await
+    .map(drop)
+    .unwrap();
     printer.cancel().unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(printer.status().borrow().state, PrinterState::Ready);
+    within(
+        "cancelled",
+        status.wait_for(|s| s.state == PrinterState::Ready),
+    )
+    .await
+    .map(drop)
+    .unwrap();
     let mut events = printer.events();
     printer.emergency_stop().unwrap();
-    let mut status = printer.status();
     tokio::time::timeout(Duration::from_secs(5), async {
         while status.borrow().fatal.is_none() {
             status.changed().await.unwrap();
