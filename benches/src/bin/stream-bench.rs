@@ -12,14 +12,15 @@
 //!
 //! Run with `cargo run --release -p easyprint-benches --bin stream-bench` (`--quick` for short
 //! runs, `--cpu` or `--slicing` for one section alone, `--files dense,denser --baud 250000` for
-//! some rows of the table and nothing else).
+//! some rows of the table and nothing else, `--latency-ms 16` for those rows behind an FTDI
+//! bridge's latency timer).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use easyprint_marlin::printer::{Printer, PrinterConfig, PrinterEvent};
-use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
+use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, UsbBatching, VirtualPrinter};
 use easyprint_marlin::transport::PortSpec;
 use easyprint_marlin::{FlowPolicy, SessionConfig};
 
@@ -123,8 +124,14 @@ async fn connect(spec: &PortSpec, flow: FlowPolicy) -> Printer {
     .expect("connect")
 }
 
-async fn run(job: &[String], baud: u32, credit: bool, sim_moves: MoveTiming) -> Row {
-    run_on(AVR, job, baud, credit, sim_moves).await
+async fn run(
+    job: &[String],
+    baud: u32,
+    credit: bool,
+    sim_moves: MoveTiming,
+    usb: Option<UsbBatching>,
+) -> Row {
+    run_on(AVR, job, baud, credit, sim_moves, usb).await
 }
 
 async fn run_on(
@@ -133,6 +140,7 @@ async fn run_on(
     baud: u32,
     credit: bool,
     sim_moves: MoveTiming,
+    usb: Option<UsbBatching>,
 ) -> Row {
     let link = if baud == 0 {
         LinkConfig {
@@ -151,6 +159,7 @@ async fn run_on(
             moves: sim_moves,
             rx_buffer: board.rx_buffer,
             command_slots: board.slots,
+            usb_batching: usb,
             // Host-limited runs: the firmware takes no time either.
             command_time: if baud == 0 {
                 Duration::ZERO
@@ -494,7 +503,7 @@ async fn slicing_section(job: &[String]) {
                     None => return,
                 },
             };
-            let r = run(job, 250_000, credit, MoveTiming::Kinematic).await;
+            let r = run(job, 250_000, credit, MoveTiming::Kinematic, None).await;
             let slices = slicing
                 .as_ref()
                 .map_or(0, |s| s.slices.load(Ordering::Relaxed));
@@ -551,9 +560,17 @@ async fn bench(args: &[String]) {
             .map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
     };
     let (files, bauds) = (pick("--files"), pick("--baud"));
+    // `--latency-ms 16`: the board's FTDI bridge holds printer->host bytes for its latency
+    // timer (or until a 62-byte packet fills).
+    let usb = pick("--latency-ms")
+        .and_then(|v| v.first()?.parse::<u64>().ok())
+        .map(|ms| UsbBatching::ftdi(Duration::from_millis(ms)));
     let curvy = curves(1200 / scale, 0.25);
     let slicer = slicer_like(600 / scale);
-    println!("stream-bench: Printer -> serialport -> pty -> simulated Marlin (real time, 1 ms latency each way)");
+    match usb {
+        Some(b) => println!("stream-bench: Printer -> serialport -> pty -> simulated Marlin (real time, 1 ms latency each way; printer->host held by an FTDI latency timer of {} ms or a 62-byte packet)", b.timer.as_millis()),
+        None => println!("stream-bench: Printer -> serialport -> pty -> simulated Marlin (real time, 1 ms latency each way)"),
+    }
     println!(
         "{:<6} {:>6} {:<7} {:<10} {:>6} {:>7} {:>8} {:>9} {:>11} {:>10} {:>6}",
         "load",
@@ -588,7 +605,7 @@ async fn bench(args: &[String]) {
                     continue;
                 }
                 for credit in [false, true] {
-                    let r = run(job, baud, credit, MoveTiming::Kinematic).await;
+                    let r = run(job, baud, credit, MoveTiming::Kinematic, usb).await;
                     println!(
                         "{:<6} {:>6} {:<7} {:<10} {:>6} {:>7.2} {:>8.1} {:>9} {:>11.1} {:>10} {:>6.2}",
                         if loaded { "busy" } else { "idle" },
@@ -607,7 +624,7 @@ async fn bench(args: &[String]) {
             }
         }
     }
-    if files.is_some() || bauds.is_some() {
+    if files.is_some() || bauds.is_some() || usb.is_some() {
         return;
     }
     println!();
@@ -618,7 +635,7 @@ async fn bench(args: &[String]) {
         ("credit, 8-bit board (RX 128 B, 4 slots)", AVR, true),
         ("credit, 32-bit board (RX 1 KiB, 32 slots)", BIG, true),
     ] {
-        let r = run_on(board, &job, 0, credit, MoveTiming::Instant).await;
+        let r = run_on(board, &job, 0, credit, MoveTiming::Instant, None).await;
         let rate = r.lines as f64 / r.elapsed.as_secs_f64();
         println!(
             "{:<42} {:>7} lines in {:>6.2} s = {:>8.0} lines/s = {:>5.1}x OctoPrint; host cpu {} us/1k lines",

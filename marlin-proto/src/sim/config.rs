@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::link::UsbBatching;
+
 /// Which Marlin generation's resend behaviour to reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -105,6 +107,9 @@ pub struct SimConfig {
     pub homing_time: Duration,
     /// Injected faults.
     pub faults: Faults,
+    /// The board's USB-serial bridge, batching what the firmware sends (`None`: every line
+    /// reaches the host the link's latency after its last byte).
+    pub usb_batching: Option<UsbBatching>,
 }
 
 impl Default for SimConfig {
@@ -124,6 +129,7 @@ impl Default for SimConfig {
             heating_rate: 5.0,
             homing_time: Duration::from_secs(8),
             faults: Faults::none(),
+            usb_batching: None,
         }
     }
 }

@@ -67,9 +67,9 @@ impl Harness {
     pub fn new(session: SessionConfig, printer: SimConfig, link: LinkConfig, now: Instant) -> Self {
         Self {
             session: Session::new(session, now),
+            to_host: Link::new(link).with_usb_batching(printer.usb_batching),
             printer: SimPrinter::new(printer),
             to_printer: Link::new(link),
-            to_host: Link::new(link),
             now,
             start: now,
             buf: Vec::new(),

@@ -8,7 +8,8 @@
 //!   `busy:` keepalive and heating curves, `M115` capabilities, ADVANCED_OK, seeded
 //!   [`Faults`], a [`ledger`](SimPrinter::ledger) of executed commands and
 //!   [`underrun accounting`](SimStats).
-//! - [`Link`]: one direction of a baud-limited serial link with latency.
+//! - [`Link`]: one direction of a baud-limited serial link with latency, and optionally a
+//!   USB-serial bridge's batching ([`UsbBatching`], the FTDI latency timer).
 //! - [`Harness`]: session + links + printer in virtual time.
 //! - [`VirtualPrinter`]: the printer served on a real pseudo-terminal, in real time.
 
@@ -21,7 +22,7 @@ mod rng;
 
 pub use config::{Faults, MarlinVersion, MoveTiming, SimConfig};
 pub use harness::{Harness, RunReport};
-pub use link::{Link, LinkConfig};
+pub use link::{Link, LinkConfig, UsbBatching};
 pub use printer::{Executed, SimPrinter, SimStats};
 pub use pty::VirtualPrinter;
 

@@ -100,9 +100,9 @@ fn serve(
     stats: Arc<Mutex<SimStats>>,
 ) -> SimPrinter {
     let _ = crate::transport::raise_io_thread_priority();
+    let mut to_host = Link::new(link).with_usb_batching(config.usb_batching);
     let mut printer = SimPrinter::new(config);
     let mut to_printer = Link::new(link);
-    let mut to_host = Link::new(link);
     let mut buf = vec![0u8; 8192];
     let mut chunk = Vec::new();
     let mut unwritten: Vec<u8> = Vec::new();
