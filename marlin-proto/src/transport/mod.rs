@@ -94,6 +94,13 @@ pub fn open(spec: &PortSpec) -> Result<Box<dyn Link>, TransportError> {
                         },
                     }
                 })?;
+            // Non-blocking: the I/O thread reads until `EAGAIN` after each readiness event
+            // with one `read` per chunk (serialport's own read adds a `poll` before each).
+            // Its reads and writes still wait in `poll` first, so they behave as before.
+            set_nonblocking(port.as_raw_fd()).map_err(|e| TransportError::Open {
+                what: path.clone(),
+                source: e.into(),
+            })?;
             Ok(Box::new(SerialLink(port)))
         }
         PortSpec::Tcp { addr } => {
@@ -126,8 +133,23 @@ impl AsRawFd for SerialLink {
     }
 }
 
+fn set_nonblocking(fd: RawFd) -> nix::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
 impl Link for SerialLink {
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        if timeout.is_zero() {
+            // One syscall: the descriptor is non-blocking (see `open`).
+            return match nix::unistd::read(self.0.as_raw_fd(), buf) {
+                Ok(n) => Ok(n),
+                Err(nix::errno::Errno::EAGAIN) => Ok(0),
+                Err(e) => Err(e.into()),
+            };
+        }
         // The port's timeout only bounds the `poll` before each read or write.
         serialport::SerialPort::set_timeout(&mut self.0, timeout)?;
         let read = self.0.read(buf);

@@ -48,10 +48,8 @@ fn an_m105_whose_answer_was_lost_does_not_shift_later_answers() {
     assert!(h.s.is_idle());
 }
 
-/// A firmware without ADVANCED_OK that answers in order, once per line (`ok T:` for M105),
-/// with one extra `ok` after the answer to line `duplicate_after`. Returns, for each `ok T:`
-/// given, the highest line reported complete before it, and the M105 lines.
-fn credit_without_advanced_ok(commands: usize, duplicate_after: i64) -> (Host, Vec<(i64, i64)>) {
+/// Connected to a firmware without ADVANCED_OK, with a credit window of 4 slots and 128 bytes.
+fn credit_host() -> Host {
     let config = SessionConfig {
         flow: FlowPolicy::Credit {
             slots: 4,
@@ -59,7 +57,14 @@ fn credit_without_advanced_ok(commands: usize, duplicate_after: i64) -> (Host, V
         },
         ..SessionConfig::default()
     };
-    let mut h = Host::connected(config, "ok", "");
+    Host::connected(config, "ok", "")
+}
+
+/// A firmware without ADVANCED_OK that answers in order, once per line (`ok T:` for M105),
+/// with one extra `ok` after the answer to line `duplicate_after`. Returns, for each `ok T:`
+/// given, the highest line reported complete before it, and the M105 lines.
+fn credit_without_advanced_ok(commands: usize, duplicate_after: i64) -> (Host, Vec<(i64, i64)>) {
+    let mut h = credit_host();
     for i in 0..commands {
         h.send(&format!("G1 X{i}"));
     }
@@ -114,17 +119,7 @@ fn credit_without_advanced_ok_syncs_and_absorbs_a_duplicated_ok() {
 
 #[test]
 fn lines_a_rewind_took_out_of_flight_complete_when_the_firmware_asks_for_the_next_one() {
-    let mut h = Host::connected(
-        SessionConfig {
-            flow: FlowPolicy::Credit {
-                slots: 4,
-                rx_bytes: 128,
-            },
-            ..SessionConfig::default()
-        },
-        "ok",
-        "",
-    );
+    let mut h = credit_host();
     h.send("G1 X1");
     h.send("G1 X2");
     assert_eq!(h.tx(), format!("{}{}", line(2, "G1 X1"), line(3, "G1 X2")));
@@ -142,17 +137,7 @@ fn lines_a_rewind_took_out_of_flight_complete_when_the_firmware_asks_for_the_nex
 
 #[test]
 fn a_credit_window_full_of_bytes_still_probes_into_silence() {
-    let mut h = Host::connected(
-        SessionConfig {
-            flow: FlowPolicy::Credit {
-                slots: 4,
-                rx_bytes: 128,
-            },
-            ..SessionConfig::default()
-        },
-        "ok",
-        "",
-    );
+    let mut h = credit_host();
     // Four lines of about 31 bytes: no room left for a 14-byte probe in 128.
     for _ in 0..4 {
         h.send("G1 X100.00 Y100.00 E1.23");
