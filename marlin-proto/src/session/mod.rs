@@ -168,6 +168,9 @@ pub struct Session {
     firmware: Firmware,
     dialect: Dialect,
     paused: bool,
+    /// Off while the firmware stores lines instead of running them (SD upload, `M28`): the
+    /// session then writes no lines of its own (`M105` syncs, barriers, polls, probes).
+    host_commands: bool,
 
     next_line: i64,
     next_id: u64,
@@ -240,6 +243,7 @@ impl Session {
             firmware: Firmware::default(),
             dialect: Dialect::default(),
             paused: false,
+            host_commands: true,
             next_line: 0,
             next_id: 0,
             queue: VecDeque::new(),
@@ -402,6 +406,15 @@ impl Session {
         self.paused = paused;
     }
 
+    /// Whether the session may write lines of its own (numbered `M105` syncs, barriers,
+    /// temperature polls and keepalive probes; on by default). Turn it off while the firmware
+    /// writes received lines to a file (`M28` … `M29`): those lines would end up in the file.
+    /// A lost `ok` is then only recovered by a later acknowledgement (or reported as
+    /// [`FatalError::PrinterLost`]).
+    pub fn set_host_commands(&mut self, on: bool) {
+        self.host_commands = on;
+    }
+
     /// Drops every queued (unsent) command, reporting each as [`Event::Abandoned`]. Lines
     /// already written still complete.
     pub fn clear_queue(&mut self) {
@@ -465,7 +478,7 @@ impl Session {
                 break;
             }
             let Some(next) = self.queue.front() else {
-                if self.barrier_due && self.gated == 0 {
+                if self.barrier_due && self.gated == 0 && self.host_commands {
                     self.barrier_due = false;
                     self.transmit_new(now, None, Payload::internal("M105"), Kind::Probe, out);
                 }
@@ -620,6 +633,7 @@ impl Session {
     /// surplus `ok`s meet only the M105 and are dropped as unexpected.
     fn sync_due(&self) -> bool {
         self.since_sync >= SYNC_EVERY
+            && self.host_commands
             && self.gated == 0
             && !self.firmware.advanced_ok
             && self.policy() == ActivePolicy::PingPong
@@ -639,7 +653,7 @@ impl Session {
             ActivePolicy::PingPong => true,
             ActivePolicy::Credit { rx_bytes, .. } => self.in_flight_bytes + 16 <= rx_bytes,
         };
-        if self.phase == Phase::Connecting || probes >= 2 || !room {
+        if self.phase == Phase::Connecting || probes >= 2 || !room || !self.host_commands {
             return;
         }
         let mut urgent = std::mem::take(&mut self.urgent);
@@ -689,6 +703,9 @@ impl Session {
             return;
         }
         self.next_temperature_poll = Some(now + interval);
+        if !self.host_commands {
+            return;
+        }
         let asked = self.in_flight.iter().any(|f| f.m105)
             || self
                 .queue
