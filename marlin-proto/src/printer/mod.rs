@@ -881,3 +881,6 @@ impl IoThread {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
