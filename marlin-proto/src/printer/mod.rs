@@ -638,9 +638,15 @@ impl IoThread {
         }
     }
 
-    /// Queues a caller's command (held back while an upload runs).
+    /// Whether callers' commands wait: during an upload they would be written to the file,
+    /// and a cancel script goes before anything sent after the cancel.
+    fn holding(&self) -> bool {
+        self.upload.is_some() || self.control.phase() == JobPhase::Cancelling
+    }
+
+    /// Queues a caller's command (held back while [`holding`](Self::holding)).
     fn send_for(&mut self, waiter: Waiter) {
-        if self.upload.is_some() {
+        if self.holding() {
             self.held.push_back(waiter);
             return;
         }
@@ -673,8 +679,14 @@ impl IoThread {
                 self.publish_phase();
                 let _ = reply.send(Ok(()));
             }
-            Request::Pause(true) => self.control.pause(&mut self.session),
-            Request::Pause(false) => self.control.resume(&mut self.session),
+            Request::Pause(true) => {
+                self.control.pause(&mut self.session);
+                self.publish_phase();
+            }
+            Request::Pause(false) => {
+                self.control.resume(&mut self.session);
+                self.publish_phase();
+            }
             Request::Cancel => self.control.cancel(&mut self.session),
             Request::Scripts(scripts) => self.control.set_scripts(*scripts),
             Request::Upload(name, lines, total, reply) => {
@@ -707,9 +719,6 @@ impl IoThread {
                     if upload.is_done() {
                         self.upload = None;
                         self.status.send_modify(|s| s.upload = None);
-                        for w in std::mem::take(&mut self.held) {
-                            self.send_for(w);
-                        }
                     }
                 }
             }
@@ -785,12 +794,15 @@ impl IoThread {
             let _ = self.events.send(PrinterEvent::Session(ev));
         }
         self.drain_job_events();
+        if !self.held.is_empty() && !self.holding() {
+            for w in std::mem::take(&mut self.held) {
+                self.send_for(w);
+            }
+        }
     }
 
     fn drain_job_events(&mut self) {
-        let mut any = false;
         while let Some(ev) = self.control.poll_event() {
-            any = true;
             let event = match ev {
                 JobEvent::Progress(p) => {
                     self.job_progress(p);
@@ -822,10 +834,7 @@ impl IoThread {
                 self.status.send_modify(|s| s.upload = Some(p));
             }
         }
-        let waiting = self.control.waiting_for_user();
-        if any || self.status.borrow().waiting_for_user != waiting {
-            self.publish_phase();
-        }
+        self.publish_phase();
     }
 
     /// Publishes the job's phase and the printer state that follows from it.
@@ -836,7 +845,8 @@ impl IoThread {
         self.status.send_if_modified(|s| {
             let state = match (&s.state, has_job, phase) {
                 (PrinterState::Ready | PrinterState::Printing | PrinterState::Paused, true, p) => {
-                    if p == JobPhase::Printing {
+                    // A job started during a cancel script waits only for that script.
+                    if matches!(p, JobPhase::Printing | JobPhase::Cancelling) {
                         PrinterState::Printing
                     } else {
                         PrinterState::Paused

@@ -434,3 +434,140 @@ impl CancelScript {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point() -> PausePoint {
+        PausePoint {
+            position: [10.125, 0.1 + 0.2, 0.3, 1234.56789],
+            absolute_positioning: false,
+            absolute_extrusion: false,
+            inches: false,
+            feedrate: Some(1800.0),
+            hotend_target: Some(205.0),
+        }
+    }
+
+    #[test]
+    fn templates_render_exact_values() {
+        let t = GcodeTemplate::parse(
+            "M117 at {x},{y} ; note\n\n; only a comment\nG1 F{f} E{e} Z{z} {{}}",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        t.render(&point(), &mut out);
+        assert_eq!(
+            out,
+            [
+                "M117 at 10.125,0.30000000000000004 ; note",
+                "G1 F1800 E1234.56789 Z0.3 {}"
+            ]
+        );
+        // Read back, the numbers are the same f64s.
+        assert_eq!("0.30000000000000004".parse::<f64>().unwrap(), 0.1 + 0.2);
+        assert_eq!(
+            t.lines(),
+            ["M117 at {x},{y} ; note", "G1 F{f} E{e} Z{z} {{}}"]
+        );
+    }
+
+    #[test]
+    fn template_errors_name_the_place() {
+        assert_eq!(
+            GcodeTemplate::parse("G1 X{x}\nG1 X{X}"),
+            Err(TemplateError::UnknownPlaceholder {
+                line: 2,
+                column: 5,
+                name: "X".into()
+            })
+        );
+        assert_eq!(
+            GcodeTemplate::parse("M117 {x"),
+            Err(TemplateError::UnmatchedBrace { line: 1, column: 6 })
+        );
+        assert_eq!(
+            GcodeTemplate::parse("M117 }"),
+            Err(TemplateError::UnmatchedBrace { line: 1, column: 6 })
+        );
+        let err = GcodeTemplate::parse("G28\nM117 a\\b").unwrap_err();
+        assert!(matches!(err, TemplateError::Line { line: 2, .. }), "{err}");
+        let long = format!("M117 {}", "x".repeat(80));
+        assert!(matches!(
+            GcodeTemplate::parse(&long),
+            Err(TemplateError::Line { line: 1, .. })
+        ));
+        assert!(matches!(
+            GcodeTemplate::parse("M110 N5"),
+            Err(TemplateError::Line { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn scripts_in_order() {
+        let script = PauseScript {
+            after_pause: GcodeTemplate::parse("M117 paused at {z}").unwrap(),
+            before_resume: GcodeTemplate::parse("M117 back").unwrap(),
+            extra_prime_mm: 0.5,
+            ..PauseScript::default()
+        };
+        assert_eq!(
+            script.pause_lines(&point()),
+            [
+                "G90",
+                "M83",
+                "G1 E-2 F2100",
+                "G1 Z10.3 F600",
+                "G1 X0 Y0 F6000",
+                "M117 paused at 0.3"
+            ]
+        );
+        assert_eq!(
+            script.resume_lines(&point(), true),
+            [
+                "M117 back",
+                "M109 S205",
+                "G90",
+                "M83",
+                "G1 X10.125 Y0.30000000000000004 F6000",
+                "G1 Z0.3 F600",
+                "G1 E2.5 F2100",
+                "G92 E1234.56789",
+                "G91",
+                "M83",
+                "G1 F1800"
+            ]
+        );
+        let inches = PausePoint {
+            inches: true,
+            absolute_positioning: true,
+            absolute_extrusion: true,
+            ..point()
+        };
+        assert_eq!(script.pause_lines(&inches)[0], "G21");
+        assert_eq!(
+            &script.resume_lines(&inches, false)[7..],
+            ["G90", "M82", "G1 F1800", "G20"]
+        );
+        let cancel = CancelScript::default().cancel_lines(&script, &point(), false);
+        assert_eq!(
+            cancel,
+            [
+                "G21",
+                "G90",
+                "M83",
+                "G1 E-2 F2100",
+                "G1 Z10.3 F600",
+                "G1 X0 Y0 F6000",
+                "M104 S0",
+                "M140 S0",
+                "M107",
+                "M400",
+                "M84"
+            ]
+        );
+        let parked = CancelScript::default().cancel_lines(&script, &point(), true);
+        assert_eq!(parked, ["G21", "M104 S0", "M140 S0", "M107", "M400", "M84"]);
+    }
+}

@@ -329,6 +329,10 @@ impl Upload {
                     _ => false,
                 }
             }
+            Event::Fatal(_) => {
+                self.finish(session, Err(CommandError::Abandoned.into()));
+                false
+            }
             Event::Abandoned(id) => {
                 let mine = self.outstanding.remove(id)
                     || matches!(self.phase, Phase::Opening(i) | Phase::Closing(i) if i == *id);

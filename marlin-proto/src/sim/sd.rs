@@ -280,3 +280,149 @@ impl SdSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::super::{MoveTiming, SimConfig, SimPrinter};
+    use crate::line::frame_numbered;
+
+    fn printer() -> (SimPrinter, Instant) {
+        let mut p = SimPrinter::new(SimConfig {
+            moves: MoveTiming::Instant,
+            homing_time: Duration::from_millis(100),
+            ..SimConfig::default()
+        });
+        let mut banner = Vec::new();
+        p.poll_transmit(&mut banner);
+        (p, Instant::now())
+    }
+
+    /// Sends numbered lines from `first` and returns everything the printer answered.
+    fn talk(p: &mut SimPrinter, now: &mut Instant, first: i64, lines: &[&str]) -> String {
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let mut bytes = Vec::new();
+            frame_numbered(first + i as i64, line, &mut bytes);
+            p.handle_rx(*now, &bytes);
+            for _ in 0..100 {
+                *now += Duration::from_millis(10);
+                p.handle_timeout(*now);
+            }
+            p.poll_transmit(&mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn listing_with_short_and_long_names() {
+        let (mut p, mut now) = printer();
+        p.sd_card_mut().insert("cube.gco", b"G28\n".to_vec());
+        p.sd_card_mut()
+            .insert("A Long Benchy Name.gcode", b"G1 X1\n".to_vec());
+        p.sd_card_mut()
+            .insert("A Long Benchy Other.gcode", Vec::new());
+        let out = talk(&mut p, &mut now, 1, &["M20", "M20 L"]);
+        assert_eq!(
+            out,
+            "Begin file list\nCUBE.GCO 4\nALONGB~1.GCO 6\nALONGB~2.GCO 0\nEnd file list\nok\n\
+             Begin file list\nCUBE.GCO 4 CUBE.GCO\nALONGB~1.GCO 6 A Long Benchy Name.gcode\n\
+             ALONGB~2.GCO 0 A Long Benchy Other.gcode\nEnd file list\nok\n"
+        );
+    }
+
+    #[test]
+    fn select_print_status_and_delete() {
+        let (mut p, mut now) = printer();
+        p.sd_card_mut().insert(
+            "A.GCO",
+            b"; comment\nG28\n\nG1 X5 ; go\r\nM117 done\n".to_vec(),
+        );
+        let out = talk(
+            &mut p,
+            &mut now,
+            1,
+            &["M27", "M23 nothere.g", "M23 a.gco", "M27"],
+        );
+        assert_eq!(
+            out,
+            "Not SD printing\nok\nopen failed, File: nothere.g.\nok\n\
+             File opened: A.GCO Size: 37\nFile selected\nok\nSD printing byte 0/37\nok\n"
+        );
+        let out = talk(&mut p, &mut now, 5, &["M24"]);
+        assert_eq!(out, "ok\nDone printing file\n");
+        let sd: Vec<&str> = p
+            .ledger()
+            .iter()
+            .filter(|e| e.line.is_none())
+            .map(|e| e.command.as_str())
+            .collect();
+        assert_eq!(sd, ["G28", "G1 X5", "M117 done", "M1001"]);
+        assert!(!p.is_sd_printing());
+        let out = talk(&mut p, &mut now, 6, &["M30 A.GCO", "M30 A.GCO"]);
+        assert_eq!(
+            out,
+            "File deleted:A.GCO\nok\nDeletion failed, File: A.GCO.\nok\n"
+        );
+    }
+
+    #[test]
+    fn pause_and_set_position_of_an_sd_print() {
+        let (mut p, mut now) = printer();
+        let file: String = (0..50).map(|i| format!("G1 X{i}\n")).collect();
+        p.sd_card_mut().insert("B.GCO", file.into_bytes());
+        talk(&mut p, &mut now, 1, &["M23 B.GCO", "M26 S30"]);
+        let out = talk(&mut p, &mut now, 3, &["M27"]);
+        assert_eq!(out, "SD printing byte 30/340\nok\n");
+        let executed = p.ledger().len();
+        talk(&mut p, &mut now, 4, &["M24", "M25"]);
+        // Byte 30 is the start of `G1 X5`.
+        assert_eq!(p.ledger()[executed + 1].command, "G1 X5");
+    }
+
+    #[test]
+    fn writing_stores_numbered_lines_and_refuses_unnumbered_ones() {
+        let (mut p, mut now) = printer();
+        let out = talk(&mut p, &mut now, 1, &["M28 new.gco", "G28", "G1 X1 Y2"]);
+        assert_eq!(out, "Writing to file: NEW.GCO\nok\nok\nok\n");
+        // An unnumbered line while writing: a line error, not stored.
+        p.handle_rx(now, b"G1 X9\n");
+        let mut out = Vec::new();
+        p.poll_transmit(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Error:No Checksum with line number, Last Line: 3\nResend: 4\nok\n"
+        );
+        let out = talk(&mut p, &mut now, 4, &["M29"]);
+        assert_eq!(out, "Done saving file.\nok\n");
+        assert_eq!(
+            p.sd_card().file("NEW.GCO").unwrap().data,
+            b"G28\r\nG1 X1 Y2\r\n"
+        );
+        let ran: Vec<&str> = p.ledger().iter().map(|e| e.command.as_str()).collect();
+        assert_eq!(ran, ["M28 new.gco"]);
+        let out = talk(&mut p, &mut now, 5, &["M28 toolongname.gcode"]);
+        assert_eq!(out, "open failed, File: toolongname.gcode.\nok\n");
+    }
+
+    #[test]
+    fn short_names() {
+        use super::is_short_name;
+        for ok in ["A", "CUBE.GCO", "12345678.ABC", "A-B_C.G"] {
+            assert!(is_short_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".GCO",
+            "123456789.G",
+            "A.GCOD",
+            "A B.G",
+            "A.B.C",
+            "../X.G",
+            "A.",
+        ] {
+            assert!(!is_short_name(bad), "{bad}");
+        }
+    }
+}
