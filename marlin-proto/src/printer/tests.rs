@@ -140,7 +140,8 @@ impl Bench {
     }
 
     fn start(&mut self, job: &[String]) {
-        assert!(self.control.start(Box::new(job.to_vec().into_iter()), None));
+        let lines: Vec<String> = job.to_vec();
+        assert!(self.control.start(Box::new(lines.into_iter()), None));
     }
 
     fn run_job_to_line(&mut self, n: u64) {
@@ -645,8 +646,7 @@ fn sd_print_runs_the_file_once_in_order_and_reports_progress() {
     b.run_until(
         |b| {
             b.session_events
-                .iter()
-                .any(|e| *e == Event::Sd(SdStatus::DonePrinting))
+                .contains(&Event::Sd(SdStatus::DonePrinting))
                 && b.printer.is_idle()
         },
         Duration::from_secs(600),
