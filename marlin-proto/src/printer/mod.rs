@@ -450,6 +450,7 @@ impl Printer {
                         done,
                         total,
                         printing: true,
+                        finished: false,
                     })
                 }
                 _ => None,
@@ -764,6 +765,17 @@ impl IoThread {
                     let p = *p;
                     self.status.send_modify(|s| s.position = Some(p));
                 }
+                Event::Sd(crate::SdStatus::FileOpened { size, .. }) => {
+                    let total = *size;
+                    self.status.send_modify(|s| {
+                        s.sd = Some(SdProgress {
+                            done: 0,
+                            total,
+                            printing: false,
+                            finished: false,
+                        })
+                    });
+                }
                 Event::Sd(crate::SdStatus::Printing { done, total }) => {
                     let (done, total) = (*done, *total);
                     self.status.send_modify(|s| {
@@ -771,15 +783,21 @@ impl IoThread {
                             done,
                             total,
                             printing: true,
+                            finished: false,
                         })
                     });
                 }
                 Event::Sd(crate::SdStatus::DonePrinting) => {
                     self.status.send_modify(|s| {
-                        if let Some(sd) = &mut s.sd {
-                            sd.printing = false;
-                            sd.done = sd.total;
-                        }
+                        let sd = s.sd.get_or_insert(SdProgress {
+                            done: 0,
+                            total: 0,
+                            printing: false,
+                            finished: false,
+                        });
+                        sd.printing = false;
+                        sd.finished = true;
+                        sd.done = sd.total;
                     });
                 }
                 Event::Fatal(f) => {

@@ -82,8 +82,11 @@ pub struct SdProgress {
     pub done: u64,
     /// File size.
     pub total: u64,
-    /// Whether the print is still running (`false` after `Done printing file`).
+    /// Whether the firmware reported progress since the file was selected (and has not
+    /// finished).
     pub printing: bool,
+    /// `Done printing file` came.
+    pub finished: bool,
 }
 
 /// Progress and result of an upload.
@@ -152,7 +155,11 @@ pub(super) fn parse_listing(response: &[String]) -> Vec<SdEntry> {
                 entries.push(SdEntry {
                     name: name.to_owned(),
                     size,
-                    long_name: parts.next().map(|l| l.trim().to_owned()),
+                    long_name: parts
+                        .next()
+                        .map(str::trim)
+                        .filter(|l| *l != name)
+                        .map(str::to_owned),
                 });
             }
             _ => {}

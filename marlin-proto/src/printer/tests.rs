@@ -682,3 +682,48 @@ fn sd_print_runs_the_file_once_in_order_and_reports_progress() {
         Event::Sd(SdStatus::FileOpened { name, size: s }) if name == "PART.GCO" && *s == size
     )));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 24,
+            failure_persistence: None,
+            rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+            ..ProptestConfig::default()
+        })]
+
+        /// Any mix of positioning and extrusion modes, any pause point, with or without
+        /// line faults and ADVANCED_OK: the job runs once in order around the scripts and the
+        /// printer returns to the exact pause point.
+        #[test]
+        fn pause_anywhere_in_any_mode(
+            positioning in prop::sample::select(vec!["G90", "G91"]),
+            extrusion in prop::sample::select(vec!["", "M82", "M83"]),
+            moves in 12usize..60,
+            at_fraction in 0.0f64..1.0,
+            seed in 0u64..1000,
+            faulty in any::<bool>(),
+            advanced_ok in any::<bool>(),
+        ) {
+            let mut prelude = vec!["G28", positioning];
+            if !extrusion.is_empty() {
+                prelude.push(extrusion);
+            }
+            prelude.push("G1 F2400");
+            let job = job(&prelude, moves, positioning == "G91");
+            let at = 4 + ((moves - 1) as f64 * at_fraction) as u64;
+            let rate = if faulty { 0.1 } else { 0.0 };
+            let sim = SimConfig {
+                advanced_ok,
+                homing_time: Duration::from_millis(20),
+                faults: Faults { seed, corrupt_line: rate, drop_byte: rate / 2.0, ..Faults::none() },
+                ..sim()
+            };
+            pause_and_resume(&job, at, SessionConfig::default(), sim);
+        }
+    }
+}
