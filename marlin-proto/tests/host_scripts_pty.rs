@@ -68,7 +68,7 @@ async fn pause_and_resume_over_a_pty_return_to_the_exact_position_once() {
     let printer = connect_to(&vp).await;
     let mut job: Vec<String> = vec!["G28".into(), "G91".into(), "M83".into(), "G1 F1800".into()];
     job.extend(
-        (0..1500).map(|i| format!("G1 X0.{:03} Y-0.0{} E0.0{:03}", i % 13 + 1, i % 7, i + 1)),
+        (0..1000).map(|i| format!("G1 X0.{:03} Y-0.0{} E0.0{:03}", i % 13 + 1, i % 7, i + 1)),
     );
     let mut events = printer.events();
     printer.stream(job.clone(), None).await.unwrap();
