@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use easyprint_marlin::printer::{
-    HostScripts, JobPhase, PrinterConfig, PrinterEvent, PrinterState, SdError,
+    HostScripts, JobEvent, JobPhase, PrinterConfig, PrinterEvent, PrinterState, SdError,
 };
 use easyprint_marlin::printer::{Printer, Status};
 use easyprint_marlin::sim::{Faults, LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
@@ -77,7 +77,7 @@ async fn pause_and_resume_over_a_pty_return_to_the_exact_position_once() {
     // The state says paused at once; the phase says parked once the script ran.
     wait_status(&printer, |s| s.state == PrinterState::Paused).await;
     let point = wait_event(&mut events, |e| match e {
-        PrinterEvent::Paused(p) => Some(p.expect("the host's pause")),
+        PrinterEvent::Job(JobEvent::Paused(p)) => Some(p.expect("the host's pause")),
         _ => None,
     })
     .await;

@@ -82,7 +82,8 @@ pub enum JobEvent {
     HotendOff,
     /// Resuming: the return script (if any) and then the job's lines are on their way.
     Resumed,
-    /// The firmware waits for the user (`M0`, `M600`): answer with `M108` or `M876`.
+    /// The firmware waits for the user (`M0`, `M600`): answer with `M108` or `M876`
+    /// ([`EmergencyCommand`](crate::EmergencyCommand)).
     WaitingForUser,
     /// A script line could not be sent (a user template rendered to an invalid line).
     ScriptLineRefused {

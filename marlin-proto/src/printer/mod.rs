@@ -110,23 +110,9 @@ pub enum PrinterEvent {
     JobFinished(JobProgress),
     /// The job was cancelled; queued lines were dropped.
     JobCancelled(JobProgress),
-    /// The pause script finished (the head is parked), or the firmware paused by itself
-    /// (`None`: `//action:paused`, `M600`).
-    Paused(Option<PausePoint>),
-    /// The hotend was turned off after the print stayed paused long enough.
-    HotendOff,
-    /// The job resumes (the return script, then the job's lines).
-    Resumed,
-    /// The firmware waits for the user: answer with [`EmergencyCommand::Continue`] or a
-    /// prompt response.
-    WaitingForUser,
-    /// A script line could not be sent (a template rendered to an invalid line).
-    ScriptLineRefused {
-        /// The line.
-        line: String,
-        /// Why.
-        reason: String,
-    },
+    /// Pause, resume, waiting for the user, script trouble (progress, end and cancel come
+    /// as the variants above).
+    Job(JobEvent),
     /// SD upload progress (at most every 250 ms).
     Upload(UploadProgress),
 }
@@ -336,7 +322,7 @@ impl Printer {
 
     /// Pauses the job: no new job lines are sent (lines in flight complete); then the host's
     /// pause script runs (see [`HostScripts`]): `M400`, `M114`, retract, lift, park.
-    /// [`Status::job_phase`] tells when the head is parked; [`PrinterEvent::Paused`] too.
+    /// [`Status::job_phase`] tells when the head is parked; so does [`JobEvent::Paused`].
     pub fn pause(&self) -> Result<(), CommandError> {
         self.request(Request::Pause(true))
     }
@@ -834,13 +820,7 @@ impl IoThread {
                     self.publish_end(p);
                     PrinterEvent::JobCancelled(p)
                 }
-                JobEvent::Paused(point) => PrinterEvent::Paused(point),
-                JobEvent::HotendOff => PrinterEvent::HotendOff,
-                JobEvent::Resumed => PrinterEvent::Resumed,
-                JobEvent::WaitingForUser => PrinterEvent::WaitingForUser,
-                JobEvent::ScriptLineRefused { line, reason } => {
-                    PrinterEvent::ScriptLineRefused { line, reason }
-                }
+                other => PrinterEvent::Job(other),
             };
             let _ = self.events.send(event);
         }
