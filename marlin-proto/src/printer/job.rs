@@ -10,6 +10,9 @@
 //!     └────────────────────────────────────────────────────────────────┘  then the job)
 //! ```
 //!
+//! A resume while locating drops the pause (nothing moved yet); a resume while parking
+//! queues the return right behind the parking moves.
+//!
 //! Pausing takes back the job lines still queued in the session (not yet written) through
 //! [`Session::clear_queue`]: each comes back as [`Event::Abandoned`] while the session is
 //! healthy and is sent again first on resume, so every job line runs exactly once, in order.
@@ -53,8 +56,10 @@ pub enum JobPhase {
     Idle,
     /// Lines flow.
     Printing,
-    /// Waiting for the lines in flight and the position, then parking.
+    /// Waiting for the lines in flight and the position (`M400`, `M114`).
     Pausing,
+    /// The pause script (retract, lift, park) is on its way.
+    Parking,
     /// Parked by the host's pause script.
     Paused {
         /// The hotend was turned off after the idle timeout.
@@ -101,6 +106,10 @@ struct Job {
     outstanding: HashMap<CommandId, String>,
     /// Lines taken back from the session's queue on pause; sent first on resume.
     reclaimed: VecDeque<String>,
+    /// Set when the session's queue was cleared: until every outstanding line completed or
+    /// came back (as [`Event::Abandoned`]), no new line may go out, or it would overtake the
+    /// lines still coming back.
+    reclaiming: bool,
     progress: JobProgress,
 }
 
@@ -117,12 +126,10 @@ enum Phase {
     Locating {
         m114: CommandId,
         purpose: Purpose,
-        resume_requested: bool,
     },
     Parking {
         last: Option<CommandId>,
         point: PausePoint,
-        resume_requested: bool,
     },
     Paused {
         since: Instant,
@@ -204,7 +211,8 @@ impl JobControl {
                 purpose: Purpose::Cancel { .. },
                 ..
             } => JobPhase::Cancelling,
-            Phase::Locating { .. } | Phase::Parking { .. } => JobPhase::Pausing,
+            Phase::Locating { .. } => JobPhase::Pausing,
+            Phase::Parking { .. } => JobPhase::Parking,
             Phase::Paused { point: None, .. } => JobPhase::PausedByFirmware,
             Phase::Paused { cooled, .. } => JobPhase::Paused { cooled },
         }
@@ -236,6 +244,7 @@ impl JobControl {
             exhausted: false,
             outstanding: HashMap::new(),
             reclaimed: VecDeque::new(),
+            reclaiming: false,
             progress: JobProgress {
                 total,
                 ..JobProgress::default()
@@ -253,33 +262,30 @@ impl JobControl {
         if self.phase != Phase::Printing || self.job.is_none() {
             return;
         }
-        session.clear_queue();
+        self.take_back_queue(session);
         self.locate(session, Purpose::Pause);
     }
 
     /// Resumes: reheats if the hotend was turned off, returns to the exact position, primes,
-    /// restores modes and feed rate, then the job continues where it stopped. A resume while
-    /// the pause script still runs resumes right after it.
+    /// restores modes and feed rate, then the job continues where it stopped. A resume before
+    /// the position came back drops the pause (nothing moved: the job simply goes on); a
+    /// resume while parking returns right after the parking moves.
     pub fn resume(&mut self, session: &mut Session) {
-        match &mut self.phase {
+        let (point, cooled) = match self.phase {
             Phase::Locating {
                 purpose: Purpose::Pause,
-                resume_requested,
                 ..
-            }
-            | Phase::Parking {
-                resume_requested, ..
-            } => *resume_requested = true,
-            Phase::Paused { cooled, point, .. } => {
-                if let Some(point) = *point {
-                    let lines = self.scripts.pause.resume_lines(&point, *cooled);
-                    self.send_script(session, lines);
-                }
-                self.phase = Phase::Printing;
-                self.events.push_back(JobEvent::Resumed);
-            }
-            _ => {}
+            } => (None, false),
+            Phase::Parking { point, .. } => (Some(point), false),
+            Phase::Paused { cooled, point, .. } => (point, cooled),
+            _ => return,
+        };
+        if let Some(point) = point {
+            let lines = self.scripts.pause.resume_lines(&point, cooled);
+            self.send_script(session, lines);
         }
+        self.phase = Phase::Printing;
+        self.events.push_back(JobEvent::Resumed);
     }
 
     /// Cancels the job: lines not yet written are dropped (lines in flight complete), then
@@ -294,7 +300,6 @@ impl JobControl {
                 self.phase = Phase::Locating {
                     m114,
                     purpose: Purpose::Cancel { parked: None },
-                    resume_requested: false,
                 };
             }
             Phase::Parking { point, .. }
@@ -321,6 +326,12 @@ impl JobControl {
             return;
         }
         let Some(job) = &mut self.job else { return };
+        if job.reclaiming {
+            if !job.outstanding.is_empty() {
+                return;
+            }
+            job.reclaiming = false;
+        }
         while session.queued_len() < LOOKAHEAD {
             let line = match job.reclaimed.pop_front() {
                 Some(line) => line,
@@ -379,7 +390,7 @@ impl JobControl {
                     HostAction::Resume => self.resume(session),
                     HostAction::Cancel => self.cancel(session),
                     HostAction::Paused if self.phase == Phase::Printing && self.job.is_some() => {
-                        session.clear_queue();
+                        self.take_back_queue(session);
                         self.phase = Phase::Paused {
                             since: now,
                             cooled: false,
@@ -446,17 +457,19 @@ impl JobControl {
         self.events.pop_front()
     }
 
+    /// Clears the session's queue; its job lines come back as [`Event::Abandoned`].
+    fn take_back_queue(&mut self, session: &mut Session) {
+        session.clear_queue();
+        if let Some(job) = &mut self.job {
+            job.reclaiming = true;
+        }
+    }
+
     fn locate(&mut self, session: &mut Session, purpose: Purpose) {
         self.located = None;
         let _ = self.send_own(session, "M400");
         match self.send_own(session, "M114") {
-            Some(m114) => {
-                self.phase = Phase::Locating {
-                    m114,
-                    purpose,
-                    resume_requested: false,
-                }
-            }
+            Some(m114) => self.phase = Phase::Locating { m114, purpose },
             // The session failed: its fatal event ends everything.
             None => self.phase = Phase::Idle,
         }
@@ -511,11 +524,7 @@ impl JobControl {
             return false;
         }
         match self.phase {
-            Phase::Locating {
-                m114,
-                purpose,
-                resume_requested,
-            } if m114 == id => {
+            Phase::Locating { m114, purpose } if m114 == id => {
                 let reported =
                     response
                         .iter()
@@ -528,13 +537,9 @@ impl JobControl {
                     Purpose::Pause => {
                         let lines = self.scripts.pause.pause_lines(&point);
                         let last = self.send_script(session, lines);
-                        self.phase = Phase::Parking {
-                            last,
-                            point,
-                            resume_requested,
-                        };
+                        self.phase = Phase::Parking { last, point };
                         if last.is_none() {
-                            self.parked(now, session);
+                            self.parked(now);
                         }
                     }
                     Purpose::Cancel { parked } => {
@@ -554,19 +559,14 @@ impl JobControl {
             }
             Phase::Parking {
                 last: Some(last), ..
-            } if last == id => self.parked(now, session),
+            } if last == id => self.parked(now),
             _ => {}
         }
         true
     }
 
-    fn parked(&mut self, now: Instant, session: &mut Session) {
-        let Phase::Parking {
-            point,
-            resume_requested,
-            ..
-        } = self.phase
-        else {
+    fn parked(&mut self, now: Instant) {
+        let Phase::Parking { point, .. } = self.phase else {
             return;
         };
         self.phase = Phase::Paused {
@@ -575,9 +575,6 @@ impl JobControl {
             point: Some(point),
         };
         self.events.push_back(JobEvent::Paused(Some(point)));
-        if resume_requested {
-            self.resume(session);
-        }
     }
 
     /// The stream's state, with each coordinate checked against `M114`'s report.

@@ -346,6 +346,62 @@ fn lift_is_bounded_by_max_z_and_never_goes_down() {
 }
 
 #[test]
+fn resume_before_the_position_came_back_drops_the_pause() {
+    let mut b = Bench::new(sim(), SessionConfig::default());
+    let job = job(&["G28", "G90", "M82", "G1 Z0.3 F1200"], 60, false);
+    b.start(&job);
+    b.run_job_to_line(20);
+    b.control.pause(&mut b.session);
+    assert_eq!(b.control.phase(), JobPhase::Pausing);
+    b.control.resume(&mut b.session);
+    assert_eq!(b.control.phase(), JobPhase::Printing);
+    b.finish();
+    let ledger = b.commands();
+    let m400 = ledger.iter().position(|c| *c == "M400").unwrap();
+    let mut expected: Vec<&str> = job.iter().map(String::as_str).collect();
+    expected.splice(m400..m400, ["M400", "M114"]);
+    assert_eq!(ledger, expected, "no park, no return, every line once");
+    assert!(!b
+        .job_events
+        .iter()
+        .any(|e| matches!(e, JobEvent::Paused(_))));
+}
+
+#[test]
+fn resume_while_parking_returns_after_the_parking_moves() {
+    let mut b = Bench::new(sim(), SessionConfig::default());
+    let job = job(&["G28", "G90", "M82", "G1 Z0.3 F1200"], 60, false);
+    b.start(&job);
+    b.run_job_to_line(20);
+    b.control.pause(&mut b.session);
+    // The M114 answer is in: the park lines are queued, not yet done.
+    b.run_until(
+        |b| b.control.phase() == JobPhase::Parking,
+        Duration::from_secs(60),
+    );
+    b.control.resume(&mut b.session);
+    b.finish();
+    let ledger = b.commands();
+    let m114 = ledger.iter().position(|c| *c == "M114").unwrap();
+    let pause = HostScripts::default().pause.pause_lines(&PausePoint {
+        position: reference(&job[..m114 - 1]).0,
+        absolute_positioning: true,
+        absolute_extrusion: true,
+        inches: false,
+        feedrate: None,
+        hotend_target: None,
+    });
+    assert_eq!(&ledger[m114 + 1..m114 + 1 + pause.len()], &pause[..]);
+    let resume_at = m114 + 1 + pause.len();
+    assert!(ledger[resume_at + 2].starts_with("G1 X"), "{ledger:?}");
+    assert_eq!(
+        &ledger[ledger.len() - (job.len() - (m114 - 1))..],
+        &job[m114 - 1..]
+    );
+    assert_eq!(b.printer.position(), reference(&job).0);
+}
+
+#[test]
 fn pause_near_max_z_in_the_simulator() {
     let mut b = Bench::new(sim(), SessionConfig::default());
     let mut scripts = HostScripts::default();
@@ -724,6 +780,47 @@ mod properties {
                 ..sim()
             };
             pause_and_resume(&job, at, SessionConfig::default(), sim);
+        }
+
+        /// A resume at any moment of the pause (before the position came back, while
+        /// parking, parked): the job still runs once, in order, with one block of
+        /// script lines inserted at one point, and ends where it ends unpaused.
+        #[test]
+        fn resume_at_any_moment(
+            relative in any::<bool>(),
+            moves in 12usize..50,
+            at_fraction in 0.0f64..1.0,
+            resume_after_steps in prop_oneof![Just(0usize), 1usize..5, 5usize..60],
+            seed in 0u64..1000,
+            advanced_ok in any::<bool>(),
+        ) {
+            let prelude = if relative { ["G28", "G91", "M83", "G1 F2400"] } else { ["G28", "G90", "M82", "G1 F2400"] };
+            let job = job(&prelude, moves, relative);
+            let at = 4 + ((moves - 2) as f64 * at_fraction) as u64;
+            let sim = SimConfig {
+                advanced_ok,
+                homing_time: Duration::from_millis(20),
+                faults: Faults { seed, corrupt_line: 0.05, ..Faults::none() },
+                ..sim()
+            };
+            let mut b = Bench::new(sim, SessionConfig::default());
+            b.start(&job);
+            b.run_job_to_line(at);
+            b.control.pause(&mut b.session);
+            for _ in 0..resume_after_steps {
+                if matches!(b.control.phase(), JobPhase::Paused { .. }) {
+                    break;
+                }
+                b.step();
+            }
+            b.control.resume(&mut b.session);
+            b.finish();
+            let ledger = b.commands();
+            let k = ledger.iter().position(|c| *c == "M400").unwrap();
+            prop_assert_eq!(&ledger[..k], &job[..k]);
+            let tail = ledger.len() - (job.len() - k);
+            prop_assert_eq!(&ledger[tail..], &job[k..]);
+            prop_assert_eq!(b.printer.position(), reference(&job).0);
         }
     }
 }
