@@ -381,6 +381,12 @@ impl Printer {
     /// reported every 2 s in [`Status::sd`] when the firmware autoreports (`M27 S2`).
     pub async fn sd_print(&self, name: &str) -> Result<(), SdError> {
         let name = sd_name(name)?;
+        if matches!(
+            self.status.borrow().state,
+            PrinterState::Printing | PrinterState::Paused
+        ) {
+            return Err(CommandError::Busy.into());
+        }
         let command = format!("M23 {name}");
         let response = self.send(&command).await?;
         if sd::answered(&response, |s| {

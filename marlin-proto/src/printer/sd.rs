@@ -215,10 +215,14 @@ impl Upload {
         session.set_host_commands(false);
         let m28 = match session.send(&format!("M28 {name}")) {
             Ok(Some(id)) => id,
-            Ok(None) => unreachable!("M28 is a command"),
-            Err(e) => {
+            other => {
                 session.set_host_commands(true);
-                let _ = reply.send(Err(CommandError::from(e).into()));
+                let err = match other {
+                    Err(e) => CommandError::from(e).into(),
+                    // `M28 <name>` is never empty; refuse rather than assume.
+                    _ => SdError::OpenFailed { name },
+                };
+                let _ = reply.send(Err(err));
                 return None;
             }
         };
