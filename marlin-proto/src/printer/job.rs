@@ -3,21 +3,23 @@
 //! takes the session's events and `now`, and reports [`JobEvent`]s.
 //!
 //! ```text
-//!            pause                 M114 answered            parking done
-//!  Printing ───────▶ Locating(pause) ──────────▶ Parking ─────────────▶ Paused
-//!     ▲  │ cancel                                                      │ resume
-//!     │  └───────▶ Locating(cancel) ──▶ cancel script ──▶ Idle          │ (return script,
-//!     └────────────────────────────────────────────────────────────────┘  then the job)
+//!          pause                      all earlier lines        M114           parking
+//!  Printing ────▶ Draining(pause) ──▶ acknowledged or back ──▶ Locating ──▶ Parking ──▶ Paused
+//!     ▲  │ cancel        (queue cleared)                       (M400, M114)  answered  done │
+//!     │  └────▶ Draining(cancel) ──▶ Locating ──▶ cancel script ──▶ Idle (or the next job)  │
+//!     └──────────────────────────── resume: the return script, then the job ───────────────┘
 //! ```
 //!
-//! A resume while locating drops the pause (nothing moved yet); a resume while parking
-//! queues the return right behind the parking moves.
+//! A resume before `M114` answered drops the pause (nothing moved yet); a resume while
+//! parking queues the return right behind the parking moves. A cancel while parked skips
+//! retract, lift and park.
 //!
-//! Pausing takes back the job lines still queued in the session (not yet written) through
+//! Pausing takes back the lines still queued in the session (not yet written) through
 //! [`Session::clear_queue`]: each comes back as [`Event::Abandoned`] while the session is
-//! healthy and is sent again first on resume, so every job line runs exactly once, in order.
-//! `M400` + `M114` then wait for the lines in flight and report the position; the machine
-//! state the acknowledged job lines left behind (the `easyprint-gcode`
+//! healthy; job lines are sent again first on resume, script lines at once, and no new line
+//! goes out before every line handed over earlier is acknowledged or back, so every job line
+//! runs exactly once, in order. `M400` + `M114` then wait for the planner and report the
+//! position; the machine state the acknowledged job lines left behind (the `easyprint-gcode`
 //! [`MachineState`]) gives the modes, the feed rate and the exact coordinates (`M114`
 //! prints two decimals; when the two disagree by more than the rounding, `M114` wins).
 
@@ -106,10 +108,9 @@ struct Job {
     outstanding: HashMap<CommandId, String>,
     /// Lines taken back from the session's queue on pause; sent first on resume.
     reclaimed: VecDeque<String>,
-    /// Set when the session's queue was cleared: until every outstanding line completed or
-    /// came back (as [`Event::Abandoned`]), no new line may go out, or it would overtake the
-    /// lines still coming back.
-    reclaiming: bool,
+    /// Where the next line coming back goes in `reclaimed`: lines taken back by the latest
+    /// clear come before those left over from an earlier one.
+    reclaim_at: usize,
     progress: JobProgress,
 }
 
@@ -123,6 +124,11 @@ enum Purpose {
 enum Phase {
     Idle,
     Printing,
+    /// The session's queue was cleared: waiting until every line handed to it before is
+    /// acknowledged or back (script lines go out again), then `M400` + `M114`.
+    Draining {
+        purpose: Purpose,
+    },
     Locating {
         m114: CommandId,
         purpose: Purpose,
@@ -148,10 +154,11 @@ pub struct JobControl {
     /// What the acknowledged job lines (and scripts) left the machine in.
     machine: MachineState,
     parser: LineParser,
-    /// The last position `M114` reported for the controller's own request.
-    located: Option<Position>,
-    /// Script commands in flight (their completions are the controller's).
-    own: HashSet<CommandId>,
+    /// Script commands handed to the session and not acknowledged yet.
+    own: HashMap<CommandId, String>,
+    /// The lines handed to the session before its queue was last cleared that are neither
+    /// acknowledged nor back yet (no new job line goes out meanwhile).
+    unsettled: HashSet<CommandId>,
     /// `busy: paused for user` was heard since the last acknowledgement.
     waiting_for_user: bool,
     events: VecDeque<JobEvent>,
@@ -175,8 +182,8 @@ impl JobControl {
             phase: Phase::Idle,
             machine: MachineState::new(),
             parser: LineParser::new(Mode::Lenient),
-            located: None,
-            own: HashSet::new(),
+            own: HashMap::new(),
+            unsettled: HashSet::new(),
             waiting_for_user: false,
             events: VecDeque::new(),
         }
@@ -210,8 +217,11 @@ impl JobControl {
             Phase::Locating {
                 purpose: Purpose::Cancel { .. },
                 ..
+            }
+            | Phase::Draining {
+                purpose: Purpose::Cancel { .. },
             } => JobPhase::Cancelling,
-            Phase::Locating { .. } => JobPhase::Pausing,
+            Phase::Locating { .. } | Phase::Draining { .. } => JobPhase::Pausing,
             Phase::Parking { .. } => JobPhase::Parking,
             Phase::Paused { point: None, .. } => JobPhase::PausedByFirmware,
             Phase::Paused { cooled, .. } => JobPhase::Paused { cooled },
@@ -244,7 +254,7 @@ impl JobControl {
             exhausted: false,
             outstanding: HashMap::new(),
             reclaimed: VecDeque::new(),
-            reclaiming: false,
+            reclaim_at: 0,
             progress: JobProgress {
                 total,
                 ..JobProgress::default()
@@ -263,7 +273,7 @@ impl JobControl {
             return;
         }
         self.take_back_queue(session);
-        self.locate(session, Purpose::Pause);
+        self.drain_then(session, Purpose::Pause);
     }
 
     /// Resumes: reheats if the hotend was turned off, returns to the exact position, primes,
@@ -272,7 +282,10 @@ impl JobControl {
     /// resume while parking returns right after the parking moves.
     pub fn resume(&mut self, session: &mut Session) {
         let (point, cooled) = match self.phase {
-            Phase::Locating {
+            Phase::Draining {
+                purpose: Purpose::Pause,
+            }
+            | Phase::Locating {
                 purpose: Purpose::Pause,
                 ..
             } => (None, false),
@@ -293,31 +306,14 @@ impl JobControl {
     pub fn cancel(&mut self, session: &mut Session) {
         let Some(job) = self.job.take() else { return };
         self.events.push_back(JobEvent::Cancelled(job.progress));
-        session.clear_queue();
-        match self.phase {
-            Phase::Printing => self.locate(session, Purpose::Cancel { parked: None }),
-            Phase::Locating { m114, .. } => {
-                self.phase = Phase::Locating {
-                    m114,
-                    purpose: Purpose::Cancel { parked: None },
-                };
-            }
-            Phase::Parking { point, .. }
-            | Phase::Paused {
-                point: Some(point), ..
-            } => {
-                let lines = self
-                    .scripts
-                    .cancel
-                    .cancel_lines(&self.scripts.pause, &point, true);
-                self.send_script(session, lines);
-                self.phase = Phase::Idle;
-            }
-            Phase::Paused { point: None, .. } => {
-                self.locate(session, Purpose::Cancel { parked: None })
-            }
-            Phase::Idle => {}
-        }
+        // Its lines still in flight must be acknowledged (or come back) before the script.
+        let parked = match self.phase {
+            Phase::Paused { point, .. } => point,
+            _ => None,
+        };
+        self.unsettled.extend(job.outstanding.into_keys());
+        self.take_back_queue(session);
+        self.drain_then(session, Purpose::Cancel { parked });
     }
 
     /// Keeps the session's queue topped up with job lines.
@@ -325,13 +321,12 @@ impl JobControl {
         if self.phase != Phase::Printing {
             return;
         }
-        let Some(job) = &mut self.job else { return };
-        if job.reclaiming {
-            if !job.outstanding.is_empty() {
-                return;
-            }
-            job.reclaiming = false;
+        // After the queue was cleared, nothing new goes out until every line handed to the
+        // session before is acknowledged or back: it would overtake the lines coming back.
+        if !self.unsettled.is_empty() {
+            return;
         }
+        let Some(job) = &mut self.job else { return };
         while session.queued_len() < LOOKAHEAD {
             let line = match job.reclaimed.pop_front() {
                 Some(line) => line,
@@ -367,22 +362,38 @@ impl JobControl {
         match event {
             Event::Completed { id, response, .. } => {
                 self.waiting_for_user = false;
-                self.on_completed(now, *id, response, session)
+                let settled = self.unsettled.remove(id);
+                let mine = self.on_completed(now, *id, response, session);
+                if settled {
+                    self.settle(session);
+                }
+                mine || settled
             }
             Event::Abandoned(id) => {
-                self.own.remove(id);
-                let Some(job) = &mut self.job else {
-                    return false;
-                };
-                let Some(line) = job.outstanding.remove(id) else {
-                    return false;
-                };
-                if session.fatal().is_none() {
-                    // Taken back from the queue by a pause, in queue order.
-                    job.reclaimed.push_back(line);
-                    job.progress.sent -= 1;
+                let healthy = session.fatal().is_none();
+                let settled = self.unsettled.remove(id);
+                let mut mine = settled;
+                if let Some(line) = self.own.remove(id) {
+                    mine = true;
+                    if healthy {
+                        // A script line taken back with the queue goes out again, in order.
+                        self.resend_own(session, *id, &line);
+                    }
+                } else if let Some(job) = &mut self.job {
+                    if let Some(line) = job.outstanding.remove(id) {
+                        mine = true;
+                        if healthy {
+                            // Taken back from the queue, in queue order.
+                            job.reclaimed.insert(job.reclaim_at, line);
+                            job.reclaim_at += 1;
+                            job.progress.sent -= 1;
+                        }
+                    }
                 }
-                true
+                if settled {
+                    self.settle(session);
+                }
+                mine
             }
             Event::Action(action) => {
                 match action {
@@ -418,6 +429,7 @@ impl JobControl {
             Event::Fatal(_) => {
                 self.job = None;
                 self.own.clear();
+                self.unsettled.clear();
                 self.phase = Phase::Idle;
                 false
             }
@@ -457,16 +469,71 @@ impl JobControl {
         self.events.pop_front()
     }
 
-    /// Clears the session's queue; its job lines come back as [`Event::Abandoned`].
+    /// Clears the session's queue; its lines come back as [`Event::Abandoned`]: job lines
+    /// to be sent first on resume, script lines to go out again at once.
     fn take_back_queue(&mut self, session: &mut Session) {
+        self.unsettled.extend(self.own.keys().copied());
         session.clear_queue();
         if let Some(job) = &mut self.job {
-            job.reclaiming = true;
+            self.unsettled.extend(job.outstanding.keys().copied());
+            job.reclaim_at = 0;
+        }
+    }
+
+    /// Waits for the lines handed to the session before its queue was cleared, then
+    /// locates the head for `purpose`.
+    fn drain_then(&mut self, session: &mut Session, purpose: Purpose) {
+        self.phase = Phase::Draining { purpose };
+        self.settle(session);
+    }
+
+    /// In [`Phase::Draining`], once nothing is unsettled: `M400` + `M114`, or straight to
+    /// the cancel script when the head is parked already.
+    fn settle(&mut self, session: &mut Session) {
+        let Phase::Draining { purpose } = self.phase else {
+            return;
+        };
+        if !self.unsettled.is_empty() {
+            return;
+        }
+        match purpose {
+            Purpose::Cancel {
+                parked: Some(point),
+            } => {
+                let lines = self
+                    .scripts
+                    .cancel
+                    .cancel_lines(&self.scripts.pause, &point, true);
+                self.send_script(session, lines);
+                self.phase = self.after_cancel();
+            }
+            _ => self.locate(session, purpose),
+        }
+    }
+
+    fn after_cancel(&self) -> Phase {
+        if self.job.is_some() {
+            Phase::Printing
+        } else {
+            Phase::Idle
+        }
+    }
+
+    /// Sends a script line again (taken back with the queue), keeping the phase's hold on it.
+    fn resend_own(&mut self, session: &mut Session, old: CommandId, line: &str) {
+        let Some(new) = self.send_own(session, line) else {
+            return;
+        };
+        match &mut self.phase {
+            Phase::Locating { m114, .. } if *m114 == old => *m114 = new,
+            Phase::Parking {
+                last: Some(last), ..
+            } if *last == old => *last = new,
+            _ => {}
         }
     }
 
     fn locate(&mut self, session: &mut Session, purpose: Purpose) {
-        self.located = None;
         let _ = self.send_own(session, "M400");
         match self.send_own(session, "M114") {
             Some(m114) => self.phase = Phase::Locating { m114, purpose },
@@ -478,7 +545,7 @@ impl JobControl {
     fn send_own(&mut self, session: &mut Session, line: &str) -> Option<CommandId> {
         match session.send(line) {
             Ok(Some(id)) => {
-                self.own.insert(id);
+                self.own.insert(id, line.to_owned());
                 Some(id)
             }
             Ok(None) => None,
@@ -520,7 +587,7 @@ impl JobControl {
                 return true;
             }
         }
-        if !self.own.remove(&id) {
+        if self.own.remove(&id).is_none() {
             return false;
         }
         match self.phase {
@@ -549,11 +616,7 @@ impl JobControl {
                             parked.is_some(),
                         );
                         self.send_script(session, lines);
-                        self.phase = if self.job.is_some() {
-                            Phase::Printing
-                        } else {
-                            Phase::Idle
-                        };
+                        self.phase = self.after_cancel();
                     }
                 }
             }
