@@ -181,6 +181,29 @@ pub enum SdStatus {
     DonePrinting,
     /// `Done saving file.` (often sent instead of the `ok` for `M29`).
     DoneSaving,
+    /// `Begin file list` (`M20`).
+    ListBegin,
+    /// `End file list` (`M20`).
+    ListEnd,
+    /// `File opened: <name> Size: <bytes>` (`M23`).
+    FileOpened {
+        /// The name as the firmware reports it.
+        name: String,
+        /// File size in bytes.
+        size: u64,
+    },
+    /// `File selected` (`M23` succeeded).
+    FileSelected,
+    /// `Writing to file: <name>` (`M28`).
+    Writing {
+        /// The file being written.
+        name: String,
+    },
+    /// `open failed, File: <name>.` (`M23`, `M28`, `M30` on a missing or bad name).
+    OpenFailed {
+        /// The name the firmware could not open.
+        name: String,
+    },
 }
 
 /// The `M115` report line.
@@ -340,6 +363,9 @@ fn parse_text(text: &str) -> FirmwareLine {
         let rest = rest.trim();
         if let Some(reason) = rest.strip_prefix("busy:") {
             return FirmwareLine::Busy(parse_busy(reason));
+        }
+        if let Some(sd) = parse_sd(rest) {
+            return FirmwareLine::Sd(sd);
         }
         if let Some(cmd) = rest.strip_prefix("Unknown command:") {
             return FirmwareLine::UnknownCommand(cmd.trim().trim_matches('"').to_owned());
@@ -511,10 +537,32 @@ fn parse_sd(text: &str) -> Option<SdStatus> {
             total: total.trim().parse().ok()?,
         });
     }
+    // SD card workflow lines (`M20`–`M30`); Marlin writes them with or without `echo:`.
+    if let Some(rest) = text.strip_prefix("File opened:") {
+        let (name, size) = rest.rsplit_once("Size:")?;
+        return Some(SdStatus::FileOpened {
+            name: name.trim().to_owned(),
+            size: size.trim().parse().ok()?,
+        });
+    }
+    if let Some(name) = text.strip_prefix("Writing to file:") {
+        return Some(SdStatus::Writing {
+            name: name.trim().to_owned(),
+        });
+    }
+    if let Some(name) = text.strip_prefix("open failed, File:") {
+        let name = name.trim();
+        return Some(SdStatus::OpenFailed {
+            name: name.strip_suffix('.').unwrap_or(name).to_owned(),
+        });
+    }
     match text {
         "Not SD printing" => Some(SdStatus::NotPrinting),
         "Done printing file" => Some(SdStatus::DonePrinting),
         "Done saving file." => Some(SdStatus::DoneSaving),
+        "Begin file list" => Some(SdStatus::ListBegin),
+        "End file list" => Some(SdStatus::ListEnd),
+        "File selected" => Some(SdStatus::FileSelected),
         _ => None,
     }
 }

@@ -250,6 +250,53 @@ fn sd_lines() {
 }
 
 #[test]
+fn sd_workflow_lines() {
+    assert_eq!(p("Begin file list"), FirmwareLine::Sd(SdStatus::ListBegin));
+    assert_eq!(p("End file list"), FirmwareLine::Sd(SdStatus::ListEnd));
+    assert_eq!(
+        p("File opened: CUBE.GCO Size: 12345"),
+        FirmwareLine::Sd(SdStatus::FileOpened {
+            name: "CUBE.GCO".into(),
+            size: 12345
+        })
+    );
+    // Names may contain spaces on firmwares with long-name support.
+    assert_eq!(
+        p("echo:File opened: my part.gco Size: 7"),
+        FirmwareLine::Sd(SdStatus::FileOpened {
+            name: "my part.gco".into(),
+            size: 7
+        })
+    );
+    assert_eq!(p("File selected"), FirmwareLine::Sd(SdStatus::FileSelected));
+    assert_eq!(
+        p("Writing to file: PART.GCO"),
+        FirmwareLine::Sd(SdStatus::Writing {
+            name: "PART.GCO".into()
+        })
+    );
+    assert_eq!(
+        p("open failed, File: nothere.gco."),
+        FirmwareLine::Sd(SdStatus::OpenFailed {
+            name: "nothere.gco".into()
+        })
+    );
+    assert_eq!(
+        p("echo:open failed, File: X.G."),
+        FirmwareLine::Sd(SdStatus::OpenFailed { name: "X.G".into() })
+    );
+    assert_eq!(
+        p("Done printing file"),
+        FirmwareLine::Sd(SdStatus::DonePrinting)
+    );
+    // A size that is not a number is not a file-opened line.
+    assert!(matches!(
+        p("File opened: A Size: many"),
+        FirmwareLine::Unknown(_)
+    ));
+}
+
+#[test]
 fn m115_and_capabilities() {
     let FirmwareLine::FirmwareInfo(info) = p(
         "FIRMWARE_NAME:Marlin 2.1.2.1 (Jun 11 2023 12:00:00) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0 MACHINE_TYPE:Ender-3 Pro EXTRUDER_COUNT:1 UUID:cede2a2f-41a2-4748-9b12-c55c62f367ff",

@@ -109,7 +109,7 @@ impl Session {
             ActivePolicy::Credit { rx_bytes, .. } => !long || self.in_flight_bytes + 16 <= rx_bytes,
         };
         let most = if long { 2 } else { MAX_SILENT_PROBES };
-        if self.phase == Phase::Connecting || probes >= most || !room {
+        if self.phase == Phase::Connecting || probes >= most || !room || !self.host_commands {
             return;
         }
         if !long {

@@ -173,6 +173,9 @@ pub struct Session {
     firmware: Firmware,
     dialect: Dialect,
     paused: bool,
+    /// Off while the firmware stores lines instead of running them (SD upload, `M28`): the
+    /// session then writes no lines of its own (`M105` syncs, barriers, polls, probes).
+    host_commands: bool,
 
     next_line: i64,
     next_id: u64,
@@ -244,6 +247,7 @@ impl Session {
             firmware: Firmware::default(),
             dialect: Dialect::default(),
             paused: false,
+            host_commands: true,
             next_line: 0,
             next_id: 0,
             queue: VecDeque::new(),
@@ -404,6 +408,15 @@ impl Session {
     /// While paused, queued commands stay queued (resends and emergency commands still go out).
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
+    }
+
+    /// Whether the session may write lines of its own (numbered `M105` syncs, barriers,
+    /// temperature polls and keepalive probes; on by default). Turn it off while the firmware
+    /// writes received lines to a file (`M28` … `M29`): those lines would end up in the file.
+    /// A lost `ok` is then only recovered by a later acknowledgement (or reported as
+    /// [`FatalError::PrinterLost`]).
+    pub fn set_host_commands(&mut self, on: bool) {
+        self.host_commands = on;
     }
 
     /// Drops every queued (unsent) command, reporting each as [`Event::Abandoned`]. Lines

@@ -36,6 +36,9 @@ impl Session {
             return;
         }
         self.next_temperature_poll = Some(now + interval);
+        if !self.host_commands {
+            return;
+        }
         let asked = self.in_flight.iter().any(|f| f.m105)
             || self
                 .queue

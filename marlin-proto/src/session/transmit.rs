@@ -56,7 +56,7 @@ impl Session {
                 break;
             }
             let Some(next) = self.queue.front() else {
-                if self.barrier_due && self.gated == 0 {
+                if self.barrier_due && self.gated == 0 && self.host_commands {
                     self.barrier_due = false;
                     self.transmit_new(now, None, Payload::internal("M105"), Kind::Probe, out);
                 }
@@ -99,7 +99,7 @@ impl Session {
     /// unanswered, plain `ok`s only acknowledge lines sent before it (see `on_ok`), so the
     /// surplus ones are dropped when they reach it, and its `ok T:` resynchronises the count.
     pub(super) fn sync_due(&self) -> bool {
-        if self.since_sync < SYNC_EVERY || self.firmware.advanced_ok {
+        if self.since_sync < SYNC_EVERY || self.firmware.advanced_ok || !self.host_commands {
             return false;
         }
         match self.policy() {

@@ -8,6 +8,8 @@
 //!   `busy:` keepalive and heating curves, `M115` capabilities, ADVANCED_OK, seeded
 //!   [`Faults`], a [`ledger`](SimPrinter::ledger) of executed commands and
 //!   [`underrun accounting`](SimStats).
+//! - SD card ([`SdCard`]): `M20`–`M30`, `M524`, `M28`…`M29` writing (numbered lines are
+//!   stored, not run), `M24` printing through the planner, `M27` reports and autoreport.
 //! - [`Link`]: one direction of a baud-limited serial link with latency, and optionally a
 //!   USB-serial bridge's batching ([`UsbBatching`], the FTDI latency timer).
 //! - [`Harness`]: session + links + printer in virtual time.
@@ -19,12 +21,14 @@ mod link;
 mod printer;
 mod pty;
 mod rng;
+mod sd;
 
 pub use config::{Faults, MarlinVersion, MoveTiming, SimConfig};
 pub use harness::{Harness, RunReport};
 pub use link::{Link, LinkConfig, UsbBatching};
 pub use printer::{Executed, SimPrinter, SimStats};
 pub use pty::VirtualPrinter;
+pub use sd::{SdCard, SdFile};
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::config::{MarlinVersion, MoveTiming, SimConfig};
 use super::rng::Rng;
+use super::sd::{SdCard, SdSession};
 use crate::line::checksum;
 
 /// One command the firmware executed, in execution order.
@@ -44,6 +45,8 @@ pub struct SimStats {
 struct Command {
     line: Option<i64>,
     text: String,
+    /// Read from the SD card (executed without an `ok`).
+    from_sd: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -139,7 +142,11 @@ pub struct SimPrinter {
     bed: Heater,
     position: [f64; 4],
     relative: bool,
+    /// `M83` (`Some(true)`) / `M82` override of the extruder mode; `G90`/`G91` clear it.
+    relative_e: Option<bool>,
     feedrate: f64,
+    card: SdCard,
+    sd: SdSession,
     halted: bool,
     out: Vec<u8>,
     ledger: Vec<Executed>,
@@ -174,7 +181,10 @@ impl SimPrinter {
             bed: Heater::new(),
             position: [0.0; 4],
             relative: false,
+            relative_e: None,
             feedrate: 1500.0,
+            card: SdCard::new(),
+            sd: SdSession::default(),
             halted: false,
             out: Vec::new(),
             ledger: Vec::new(),
@@ -199,6 +209,41 @@ impl SimPrinter {
         &self.stats
     }
 
+    /// The logical X, Y, Z, E position after the commands executed so far.
+    pub fn position(&self) -> [f64; 4] {
+        self.position
+    }
+
+    /// Whether X/Y/Z moves are relative (`G91`) and whether E moves are (`G91` or `M83`).
+    pub fn relative_modes(&self) -> (bool, bool) {
+        (self.relative, self.relative_e.unwrap_or(self.relative))
+    }
+
+    /// The feed rate moves without `F` use, in mm/min.
+    pub fn feedrate(&self) -> f64 {
+        self.feedrate
+    }
+
+    /// The hotend and bed target temperatures (0: off).
+    pub fn heater_targets(&self) -> (f64, f64) {
+        (self.hotend.target, self.bed.target)
+    }
+
+    /// The SD card.
+    pub fn sd_card(&self) -> &SdCard {
+        &self.card
+    }
+
+    /// The SD card, to put files on it before a test.
+    pub fn sd_card_mut(&mut self) -> &mut SdCard {
+        &mut self.card
+    }
+
+    /// Whether an SD print is running (`M24` until the end of the file, `M25` or `M524`).
+    pub fn is_sd_printing(&self) -> bool {
+        self.sd.printing
+    }
+
     /// Whether `kill()` was called.
     pub fn is_halted(&self) -> bool {
         self.halted
@@ -210,6 +255,7 @@ impl SimPrinter {
             && self.ring.is_empty()
             && self.blocked.is_none()
             && self.planner.is_empty()
+            && !self.sd.printing
     }
 
     /// The configuration.
@@ -236,6 +282,7 @@ impl SimPrinter {
             self.next_busy,
             self.next_report,
             self.autoreport.map(|(_, t)| t),
+            self.sd.autoreport.map(|(_, t)| t),
         ]
         .into_iter()
         .flatten()
@@ -343,6 +390,11 @@ impl SimPrinter {
             if matches!(self.blocked, Some(Block::Heat(_) | Block::User)) {
                 self.blocked = Some(Block::Until(now));
             }
+        } else if s.starts_with(b"M876") {
+            // A prompt answer releases a wait for the user (M0, M600).
+            if self.blocked == Some(Block::User) {
+                self.blocked = Some(Block::Until(now));
+            }
         } else if s.starts_with(b"M410") {
             self.planner.clear();
             self.head_end = None;
@@ -379,6 +431,7 @@ impl SimPrinter {
         self.next_report = None;
         self.autoreport = None;
         self.last_n = 0;
+        self.sd = SdSession::default();
         self.hotend = Heater::new();
         self.bed = Heater::new();
         self.out.clear();
@@ -394,6 +447,13 @@ impl SimPrinter {
             // A late wake-up reports once, then keeps the cadence from now.
             let next = t + every;
             self.autoreport = Some((every, if next <= now { now + every } else { next }));
+        }
+        if let Some((every, t)) = self.sd.autoreport.filter(|(_, t)| *t <= now) {
+            if self.sd.selected.is_some() {
+                let line = self.sd.status_line(&self.card);
+                let _ = writeln!(self.out, "{line}");
+            }
+            self.sd.autoreport = Some((every, (t + every).max(now)));
         }
         if let Some(t) = self.next_report.filter(|t| *t <= now) {
             let line = self.temperature_line(t);
@@ -490,6 +550,7 @@ impl SimPrinter {
                 continue;
             }
             self.read_serial(now);
+            self.read_sd();
             if self.ring.is_empty() {
                 return;
             }
@@ -544,11 +605,39 @@ impl SimPrinter {
         }
     }
 
+    /// Marlin's `get_sdcard_commands`: while printing from SD, fill free slots from the file.
+    fn read_sd(&mut self) {
+        while self.sd.printing && self.ring.len() < self.config.command_slots {
+            let text = match self.sd.next_command(&self.card) {
+                Some(text) => text,
+                None => {
+                    // End of file: Marlin queues `M1001`, which reports the print done.
+                    self.sd.printing = false;
+                    self.sd.selected = None;
+                    "M1001".to_owned()
+                }
+            };
+            self.ring.push_back(Command {
+                line: None,
+                text,
+                from_sd: true,
+            });
+        }
+    }
+
     fn process_line(&mut self, now: Instant, raw: &[u8]) {
         let s = raw.trim_ascii_start();
         if s.first() != Some(&b'N') {
             let text = String::from_utf8_lossy(s).trim().to_owned();
-            self.ring.push_back(Command { line: None, text });
+            if self.sd.saving.is_some() && !super::sd::is_m29(&text) {
+                // While writing to SD only `M29` may come without a line number.
+                return self.line_error(now, "No Checksum with line number, Last Line: ");
+            }
+            self.ring.push_back(Command {
+                line: None,
+                text,
+                from_sd: false,
+            });
             return;
         }
         let text = String::from_utf8_lossy(s).into_owned();
@@ -582,6 +671,7 @@ impl SimPrinter {
         self.ring.push_back(Command {
             line: Some(strtol(&text[1..])),
             text: payload.to_owned(),
+            from_sd: false,
         });
     }
 
@@ -602,6 +692,19 @@ impl SimPrinter {
         let Some(cmd) = self.ring.front().cloned() else {
             return;
         };
+        if !cmd.from_sd {
+            if let Some(name) = self.sd.saving.clone() {
+                // Marlin's `GCodeQueue::advance` while saving: lines are written, not run.
+                if super::sd::is_m29(&cmd.text) {
+                    self.sd.saving = None;
+                    self.out.extend_from_slice(b"Done saving file.\n");
+                } else {
+                    self.card.append_line(&name, &cmd.text);
+                }
+                self.finish_front();
+                return;
+            }
+        }
         self.ledger.push(Executed {
             line: cmd.line,
             command: cmd.text.clone(),
@@ -650,8 +753,10 @@ impl SimPrinter {
                 self.drain_then(now, Duration::ZERO);
                 return;
             }
-            "G90" => self.relative = false,
-            "G91" => self.relative = true,
+            "G90" => (self.relative, self.relative_e) = (false, None),
+            "G91" => (self.relative, self.relative_e) = (true, None),
+            "M82" => self.relative_e = Some(false),
+            "M83" => self.relative_e = Some(true),
             "G92" => {
                 for (i, axis) in ['X', 'Y', 'Z', 'E'].into_iter().enumerate() {
                     if let Some(v) = words.get(axis) {
@@ -684,6 +789,18 @@ impl SimPrinter {
             "M0" | "M1" => {
                 self.set_blocked(now, Block::User);
                 return;
+            }
+            "M600" => {
+                // ADVANCED_PAUSE_FEATURE: park, then wait for the user (`M108`/`M876`); the
+                // host hears `//action:paused` now and `//action:resumed` at the end.
+                self.out.extend_from_slice(b"//action:paused\n");
+                self.set_blocked(now, Block::User);
+                return;
+            }
+            "M20" | "M21" | "M22" | "M23" | "M24" | "M25" | "M26" | "M27" | "M28" | "M30"
+            | "M524" | "M1001" => {
+                let (card, out) = (&mut self.card, &mut self.out);
+                self.sd.command(card, &code, &cmd.text, now, out);
             }
             "M105" => {
                 let line = self.temperature_line(now);
@@ -725,9 +842,9 @@ impl SimPrinter {
                     });
                 }
             }
-            "M82" | "M83" | "M84" | "M18" | "M106" | "M107" | "M108" | "M117" | "M201" | "M203"
-            | "M204" | "M205" | "M220" | "M221" | "M73" | "M876" | "M999" | "G21" | "M300"
-            | "T0" | "M413" | "M900" | "M907" => {}
+            "M84" | "M18" | "M106" | "M107" | "M108" | "M117" | "M201" | "M203" | "M204"
+            | "M205" | "M220" | "M221" | "M73" | "M876" | "M999" | "G21" | "M300" | "T0"
+            | "M413" | "M900" | "M907" => {}
             _ => {
                 let _ = writeln!(self.out, "echo:Unknown command: \"{}\"", cmd.text);
             }
@@ -752,6 +869,14 @@ impl SimPrinter {
         let line = cmd.line;
         if self.blocked_since.is_some() {
             self.blocked_since = None;
+        }
+        if cmd.from_sd {
+            // Commands read from SD are never acknowledged.
+            self.ring.pop_front();
+            return;
+        }
+        if Words::new(&cmd.text).code.eq_ignore_ascii_case("M600") {
+            self.out.extend_from_slice(b"//action:resumed\n");
         }
         if self.rng.chance(self.config.faults.lost_ok) {
             self.stats.faults_injected += 1;
@@ -795,11 +920,12 @@ impl SimPrinter {
         let mut delta = [0.0; 4];
         for (i, axis) in ['X', 'Y', 'Z', 'E'].into_iter().enumerate() {
             if let Some(v) = words.get(axis) {
-                let target = if self.relative {
-                    self.position[i] + v
+                let relative = if axis == 'E' {
+                    self.relative_e.unwrap_or(self.relative)
                 } else {
-                    v
+                    self.relative
                 };
+                let target = if relative { self.position[i] + v } else { v };
                 delta[i] = target - self.position[i];
                 self.position[i] = target;
             }
@@ -837,6 +963,9 @@ impl SimPrinter {
             ("AUTOREPORT_TEMP", c.autoreport_temp),
             ("HOST_ACTION_COMMANDS", true),
             ("PROMPT_SUPPORT", false),
+            ("SDCARD", true),
+            ("AUTOREPORT_SD_STATUS", true),
+            ("LONG_FILENAME", true),
             ("EEPROM", true),
         ];
         let mut text = String::from(

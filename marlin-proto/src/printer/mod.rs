@@ -10,10 +10,14 @@
 //! until the port is readable, a request arrives (the handle wakes it with a `mio::Waker`), or
 //! the session's next deadline ([`Session::poll_timeout`]) passes: an idle printer costs no
 //! wake-ups at all.
+//!
+//! - [`JobControl`] (sans-IO): the job, pause/resume/cancel with the host's [`HostScripts`],
+//!   firmware-initiated pauses.
+//! - `sd`: SD card names, listings and uploads.
 // This is the driver: it is where the clock is read.
 #![allow(clippy::disallowed_methods)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,6 +33,17 @@ use crate::session::{
     TemperatureReporting,
 };
 use crate::transport::{self, Link, PortSpec, PriorityOutcome, TransportError};
+
+mod job;
+mod scripts;
+mod sd;
+
+pub use job::{JobControl, JobEvent, JobPhase, JobProgress};
+pub use scripts::{
+    CancelScript, GcodeTemplate, HostScripts, PausePoint, PauseScript, TemplateError,
+};
+use sd::Upload;
+pub use sd::{sd_name, SdEntry, SdError, SdProgress, UploadProgress};
 
 /// What the printer is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,17 +61,6 @@ pub enum PrinterState {
     Failed(String),
     /// The handle was closed.
     Closed,
-}
-
-/// Progress of the job being streamed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct JobProgress {
-    /// Lines handed to the session.
-    pub sent: u64,
-    /// Lines the firmware acknowledged.
-    pub acknowledged: u64,
-    /// Total lines, when known up front.
-    pub total: Option<u64>,
 }
 
 /// A snapshot of the printer, published through a `watch` channel.
@@ -84,6 +88,14 @@ pub struct Status {
     pub io_cpu: Duration,
     /// Bytes written to the port.
     pub bytes_written: u64,
+    /// Where the job stands with respect to pause and cancel scripts.
+    pub job_phase: JobPhase,
+    /// The firmware waits for the user (`busy: paused for user`, `M0`/`M600`).
+    pub waiting_for_user: bool,
+    /// The SD print's progress, from `M27` reports.
+    pub sd: Option<SdProgress>,
+    /// The SD upload under way.
+    pub upload: Option<UploadProgress>,
 }
 
 /// Events published through a `broadcast` channel.
@@ -98,6 +110,11 @@ pub enum PrinterEvent {
     JobFinished(JobProgress),
     /// The job was cancelled; queued lines were dropped.
     JobCancelled(JobProgress),
+    /// Pause, resume, waiting for the user, script trouble (progress, end and cancel come
+    /// as the variants above).
+    Job(JobEvent),
+    /// SD upload progress (at most every 250 ms).
+    Upload(UploadProgress),
 }
 
 /// Why connecting failed.
@@ -146,6 +163,13 @@ enum Request {
     Stream(Job, Option<u64>, oneshot::Sender<Result<(), CommandError>>),
     Pause(bool),
     Cancel,
+    Scripts(Box<HostScripts>),
+    Upload(
+        String,
+        Job,
+        Option<u64>,
+        oneshot::Sender<Result<UploadProgress, SdError>>,
+    ),
     Emergency(EmergencyCommand),
     EmergencyStop,
     Close,
@@ -235,6 +259,10 @@ impl Printer {
             io_priority: PriorityOutcome::Unchanged,
             io_cpu: Duration::ZERO,
             bytes_written: 0,
+            job_phase: JobPhase::Idle,
+            waiting_for_user: false,
+            sd: None,
+            upload: None,
         });
         let (exited_tx, exited) = watch::channel(false);
         let ev = events.clone();
@@ -292,19 +320,144 @@ impl Printer {
         rx.await.map_err(|_| CommandError::Closed)?
     }
 
-    /// Pauses the job: no new lines are sent (lines in flight still complete).
+    /// Pauses the job: no new job lines are sent (lines in flight complete); then the host's
+    /// pause script runs (see [`HostScripts`]): `M400`, `M114`, retract, lift, park.
+    /// [`Status::job_phase`] tells when the head is parked; so does [`JobEvent::Paused`].
     pub fn pause(&self) -> Result<(), CommandError> {
         self.request(Request::Pause(true))
     }
 
-    /// Resumes a paused job.
+    /// Resumes a paused job: reheat if the hotend was turned off, return to the exact
+    /// position, prime, restore modes and feed rate, then the job's next line.
     pub fn resume(&self) -> Result<(), CommandError> {
         self.request(Request::Pause(false))
     }
 
-    /// Cancels the job: queued lines are dropped; lines in flight still complete.
+    /// Cancels the job: queued lines are dropped (lines in flight complete); then the cancel
+    /// script runs: retract, lift, park (unless paused), heaters and fan off, motors off.
+    /// A job streamed right after starts once the script is on its way.
     pub fn cancel(&self) -> Result<(), CommandError> {
         self.request(Request::Cancel)
+    }
+
+    /// Replaces the pause/resume/cancel scripts (defaults: [`HostScripts::default`]).
+    pub fn set_host_scripts(&self, scripts: HostScripts) -> Result<(), CommandError> {
+        self.request(Request::Scripts(Box::new(scripts)))
+    }
+
+    /// Uploads `lines` to the SD card as `name` (an 8.3 name): `M28`, the lines numbered
+    /// with checksums (resends as usual), `M29`. The file holds each line as the session
+    /// sends it (comments and surrounding spaces stripped) followed by `\r\n`. Nothing else
+    /// is sent meanwhile (commands from [`send`](Self::send) wait). Progress:
+    /// [`Status::upload`] and [`PrinterEvent::Upload`].
+    pub async fn sd_upload<I>(
+        &self,
+        name: &str,
+        lines: I,
+        total: Option<u64>,
+    ) -> Result<UploadProgress, SdError>
+    where
+        I: IntoIterator<Item = String>,
+        I::IntoIter: Send + 'static,
+    {
+        let name = sd_name(name)?;
+        let (tx, rx) = oneshot::channel();
+        self.request(Request::Upload(
+            name,
+            Box::new(lines.into_iter()),
+            total,
+            tx,
+        ))?;
+        rx.await.map_err(|_| CommandError::Closed)?
+    }
+
+    /// Lists the SD card (`M20 L`).
+    pub async fn sd_list(&self) -> Result<Vec<SdEntry>, SdError> {
+        let response = self.send("M20 L").await?;
+        Ok(sd::parse_listing(&response))
+    }
+
+    /// Selects `name` (`M23`) and starts printing it from the SD card (`M24`); progress is
+    /// reported every 2 s in [`Status::sd`] when the firmware autoreports (`M27 S2`).
+    pub async fn sd_print(&self, name: &str) -> Result<(), SdError> {
+        let name = sd_name(name)?;
+        if matches!(
+            self.status.borrow().state,
+            PrinterState::Printing | PrinterState::Paused
+        ) {
+            return Err(CommandError::Busy.into());
+        }
+        let command = format!("M23 {name}");
+        let response = self.send(&command).await?;
+        if sd::answered(&response, |s| {
+            matches!(s, crate::SdStatus::OpenFailed { .. })
+        }) {
+            return Err(SdError::OpenFailed { name });
+        }
+        if !sd::answered(&response, |s| *s == crate::SdStatus::FileSelected) {
+            return Err(SdError::UnexpectedAnswer {
+                command,
+                answer: response,
+            });
+        }
+        let autoreport = self
+            .status
+            .borrow()
+            .firmware
+            .as_ref()
+            .is_some_and(|f| f.has("AUTOREPORT_SD_STATUS"));
+        if autoreport {
+            self.send("M27 S2").await?;
+        }
+        self.send("M24").await?;
+        Ok(())
+    }
+
+    /// Pauses the SD print (`M25`).
+    pub async fn sd_pause(&self) -> Result<(), SdError> {
+        self.send("M25").await?;
+        Ok(())
+    }
+
+    /// Resumes the SD print (`M24`).
+    pub async fn sd_resume(&self) -> Result<(), SdError> {
+        self.send("M24").await?;
+        Ok(())
+    }
+
+    /// Aborts the SD print (`M524`).
+    pub async fn sd_cancel(&self) -> Result<(), SdError> {
+        self.send("M524").await?;
+        Ok(())
+    }
+
+    /// Asks for the SD print's progress (`M27`); `None` when not SD printing.
+    pub async fn sd_status(&self) -> Result<Option<SdProgress>, SdError> {
+        let response = self.send("M27").await?;
+        Ok(response
+            .iter()
+            .find_map(|l| match crate::FirmwareLine::parse(l.as_bytes()) {
+                crate::FirmwareLine::Sd(crate::SdStatus::Printing { done, total }) => {
+                    Some(SdProgress {
+                        done,
+                        total,
+                        printing: true,
+                        finished: false,
+                    })
+                }
+                _ => None,
+            }))
+    }
+
+    /// Deletes `name` from the SD card (`M30`).
+    pub async fn sd_delete(&self, name: &str) -> Result<(), SdError> {
+        let name = sd_name(name)?;
+        let response = self.send(&format!("M30 {name}")).await?;
+        if response.iter().any(|l| l.starts_with("File deleted")) {
+            Ok(())
+        } else {
+            Err(SdError::DeleteFailed { name })
+        }
     }
 
     /// `M108`/`M410`/`M876`, out of band when the firmware has an emergency parser.
@@ -351,10 +504,11 @@ impl Drop for Printer {
     }
 }
 
-struct RunningJob {
-    lines: Job,
-    progress: JobProgress,
-    ids_done: bool,
+/// A caller's command waiting for its acknowledgement (the text is kept to send it again if a
+/// pause or an upload takes it back from the session's queue).
+struct Waiter {
+    text: String,
+    reply: oneshot::Sender<Result<Vec<String>, CommandError>>,
 }
 
 struct IoThread {
@@ -364,10 +518,11 @@ struct IoThread {
     requests: mpsc::Receiver<Request>,
     events: broadcast::Sender<PrinterEvent>,
     status: watch::Sender<Status>,
-    waiting: HashMap<CommandId, oneshot::Sender<Result<Vec<String>, CommandError>>>,
-    job: Option<RunningJob>,
-    job_ids: std::collections::HashSet<CommandId>,
-    paused: bool,
+    waiting: HashMap<CommandId, Waiter>,
+    control: JobControl,
+    upload: Option<Upload>,
+    /// Callers' commands held back while an upload runs (they would be written to the file).
+    held: VecDeque<Waiter>,
     last_progress: Instant,
     bytes_written: u64,
 }
@@ -389,9 +544,9 @@ impl IoThread {
             events,
             status,
             waiting: HashMap::new(),
-            job: None,
-            job_ids: Default::default(),
-            paused: false,
+            control: JobControl::new(HostScripts::default()),
+            upload: None,
+            held: VecDeque::new(),
             last_progress: Instant::now(),
             bytes_written: 0,
         }
@@ -415,7 +570,12 @@ impl IoThread {
                     Err(mpsc::TryRecvError::Empty) => break,
                 }
             }
-            self.top_up_job();
+            self.drain_events();
+            self.control.top_up(&mut self.session);
+            if let Some(upload) = &mut self.upload {
+                upload.top_up(&mut self.session);
+            }
+            self.drain_events();
             let now = Instant::now();
             out.clear();
             if self.session.poll_transmit(now, &mut out) > 0 {
@@ -426,11 +586,12 @@ impl IoThread {
                 self.bytes_written += out.len() as u64;
             }
             self.drain_events();
-            // Sleep until the port is readable, a request wakes us, or the session's next
-            // deadline; with none of those, indefinitely.
-            let wait = self
-                .session
-                .poll_timeout()
+            // Sleep until the port is readable, a request wakes us, or the next deadline (the
+            // session's or the pause timer's); with none of those, indefinitely.
+            let wait = [self.session.poll_timeout(), self.control.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(|t| t.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut ready, wait) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -455,6 +616,9 @@ impl IoThread {
             if self.session.poll_timeout().is_some_and(|t| t <= now) {
                 self.session.handle_timeout(now);
             }
+            if self.control.poll_timeout().is_some_and(|t| t <= now) {
+                self.control.handle_timeout(now, &mut self.session);
+            }
         }
     }
 
@@ -463,64 +627,70 @@ impl IoThread {
         self.status
             .send_modify(|s| s.state = PrinterState::Failed(text.clone()));
         for (_, w) in self.waiting.drain() {
-            let _ = w.send(Err(CommandError::Closed));
+            let _ = w.reply.send(Err(CommandError::Closed));
+        }
+    }
+
+    /// Whether callers' commands wait: during an upload they would be written to the file,
+    /// and a cancel script goes before anything sent after the cancel.
+    fn holding(&self) -> bool {
+        self.upload.is_some() || self.control.phase() == JobPhase::Cancelling
+    }
+
+    /// Queues a caller's command (held back while [`holding`](Self::holding)).
+    fn send_for(&mut self, waiter: Waiter) {
+        if self.holding() {
+            self.held.push_back(waiter);
+            return;
+        }
+        match self.session.send(&waiter.text) {
+            Ok(Some(id)) => {
+                self.waiting.insert(id, waiter);
+            }
+            Ok(None) => {
+                let _ = waiter.reply.send(Ok(Vec::new()));
+            }
+            Err(e) => {
+                let _ = waiter.reply.send(Err(e.into()));
+            }
         }
     }
 
     fn handle_request(&mut self, r: Request) {
         match r {
-            Request::Send(text, reply) => match self.session.send(&text) {
-                Ok(Some(id)) => {
-                    self.waiting.insert(id, reply);
-                }
-                Ok(None) => {
-                    let _ = reply.send(Ok(Vec::new()));
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                }
-            },
+            Request::Send(text, reply) => self.send_for(Waiter { text, reply }),
             Request::Stream(lines, total, reply) => {
-                if self.job.is_some() {
-                    let _ = reply.send(Err(CommandError::Busy));
-                    return;
-                }
                 if let Some(f) = self.session.fatal() {
                     let _ = reply.send(Err(SendError::Failed(f.clone()).into()));
                     return;
                 }
-                self.job = Some(RunningJob {
-                    lines,
-                    progress: JobProgress {
-                        total,
-                        ..JobProgress::default()
-                    },
-                    ids_done: false,
-                });
-                self.paused = false;
+                if self.upload.is_some() || !self.control.start(lines, total) {
+                    let _ = reply.send(Err(CommandError::Busy));
+                    return;
+                }
                 self.session.set_paused(false);
-                self.set_state(PrinterState::Printing);
+                self.publish_phase();
                 let _ = reply.send(Ok(()));
             }
-            Request::Pause(p) => {
-                self.paused = p;
-                self.session.set_paused(p);
-                if self.job.is_some() {
-                    self.set_state(if p {
-                        PrinterState::Paused
-                    } else {
-                        PrinterState::Printing
-                    });
-                }
+            Request::Pause(true) => {
+                self.control.pause(&mut self.session);
+                self.publish_phase();
             }
-            Request::Cancel => {
-                if let Some(job) = self.job.take() {
-                    self.session.clear_queue();
-                    self.job_ids.clear();
-                    let _ = self.events.send(PrinterEvent::JobCancelled(job.progress));
-                    self.session.set_paused(false);
-                    self.set_state(PrinterState::Ready);
+            Request::Pause(false) => {
+                self.control.resume(&mut self.session);
+                self.publish_phase();
+            }
+            Request::Cancel => self.control.cancel(&mut self.session),
+            Request::Scripts(scripts) => self.control.set_scripts(*scripts),
+            Request::Upload(name, lines, total, reply) => {
+                if self.upload.is_some() || self.control.has_job() {
+                    let _ = reply.send(Err(CommandError::Busy.into()));
+                    return;
                 }
+                // Commands still queued would land in the file: take them back until the
+                // upload is over.
+                self.session.clear_queue();
+                self.upload = Upload::start(&mut self.session, name, lines, total, reply);
             }
             Request::Emergency(cmd) => {
                 let _ = self.session.send_emergency(Instant::now(), cmd);
@@ -530,41 +700,43 @@ impl IoThread {
         }
     }
 
-    /// Keeps a few job lines queued in the session ahead of its flow-control window.
-    fn top_up_job(&mut self) {
-        let Some(job) = &mut self.job else { return };
-        if self.paused {
-            return;
-        }
-        while self.session.queued_len() < 16 && !job.ids_done {
-            let Some(line) = job.lines.next() else {
-                job.ids_done = true;
-                if self.job_ids.is_empty() {
-                    self.finish_job();
-                }
-                return;
-            };
-            match self.session.send(&line) {
-                Ok(Some(id)) => {
-                    self.job_ids.insert(id);
-                    job.progress.sent += 1;
-                }
-                Ok(None) => {}
-                Err(_) => {
-                    job.ids_done = true;
-                    break;
-                }
-            }
-        }
-    }
-
-    fn set_state(&mut self, state: PrinterState) {
-        self.status.send_modify(|s| s.state = state);
-    }
-
+    /// Hands every pending session event to the job controller, the upload and the callers,
+    /// then publishes what changed.
     fn drain_events(&mut self) {
         while let Some(ev) = self.session.poll_event() {
+            let now = Instant::now();
+            let mut handled = self.control.handle_event(now, &ev, &mut self.session);
+            if !handled {
+                if let Some(upload) = &mut self.upload {
+                    handled = upload.handle_event(&ev, &mut self.session);
+                    if upload.is_done() {
+                        self.upload = None;
+                        self.status.send_modify(|s| s.upload = None);
+                    }
+                }
+            }
             match &ev {
+                Event::Completed { id, line, response } => {
+                    self.status.send_if_modified(|s| {
+                        s.current_line = Some(*line);
+                        false
+                    });
+                    if !handled {
+                        if let Some(w) = self.waiting.remove(id) {
+                            let _ = w.reply.send(Ok(response.clone()));
+                        }
+                    }
+                }
+                Event::Abandoned(id) => {
+                    if let Some(w) = self.waiting.remove(id) {
+                        if self.session.fatal().is_some() {
+                            let _ = w.reply.send(Err(CommandError::Abandoned));
+                        } else {
+                            // Taken back from the queue (a pause or an upload): send again.
+                            self.send_for(w);
+                        }
+                    }
+                }
                 Event::Connected {
                     firmware,
                     temperatures,
@@ -577,25 +749,6 @@ impl IoThread {
                         s.temperature_reporting = reporting;
                     });
                 }
-                Event::Completed { id, line, response } => {
-                    self.status.send_if_modified(|s| {
-                        s.current_line = Some(*line);
-                        false
-                    });
-                    if self.job_ids.remove(id) {
-                        self.job_line_done();
-                        continue;
-                    }
-                    if let Some(w) = self.waiting.remove(id) {
-                        let _ = w.send(Ok(response.clone()));
-                    }
-                }
-                Event::Abandoned(id) => {
-                    self.job_ids.remove(id);
-                    if let Some(w) = self.waiting.remove(id) {
-                        let _ = w.send(Err(CommandError::Abandoned));
-                    }
-                }
                 Event::Temperatures(t) => {
                     let t = t.clone();
                     self.status.send_modify(|s| s.temperatures = Some(t));
@@ -604,9 +757,43 @@ impl IoThread {
                     let p = *p;
                     self.status.send_modify(|s| s.position = Some(p));
                 }
+                Event::Sd(crate::SdStatus::FileOpened { size, .. }) => {
+                    let total = *size;
+                    self.status.send_modify(|s| {
+                        s.sd = Some(SdProgress {
+                            done: 0,
+                            total,
+                            printing: false,
+                            finished: false,
+                        })
+                    });
+                }
+                Event::Sd(crate::SdStatus::Printing { done, total }) => {
+                    let (done, total) = (*done, *total);
+                    self.status.send_modify(|s| {
+                        s.sd = Some(SdProgress {
+                            done,
+                            total,
+                            printing: true,
+                            finished: false,
+                        })
+                    });
+                }
+                Event::Sd(crate::SdStatus::DonePrinting) => {
+                    self.status.send_modify(|s| {
+                        let sd = s.sd.get_or_insert(SdProgress {
+                            done: 0,
+                            total: 0,
+                            printing: false,
+                            finished: false,
+                        });
+                        sd.printing = false;
+                        sd.finished = true;
+                        sd.done = sd.total;
+                    });
+                }
                 Event::Fatal(f) => {
                     let f = f.clone();
-                    self.job = None;
                     self.status.send_modify(|s| {
                         s.state = PrinterState::Failed(f.to_string());
                         s.fatal = Some(f);
@@ -616,36 +803,87 @@ impl IoThread {
             }
             let _ = self.events.send(PrinterEvent::Session(ev));
         }
+        self.drain_job_events();
+        if !self.held.is_empty() && !self.holding() {
+            for w in std::mem::take(&mut self.held) {
+                self.send_for(w);
+            }
+        }
     }
 
-    fn finish_job(&mut self) {
-        let Some(job) = self.job.take() else { return };
-        let (progress, bytes) = (job.progress, self.bytes_written);
+    fn drain_job_events(&mut self) {
+        while let Some(ev) = self.control.poll_event() {
+            let event = match ev {
+                JobEvent::Progress(p) => {
+                    self.job_progress(p);
+                    continue;
+                }
+                JobEvent::Finished(p) => {
+                    self.publish_end(p);
+                    PrinterEvent::JobFinished(p)
+                }
+                JobEvent::Cancelled(p) => {
+                    self.publish_end(p);
+                    PrinterEvent::JobCancelled(p)
+                }
+                other => PrinterEvent::Job(other),
+            };
+            let _ = self.events.send(event);
+        }
+        if let Some(upload) = &self.upload {
+            let p = upload.progress();
+            if self.last_progress.elapsed() >= Duration::from_millis(250) {
+                self.last_progress = Instant::now();
+                let _ = self.events.send(PrinterEvent::Upload(p));
+                self.status.send_modify(|s| s.upload = Some(p));
+            }
+        }
+        self.publish_phase();
+    }
+
+    /// Publishes the job's phase and the printer state that follows from it.
+    fn publish_phase(&mut self) {
+        let phase = self.control.phase();
+        let has_job = self.control.has_job();
+        let waiting = self.control.waiting_for_user();
+        self.status.send_if_modified(|s| {
+            let state = match (&s.state, has_job, phase) {
+                (PrinterState::Ready | PrinterState::Printing | PrinterState::Paused, true, p) => {
+                    // A job started during a cancel script waits only for that script.
+                    if matches!(p, JobPhase::Printing | JobPhase::Cancelling) {
+                        PrinterState::Printing
+                    } else {
+                        PrinterState::Paused
+                    }
+                }
+                (PrinterState::Printing | PrinterState::Paused, false, _) => PrinterState::Ready,
+                (other, _, _) => other.clone(),
+            };
+            let changed = s.state != state || s.job_phase != phase || s.waiting_for_user != waiting;
+            s.state = state;
+            s.job_phase = phase;
+            s.waiting_for_user = waiting;
+            changed
+        });
+    }
+
+    fn publish_end(&mut self, progress: JobProgress) {
+        let bytes = self.bytes_written;
         let cpu = transport::thread_cpu_time();
-        let _ = self.events.send(PrinterEvent::JobFinished(progress));
         self.status.send_modify(|s| {
             s.job = Some(progress);
-            s.state = PrinterState::Ready;
             s.bytes_written = bytes;
             s.io_cpu = cpu.unwrap_or_default();
         });
     }
 
-    fn job_line_done(&mut self) {
-        let Some(job) = &mut self.job else { return };
-        job.progress.acknowledged += 1;
-        let progress = job.progress;
-        let bytes = self.bytes_written;
-        // Every job line sent was acknowledged and the iterator is exhausted (the session may
-        // still hold its own commands, such as a temperature poll: they are not the job's).
-        let finished = job.ids_done && self.job_ids.is_empty();
+    fn job_progress(&mut self, progress: JobProgress) {
         self.status.send_if_modified(|s| {
             s.job = Some(progress);
             false
         });
-        if finished {
-            self.finish_job();
-        } else if self.last_progress.elapsed() >= Duration::from_millis(250) {
+        if self.last_progress.elapsed() >= Duration::from_millis(250) {
+            let bytes = self.bytes_written;
             let cpu = transport::thread_cpu_time();
             self.last_progress = Instant::now();
             let _ = self.events.send(PrinterEvent::Progress(progress));
@@ -657,3 +895,6 @@ impl IoThread {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
