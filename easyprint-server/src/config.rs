@@ -244,6 +244,9 @@ pub struct SlicerConfig {
     pub settings: Vec<String>,
     /// Longest a slice may take, in seconds.
     pub timeout_secs: u64,
+    /// Load the machine catalogue and the configured machine's profile in the background at
+    /// start-up (default true), so the first slice dialog opens at once.
+    pub preload_profiles: bool,
 }
 
 impl Default for SlicerConfig {
@@ -252,6 +255,7 @@ impl Default for SlicerConfig {
             machine: "creality_ender3".to_owned(),
             settings: Vec::new(),
             timeout_secs: 600,
+            preload_profiles: true,
         }
     }
 }

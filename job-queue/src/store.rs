@@ -8,7 +8,7 @@ use thiserror::Error;
 use crate::model::Timestamp;
 use crate::model::{ContentHash, Job, JobId, JobSpecError, Lease, NewJob, PrinterProfile, RunId};
 use crate::progress::Progress;
-use crate::resume::{ResumeError, ResumeFrom, ResumeOptions, ResumePlan};
+use crate::resume::{ResumeError, ResumeFrom, ResumePoint};
 use crate::state::{JobEvent, JobState, TransitionError};
 
 /// A persistent job queue.
@@ -153,7 +153,7 @@ pub trait Store {
     fn resume_record(&self, id: JobId) -> Result<Option<Progress>, StoreError>;
 
     /// A person confirmed resuming an interrupted print on `printer`: takes a new lease and
-    /// returns the preamble to send and where to continue. Nothing ever calls this on its own.
+    /// returns where to continue. Nothing ever calls this on its own.
     fn confirm_resume(
         &self,
         id: JobId,
@@ -216,19 +216,18 @@ pub struct ResumeConfirmation {
     pub confirmed_by: String,
     /// Layer start or last confirmed line.
     pub from: ResumeFrom,
-    /// Preamble tunables (lift, prime).
-    pub options: ResumeOptions,
 }
 
-/// A confirmed resume: the new lease and the plan to execute.
+/// A confirmed resume: the new lease and where to continue (the prelude G-code is
+/// easyprint-gcode's, see [`crate::resume_point`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResumeStart {
     /// The job, now `printing` again.
     pub job: Job,
     /// The new lease.
     pub lease: Lease,
-    /// Preamble and start offset.
-    pub plan: ResumePlan,
+    /// Where the file continues, and the checkpoint.
+    pub point: ResumePoint,
 }
 
 /// Selects jobs for [`Store::jobs`]; empty fields match everything.
@@ -460,7 +459,7 @@ pub enum StoreError {
     /// The job has no usable resume record.
     #[error("job {0} has no progress record to resume from")]
     NoResumeRecord(JobId),
-    /// The resume record cannot produce a plan.
+    /// The resume record cannot give a resume point.
     #[error("job {job}: {source}")]
     Resume {
         /// The job.

@@ -347,7 +347,6 @@ fn resume_needs_a_person_and_a_record() {
     let confirm = ResumeConfirmation {
         confirmed_by: "ann".into(),
         from: ResumeFrom::LayerStart,
-        options: ResumeOptions::default(),
     };
     // Not interrupted: refused with the transition named.
     let err = store
@@ -370,17 +369,20 @@ fn resume_needs_a_person_and_a_record() {
         Err(StoreError::LeaseLost { .. })
     ));
 
-    // Interrupted with a record: the plan starts at the layer's first line.
+    // Interrupted with a record: the point is the layer's first line.
     store.retry(job.id, t(4)).unwrap();
     print_and_die(&store, 742, 7, 5);
     let start = store
         .confirm_resume(job.id, &confirm, &printer("p"), "h2", LEASE, t(8))
         .unwrap();
     assert_eq!(start.job.state, JobState::Printing);
-    assert_eq!(start.plan.start_line, 701);
-    assert_eq!(start.plan.start_byte_offset, 7 * 2500);
-    assert_eq!(start.plan.layer, Some(7));
-    assert!(start.plan.preamble.contains("G28 X Y"));
+    assert_eq!(start.point.start_line, 701);
+    assert_eq!(start.point.start_byte_offset, 7 * 2500);
+    assert_eq!(start.point.layer, Some(7));
+    assert_eq!(
+        Some(start.point.checkpoint),
+        store.resume_record(job.id).unwrap()
+    );
     let run = &store.history(&HistoryFilter::default()).unwrap()[0];
     assert!(run.note.as_deref().unwrap().contains("confirmed by ann"));
     // The resumed print keeps reporting progress under its new lease.
@@ -408,7 +410,6 @@ fn resume_refuses_a_printer_that_does_not_fit() {
     let confirm = ResumeConfirmation {
         confirmed_by: "ann".into(),
         from: ResumeFrom::LastConfirmedLine,
-        options: ResumeOptions::default(),
     };
     assert!(matches!(
         store.confirm_resume(job.id, &confirm, &wide, "h", LEASE, t(4)),

@@ -258,6 +258,11 @@ pub fn start(state: &AppState) {
     }
     tokio::spawn(slicing::run_slicer(state.clone()));
     tokio::spawn(feed::run_queue_feed(state.clone(), state.queue.subscribe()));
+    if state.config.slicer.preload_profiles {
+        // Never on the start-up path: the server answers while this reads Cura's files.
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.profiles.warm(&state.config.slicer));
+    }
 }
 
 /// Starts a printer's job runner and, if marked `autoconnect`, connects it.

@@ -67,10 +67,31 @@ async fn download(app: &TestApp, key: &str, id: &str) -> String {
 
 #[tokio::test]
 async fn profiles_list_machines_qualities_and_defaults() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.slicer.preload_profiles = true).await;
     let key = admin_key(&app).await;
-    let (status, profiles) = get_json(&app, &key, "/api/v1/slicer/profiles").await;
+    // The server loads the catalogue in the background at start-up (it answered the requests
+    // above meanwhile); requests then share that one load, however many arrive at once.
+    tokio::time::timeout(Duration::from_secs(60), app.state.profiles.warmed())
+        .await
+        .expect("profiles preloaded");
+    assert_eq!(
+        app.state.profiles.loads(),
+        2,
+        "machine list + configured machine"
+    );
+    let (a, b, (status, profiles)) = tokio::join!(
+        get_json(&app, &key, "/api/v1/slicer/profiles"),
+        get_json(&app, &key, "/api/v1/slicer/profiles"),
+        get_json(&app, &key, "/api/v1/slicer/profiles"),
+    );
     assert_eq!(status, StatusCode::OK, "{profiles}");
+    assert_eq!((a.0, b.0), (StatusCode::OK, StatusCode::OK));
+    assert_eq!((&a.1, &b.1), (&profiles, &profiles));
+    assert_eq!(
+        app.state.profiles.loads(),
+        2,
+        "served from the preloaded catalogue"
+    );
     let machines = profiles["machines"].as_array().unwrap();
     assert!(machines.len() > 50, "{} machines", machines.len());
     let ender = machines
@@ -103,6 +124,11 @@ async fn profiles_list_machines_qualities_and_defaults() {
     let (status, other) = get_json(&app, &key, "/api/v1/slicer/profiles?machine=anet3d_a8").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(other["machine"]["id"], "anet3d_a8");
+    assert_eq!(
+        app.state.profiles.loads(),
+        3,
+        "another machine resolves once"
+    );
     let response = app
         .get("/api/v1/slicer/profiles?machine=no_such_printer")
         .header("x-api-key", &key)

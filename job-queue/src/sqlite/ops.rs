@@ -13,7 +13,7 @@ use crate::model::{
     Timestamp,
 };
 use crate::progress::{ExtrusionMode, Positioning, Progress};
-use crate::resume::resume_plan;
+use crate::resume::resume_point;
 use crate::state::{JobEvent, JobState};
 use crate::store::{
     Change, ChangeKind, Claim, HistoryFilter, JobFilter, Placement, ResumeConfirmation,
@@ -769,11 +769,11 @@ impl Store for SqliteStore {
                 )
                 .optional();
             let progress = w.db(r)?.ok_or(StoreError::NoResumeRecord(id))?;
-            let plan = resume_plan(&progress, confirmation.from, &confirmation.options)
+            let point = resume_point(&progress, confirmation.from)
                 .map_err(|source| StoreError::Resume { job: id, source })?;
             let note = format!(
                 "resumed at line {} (byte {}) confirmed by {}",
-                plan.start_line, plan.start_byte_offset, confirmation.confirmed_by
+                point.start_line, point.start_byte_offset, confirmation.confirmed_by
             );
             let claim = w.start_run(
                 &job,
@@ -789,7 +789,7 @@ impl Store for SqliteStore {
             Ok(ResumeStart {
                 job: claim.job,
                 lease: claim.lease,
-                plan,
+                point,
             })
         })
     }
