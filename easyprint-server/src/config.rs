@@ -73,6 +73,9 @@ pub struct Config {
     pub users: Vec<ConfiguredUser>,
     /// Printers this server drives.
     pub printers: Vec<PrinterConfig>,
+    /// The printer id OctoPrint clients print on when they have not chosen one through
+    /// `/api/connection` (needed with several printers: slicers never choose).
+    pub default_printer: Option<String>,
     /// Slicing of uploaded models.
     pub slicer: SlicerConfig,
 }
@@ -88,6 +91,7 @@ impl Default for Config {
             limits: Limits::default(),
             users: Vec::new(),
             printers: Vec::new(),
+            default_printer: None,
             slicer: SlicerConfig::default(),
         }
     }

@@ -12,7 +12,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{base_url, path_segment};
+use super::{base_url, path_segment, printer};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson};
 use crate::files::{self, store::FileRecord};
@@ -90,9 +90,22 @@ async fn upload(
     let name = &upload.record.display_name;
     let segment = path_segment(name);
     let location = format!("{base}/api/files/local/{segment}");
-    // Selecting or printing needs an operational printer; without one the upload still
-    // succeeds and reports that neither happened (OctoPrint's effectiveSelect/effectivePrint).
-    let printer = state.printers.first_operational();
+    // Selecting or printing needs the caller's current printer, operational; when it is not
+    // the upload still succeeds and reports that neither happened (OctoPrint's
+    // effectiveSelect/effectivePrint). Several printers and none chosen is a 409, never a
+    // print on a guessed printer; the upload is then undone so that a retry starts clean.
+    let printer = if upload.select || upload.print {
+        match printer::target(&state, &principal) {
+            Ok(handle) => handle.state().is_operational().then_some(handle),
+            Err(ApiError::PrinterNotOperational) => None,
+            Err(e) => {
+                files::remove_file(&state, &principal, &upload.record).await?;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let mut selected = false;
     let mut printing = false;
     if let Some(handle) = &printer {
@@ -177,10 +190,8 @@ async fn command(
     ApiJson(body): ApiJson<FileCommand>,
 ) -> Result<StatusCode, ApiError> {
     let record = files::find_by_name(&state, &principal, path).await?;
-    let handle = state
-        .printers
-        .first_operational()
-        .ok_or(ApiError::PrinterNotOperational)?;
+    let handle = printer::target(&state, &principal)?;
+    handle.operational()?;
     let select = |file: Option<String>| {
         *handle.selected.lock().unwrap_or_else(|e| e.into_inner()) = file;
     };

@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod current_printer;
 mod files;
 mod helpers;
 mod live;
