@@ -6,7 +6,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::model::Timestamp;
-use crate::model::{ContentHash, Job, JobId, JobSpecError, Lease, NewJob, PrinterProfile, RunId};
+use crate::model::{
+    ContentHash, Job, JobId, JobSpecError, Lease, NewJob, PrinterProfile, RunId, Target,
+};
 use crate::progress::Progress;
 use crate::resume::{ResumeError, ResumeFrom, ResumePoint};
 use crate::state::{JobEvent, JobState, TransitionError};
@@ -59,6 +61,11 @@ pub trait Store {
         not_before: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Job, StoreError>;
+
+    /// Changes where a job may print (a printer, or requirements): for a job that waits
+    /// (`queued`, `ready`) or was `interrupted` (so that it can resume elsewhere). A job that
+    /// is being sliced or printed, or has ended, answers [`StoreError::NotWaiting`].
+    fn set_target(&self, id: JobId, target: &Target, now: Timestamp) -> Result<Job, StoreError>;
 
     /// A person withdraws a job (from any state but done or cancelled). A running worker
     /// finds out at its next call through [`StoreError::LeaseLost`].
@@ -376,6 +383,8 @@ pub enum ChangeKind {
     PriorityChanged,
     /// Its earliest start (`not_before`) changed.
     Rescheduled,
+    /// Its target printer or requirements changed.
+    Retargeted,
     /// New progress was recorded (live only: not in the log, so its `seq` is that of the
     /// latest logged change).
     Progress,
@@ -390,6 +399,7 @@ impl ChangeKind {
             ChangeKind::Reordered => "reordered",
             ChangeKind::PriorityChanged => "priority_changed",
             ChangeKind::Rescheduled => "rescheduled",
+            ChangeKind::Retargeted => "retargeted",
             ChangeKind::Progress => "progress",
         }
     }
@@ -433,6 +443,14 @@ pub enum StoreError {
         job: JobId,
         /// The run the caller presented.
         run: RunId,
+    },
+    /// The operation needs a job that waits (or was interrupted), not one in this state.
+    #[error("job {job} is {state}: only a queued, ready or interrupted job can change this")]
+    NotWaiting {
+        /// The job.
+        job: JobId,
+        /// Its state.
+        state: JobState,
     },
     /// The job description is invalid.
     #[error("invalid job: {0}")]

@@ -664,3 +664,59 @@ fn rescheduling_moves_the_earliest_start_and_is_logged() {
         Err(StoreError::NotFound(JobId(99)))
     ));
 }
+
+#[test]
+fn a_waiting_job_changes_printer_and_a_running_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("q.db"));
+    let mut new = gcode_job("ann", 1);
+    new.target = Target::Printer("gone".into());
+    let job = store.enqueue(&new, t(0)).unwrap();
+    assert!(store
+        .claim_print(&printer("b"), "h", LEASE, t(1))
+        .unwrap()
+        .is_none());
+
+    let moved = store
+        .set_target(job.id, &Target::Printer("b".into()), t(2))
+        .unwrap();
+    assert_eq!(
+        (moved.target.clone(), moved.state),
+        (Target::Printer("b".into()), JobState::Ready)
+    );
+    let last = store.changes_since(0, 100).unwrap().pop().unwrap();
+    assert_eq!((last.job, last.kind), (job.id, ChangeKind::Retargeted));
+    // A bad target is refused, naming the field, and changes nothing.
+    assert!(matches!(
+        store.set_target(job.id, &Target::Printer(" ".into()), t(3)),
+        Err(StoreError::InvalidJob(JobSpecError::EmptyText(
+            "target printer"
+        )))
+    ));
+    let claim = store
+        .claim_print(&printer("b"), "h", LEASE, t(4))
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.job.id, job.id);
+    // Printing: the printer cannot change under it.
+    let err = store
+        .set_target(job.id, &Target::Any(Requirements::default()), t(5))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotWaiting {
+                state: JobState::Printing,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Interrupted: it may move, to resume on another printer.
+    store.release_worker("h", t(6)).unwrap();
+    let any = store
+        .set_target(job.id, &Target::Any(Requirements::default()), t(7))
+        .unwrap();
+    assert_eq!(any.state, JobState::Interrupted);
+    assert_eq!(any.target, Target::Any(Requirements::default()));
+}

@@ -419,6 +419,45 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_target(&self, id: JobId, target: &Target, now: Timestamp) -> Result<Job, StoreError> {
+        target.validate()?;
+        let (printer, req) = match target {
+            Target::Printer(p) => (Some(p.as_str()), None),
+            Target::Any(req) => (None, Some(req)),
+        };
+        let volume = req.and_then(|r| r.min_build_volume);
+        self.write("set target", now, |w| {
+            let job = w.job(id)?;
+            if !matches!(
+                job.state,
+                JobState::Queued | JobState::Ready | JobState::Interrupted
+            ) {
+                return Err(StoreError::NotWaiting {
+                    job: id,
+                    state: job.state,
+                });
+            }
+            let r = w.exec(
+                "UPDATE jobs SET target_printer = ?2, req_nozzle_um = ?3, req_material = ?4,
+                     req_x_mm = ?5, req_y_mm = ?6, req_z_mm = ?7, updated_at = ?8
+                 WHERE id = ?1",
+                params![
+                    id.0,
+                    printer,
+                    req.and_then(|r| r.nozzle_um),
+                    req.and_then(|r| r.material.as_deref()),
+                    volume.map(|v| v.x_mm),
+                    volume.map(|v| v.y_mm),
+                    volume.map(|v| v.z_mm),
+                    now.0,
+                ],
+            );
+            w.db(r)?;
+            w.log(id, ChangeKind::Retargeted, job.state)?;
+            w.job(id)
+        })
+    }
+
     fn cancel(&self, id: JobId, now: Timestamp) -> Result<Job, StoreError> {
         self.write("cancel", now, |w| {
             let job = w.job(id)?;
