@@ -105,6 +105,7 @@ pub fn store_error(e: StoreError) -> ApiError {
         }
         StoreError::PrinterMismatch { .. } => ApiError::conflict("printer_mismatch", e.to_string()),
         StoreError::NotWaiting { .. } => ApiError::conflict("not_waiting", e.to_string()),
+        StoreError::DiskFull { .. } => ApiError::StorageFull(e.to_string()),
         other => ApiError::internal(other),
     }
 }

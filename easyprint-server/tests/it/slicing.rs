@@ -400,3 +400,24 @@ async fn cancelling_a_job_while_it_slices_stops_curaengine() {
     let (_, history) = get_json(&app, &key, "/api/v1/history").await;
     assert_eq!(history["runs"][0]["result"], "cancelled", "{history}");
 }
+
+#[tokio::test]
+async fn sliced_gcode_counts_against_the_owners_quota() {
+    // Room for the model, not for the G-code CuraEngine makes of it.
+    let app = spawn_app_with(|c| c.limits.user_quota_bytes = 20_000).await;
+    let key = admin_key(&app).await;
+    upload(&app, &key, "cube.stl", &cube_stl(12.0), false).await;
+    let model = file_named(&app, &key, "cube.stl").await.unwrap();
+    let path = format!("/api/v1/files/{}/slice", model["id"].as_str().unwrap());
+    let response = post_json(&app, &key, &path, json!({ "print": false })).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = body(response).await["id"].as_i64().unwrap();
+    let failed = wait_job_state(&app, &key, id, "failed", Duration::from_secs(120)).await;
+    let failure = failed["failure"].as_str().unwrap();
+    assert!(failure.starts_with("quota_exceeded: "), "{failure}");
+    assert!(failure.contains("20000 bytes"), "{failure}");
+    // Nothing was stored: only the model is there, and no temporary file is left.
+    let (_, files) = get_json(&app, &key, "/api/v1/files").await;
+    assert_eq!(files.as_array().unwrap().len(), 1, "{files}");
+    assert_eq!((app.stored_files(), app.temp_files()), (1, 0));
+}
