@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod current_printer;
 mod files;
+mod folders;
 mod helpers;
 mod live;
 mod octoprint;
