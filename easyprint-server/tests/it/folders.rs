@@ -13,11 +13,11 @@ async fn create_folder(app: &TestApp, key: &str, name: &[u8], path: &[u8]) -> re
 }
 
 async fn upload_into(app: &TestApp, key: &str, path: &str, name: &str) -> Value {
-    let (ct, body) = multipart(&[
+    let (ct, form) = multipart(&[
         (&text_part("path"), path.as_bytes()),
         (&file_part(name), GCODE),
     ]);
-    let response = upload_raw(app, key, "", &ct, body).await;
+    let response = upload_raw(app, key, "", &ct, form).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let mut value = body(response).await;
