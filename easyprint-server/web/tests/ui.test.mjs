@@ -227,7 +227,7 @@ test("a job whose printer was removed shows why and moves to another printer", a
   await job.getByTestId("blocked").filter({ hasText: "printer removed" }).waitFor();
   await page.screenshot({ path: screenshotPath("queue-blocked") });
   await job.getByLabel("Print on").selectOption("fast");
-  await job.getByRole("button", { name: "Move" }).click();
+  await job.getByRole("button", { name: "Move", exact: true }).click();
   // On the fast printer it prints and leaves the queue.
   await job.waitFor({ state: "detached", timeout: 60000 });
 });
