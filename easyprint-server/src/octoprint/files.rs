@@ -66,14 +66,37 @@ fn file_object(record: &FileRecord, owner: &str, base: &str) -> Value {
 
 /// Everything of one user, for building folder listings.
 struct Tree<'a> {
-    records: &'a [FileRecord],
-    folders: &'a [String],
+    records: Vec<FileRecord>,
+    folders: Vec<String>,
     owner: &'a str,
     base: &'a str,
     state: &'a AppState,
+    /// Levels of `children` listed (see [`Tree::entries`]).
+    depth: usize,
 }
 
-impl Tree<'_> {
+impl<'a> Tree<'a> {
+    /// Reads `principal`'s files and folders; `query` decides the depth (OctoPrint's
+    /// `recursive=true`: everything; otherwise a folder's own entries).
+    async fn load(
+        state: &'a AppState,
+        principal: &'a Principal,
+        base: &'a str,
+        query: Option<&str>,
+    ) -> Result<Tree<'a>, ApiError> {
+        let recursive = query
+            .and_then(|q| crate::auth::form_urlencoded_value(q, "recursive"))
+            .is_some_and(|v| v == "true");
+        Ok(Tree {
+            records: files::list(state, principal).await?,
+            folders: files::list_folders(state, principal).await?,
+            owner: &principal.user.name,
+            base,
+            state,
+            depth: if recursive { folders::MAX_DEPTH } else { 1 },
+        })
+    }
+
     /// The entries directly in `folder`: its files, then its sub-folders; sub-folders carry
     /// their own `children` down to `depth` more levels (OctoPrint's `recursive`: all of them;
     /// otherwise only the folder's own entries are listed, sub-folders without `children`).
@@ -127,13 +150,6 @@ impl Tree<'_> {
     }
 }
 
-/// Whether the query asks for `recursive=true`.
-fn recursive(query: Option<&str>) -> bool {
-    query
-        .and_then(|q| crate::auth::form_urlencoded_value(q, "recursive"))
-        .is_some_and(|v| v == "true")
-}
-
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -141,22 +157,8 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<Value>, ApiError> {
     let base = base_url(&headers, state.config.listen);
-    let records = files::list(&state, &principal).await?;
-    let folder_paths = files::list_folders(&state, &principal).await?;
-    let tree = Tree {
-        records: &records,
-        folders: &folder_paths,
-        owner: &principal.user.name,
-        base: &base,
-        state: &state,
-    };
-    let depth = if recursive(query.as_deref()) {
-        folders::MAX_DEPTH
-    } else {
-        // Root entries; each folder lists its own entries.
-        1
-    };
-    let files = tree.entries(&FolderPath::root(), depth);
+    let tree = Tree::load(&state, &principal, &base, query.as_deref()).await?;
+    let files = tree.entries(&FolderPath::root(), tree.depth);
     let (free, total) = state.files.disk_space().unwrap_or((0, 0));
     Ok(axum::Json(
         json!({ "files": files, "free": free, "total": total }),
@@ -291,21 +293,8 @@ async fn info(
             let folder = folder_at(&state, &principal, &path)
                 .await?
                 .ok_or(ApiError::NotFound("file"))?;
-            let records = files::list(&state, &principal).await?;
-            let folder_paths = files::list_folders(&state, &principal).await?;
-            let tree = Tree {
-                records: &records,
-                folders: &folder_paths,
-                owner: &principal.user.name,
-                base: &base,
-                state: &state,
-            };
-            let depth = if recursive(query.as_deref()) {
-                folders::MAX_DEPTH
-            } else {
-                1
-            };
-            return Ok(axum::Json(tree.folder_object(&folder, depth)));
+            let tree = Tree::load(&state, &principal, &base, query.as_deref()).await?;
+            return Ok(axum::Json(tree.folder_object(&folder, tree.depth)));
         }
         Err(e) => return Err(e),
     };

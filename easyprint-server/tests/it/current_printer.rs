@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::pipeline::{post_json, wait_for, wait_job_state};
+use crate::pipeline::{post_json, wait_job_state};
 
 fn two_printers(default: Option<&str>) -> impl FnOnce(&mut Config) {
     let default = default.map(str::to_owned);
@@ -23,15 +23,7 @@ fn two_printers(default: Option<&str>) -> impl FnOnce(&mut Config) {
 
 async fn ready(app: &TestApp, key: &str) {
     for id in ["left", "right"] {
-        wait_for(
-            app,
-            key,
-            &format!("/api/v1/printers/{id}"),
-            Duration::from_secs(20),
-            "the simulated printers to connect",
-            |p| p["state"] == "operational",
-        )
-        .await;
+        crate::printer_admin::wait_operational(app, key, id).await;
     }
 }
 

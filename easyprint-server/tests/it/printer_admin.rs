@@ -12,7 +12,7 @@ use crate::pipeline::{
     post_json, slow_gcode, slow_moves, upload, wait_for, wait_job_state, PRINTER,
 };
 
-async fn wait_operational(app: &TestApp, key: &str, id: &str) -> Value {
+pub(crate) async fn wait_operational(app: &TestApp, key: &str, id: &str) -> Value {
     wait_for(
         app,
         key,
