@@ -12,8 +12,7 @@ use std::time::Duration;
 use easyprint_queue::{
     BuildVolume, ContentHash, ExtrusionMode, HistoryFilter, JobSource, LayerMark, NewJob,
     Positioning, PrinterProfile, Progress, ProgressCheckpointer, Requirements, ResumeConfirmation,
-    ResumeFrom, ResumeOptions, SourceKind, SqliteOptions, SqliteStore, Store, Target, Timestamp,
-    Usage,
+    ResumeFrom, SourceKind, SqliteOptions, SqliteStore, Store, Target, Timestamp, Usage,
 };
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -147,17 +146,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let confirmation = ResumeConfirmation {
             confirmed_by: "ann".into(),
             from: ResumeFrom::LayerStart,
-            options: ResumeOptions::default(),
         };
         let start =
             store.confirm_resume(job.id, &confirmation, &printer, "host-b", LEASE, now(5_000))?;
         println!(
-            "  resume from line {} (byte {}), preamble:",
-            start.plan.start_line, start.plan.start_byte_offset
+            "  resume from line {} (byte {}) at z {}, layer {:?}",
+            start.point.start_line, start.point.start_byte_offset, start.point.z, start.point.layer
         );
-        for line in start.plan.preamble.lines() {
-            println!("    {line}");
-        }
+        // The prelude G-code (heat, declare Z, home X/Y, restore E and modes) is
+        // easyprint-gcode's `MachineState::resume_prelude`, fed with the file's lines up to
+        // that byte offset: the easyprint server does exactly that.
         let usage = Usage {
             print_time: Duration::from_secs(3_600),
             filament_mm: 4_200.0,

@@ -1,14 +1,14 @@
 //! Criterion benchmarks of the job queue: a full job cycle and a progress write on a real
 //! SQLite file (synchronous=NORMAL, so CPU cost is measured rather than the disk's fsync;
-//! `queue-bench` measures the durable rates), and the pure resume-preamble builder.
+//! `queue-bench` measures the durable rates), and the pure resume-point lookup.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use easyprint_benches::queue::{gcode_source, printer, progress};
 use easyprint_queue::{
-    resume_plan, NewJob, ResumeFrom, ResumeOptions, SqliteOptions, SqliteStore, Store, Synchronous,
-    Timestamp, Usage,
+    resume_point, NewJob, ResumeFrom, SqliteOptions, SqliteStore, Store, Synchronous, Timestamp,
+    Usage,
 };
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -64,9 +64,8 @@ fn queue(c: &mut Criterion) {
     });
 
     let record = progress(5000);
-    let options = ResumeOptions::default();
-    c.bench_function("queue/resume_plan", |b| {
-        b.iter(|| resume_plan(&record, ResumeFrom::LayerStart, &options).unwrap())
+    c.bench_function("queue/resume_point", |b| {
+        b.iter(|| resume_point(&record, ResumeFrom::LayerStart).unwrap())
     });
 }
 

@@ -73,6 +73,9 @@ pub struct Config {
     pub users: Vec<ConfiguredUser>,
     /// Printers this server drives.
     pub printers: Vec<PrinterConfig>,
+    /// The printer id OctoPrint clients print on when they have not chosen one through
+    /// `/api/connection` (needed with several printers: slicers never choose).
+    pub default_printer: Option<String>,
     /// Slicing of uploaded models.
     pub slicer: SlicerConfig,
 }
@@ -88,6 +91,7 @@ impl Default for Config {
             limits: Limits::default(),
             users: Vec::new(),
             printers: Vec::new(),
+            default_printer: None,
             slicer: SlicerConfig::default(),
         }
     }
@@ -244,6 +248,9 @@ pub struct SlicerConfig {
     pub settings: Vec<String>,
     /// Longest a slice may take, in seconds.
     pub timeout_secs: u64,
+    /// Load the machine catalogue and the configured machine's profile in the background at
+    /// start-up (default true), so the first slice dialog opens at once.
+    pub preload_profiles: bool,
 }
 
 impl Default for SlicerConfig {
@@ -252,6 +259,7 @@ impl Default for SlicerConfig {
             machine: "creality_ender3".to_owned(),
             settings: Vec::new(),
             timeout_secs: 600,
+            preload_profiles: true,
         }
     }
 }

@@ -58,6 +58,14 @@ const MIGRATIONS: &[&str] = &[
         seq INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     );",
+    // 3: virtual folders (files name theirs in `display_name`: `folder/sub/name.gcode`); this
+    // table keeps empty ones too.
+    "CREATE TABLE folders (
+        owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (owner_id, path)
+    ) WITHOUT ROWID;",
 ];
 
 /// Why the database could not be opened.

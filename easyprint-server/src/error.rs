@@ -79,6 +79,11 @@ pub enum ApiError {
         /// The configured floor (`limits.min_free_bytes`).
         floor: u64,
     },
+    /// A write failed because the disk, the user's filesystem quota or the process' file-size
+    /// limit is full (ENOSPC, EDQUOT, EFBIG; SQLite's "database or disk is full"): 507
+    /// `insufficient_storage`. Nothing was stored.
+    #[error("the server's storage is full ({0}), nothing was stored")]
+    StorageFull(String),
     /// The client stopped sending in the middle of a body (408 `request_timeout`).
     #[error("the client stopped sending the request body")]
     RequestTimeout,
@@ -137,7 +142,9 @@ impl ApiError {
             ApiError::PayloadTooLarge | ApiError::QuotaExceeded { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::InsufficientStorage { .. } | ApiError::StorageFull(_) => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedFileType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -161,7 +168,9 @@ impl ApiError {
             ApiError::PrinterNotOperational => "printer_not_operational",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
-            ApiError::InsufficientStorage { .. } => "insufficient_storage",
+            ApiError::InsufficientStorage { .. } | ApiError::StorageFull(_) => {
+                "insufficient_storage"
+            }
             ApiError::RequestTimeout => "request_timeout",
             ApiError::UnsupportedFileType => "unsupported_file_type",
             ApiError::Unavailable(_) => "unavailable",
@@ -172,13 +181,29 @@ impl ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(err: rusqlite::Error) -> Self {
-        ApiError::internal(err)
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => ApiError::StorageFull(err.to_string()),
+            _ => ApiError::internal(err),
+        }
     }
+}
+
+/// Whether a failed write means "no room": the disk is full (ENOSPC), the user's filesystem
+/// quota is (EDQUOT), or the file outgrew the process' file-size limit (EFBIG, with SIGXFSZ
+/// ignored).
+pub fn is_storage_full(err: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    let full = [Errno::NOSPC, Errno::DQUOT, Errno::FBIG].map(Errno::raw_os_error);
+    err.raw_os_error().is_some_and(|code| full.contains(&code))
 }
 
 impl From<std::io::Error> for ApiError {
     fn from(err: std::io::Error) -> Self {
-        ApiError::internal(err)
+        if is_storage_full(&err) {
+            ApiError::StorageFull(err.to_string())
+        } else {
+            ApiError::internal(err)
+        }
     }
 }
 
@@ -270,5 +295,48 @@ where
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn a_full_device_is_507_not_500() {
+        // /dev/full answers every write with a real ENOSPC from the kernel.
+        let mut full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let err = full.write_all(&[0; 4096]).and_then(|()| full.flush());
+        let err = ApiError::from(err.unwrap_err());
+        assert!(matches!(err, ApiError::StorageFull(_)), "{err:?}");
+        assert_eq!(
+            (err.status(), err.code()),
+            (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+        );
+        assert!(err.to_string().contains("No space left on device"), "{err}");
+        // Other I/O failures stay internal.
+        let missing = std::fs::File::open("/nonexistent/easyprint").unwrap_err();
+        assert_eq!(
+            ApiError::from(missing).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn a_full_database_is_507() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("small.sqlite")).unwrap();
+        conn.execute_batch("CREATE TABLE t (b BLOB); PRAGMA max_page_count = 4;")
+            .unwrap();
+        let err = conn
+            .execute("INSERT INTO t VALUES (zeroblob(100000))", [])
+            .unwrap_err();
+        let err = ApiError::from(err);
+        assert_eq!(err.status(), StatusCode::INSUFFICIENT_STORAGE, "{err:?}");
     }
 }

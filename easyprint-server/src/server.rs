@@ -189,6 +189,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         layer_indexes: crate::cache::ContentCache::new(16),
         revocations: Default::default(),
         slicing_wake: Default::default(),
+        queue_republish: Default::default(),
         slicing: Default::default(),
         profiles: Default::default(),
         shutdown: Default::default(),

@@ -58,6 +58,9 @@ pub struct Shared {
     pub analyses: AnalysisCache,
     /// Layer-preview indexes by content hash.
     pub layer_indexes: ContentCache<LayerIndex>,
+    /// Asks the queue's WebSocket feed to republish every unfinished job (printers came or
+    /// went, which changes whether jobs are `blocked`).
+    pub queue_republish: Notify,
     /// Wakes the slicing worker when a model job is queued.
     pub slicing_wake: Notify,
     /// The slice in progress, so that cancelling its job stops the engine.

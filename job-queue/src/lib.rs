@@ -50,7 +50,7 @@ pub use model::{
     Requirements, RunId, SourceKind, Target, Timestamp, MAX_TEXT_LEN,
 };
 pub use progress::{ExtrusionMode, LayerMark, Positioning, Progress, ProgressCheckpointer};
-pub use resume::{resume_plan, ResumeError, ResumeFrom, ResumeOptions, ResumePlan};
+pub use resume::{resume_point, ResumeError, ResumeFrom, ResumePoint};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use state::{JobEvent, JobState, TransitionError, ALL_EVENTS, ALL_STATES};
 pub use store::{

@@ -253,7 +253,14 @@ impl NewJob {
         if !self.settings.is_object() {
             return Err(JobSpecError::SettingsNotObject);
         }
-        match &self.target {
+        self.target.validate()
+    }
+}
+
+impl Target {
+    /// Checks the printer id or requirements, naming the first bad field.
+    pub fn validate(&self) -> Result<(), JobSpecError> {
+        match self {
             Target::Printer(id) => check_text("target printer", id)?,
             Target::Any(req) => {
                 if let Some(m) = &req.material {

@@ -6,9 +6,11 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::model::Timestamp;
-use crate::model::{ContentHash, Job, JobId, JobSpecError, Lease, NewJob, PrinterProfile, RunId};
+use crate::model::{
+    ContentHash, Job, JobId, JobSpecError, Lease, NewJob, PrinterProfile, RunId, Target,
+};
 use crate::progress::Progress;
-use crate::resume::{ResumeError, ResumeFrom, ResumeOptions, ResumePlan};
+use crate::resume::{ResumeError, ResumeFrom, ResumePoint};
 use crate::state::{JobEvent, JobState, TransitionError};
 
 /// A persistent job queue.
@@ -59,6 +61,11 @@ pub trait Store {
         not_before: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Job, StoreError>;
+
+    /// Changes where a job may print (a printer, or requirements): for a job that waits
+    /// (`queued`, `ready`) or was `interrupted` (so that it can resume elsewhere). A job that
+    /// is being sliced or printed, or has ended, answers [`StoreError::NotWaiting`].
+    fn set_target(&self, id: JobId, target: &Target, now: Timestamp) -> Result<Job, StoreError>;
 
     /// A person withdraws a job (from any state but done or cancelled). A running worker
     /// finds out at its next call through [`StoreError::LeaseLost`].
@@ -153,7 +160,7 @@ pub trait Store {
     fn resume_record(&self, id: JobId) -> Result<Option<Progress>, StoreError>;
 
     /// A person confirmed resuming an interrupted print on `printer`: takes a new lease and
-    /// returns the preamble to send and where to continue. Nothing ever calls this on its own.
+    /// returns where to continue. Nothing ever calls this on its own.
     fn confirm_resume(
         &self,
         id: JobId,
@@ -216,19 +223,18 @@ pub struct ResumeConfirmation {
     pub confirmed_by: String,
     /// Layer start or last confirmed line.
     pub from: ResumeFrom,
-    /// Preamble tunables (lift, prime).
-    pub options: ResumeOptions,
 }
 
-/// A confirmed resume: the new lease and the plan to execute.
+/// A confirmed resume: the new lease and where to continue (the prelude G-code is
+/// easyprint-gcode's, see [`crate::resume_point`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResumeStart {
     /// The job, now `printing` again.
     pub job: Job,
     /// The new lease.
     pub lease: Lease,
-    /// Preamble and start offset.
-    pub plan: ResumePlan,
+    /// Where the file continues, and the checkpoint.
+    pub point: ResumePoint,
 }
 
 /// Selects jobs for [`Store::jobs`]; empty fields match everything.
@@ -377,6 +383,8 @@ pub enum ChangeKind {
     PriorityChanged,
     /// Its earliest start (`not_before`) changed.
     Rescheduled,
+    /// Its target printer or requirements changed.
+    Retargeted,
     /// New progress was recorded (live only: not in the log, so its `seq` is that of the
     /// latest logged change).
     Progress,
@@ -391,6 +399,7 @@ impl ChangeKind {
             ChangeKind::Reordered => "reordered",
             ChangeKind::PriorityChanged => "priority_changed",
             ChangeKind::Rescheduled => "rescheduled",
+            ChangeKind::Retargeted => "retargeted",
             ChangeKind::Progress => "progress",
         }
     }
@@ -435,6 +444,14 @@ pub enum StoreError {
         /// The run the caller presented.
         run: RunId,
     },
+    /// The operation needs a job that waits (or was interrupted), not one in this state.
+    #[error("job {job} is {state}: only a queued, ready or interrupted job can change this")]
+    NotWaiting {
+        /// The job.
+        job: JobId,
+        /// Its state.
+        state: JobState,
+    },
     /// The job description is invalid.
     #[error("invalid job: {0}")]
     InvalidJob(#[from] JobSpecError),
@@ -460,7 +477,7 @@ pub enum StoreError {
     /// The job has no usable resume record.
     #[error("job {0} has no progress record to resume from")]
     NoResumeRecord(JobId),
-    /// The resume record cannot produce a plan.
+    /// The resume record cannot give a resume point.
     #[error("job {job}: {source}")]
     Resume {
         /// The job.

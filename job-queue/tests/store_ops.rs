@@ -347,7 +347,6 @@ fn resume_needs_a_person_and_a_record() {
     let confirm = ResumeConfirmation {
         confirmed_by: "ann".into(),
         from: ResumeFrom::LayerStart,
-        options: ResumeOptions::default(),
     };
     // Not interrupted: refused with the transition named.
     let err = store
@@ -370,17 +369,20 @@ fn resume_needs_a_person_and_a_record() {
         Err(StoreError::LeaseLost { .. })
     ));
 
-    // Interrupted with a record: the plan starts at the layer's first line.
+    // Interrupted with a record: the point is the layer's first line.
     store.retry(job.id, t(4)).unwrap();
     print_and_die(&store, 742, 7, 5);
     let start = store
         .confirm_resume(job.id, &confirm, &printer("p"), "h2", LEASE, t(8))
         .unwrap();
     assert_eq!(start.job.state, JobState::Printing);
-    assert_eq!(start.plan.start_line, 701);
-    assert_eq!(start.plan.start_byte_offset, 7 * 2500);
-    assert_eq!(start.plan.layer, Some(7));
-    assert!(start.plan.preamble.contains("G28 X Y"));
+    assert_eq!(start.point.start_line, 701);
+    assert_eq!(start.point.start_byte_offset, 7 * 2500);
+    assert_eq!(start.point.layer, Some(7));
+    assert_eq!(
+        Some(start.point.checkpoint),
+        store.resume_record(job.id).unwrap()
+    );
     let run = &store.history(&HistoryFilter::default()).unwrap()[0];
     assert!(run.note.as_deref().unwrap().contains("confirmed by ann"));
     // The resumed print keeps reporting progress under its new lease.
@@ -408,7 +410,6 @@ fn resume_refuses_a_printer_that_does_not_fit() {
     let confirm = ResumeConfirmation {
         confirmed_by: "ann".into(),
         from: ResumeFrom::LastConfirmedLine,
-        options: ResumeOptions::default(),
     };
     assert!(matches!(
         store.confirm_resume(job.id, &confirm, &wide, "h", LEASE, t(4)),
@@ -662,4 +663,60 @@ fn rescheduling_moves_the_earliest_start_and_is_logged() {
         store.set_not_before(JobId(99), None, t(4)),
         Err(StoreError::NotFound(JobId(99)))
     ));
+}
+
+#[test]
+fn a_waiting_job_changes_printer_and_a_running_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("q.db"));
+    let mut new = gcode_job("ann", 1);
+    new.target = Target::Printer("gone".into());
+    let job = store.enqueue(&new, t(0)).unwrap();
+    assert!(store
+        .claim_print(&printer("b"), "h", LEASE, t(1))
+        .unwrap()
+        .is_none());
+
+    let moved = store
+        .set_target(job.id, &Target::Printer("b".into()), t(2))
+        .unwrap();
+    assert_eq!(
+        (moved.target.clone(), moved.state),
+        (Target::Printer("b".into()), JobState::Ready)
+    );
+    let last = store.changes_since(0, 100).unwrap().pop().unwrap();
+    assert_eq!((last.job, last.kind), (job.id, ChangeKind::Retargeted));
+    // A bad target is refused, naming the field, and changes nothing.
+    assert!(matches!(
+        store.set_target(job.id, &Target::Printer(" ".into()), t(3)),
+        Err(StoreError::InvalidJob(JobSpecError::EmptyText(
+            "target printer"
+        )))
+    ));
+    let claim = store
+        .claim_print(&printer("b"), "h", LEASE, t(4))
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.job.id, job.id);
+    // Printing: the printer cannot change under it.
+    let err = store
+        .set_target(job.id, &Target::Any(Requirements::default()), t(5))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotWaiting {
+                state: JobState::Printing,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Interrupted: it may move, to resume on another printer.
+    store.release_worker("h", t(6)).unwrap();
+    let any = store
+        .set_target(job.id, &Target::Any(Requirements::default()), t(7))
+        .unwrap();
+    assert_eq!(any.state, JobState::Interrupted);
+    assert_eq!(any.target, Target::Any(Requirements::default()));
 }

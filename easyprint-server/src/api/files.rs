@@ -70,13 +70,18 @@ async fn upload(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let upload =
-        files::receive_upload(&state, &principal, &headers, query.as_deref(), body).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(FileInfo::from(&upload.record)),
-    )
-        .into_response())
+    match files::receive_upload(&state, &principal, &headers, query.as_deref(), body).await? {
+        files::Received::File(upload) => Ok((
+            StatusCode::CREATED,
+            axum::Json(FileInfo::from(&upload.record)),
+        )
+            .into_response()),
+        files::Received::Folder(folder) => Ok((
+            StatusCode::CREATED,
+            axum::Json(serde_json::json!({ "folder": folder.as_str() })),
+        )
+            .into_response()),
+    }
 }
 
 async fn info(

@@ -5,7 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use easyprint_queue::{HistoryFilter, JobFilter, JobId, Placement, RunKind, Store, Timestamp};
+use easyprint_queue::{
+    HistoryFilter, JobFilter, JobId, Placement, RunKind, Store, Target, Timestamp,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -42,7 +44,7 @@ async fn list(
     let jobs = state.queue.call(move |s, _| s.jobs(&filter)).await?;
     let positions = pipeline::positions(&state).await?;
     Ok(axum::Json(json!({
-        "jobs": jobs.iter().map(|j| job_json_at(j, &positions)).collect::<Vec<_>>(),
+        "jobs": jobs.iter().map(|j| job_json_at(j, &positions, &state.printers)).collect::<Vec<_>>(),
     })))
 }
 
@@ -89,7 +91,7 @@ async fn one(
         .queue
         .call(move |s, _| s.resume_record(JobId(id)))
         .await?;
-    let mut value = job_json_at(&job, &pipeline::positions(&state).await?);
+    let mut value = job_json_at(&job, &pipeline::positions(&state).await?, &state.printers);
     value["progress"] = progress.map_or(Value::Null, |p| {
         json!({
             "line": p.line,
@@ -272,11 +274,13 @@ async fn move_job(
         .await?;
     pipeline::queue_changed(&state);
     let positions = pipeline::positions(&state).await?;
-    Ok(axum::Json(job_json_at(&job, &positions)))
+    Ok(axum::Json(job_json_at(&job, &positions, &state.printers)))
 }
 
-/// `{"not_before": "2026-11-23T18:30:00Z" | <ms since epoch> | null, "priority": <int>}`;
-/// either may be left out.
+/// `{"not_before": "2026-11-23T18:30:00Z" | <ms since epoch> | null, "priority": <int>,
+/// "printer": "<printer id>" | null}`; any may be left out. `printer` retargets a waiting or
+/// interrupted job (`null`: any printer), which is how a job whose printer was removed is
+/// unblocked.
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -285,8 +289,29 @@ async fn update(
 ) -> Result<axum::Json<Value>, ApiError> {
     let mut not_before: Option<Option<Timestamp>> = None;
     let mut priority: Option<i32> = None;
+    let mut target: Option<Target> = None;
     for (key, value) in &body {
         match key.as_str() {
+            "printer" => {
+                target = Some(match value {
+                    Value::Null => Target::Any(Default::default()),
+                    Value::String(id) => {
+                        state.printers.get(id).map_err(|_| {
+                            ApiError::bad_request(
+                                "unknown_printer",
+                                format!("printer: no printer {id:?}"),
+                            )
+                        })?;
+                        Target::Printer(id.clone())
+                    }
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "invalid_printer",
+                            "printer: expected a printer id or null",
+                        ))
+                    }
+                })
+            }
             "not_before" => not_before = Some(parse_not_before(value)?),
             "priority" => {
                 priority = Some(
@@ -304,7 +329,9 @@ async fn update(
             other => {
                 return Err(ApiError::bad_request(
                     "invalid_json",
-                    format!("unknown field {other:?}, expected \"not_before\" or \"priority\""),
+                    format!(
+                    "unknown field {other:?}, expected \"not_before\", \"priority\" or \"printer\""
+                ),
                 ))
             }
         }
@@ -326,12 +353,15 @@ async fn update(
             if let Some(t) = not_before {
                 job = s.set_not_before(job.id, t, now)?;
             }
+            if let Some(t) = &target {
+                job = s.set_target(job.id, t, now)?;
+            }
             Ok(job)
         })
         .await?;
     pipeline::queue_changed(&state);
     let positions = pipeline::positions(&state).await?;
-    Ok(axum::Json(job_json_at(&job, &positions)))
+    Ok(axum::Json(job_json_at(&job, &positions, &state.printers)))
 }
 
 fn parse_not_before(value: &Value) -> Result<Option<Timestamp>, ApiError> {

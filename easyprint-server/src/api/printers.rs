@@ -234,6 +234,8 @@ fn install(state: &AppState, config: PrinterConfig) -> PrinterSlot {
     let handle = Arc::new(PrinterHandle::new(config));
     state.printers.put(handle.clone());
     crate::pipeline::start_printer(state, handle.clone());
+    // Jobs held for a printer of this id can run again.
+    state.queue_republish.notify_one();
     let slot = handle.slot();
     // WebSocket clients learn of it now, not only once it connects.
     state
@@ -306,6 +308,8 @@ async fn remove(
         .await?;
     retire(&state, &handle).await;
     state.printers.remove(&id);
+    // Its waiting jobs are now blocked: subscribers see it at once.
+    state.queue_republish.notify_one();
     state.hub.publish(
         Topic::PrinterStatus,
         &id,

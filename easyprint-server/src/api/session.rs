@@ -147,7 +147,7 @@ async fn current(principal: Principal) -> axum::Json<User> {
 }
 
 async fn logout(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
-    if let AuthMethod::Session { token_hash } = principal.method {
+    if let AuthMethod::Session { token_hash, .. } = principal.method {
         state
             .db
             .call(move |conn| store::delete_session(conn, &token_hash))

@@ -42,6 +42,8 @@ pub enum AuthMethod {
     Session {
         /// SHA-256 of the session token.
         token_hash: [u8; 32],
+        /// When the session expires (Unix seconds): connections opened with it end then.
+        expires_at: i64,
     },
     /// An API key (tools and slicers).
     ApiKey {
@@ -219,7 +221,7 @@ async fn resolve_principal(
         return Ok(None);
     };
     let hash = token_hash(&token);
-    let Some((user, csrf_hash)) = state
+    let Some((user, csrf_hash, expires_at)) = state
         .db
         .call(move |conn| store::session_user(conn, &hash))
         .await?
@@ -237,7 +239,10 @@ async fn resolve_principal(
     }
     Ok(Some(Principal {
         user,
-        method: AuthMethod::Session { token_hash: hash },
+        method: AuthMethod::Session {
+            token_hash: hash,
+            expires_at,
+        },
     }))
 }
 

@@ -3,6 +3,7 @@
 //! HTTP requests are authenticated one by one, but a WebSocket is authenticated once, at the
 //! handshake. Logout, a password change, a deleted account or a revoked API key therefore
 //! announce themselves here, and every WebSocket opened with an affected credential closes.
+//! A session that simply expires ends the same way, at its expiry time.
 
 use tokio::sync::broadcast;
 
@@ -26,7 +27,7 @@ impl Revoked {
     pub fn ends(&self, principal: &Principal) -> bool {
         match (*self, &principal.method) {
             (Revoked::User(id), _) => principal.user.id == id,
-            (Revoked::Session(hash), AuthMethod::Session { token_hash }) => hash == *token_hash,
+            (Revoked::Session(hash), AuthMethod::Session { token_hash, .. }) => hash == *token_hash,
             (Revoked::SessionsOf(id), AuthMethod::Session { .. }) => principal.user.id == id,
             (Revoked::ApiKey(id), AuthMethod::ApiKey { key_id }) => id == *key_id,
             _ => false,
@@ -61,9 +62,37 @@ impl Revocations {
     }
 }
 
-/// Waits until `principal`'s credential is revoked (or revocations were missed, which counts
-/// as revoked: the connection must not outlive a logout it did not see).
+/// Waits until `principal`'s credential is revoked or its session expires (or revocations
+/// were missed, which counts as revoked: the connection must not outlive a logout it did not
+/// see).
 pub async fn revoked(receiver: &mut broadcast::Receiver<Revoked>, principal: &Principal) {
+    let expiry = async {
+        match expires_in(principal, crate::pipeline::now().0) {
+            Some(left) => tokio::time::sleep(left).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = expiry => {}
+        () = announced(receiver, principal) => {}
+    }
+}
+
+/// How long `principal`'s credential has left at `now_ms` (Unix milliseconds); `None` for
+/// credentials without an expiry (API keys).
+pub fn expires_in(principal: &Principal, now_ms: i64) -> Option<std::time::Duration> {
+    match principal.method {
+        AuthMethod::Session { expires_at, .. } => {
+            let left = expires_at.saturating_mul(1000).saturating_sub(now_ms);
+            Some(std::time::Duration::from_millis(
+                u64::try_from(left).unwrap_or(0),
+            ))
+        }
+        AuthMethod::ApiKey { .. } => None,
+    }
+}
+
+async fn announced(receiver: &mut broadcast::Receiver<Revoked>, principal: &Principal) {
     loop {
         match receiver.recv().await {
             Ok(r) if r.ends(principal) => return,
@@ -91,11 +120,33 @@ mod tests {
     }
 
     #[test]
+    fn sessions_expire_keys_do_not() {
+        let session = principal(
+            1,
+            AuthMethod::Session {
+                token_hash: [7; 32],
+                expires_at: 100,
+            },
+        );
+        assert_eq!(
+            expires_in(&session, 99_250),
+            Some(std::time::Duration::from_millis(750))
+        );
+        assert_eq!(
+            expires_in(&session, 200_000),
+            Some(std::time::Duration::ZERO)
+        );
+        let key = principal(1, AuthMethod::ApiKey { key_id: 3 });
+        assert_eq!(expires_in(&key, 0), None);
+    }
+
+    #[test]
     fn each_revocation_ends_only_its_credentials() {
         let session = principal(
             1,
             AuthMethod::Session {
                 token_hash: [7; 32],
+                expires_at: i64::MAX,
             },
         );
         let key = principal(1, AuthMethod::ApiKey { key_id: 3 });
@@ -103,6 +154,7 @@ mod tests {
             2,
             AuthMethod::Session {
                 token_hash: [8; 32],
+                expires_at: i64::MAX,
             },
         );
         assert!(Revoked::Session([7; 32]).ends(&session));

@@ -170,17 +170,22 @@ pub fn create_session(
     Ok(session)
 }
 
-/// The user of an unexpired session and that session's CSRF-token hash.
+/// The user of an unexpired session, that session's CSRF-token hash and its expiry (Unix
+/// seconds).
 pub fn session_user(
     conn: &Connection,
     token_hash: &[u8; 32],
-) -> Result<Option<(User, [u8; 32])>, ApiError> {
+) -> Result<Option<(User, [u8; 32], i64)>, ApiError> {
     Ok(conn
         .query_row(
-            "SELECT u.id, u.name, u.admin, s.csrf_hash FROM sessions s JOIN users u ON u.id = s.user_id
+            "SELECT u.id, u.name, u.admin, s.csrf_hash, s.expires_at FROM sessions s
+             JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ?1 AND s.expires_at > ?2",
             params![token_hash, unix_now()],
-            user_and,
+            |r| {
+                let (user, csrf) = user_and(r)?;
+                Ok((user, csrf, r.get(4)?))
+            },
         )
         .optional()?)
 }

@@ -4,6 +4,7 @@
 //! [`remove_file`] and [`download`]; every lookup is scoped to the requesting user, so another
 //! user's file is indistinguishable from a missing one (404).
 
+pub mod folders;
 pub mod form_data;
 pub mod multipart;
 pub mod names;
@@ -18,6 +19,15 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use store::FileRecord;
 
+/// What an upload form did: store a file, or create a folder (`foldername`).
+#[derive(Debug)]
+pub enum Received {
+    /// A file was stored.
+    File(Upload),
+    /// A folder was created (or existed already).
+    Folder(folders::FolderPath),
+}
+
 /// A completed upload and the flags that came with it.
 #[derive(Debug)]
 pub struct Upload {
@@ -29,14 +39,16 @@ pub struct Upload {
     pub print: bool,
 }
 
-/// Receives an upload form, stores the file durably and records it for `principal`.
+/// Receives an upload form, stores the file durably and records it for `principal` (in the
+/// form's `path` folder, created with its parents if needed), or creates the folder the form
+/// names.
 pub async fn receive_upload(
     state: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
     query: Option<&str>,
     body: Body,
-) -> Result<Upload, ApiError> {
+) -> Result<Received, ApiError> {
     let _permit = state
         .uploads
         .try_acquire()
@@ -59,16 +71,18 @@ pub async fn receive_upload(
         ApiError::PayloadTooLarge => exceeded,
         other => other,
     })?;
-    let file = form.file.expect("read_upload_form guarantees a file");
+    let Some(file) = form.file else {
+        let name = form.foldername.as_deref().unwrap_or_default();
+        return create_folder(state, principal, form.path.child(name)?)
+            .await
+            .map(Received::Folder);
+    };
+    let display_name = form.path.join(&file.display_name);
     let stored = file.temp.finish(&state.files, file.kind).await?;
     let quota = limits.user_quota_bytes;
     let stored_name = stored.stored_name.clone();
-    let (display_name, kind, userdata, no_overwrite) = (
-        file.display_name,
-        file.kind,
-        form.userdata,
-        form.no_overwrite,
-    );
+    let (folder, kind, userdata, no_overwrite) =
+        (form.path, file.kind, form.userdata, form.no_overwrite);
     let result = state
         .db
         .call(move |conn| {
@@ -77,6 +91,7 @@ pub async fn receive_upload(
             if used.saturating_add(stored.size) > quota {
                 return Err(ApiError::QuotaExceeded { quota, used });
             }
+            folders::ensure(conn, owner, &folder)?;
             store::record_upload(
                 conn,
                 owner,
@@ -100,11 +115,78 @@ pub async fn receive_upload(
             tracing::warn!(file = %old, error = %err, "could not remove replaced upload");
         }
     }
-    Ok(Upload {
+    Ok(Received::File(Upload {
         record: recorded.record,
         select: form.select || form.print,
         print: form.print,
-    })
+    }))
+}
+
+/// Creates `folder` (and its parents) for `principal`; an existing folder is fine, a file of
+/// that name is a 409.
+pub async fn create_folder(
+    state: &AppState,
+    principal: &Principal,
+    folder: folders::FolderPath,
+) -> Result<folders::FolderPath, ApiError> {
+    let owner = principal.user.id;
+    state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            if store::file_by_name(&tx, owner, folder.as_str())?.is_some() {
+                return Err(ApiError::conflict(
+                    "file_exists",
+                    format!("a file is called {:?}", folder.as_str()),
+                ));
+            }
+            folders::ensure(&tx, owner, &folder)?;
+            tx.commit()?;
+            Ok(folder)
+        })
+        .await
+}
+
+/// The folders of `principal`.
+pub async fn list_folders(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Vec<String>, ApiError> {
+    let owner = principal.user.id;
+    state.db.call(move |conn| folders::list(conn, owner)).await
+}
+
+/// Whether `principal` has `folder`.
+pub async fn folder_exists(
+    state: &AppState,
+    principal: &Principal,
+    folder: folders::FolderPath,
+) -> Result<bool, ApiError> {
+    let owner = principal.user.id;
+    state
+        .db
+        .call(move |conn| folders::exists(conn, owner, &folder))
+        .await
+}
+
+/// Deletes `folder` of `principal` with everything in it, as OctoPrint does; stops at the
+/// first file that cannot go (nothing is half-deleted: each file goes record first, then
+/// bytes).
+pub async fn remove_folder(
+    state: &AppState,
+    principal: &Principal,
+    folder: folders::FolderPath,
+) -> Result<(), ApiError> {
+    for record in list(state, principal).await? {
+        if folders::contains(&folder, &record.display_name) {
+            remove_file(state, principal, &record).await?;
+        }
+    }
+    let owner = principal.user.id;
+    state
+        .db
+        .call(move |conn| folders::delete_tree(conn, owner, &folder))
+        .await
 }
 
 /// The largest upload `owner` may send now, and the error naming the limit that sets it:
@@ -166,8 +248,9 @@ pub async fn remove_file(
 pub async fn download(state: &AppState, record: &FileRecord) -> Result<Response, ApiError> {
     let file = tokio::fs::File::open(state.files.path_of(&record.stored_name)).await?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    let disposition = HeaderValue::from_str(&names::attachment_disposition(&record.display_name))
-        .map_err(ApiError::internal)?;
+    let (_, name) = folders::split_display_path(&record.display_name);
+    let disposition =
+        HeaderValue::from_str(&names::attachment_disposition(name)).map_err(ApiError::internal)?;
     Ok((
         [
             (

@@ -7,8 +7,9 @@
 //! parser *rejects* rather than normalises:
 //!
 //! - the body must be `multipart/form-data`; query parameters other than `apikey` are refused;
-//! - only the fields `file`, `path`, `select`, `print`, `userdata`, `noOverwrite` are accepted,
-//!   each at most once; `file` must carry a file name, the others must not;
+//! - only the fields `file`, `foldername`, `path`, `select`, `print`, `userdata`, `noOverwrite`
+//!   are accepted, each at most once; `file` must carry a file name, the others must not;
+//!   `path` and `foldername` are virtual folder names, checked by [`FolderPath`];
 //! - each part has exactly one `Content-Disposition`, parsed by our own strict grammar (no
 //!   unknown or repeated parameters, no backslash escape sequences, no control characters, `filename*`
 //!   only as `UTF-8''` with valid percent-encoding), and no headers beyond the few a form
@@ -19,6 +20,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use futures_util::StreamExt;
 
+use super::folders::FolderPath;
 use super::form_data::{FormDataError, FormDataReader, PartHeader};
 use super::names::{sanitize_display_name, FileKind};
 use super::store::{FileStore, TempUpload};
@@ -40,6 +42,11 @@ pub struct ReceivedFile {
 pub struct UploadForm {
     /// The `file` part.
     pub file: Option<ReceivedFile>,
+    /// `path`: the folder the file goes into, or the new folder is created in (default: the
+    /// root).
+    pub path: FolderPath,
+    /// `foldername`: create this folder instead of uploading a file.
+    pub foldername: Option<String>,
     /// `select`: select the file for printing after upload.
     pub select: bool,
     /// `print`: start printing it (implies select).
@@ -50,7 +57,15 @@ pub struct UploadForm {
     pub no_overwrite: bool,
 }
 
-const FIELDS: [&str; 6] = ["file", "path", "select", "print", "userdata", "noOverwrite"];
+const FIELDS: [&str; 7] = [
+    "file",
+    "foldername",
+    "path",
+    "select",
+    "print",
+    "userdata",
+    "noOverwrite",
+];
 
 /// Limits applied while reading an upload.
 #[derive(Debug, Clone, Copy)]
@@ -143,14 +158,8 @@ pub async fn read_upload_form(
                 let cap = if name == "userdata" { 16 * 1024 } else { 1024 };
                 let value = read_text(&mut reader, name, cap).await?;
                 match name {
-                    "path" => {
-                        if !value.trim().trim_matches('/').is_empty() {
-                            return Err(ApiError::bad_request(
-                                "folders_unsupported",
-                                format!("folders are not supported (path {value:?})"),
-                            ));
-                        }
-                    }
+                    "path" => form.path = FolderPath::parse(&value)?,
+                    "foldername" => form.foldername = Some(value),
                     "select" => form.select = parse_bool(name, &value)?,
                     "print" => form.print = parse_bool(name, &value)?,
                     "noOverwrite" => form.no_overwrite = parse_bool(name, &value)?,
@@ -168,13 +177,17 @@ pub async fn read_upload_form(
             }
         }
     }
-    if form.file.is_none() {
-        return Err(ApiError::bad_request(
+    match (&form.file, &form.foldername) {
+        (None, None) => Err(ApiError::bad_request(
             "no_file",
             "No file to upload and no folder to create",
-        ));
+        )),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "invalid_field",
+            "send either \"file\" or \"foldername\", not both",
+        )),
+        _ => Ok(form),
     }
-    Ok(form)
 }
 
 fn check_query(query: Option<&str>) -> Result<(), ApiError> {

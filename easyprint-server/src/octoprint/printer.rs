@@ -1,5 +1,9 @@
 //! `/api/connection`, `/api/printer[/command|/tool|/bed|/printhead]` and `/api/job`, on the
-//! "current" printer (the first operational one, else the first configured).
+//! caller's current printer: OctoPrint has exactly one, so each user's is the printer they
+//! chose with `/api/connection` `connect`, else the configured `default_printer`, else the only
+//! printer (see [`crate::printers::PrinterRegistry::target_for`]). Commands with several
+//! printers and no choice answer 409 `printer_ambiguous`; state reads then fall back to the
+//! first operational printer so that status displays keep working.
 
 use std::sync::Arc;
 
@@ -28,29 +32,85 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/job", get(job).post(job_command))
 }
 
-fn current(state: &AppState) -> Result<Arc<PrinterHandle>, ApiError> {
+/// The printer commands from `principal` act on (see the module docs).
+pub(super) fn target(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Arc<PrinterHandle>, ApiError> {
     state
         .printers
-        .current()
-        .ok_or(ApiError::PrinterNotOperational)
+        .target_for(principal.user.id, state.config.default_printer.as_deref())
 }
 
-fn operational(state: &AppState) -> Result<Arc<PrinterHandle>, ApiError> {
-    let handle = current(state)?;
+/// The printer state reads describe: the target, else (several printers, none chosen) the
+/// first operational one.
+fn shown(state: &AppState, principal: &Principal) -> Option<Arc<PrinterHandle>> {
+    target(state, principal)
+        .ok()
+        .or_else(|| state.printers.current())
+}
+
+fn operational(state: &AppState, principal: &Principal) -> Result<Arc<PrinterHandle>, ApiError> {
+    let handle = target(state, principal)?;
     handle.operational()?;
     Ok(handle)
 }
 
-async fn connection(State(state): State<AppState>) -> axum::Json<Value> {
+fn shown_operational(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Arc<PrinterHandle>, ApiError> {
+    let handle = shown(state, principal).ok_or(ApiError::PrinterNotOperational)?;
+    handle.operational()?;
+    Ok(handle)
+}
+
+/// The printer a `port` of `/api/connection` names: a printer id, else the one printer on
+/// that serial port (several `virtual` printers share theirs, so their ids name them).
+fn printer_on_port(state: &AppState, port: &str) -> Result<Arc<PrinterHandle>, ApiError> {
     let printers = state.printers.handles();
-    let current = state.printers.current();
+    if let Some(found) = printers.iter().find(|p| p.id() == port) {
+        return Ok(found.clone());
+    }
+    let mut on_port = printers.iter().filter(|p| p.config.port == port);
+    match (on_port.next(), on_port.next()) {
+        (Some(found), None) => Ok(found.clone()),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "invalid_port",
+            format!("several printers use port {port:?}: name one by its printer id"),
+        )),
+        (None, _) => Err(ApiError::bad_request(
+            "invalid_port",
+            "port is not a configured printer",
+        )),
+    }
+}
+
+/// How a printer appears in `options.ports`: its serial port, or its id when the port is
+/// shared (simulated printers).
+fn port_name<'a>(printer: &'a PrinterHandle, all: &[Arc<PrinterHandle>]) -> &'a str {
+    let shared = all
+        .iter()
+        .filter(|p| p.config.port == printer.config.port)
+        .count()
+        > 1;
+    if shared {
+        printer.id()
+    } else {
+        &printer.config.port
+    }
+}
+
+async fn connection(State(state): State<AppState>, principal: Principal) -> axum::Json<Value> {
+    let printers = state.printers.handles();
+    let current = shown(&state, &principal);
     let current = current.as_ref();
     let connected = current.filter(|p| p.state() != ConnectionState::Closed);
-    let ports: Vec<&str> = printers.iter().map(|p| p.config.port.as_str()).collect();
+    let ports: Vec<&str> = printers.iter().map(|p| port_name(p, &printers)).collect();
     axum::Json(json!({
         "current": {
             "state": current.map_or("Closed", |p| p.state().octoprint_text()),
-            "port": connected.map(|p| p.config.port.as_str()),
+            "port": connected.map(|p| port_name(p, &printers)),
             "baudrate": connected.map(|p| p.config.baudrate),
             "printerProfile": "_default",
         },
@@ -75,22 +135,20 @@ struct ConnectionCommand {
 
 async fn connection_command(
     State(state): State<AppState>,
+    principal: Principal,
     ApiJson(body): ApiJson<ConnectionCommand>,
 ) -> Result<StatusCode, ApiError> {
     // The port names a configured printer; anything else is refused, never opened.
     let handle = match &body.port {
-        Some(port) => state
-            .printers
-            .handles()
-            .into_iter()
-            .find(|p| &p.config.port == port)
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_port", "port is not a configured printer")
-            })?,
-        None => current(&state)?,
+        Some(port) => printer_on_port(&state, port)?,
+        None => target(&state, &principal)?,
     };
     match body.command.as_str() {
-        "connect" => handle.connect(&state).await?,
+        "connect" => {
+            // Connecting makes it the caller's current printer, as in OctoPrint.
+            state.printers.choose(principal.user.id, handle.id());
+            handle.connect(&state).await?
+        }
         "disconnect" => handle.disconnect().await,
         "fake_ack" => {}
         other => {
@@ -115,8 +173,11 @@ fn temperature_object(handle: &PrinterHandle) -> (Value, Value) {
     (heater(t.tool0), heater(t.bed))
 }
 
-async fn printer_state(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let handle = operational(&state)?;
+async fn printer_state(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<Value>, ApiError> {
+    let handle = shown_operational(&state, &principal)?;
     let s = handle.state();
     let (tool0, bed) = temperature_object(&handle);
     let mut temperature = Map::new();
@@ -150,14 +211,20 @@ async fn printer_state(State(state): State<AppState>) -> Result<axum::Json<Value
     })))
 }
 
-async fn tool_state(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let handle = operational(&state)?;
+async fn tool_state(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<Value>, ApiError> {
+    let handle = shown_operational(&state, &principal)?;
     let (tool0, _) = temperature_object(&handle);
     Ok(axum::Json(json!({ "tool0": tool0 })))
 }
 
-async fn bed_state(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let handle = operational(&state)?;
+async fn bed_state(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<Value>, ApiError> {
+    let handle = shown_operational(&state, &principal)?;
     let (_, bed) = temperature_object(&handle);
     Ok(axum::Json(json!({ "bed": bed })))
 }
@@ -172,9 +239,10 @@ struct RawCommands {
 
 async fn printer_command(
     State(state): State<AppState>,
+    principal: Principal,
     ApiJson(body): ApiJson<RawCommands>,
 ) -> Result<StatusCode, ApiError> {
-    let handle = operational(&state)?;
+    let handle = operational(&state, &principal)?;
     let commands = commands::raw_batch(body.command.into_iter().chain(body.commands))?;
     control::send_commands(&state, &handle, &commands).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -210,9 +278,10 @@ fn tool_index(name: &str) -> Result<u8, ApiError> {
 
 async fn tool_command(
     State(state): State<AppState>,
+    principal: Principal,
     ApiJson(body): ApiJson<ToolCommand>,
 ) -> Result<StatusCode, ApiError> {
-    let handle = operational(&state)?;
+    let handle = operational(&state, &principal)?;
     let commands = match body.command.as_str() {
         "target" => body
             .targets
@@ -257,9 +326,10 @@ struct BedCommand {
 
 async fn bed_command(
     State(state): State<AppState>,
+    principal: Principal,
     ApiJson(body): ApiJson<BedCommand>,
 ) -> Result<StatusCode, ApiError> {
-    let handle = operational(&state)?;
+    let handle = operational(&state, &principal)?;
     let command = match body.command.as_str() {
         "target" => commands::bed_target(body.target.ok_or_else(|| missing("target"))?)?,
         "offset" => return Ok(StatusCode::NO_CONTENT),
@@ -286,9 +356,10 @@ struct PrintheadCommand {
 
 async fn printhead_command(
     State(state): State<AppState>,
+    principal: Principal,
     ApiJson(body): ApiJson<PrintheadCommand>,
 ) -> Result<StatusCode, ApiError> {
-    let handle = operational(&state)?;
+    let handle = operational(&state, &principal)?;
     let commands = match body.command.as_str() {
         "jog" => commands::jog(body.x, body.y, body.z, body.absolute, body.speed)?,
         "home" => vec![commands::home(&body.axes)?],
@@ -302,8 +373,8 @@ async fn printhead_command(
 }
 
 /// `GET /api/job`: the current printer's job, or OctoPrint's null shape.
-async fn job(State(state): State<AppState>) -> axum::Json<Value> {
-    let handle = state.printers.current();
+async fn job(State(state): State<AppState>, principal: Principal) -> axum::Json<Value> {
+    let handle = shown(&state, &principal);
     let handle = handle.as_ref();
     let active = handle.and_then(|h| h.active_job());
     let state_text = handle.map_or("Offline", |h| match h.state() {
@@ -370,7 +441,7 @@ async fn job_command(
     principal: Principal,
     ApiJson(body): ApiJson<JobCommand>,
 ) -> Result<StatusCode, ApiError> {
-    let handle = current(&state)?;
+    let handle = target(&state, &principal)?;
     match (body.command.as_str(), body.action.as_deref()) {
         ("start", _) => {
             control::start_selected(&state, &handle, &principal).await?;

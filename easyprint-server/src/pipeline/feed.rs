@@ -5,7 +5,7 @@
 //! The source is the queue's own change stream, so every change is seen whoever made it (API,
 //! slicer, runner, lease expiry). Changes that arrive together are published as one batch; a
 //! waiting job whose position moved because another job came, went or moved is republished
-//! too. Memory stays bounded: the hub keeps a snapshot only of unfinished jobs (a job that is
+//! too, and every unfinished job is when printers come or go (their `blocked` may change). Memory stays bounded: the hub keeps a snapshot only of unfinished jobs (a job that is
 //! done, cancelled or failed is published once, then forgotten), and this task remembers at most
 //! the positions of the [`MAX_WAITING`] waiting jobs.
 
@@ -46,6 +46,12 @@ pub async fn run_queue_feed(state: AppState, mut changes: Receiver<Change>) {
     loop {
         let first = tokio::select! {
             () = stop.cancelled() => return,
+            () = state.queue_republish.notified() => {
+                if let Err(e) = feed.publish(&state, Batch::Everything).await {
+                    tracing::warn!(error = %e, "queue updates not published");
+                }
+                continue;
+            }
             change = changes.recv() => change,
         };
         let mut jobs = BTreeSet::new();
@@ -121,7 +127,7 @@ impl Feed {
                 &key,
                 // A deleted owner's job: administrators only.
                 Audience::UserAndAdmins(owner.unwrap_or(-1)),
-                &job_json_at(job, &positions),
+                &job_json_at(job, &positions, &state.printers),
             );
             if leaves_the_queue(job.state) {
                 state.hub.forget(Topic::Queue, &key);

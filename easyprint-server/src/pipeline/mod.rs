@@ -104,6 +104,8 @@ pub fn store_error(e: StoreError) -> ApiError {
             ApiError::conflict("cannot_resume", e.to_string())
         }
         StoreError::PrinterMismatch { .. } => ApiError::conflict("printer_mismatch", e.to_string()),
+        StoreError::NotWaiting { .. } => ApiError::conflict("not_waiting", e.to_string()),
+        StoreError::DiskFull { .. } => ApiError::StorageFull(e.to_string()),
         other => ApiError::internal(other),
     }
 }
@@ -202,6 +204,7 @@ pub fn job_json(job: &Job) -> Value {
         "not_before": job.not_before.map(|t| t.0),
         "attempts": job.attempts,
         "failure": job.failure,
+        "blocked": Value::Null,
         "created_at": job.created_at.0,
         "updated_at": job.updated_at.0,
         "finished_at": job.finished_at.map(|t| t.0),
@@ -229,11 +232,33 @@ pub async fn positions(state: &AppState) -> Result<HashMap<i64, usize>, ApiError
         .collect())
 }
 
-/// [`job_json`] with the job's `position` from `positions`.
-pub fn job_json_at(job: &Job, positions: &HashMap<i64, usize>) -> Value {
+/// [`job_json`] with the job's `position` from `positions` and, when it cannot run because its
+/// printer is gone, why (`blocked`).
+pub fn job_json_at(
+    job: &Job,
+    positions: &HashMap<i64, usize>,
+    printers: &crate::printers::PrinterRegistry,
+) -> Value {
     let mut value = job_json(job);
     value["position"] = positions.get(&job.id.0).map_or(Value::Null, |&p| json!(p));
+    value["blocked"] = blocked(job, printers).map_or(Value::Null, Value::String);
     value
+}
+
+/// Why a waiting or interrupted job cannot print: it names a printer that no longer exists
+/// (removed at runtime or from the configuration). It stays in the queue, visibly held, until
+/// its owner points it at another printer (`PATCH /api/v1/jobs/{id}` `printer`) or cancels it.
+pub fn blocked(job: &Job, printers: &crate::printers::PrinterRegistry) -> Option<String> {
+    let waits = matches!(
+        job.state,
+        JobState::Queued | JobState::Ready | JobState::Interrupted
+    );
+    match &job.target {
+        Target::Printer(id) if waits && printers.get(id).is_err() => Some(format!(
+            "printer removed: {id} no longer exists; choose another printer or cancel the job"
+        )),
+        _ => None,
+    }
 }
 
 /// The analysis of a G-code file (computed once per content), `None` for models.
@@ -258,6 +283,11 @@ pub fn start(state: &AppState) {
     }
     tokio::spawn(slicing::run_slicer(state.clone()));
     tokio::spawn(feed::run_queue_feed(state.clone(), state.queue.subscribe()));
+    if state.config.slicer.preload_profiles {
+        // Never on the start-up path: the server answers while this reads Cura's files.
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.profiles.warm(&state.config.slicer));
+    }
 }
 
 /// Starts a printer's job runner and, if marked `autoconnect`, connects it.

@@ -2,11 +2,14 @@
 //! slice dialog, and per-job slicing settings checked against it and turned into Cura
 //! overrides.
 //!
-//! Reading every definition takes a while (hundreds of JSON files), so the machine list is read
-//! once and kept; a machine's qualities and defaults are resolved once per machine (the newest
-//! [`MACHINES_KEPT`] are kept).
+//! Reading every definition takes a while (hundreds of JSON files, about a second), so the
+//! machine list is read once and kept; a machine's qualities and defaults are resolved once per
+//! machine (the newest [`MACHINES_KEPT`] are kept). [`Profiles::warm`] does both for the
+//! configured machine on a background thread at start-up, and requests that arrive while a load
+//! is under way wait for it instead of loading again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use easyprint_slicer::settings::{
@@ -236,11 +239,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The catalogue, shared by every request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Profiles {
     resources: OnceLock<Option<Resources>>,
+    /// Held while the list loads, so concurrent callers wait for that one load.
     machines: Mutex<Option<Arc<Vec<MachineSummary>>>>,
     details: Mutex<HashMap<String, Arc<MachineProfile>>>,
+    /// Held while a machine resolves (same reason; `details` stays free for cache hits).
+    resolving: Mutex<()>,
+    /// Loads from disk so far (machine list and machine profiles).
+    loads: AtomicUsize,
+    warmed: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Profiles {
+    fn default() -> Profiles {
+        Profiles {
+            resources: OnceLock::new(),
+            machines: Mutex::default(),
+            details: Mutex::default(),
+            resolving: Mutex::default(),
+            loads: AtomicUsize::new(0),
+            warmed: tokio::sync::watch::channel(false).0,
+        }
+    }
 }
 
 const NO_RESOURCES: &str = "Cura's definitions are not installed on the server";
@@ -259,12 +281,42 @@ impl Profiles {
             .ok_or(ApiError::Unavailable(NO_RESOURCES))
     }
 
+    /// Loads the machine list and the configured machine's qualities and defaults (blocking:
+    /// run it on a blocking thread at start-up), so the first request finds them ready. A
+    /// failure is logged; requests then report it themselves.
+    pub fn warm(&self, config: &SlicerConfig) {
+        let started = std::time::Instant::now();
+        match self
+            .machines()
+            .and_then(|_| self.machine(&config.machine, config))
+        {
+            Ok(_) => tracing::debug!(elapsed = ?started.elapsed(), "slicer profiles loaded"),
+            Err(e) => tracing::warn!(error = %e, "slicer profiles not preloaded"),
+        }
+        self.warmed.send_replace(true);
+    }
+
+    /// Completes once [`Profiles::warm`] has run (at once if it already has).
+    pub async fn warmed(&self) {
+        let mut receiver = self.warmed.subscribe();
+        // The sender lives as long as `self`, so this only ends when warmed.
+        let _ = receiver.wait_for(|&warm| warm).await;
+    }
+
+    /// How many times the catalogue was read from disk (the machine list, each machine's
+    /// profile): shared loads keep it at one per item.
+    pub fn loads(&self) -> usize {
+        self.loads.load(Ordering::Relaxed)
+    }
+
     /// Every machine a user can pick, sorted by name (blocking the first time: call from a
     /// blocking thread).
     pub fn machines(&self) -> Result<Arc<Vec<MachineSummary>>, ApiError> {
-        if let Some(list) = lock(&self.machines).clone() {
+        let mut kept = lock(&self.machines);
+        if let Some(list) = kept.clone() {
             return Ok(list);
         }
+        self.loads.fetch_add(1, Ordering::Relaxed);
         let list: Vec<MachineSummary> = self
             .resources()?
             .machines()
@@ -283,7 +335,7 @@ impl Profiles {
             )
             .collect();
         let list = Arc::new(list);
-        *lock(&self.machines) = Some(list.clone());
+        *kept = Some(list.clone());
         Ok(list)
     }
 
@@ -300,6 +352,12 @@ impl Profiles {
         if !self.machines()?.iter().any(|m| m.id == id) && id != config.machine {
             return Err(ApiError::NotFound("machine"));
         }
+        let _resolving = lock(&self.resolving);
+        // Someone else may have resolved it while this thread waited.
+        if let Some(found) = lock(&self.details).get(id) {
+            return Ok(found.clone());
+        }
+        self.loads.fetch_add(1, Ordering::Relaxed);
         let resources = self.resources()?;
         let machine = resources.load_machine(id).map_err(|e| {
             tracing::warn!(machine = id, error = %e, "cannot load machine definition");

@@ -17,7 +17,8 @@ use easyprint_gcode::machine_state::{MachineState, ResumeOptions as PreludeOptio
 use easyprint_gcode::{LineParser, Mode, RawLine};
 use easyprint_marlin::printer::PrinterState;
 use easyprint_queue::{
-    ExtrusionMode, Job, JobState, Positioning, ResumeConfirmation, ResumeFrom, ResumeOptions, Store,
+    resume_point, ExtrusionMode, Job, JobState, Positioning, ResumeConfirmation, ResumeError,
+    ResumeFrom, Store,
 };
 use serde::Deserialize;
 
@@ -251,16 +252,19 @@ pub async fn resume(
                 "the print stopped before its first checkpoint",
             )
         })?;
-    let offset = match request.from {
-        ResumePoint::LastLine => record.byte_offset,
-        ResumePoint::LayerStart => {
-            record
-                .layer
-                .ok_or_else(|| {
-                    ApiError::conflict("no_layer", "the checkpoint is not inside a layer")
-                })?
-                .byte_offset
+    let from = match request.from {
+        ResumePoint::LastLine => ResumeFrom::LastConfirmedLine,
+        ResumePoint::LayerStart => ResumeFrom::LayerStart,
+    };
+    let offset = match resume_point(&record, from) {
+        Ok(point) => point.start_byte_offset,
+        Err(ResumeError::NoLayerMark) => {
+            return Err(ApiError::conflict(
+                "no_layer",
+                "the checkpoint is not inside a layer",
+            ))
         }
+        Err(e) => return Err(ApiError::conflict("cannot_resume", e.to_string())),
     };
     let gcode = job
         .gcode
@@ -295,15 +299,7 @@ pub async fn resume(
     }
     let confirmation = ResumeConfirmation {
         confirmed_by: principal.user.name.clone(),
-        from: match request.from {
-            ResumePoint::LastLine => ResumeFrom::LastConfirmedLine,
-            ResumePoint::LayerStart => ResumeFrom::LayerStart,
-        },
-        options: ResumeOptions {
-            lift_mm: options.lift_mm,
-            prime_mm: options.prime_mm,
-            z_feedrate_mm_min: options.z_feedrate_mm_min,
-        },
+        from,
     };
     let (profile, worker) = (runner::profile(handle.id()), print_worker(handle.id()));
     let start = state

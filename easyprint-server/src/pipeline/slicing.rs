@@ -257,7 +257,8 @@ async fn slice(
     )
     .await;
     let _ = tokio::fs::remove_file(&output).await;
-    let sha = stored.map_err(|e| format!("cannot store the G-code: {e}"))?;
+    // The code leads, so that the job's failure says which limit it hit.
+    let sha = stored.map_err(|e| format!("{}: cannot store the G-code: {e}", e.code()))?;
     ContentHash::parse(&sha).map_err(|e| e.to_string())
 }
 
@@ -271,14 +272,25 @@ fn gcode_stem(model: &str) -> &str {
 }
 
 /// Copies the slicer's output into the upload store as a new file of `owner_id` (never
-/// replacing one); returns its hash.
+/// replacing one); returns its hash. The G-code counts against the owner's upload quota like
+/// an upload: output that would exceed it is refused (`quota_exceeded`) before it is copied,
+/// and checked again exactly when it is recorded.
 async fn store_output(
     state: &AppState,
     output: &PathBuf,
     owner_id: i64,
     stem: &str,
 ) -> Result<String, ApiError> {
+    let quota = state.config.limits.user_quota_bytes;
     let mut source = tokio::fs::File::open(output).await?;
+    let size = source.metadata().await?.len();
+    let used = state
+        .db
+        .call(move |conn| file_store::bytes_used(conn, owner_id))
+        .await?;
+    if used.saturating_add(size) > quota {
+        return Err(ApiError::QuotaExceeded { quota, used });
+    }
     let mut upload = state.files.begin().await?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -295,6 +307,11 @@ async fn store_output(
     let recorded = state
         .db
         .call(move |conn| {
+            // Exact here: uploads of the same user may have landed meanwhile.
+            let used = file_store::bytes_used(conn, owner_id)?;
+            if used.saturating_add(stored.size) > quota {
+                return Err(ApiError::QuotaExceeded { quota, used });
+            }
             file_store::record_numbered(conn, owner_id, &stem, FileKind::Gcode, &stored)
         })
         .await;

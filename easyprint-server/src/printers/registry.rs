@@ -1,6 +1,7 @@
 //! The set of printers, which administrators can change while the server runs.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::PrinterHandle;
 use crate::config::PrinterConfig;
@@ -13,6 +14,9 @@ pub struct PrinterRegistry {
     printers: RwLock<Vec<Arc<PrinterHandle>>>,
     /// Serialises administrators' changes (add, replace, remove).
     pub changes: tokio::sync::Mutex<()>,
+    /// The printer each user chose through OctoPrint's `/api/connection` (user id → printer
+    /// id), in memory: after a restart the configured default applies again.
+    chosen: Mutex<HashMap<i64, String>>,
 }
 
 impl PrinterRegistry {
@@ -26,6 +30,7 @@ impl PrinterRegistry {
                     .collect(),
             ),
             changes: Default::default(),
+            chosen: Default::default(),
         }
     }
 
@@ -69,12 +74,52 @@ impl PrinterRegistry {
             .cloned()
     }
 
-    /// The first operational printer.
-    pub fn first_operational(&self) -> Option<Arc<PrinterHandle>> {
-        self.read()
-            .iter()
-            .find(|p| p.state().is_operational())
-            .cloned()
+    /// Remembers `printer` as the one user `user_id` talks to through OctoPrint's
+    /// single-printer API.
+    pub fn choose(&self, user_id: i64, printer: &str) {
+        self.chosen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(user_id, printer.to_owned());
+    }
+
+    /// The printer OctoPrint's single-printer API acts on for user `user_id` (select, print,
+    /// job start): the one the user chose through `/api/connection` if it still exists, else
+    /// `default` (the configured `default_printer`) if it exists, else the only printer.
+    /// Several printers and no choice is a 409 `printer_ambiguous` naming them, never a guess.
+    pub fn target_for(
+        &self,
+        user_id: i64,
+        default: Option<&str>,
+    ) -> Result<Arc<PrinterHandle>, ApiError> {
+        let chosen = self
+            .chosen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&user_id)
+            .cloned();
+        let printers = self.read();
+        let by_id = |id: Option<&str>| id.and_then(|id| printers.iter().find(|p| p.id() == id));
+        if let Some(found) = by_id(chosen.as_deref()).or_else(|| by_id(default)) {
+            return Ok(found.clone());
+        }
+        match printers.as_slice() {
+            [] => Err(ApiError::PrinterNotOperational),
+            [only] => Ok(only.clone()),
+            several => {
+                let ids: Vec<&str> = several.iter().map(|p| p.id()).collect();
+                Err(ApiError::conflict(
+                    "printer_ambiguous",
+                    format!(
+                        "{} printers ({}) and none chosen: connect to one with POST \
+                         /api/connection {{\"command\": \"connect\", \"port\": <printer id>}} \
+                         or set default_printer in the configuration",
+                        ids.len(),
+                        ids.join(", ")
+                    ),
+                ))
+            }
+        }
     }
 
     /// Wakes every printer's job runner (the queue changed).

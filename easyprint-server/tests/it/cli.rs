@@ -43,9 +43,14 @@ impl Drop for Served {
 
 /// Starts `easyprint serve` and returns it with the address it logged.
 fn serve(config: &std::path::Path) -> (Served, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
+    let mut command = Command::new(BIN);
+    command.args(["serve", "--config"]).arg(config);
+    serve_with(command)
+}
+
+/// Starts `command` (which runs `easyprint serve`) and returns it with the address it logged.
+fn serve_with(mut command: Command) -> (Served, String) {
+    let mut child = command
         .env("EASYPRINT_LISTEN", "127.0.0.1:0")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -180,4 +185,87 @@ fn slice_then_gcode_info() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open /nonexistent/x.gcode"));
+}
+
+/// A server whose writes hit "no room" mid-upload answers 507 `insufficient_storage`, keeps
+/// nothing of the upload and goes on serving. The server runs as a child process under a
+/// file-size limit (`ulimit -f`, SIGXFSZ ignored, so a write past it fails with EFBIG the way
+/// a full disk fails with ENOSPC), which needs no mounted filesystem.
+#[tokio::test]
+async fn a_write_that_finds_no_room_is_507_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("easyprint.toml");
+    std::fs::write(&config, format!("data_dir = {data:?}\n")).unwrap();
+    let config_arg = config.to_str().unwrap();
+    run(
+        &["user", "add", "--config", config_arg, "--admin", "admin"],
+        "admin password\n",
+    );
+    let key = run(&["apikey", "--config", config_arg, "--user", "admin"], "")
+        .trim()
+        .to_owned();
+
+    // 4096 blocks: 2 MiB (dash) or 4 MiB (bash); the database stays far below either.
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg("ulimit -f 4096 && trap '' XFSZ && exec \"$0\" serve --config \"$1\"")
+        .arg(BIN)
+        .arg(&config);
+    let (_server, addr) = serve_with(command);
+    let response = raw_upload(&addr, &key, "big.gcode", 8 << 20).await;
+    assert!(
+        response.starts_with("HTTP/1.1 507 "),
+        "{}",
+        &response[..response.len().min(500)]
+    );
+    let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
+    let error: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(error["code"], "insufficient_storage", "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("storage is full"),
+        "{error}"
+    );
+    // Nothing half-written stays, and the server goes on working.
+    let leftovers = std::fs::read_dir(data.join("tmp")).unwrap().count()
+        + std::fs::read_dir(data.join("uploads")).unwrap().count();
+    assert_eq!(leftovers, 0);
+    let response = raw_upload(&addr, &key, "small.gcode", 1000).await;
+    assert!(response.starts_with("HTTP/1.1 201 "), "{response}");
+}
+
+/// POSTs a multipart upload of `size` bytes over a plain TCP connection and returns the whole
+/// response. The server answers a failed upload before the body is through; an HTTP client
+/// library would report the reset of its unfinished send instead of that answer, so the body
+/// is written on its own task and write errors are ignored, as a browser does.
+async fn raw_upload(addr: &str, key: &str, name: &str, size: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BOUNDARY: &str = "easyprintFullDisk";
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(b"G28\n".repeat(size / 4));
+    body.extend(format!("\r\n--{BOUNDARY}--\r\n").into_bytes());
+    let head = format!(
+        "POST /api/files/local HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {key}\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(head.as_bytes()).await;
+        let _ = write.write_all(&body).await;
+        write
+    });
+    let mut response = Vec::new();
+    // The server closes the connection after its answer (`Connection: close`, or because the
+    // rest of the body was refused).
+    let _ = tokio::time::timeout(Duration::from_secs(30), read.read_to_end(&mut response)).await;
+    drop(writer.await);
+    String::from_utf8_lossy(&response).into_owned()
 }

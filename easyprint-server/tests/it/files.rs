@@ -263,7 +263,7 @@ async fn hostile_upload_variants_are_rejected_and_normal_uploads_still_work() {
             ct.clone(),
             multipart(&[(&text_part("path"), b"../../etc"), (&file, GCODE)]).1,
             StatusCode::BAD_REQUEST,
-            "folders_unsupported",
+            "invalid_folder",
         ),
         (
             "NUL byte in the file name",

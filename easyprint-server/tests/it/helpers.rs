@@ -32,6 +32,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         data_dir: dir.path().join("data"),
         ..Config::default()
     };
+    // Each of the many test servers would read Cura's definitions (a second of CPU): the test
+    // of preloading turns it back on.
+    config.slicer.preload_profiles = false;
     tweak(&mut config);
     start(config, dir).await
 }

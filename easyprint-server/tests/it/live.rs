@@ -11,7 +11,7 @@ use crate::helpers::*;
 use crate::pipeline::{cube_stl, post_json, ready_app, slow_gcode, slow_moves, upload};
 use crate::ws::{connect, next_json, send_json, Socket};
 
-async fn subscribed(app: &TestApp, key: &str, topics: Value) -> Socket {
+pub(crate) async fn subscribed(app: &TestApp, key: &str, topics: Value) -> Socket {
     let mut socket = connect(app, &[("x-api-key", key.to_owned())])
         .await
         .unwrap();
@@ -36,7 +36,7 @@ async fn next_on(socket: &mut Socket, topic: &str) -> Value {
 }
 
 /// Queue messages until `done` accepts one; returns it.
-async fn queue_until(socket: &mut Socket, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn queue_until(socket: &mut Socket, done: impl Fn(&Value) -> bool) -> Value {
     loop {
         let m = next_on(socket, "queue").await;
         if done(&m) {
@@ -46,7 +46,7 @@ async fn queue_until(socket: &mut Socket, done: impl Fn(&Value) -> bool) -> Valu
 }
 
 /// Whether an update is about job `id`.
-fn key_is(m: &Value, id: i64) -> bool {
+pub(crate) fn key_is(m: &Value, id: i64) -> bool {
     m["key"].as_str().and_then(|k| k.parse().ok()) == Some(id)
 }
 

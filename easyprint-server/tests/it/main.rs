@@ -2,7 +2,9 @@
 
 mod auth;
 mod cli;
+mod current_printer;
 mod files;
+mod folders;
 mod helpers;
 mod live;
 mod octoprint;

@@ -12,7 +12,7 @@ use crate::pipeline::{
     post_json, slow_gcode, slow_moves, upload, wait_for, wait_job_state, PRINTER,
 };
 
-async fn wait_operational(app: &TestApp, key: &str, id: &str) -> Value {
+pub(crate) async fn wait_operational(app: &TestApp, key: &str, id: &str) -> Value {
     wait_for(
         app,
         key,
@@ -227,4 +227,98 @@ async fn printer_changes_are_for_administrators_and_validated() {
     assert_error(response, StatusCode::CONFLICT, "printer_busy").await;
     let (_, printer) = get_json(&app, &key, &format!("/api/v1/printers/{PRINTER}")).await;
     assert_eq!(printer["state"], "printing", "{printer}");
+}
+
+#[tokio::test]
+async fn jobs_of_a_removed_printer_are_held_visibly_until_moved_or_cancelled() {
+    let app = spawn_app_with(|c| {
+        let mut idle = PrinterConfig::simulated("idle", SimulationConfig::instant());
+        // Never connected, so jobs aimed at it wait.
+        idle.autoconnect = false;
+        c.printers = vec![
+            PrinterConfig::simulated(PRINTER, SimulationConfig::instant()),
+            idle,
+        ];
+    })
+    .await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    wait_operational(&app, &key, PRINTER).await;
+    upload(&app, &key, "held.gcode", GCODE, false).await;
+    let (_, files) = get_json(&app, &key, "/api/v1/files").await;
+    let file_id = files[0]["id"].clone();
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let body_json = json!({ "file_id": file_id, "printer": "idle" });
+        let response = post_json(&app, &key, "/api/v1/jobs", body_json).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        jobs.push(body(response).await["id"].as_i64().unwrap());
+    }
+    let job = |id: i64| {
+        let app = &app;
+        let key = &key;
+        async move { get_json(app, key, &format!("/api/v1/jobs/{id}")).await.1 }
+    };
+    let before = job(jobs[0]).await;
+    assert_eq!(
+        (&before["state"], &before["blocked"]),
+        (&json!("ready"), &Value::Null)
+    );
+    let mut socket = crate::live::subscribed(&app, &key, json!(["queue"])).await;
+
+    let response = admin
+        .request(Method::DELETE, "/api/v1/printers/idle")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    // Subscribers learn at once that the jobs are held, and why; the REST API says the same.
+    let update = crate::live::queue_until(&mut socket, |m| {
+        crate::live::key_is(m, jobs[0]) && !m["data"]["blocked"].is_null()
+    })
+    .await;
+    assert!(
+        update["data"]["blocked"]
+            .as_str()
+            .unwrap()
+            .starts_with("printer removed"),
+        "{update}"
+    );
+    for id in &jobs {
+        let held = job(*id).await;
+        assert_eq!(held["state"], "ready", "{held}");
+        assert!(held["blocked"].as_str().unwrap().contains("idle"), "{held}");
+    }
+
+    // Moving it to a printer that does not exist is refused; to one that does, it prints.
+    let path = format!("/api/v1/jobs/{}", jobs[0]);
+    let response = send(&admin, Method::PATCH, &path, json!({ "printer": "nope" })).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "unknown_printer").await;
+    let response = send(&admin, Method::PATCH, &path, json!({ "printer": PRINTER })).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let moved = body(response).await;
+    assert_eq!(
+        (&moved["printer"], &moved["blocked"]),
+        (&json!(PRINTER), &Value::Null)
+    );
+    let done = wait_job_state(&app, &key, jobs[0], "done", Duration::from_secs(30)).await;
+    assert_eq!(done["printer"], PRINTER);
+    // A finished job's printer cannot change.
+    let response = send(&admin, Method::PATCH, &path, json!({ "printer": null })).await;
+    assert_error(response, StatusCode::CONFLICT, "job_finished").await;
+
+    // The other one is cancelled.
+    let response = post_json(
+        &app,
+        &key,
+        &format!("/api/v1/jobs/{}/cancel", jobs[1]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let cancelled = job(jobs[1]).await;
+    assert_eq!(
+        (&cancelled["state"], &cancelled["blocked"]),
+        (&json!("cancelled"), &Value::Null)
+    );
 }

@@ -132,3 +132,25 @@ async fn websockets_close_when_their_credentials_end() {
     assert_revoked(&mut bob_ws, "deleted account").await;
     assert_open(&mut admin_key_ws, "admin's key").await;
 }
+
+#[tokio::test]
+async fn websockets_close_when_their_session_expires() {
+    // Sessions live 2 s (stored with second precision, so they end 1–2 s after login).
+    let app = spawn_app_with(|c| c.limits.session_ttl_secs = 2).await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    let mut session_ws = with_session(&app, &admin).await;
+    let mut key_ws = with_key(&app, &key).await;
+    assert_open(&mut session_ws, "fresh session").await;
+    assert_open(&mut key_ws, "key").await;
+
+    // Nobody logs out: the socket closes by itself when the session's lifetime is over…
+    assert_revoked(&mut session_ws, "expired session").await;
+    // …at which point the cookie no longer authenticates anything either.
+    assert_eq!(
+        admin.get("/api/v1/session").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // API keys do not expire with sessions.
+    assert_open(&mut key_ws, "key after the session expired").await;
+}

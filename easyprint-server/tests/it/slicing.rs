@@ -67,10 +67,31 @@ async fn download(app: &TestApp, key: &str, id: &str) -> String {
 
 #[tokio::test]
 async fn profiles_list_machines_qualities_and_defaults() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.slicer.preload_profiles = true).await;
     let key = admin_key(&app).await;
-    let (status, profiles) = get_json(&app, &key, "/api/v1/slicer/profiles").await;
+    // The server loads the catalogue in the background at start-up (it answered the requests
+    // above meanwhile); requests then share that one load, however many arrive at once.
+    tokio::time::timeout(Duration::from_secs(60), app.state.profiles.warmed())
+        .await
+        .expect("profiles preloaded");
+    assert_eq!(
+        app.state.profiles.loads(),
+        2,
+        "machine list + configured machine"
+    );
+    let (a, b, (status, profiles)) = tokio::join!(
+        get_json(&app, &key, "/api/v1/slicer/profiles"),
+        get_json(&app, &key, "/api/v1/slicer/profiles"),
+        get_json(&app, &key, "/api/v1/slicer/profiles"),
+    );
     assert_eq!(status, StatusCode::OK, "{profiles}");
+    assert_eq!((a.0, b.0), (StatusCode::OK, StatusCode::OK));
+    assert_eq!((&a.1, &b.1), (&profiles, &profiles));
+    assert_eq!(
+        app.state.profiles.loads(),
+        2,
+        "served from the preloaded catalogue"
+    );
     let machines = profiles["machines"].as_array().unwrap();
     assert!(machines.len() > 50, "{} machines", machines.len());
     let ender = machines
@@ -103,6 +124,11 @@ async fn profiles_list_machines_qualities_and_defaults() {
     let (status, other) = get_json(&app, &key, "/api/v1/slicer/profiles?machine=anet3d_a8").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(other["machine"]["id"], "anet3d_a8");
+    assert_eq!(
+        app.state.profiles.loads(),
+        3,
+        "another machine resolves once"
+    );
     let response = app
         .get("/api/v1/slicer/profiles?machine=no_such_printer")
         .header("x-api-key", &key)
@@ -373,4 +399,25 @@ async fn cancelling_a_job_while_it_slices_stops_curaengine() {
     assert!(file_named(&app, &key, "ball.gcode").await.is_none());
     let (_, history) = get_json(&app, &key, "/api/v1/history").await;
     assert_eq!(history["runs"][0]["result"], "cancelled", "{history}");
+}
+
+#[tokio::test]
+async fn sliced_gcode_counts_against_the_owners_quota() {
+    // Room for the model, not for the G-code CuraEngine makes of it.
+    let app = spawn_app_with(|c| c.limits.user_quota_bytes = 20_000).await;
+    let key = admin_key(&app).await;
+    upload(&app, &key, "cube.stl", &cube_stl(12.0), false).await;
+    let model = file_named(&app, &key, "cube.stl").await.unwrap();
+    let path = format!("/api/v1/files/{}/slice", model["id"].as_str().unwrap());
+    let response = post_json(&app, &key, &path, json!({ "print": false })).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = body(response).await["id"].as_i64().unwrap();
+    let failed = wait_job_state(&app, &key, id, "failed", Duration::from_secs(120)).await;
+    let failure = failed["failure"].as_str().unwrap();
+    assert!(failure.starts_with("quota_exceeded: "), "{failure}");
+    assert!(failure.contains("20000 bytes"), "{failure}");
+    // Nothing was stored: only the model is there, and no temporary file is left.
+    let (_, files) = get_json(&app, &key, "/api/v1/files").await;
+    assert_eq!(files.as_array().unwrap().len(), 1, "{files}");
+    assert_eq!((app.stored_files(), app.temp_files()), (1, 0));
 }

@@ -207,6 +207,31 @@ test("waiting jobs are reordered, scheduled for later and cancelled in the queue
   }
 });
 
+test("a job whose printer was removed shows why and moves to another printer", async () => {
+  await upload("orphan.gcode", slowGcode(2));
+  // A printer that never connects holds the job; then an administrator removes the printer.
+  await page.evaluate(async (name) => {
+    const csrf = decodeURIComponent(document.cookie.split("; ").find((c) => c.startsWith("csrf_token=")).slice("csrf_token=".length));
+    const call = async (method, path, body) => {
+      const r = await fetch(path, { method, headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+      return r.status === 204 ? null : r.json();
+    };
+    await call("POST", "/api/v1/printers", { id: "doomed", port: "virtual", autoconnect: false });
+    const file = (await call("GET", "/api/v1/files")).find((f) => f.name === name);
+    await call("POST", "/api/v1/jobs", { file_id: file.id, printer: "doomed" });
+    await call("DELETE", "/api/v1/printers/doomed");
+  }, "orphan.gcode");
+  await nav("Queue");
+  const job = page.locator("ol.queue li").filter({ hasText: "orphan.gcode" });
+  await job.getByTestId("blocked").filter({ hasText: "printer removed" }).waitFor();
+  await page.screenshot({ path: screenshotPath("queue-blocked") });
+  await job.getByLabel("Print on").selectOption("fast");
+  await job.getByRole("button", { name: "Move", exact: true }).click();
+  // On the fast printer it prints and leaves the queue.
+  await job.waitFor({ state: "detached", timeout: 60000 });
+});
+
 test("a print is cancelled from the dashboard", async () => {
   await nav("Dashboard");
   const job = card("slow").getByTestId("job");

@@ -13,7 +13,7 @@ use crate::model::{
     Timestamp,
 };
 use crate::progress::{ExtrusionMode, Positioning, Progress};
-use crate::resume::resume_plan;
+use crate::resume::resume_point;
 use crate::state::{JobEvent, JobState};
 use crate::store::{
     Change, ChangeKind, Claim, HistoryFilter, JobFilter, Placement, ResumeConfirmation,
@@ -300,6 +300,37 @@ impl SqliteStore {
     }
 }
 
+/// A target as the `jobs` columns `target_printer, req_nozzle_um, req_material, req_x_mm,
+/// req_y_mm, req_z_mm`.
+struct TargetColumns<'a> {
+    printer: Option<&'a str>,
+    nozzle_um: Option<u32>,
+    material: Option<&'a str>,
+    volume: [Option<f64>; 3],
+}
+
+impl TargetColumns<'_> {
+    fn of(target: &Target) -> TargetColumns<'_> {
+        match target {
+            Target::Printer(p) => TargetColumns {
+                printer: Some(p),
+                nozzle_um: None,
+                material: None,
+                volume: [None; 3],
+            },
+            Target::Any(req) => {
+                let v = req.min_build_volume;
+                TargetColumns {
+                    printer: None,
+                    nozzle_um: req.nozzle_um,
+                    material: req.material.as_deref(),
+                    volume: [v.map(|v| v.x_mm), v.map(|v| v.y_mm), v.map(|v| v.z_mm)],
+                }
+            }
+        }
+    }
+}
+
 impl Store for SqliteStore {
     fn enqueue(&self, job: &NewJob, now: Timestamp) -> Result<Job, StoreError> {
         job.validate()?;
@@ -307,11 +338,7 @@ impl Store for SqliteStore {
             SourceKind::Model => (JobState::Queued, None),
             SourceKind::Gcode => (JobState::Ready, Some(job.source.hash.as_str())),
         };
-        let (printer, req) = match &job.target {
-            Target::Printer(p) => (Some(p.as_str()), None),
-            Target::Any(req) => (None, Some(req)),
-        };
-        let volume = req.and_then(|r| r.min_build_volume);
+        let t = TargetColumns::of(&job.target);
         self.write("enqueue", now, |w| {
             let r = w.exec(
                 "INSERT INTO jobs (owner, source_hash, source_name, source_kind, gcode_hash,
@@ -326,12 +353,12 @@ impl Store for SqliteStore {
                     job.source.kind.as_str(),
                     gcode,
                     job.settings.to_string(),
-                    printer,
-                    req.and_then(|r| r.nozzle_um),
-                    req.and_then(|r| r.material.as_deref()),
-                    volume.map(|v| v.x_mm),
-                    volume.map(|v| v.y_mm),
-                    volume.map(|v| v.z_mm),
+                    t.printer,
+                    t.nozzle_um,
+                    t.material,
+                    t.volume[0],
+                    t.volume[1],
+                    t.volume[2],
                     job.priority,
                     job.copies,
                     job.not_before.map(|t| t.0),
@@ -415,6 +442,41 @@ impl Store for SqliteStore {
             );
             w.db(r)?;
             w.log(id, ChangeKind::Rescheduled, job.state)?;
+            w.job(id)
+        })
+    }
+
+    fn set_target(&self, id: JobId, target: &Target, now: Timestamp) -> Result<Job, StoreError> {
+        target.validate()?;
+        let t = TargetColumns::of(target);
+        self.write("set target", now, |w| {
+            let job = w.job(id)?;
+            if !matches!(
+                job.state,
+                JobState::Queued | JobState::Ready | JobState::Interrupted
+            ) {
+                return Err(StoreError::NotWaiting {
+                    job: id,
+                    state: job.state,
+                });
+            }
+            let r = w.exec(
+                "UPDATE jobs SET target_printer = ?2, req_nozzle_um = ?3, req_material = ?4,
+                     req_x_mm = ?5, req_y_mm = ?6, req_z_mm = ?7, updated_at = ?8
+                 WHERE id = ?1",
+                params![
+                    id.0,
+                    t.printer,
+                    t.nozzle_um,
+                    t.material,
+                    t.volume[0],
+                    t.volume[1],
+                    t.volume[2],
+                    now.0
+                ],
+            );
+            w.db(r)?;
+            w.log(id, ChangeKind::Retargeted, job.state)?;
             w.job(id)
         })
     }
@@ -769,11 +831,11 @@ impl Store for SqliteStore {
                 )
                 .optional();
             let progress = w.db(r)?.ok_or(StoreError::NoResumeRecord(id))?;
-            let plan = resume_plan(&progress, confirmation.from, &confirmation.options)
+            let point = resume_point(&progress, confirmation.from)
                 .map_err(|source| StoreError::Resume { job: id, source })?;
             let note = format!(
                 "resumed at line {} (byte {}) confirmed by {}",
-                plan.start_line, plan.start_byte_offset, confirmation.confirmed_by
+                point.start_line, point.start_byte_offset, confirmation.confirmed_by
             );
             let claim = w.start_run(
                 &job,
@@ -789,7 +851,7 @@ impl Store for SqliteStore {
             Ok(ResumeStart {
                 job: claim.job,
                 lease: claim.lease,
-                plan,
+                point,
             })
         })
     }

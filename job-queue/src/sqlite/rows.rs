@@ -226,6 +226,7 @@ pub(crate) fn change(row: &Row<'_>) -> rusqlite::Result<Change> {
         "slicing_done" => ChangeKind::Event(JobEvent::SlicingDone),
         "sliced_only" => ChangeKind::Event(JobEvent::SlicedOnly),
         "rescheduled" => ChangeKind::Rescheduled,
+        "retargeted" => ChangeKind::Retargeted,
         "start_print" => ChangeKind::Event(JobEvent::StartPrint),
         "pause" => ChangeKind::Event(JobEvent::Pause),
         "continue" => ChangeKind::Event(JobEvent::Continue),

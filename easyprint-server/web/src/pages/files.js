@@ -71,6 +71,10 @@ function DropZone({ onFiles }) {
   </label>`;
 }
 
+/** `parts/sub/a.gcode` → `parts/sub` (files uploaded into folders through the OctoPrint API). */
+const folderOf = (path) => path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
+const baseName = (path) => path.slice(path.lastIndexOf("/") + 1);
+
 function FileRow({ file, printer, onChanged, onSlice, onPreview }) {
   const [analysis, setAnalysis] = useState(null);
   useEffect(() => {
@@ -84,7 +88,7 @@ function FileRow({ file, printer, onChanged, onSlice, onPreview }) {
   const remove = () => confirm(`Delete ${file.name}?`) &&
     attempt(() => api("DELETE", `/api/v1/files/${file.id}`), `${file.name} deleted`).then(onChanged);
   return html`<tr data-file=${file.name}>
-    <td class="name"><span class=${`kind ${file.kind}`}>${file.kind === "gcode" ? "G-code" : "model"}</span> ${file.name}</td>
+    <td class="name"><span class=${`kind ${file.kind}`}>${file.kind === "gcode" ? "G-code" : "model"}</span> ${folderOf(file.name) && html`<span class="muted folder">${folderOf(file.name)}/</span>`}${baseName(file.name)}</td>
     <td>${formatBytes(file.size)}</td>
     <td class="analysis">${file.kind !== "gcode" ? html`<span class="muted">slice to print</span>`
       : !analysis ? "…"

@@ -39,6 +39,8 @@ export function Queue() {
         ${job.state === "slicing" && slicing && html`<${ProgressBar} value=${slicing.progress * 100} label=${`slicing ${(slicing.progress * 100).toFixed(0)} %`} />`}
         ${printing && html`<${ProgressBar} value=${printing.completion} />`}
         ${job.failure && html`<p class="error">${job.failure}</p>`}
+        ${job.blocked && html`<p class="error" data-testid="blocked">${job.blocked}</p>
+          <${Retarget} job=${job} printers=${Object.keys(s.printers)} onDone=${reload} />`}
         <div class="row wrap">
           ${w >= 0 && html`
             <button disabled=${w === 0} onClick=${() => move(job, { to: "top" })} title="claim this one next">Top</button>
@@ -68,6 +70,20 @@ export function Queue() {
       </tr>`)}</tbody>
     </table></div>`}
   </section>`;
+}
+
+/** Points a job whose printer was removed at another printer (or any). */
+function Retarget({ job, printers, onDone }) {
+  const [to, setTo] = useState("");
+  const save = () => attempt(() => api("PATCH", `/api/v1/jobs/${job.id}`, { printer: to === "" ? null : to }),
+    to ? `Moved to ${to}` : "Any printer may take it").then(onDone);
+  return html`<form class="row wrap" onSubmit=${(e) => { e.preventDefault(); save(); }}>
+    <label>Print on <select value=${to} onChange=${(e) => setTo(e.target.value)}>
+      <option value="">any printer</option>
+      ${printers.map((id) => html`<option key=${id} value=${id}>${id}</option>`)}
+    </select></label>
+    <button type="submit">Move</button>
+  </form>`;
 }
 
 function Schedule({ job, onDone }) {

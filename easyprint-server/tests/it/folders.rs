@@ -1,0 +1,234 @@
+//! Folders in the OctoPrint files API: created with `foldername`, implied by uploads with
+//! `path`, listed in OctoPrint's folder shape (flat and recursive), deleted with their content,
+//! private to their owner, and hostile names refused with a typed error.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn create_folder(app: &TestApp, key: &str, name: &[u8], path: &[u8]) -> reqwest::Response {
+    let (ct, body) = multipart(&[(&text_part("foldername"), name), (&text_part("path"), path)]);
+    upload_raw(app, key, "", &ct, body).await
+}
+
+async fn upload_into(app: &TestApp, key: &str, path: &str, name: &str) -> Value {
+    let (ct, form) = multipart(&[
+        (&text_part("path"), path.as_bytes()),
+        (&file_part(name), GCODE),
+    ]);
+    let response = upload_raw(app, key, "", &ct, form).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let mut value = body(response).await;
+    value["location"] = json!(location);
+    value
+}
+
+fn names(entries: &Value) -> Vec<(String, String)> {
+    entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn folders_are_created_listed_and_deleted_like_octoprints() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+
+    let response = create_folder(&app, &key, b"parts", b"").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.ends_with("/api/files/local/parts"), "{location}");
+    let created = body(response).await;
+    assert_eq!(created["done"], true);
+    assert_eq!(
+        (
+            &created["folder"]["name"],
+            &created["folder"]["path"],
+            &created["folder"]["origin"]
+        ),
+        (&json!("parts"), &json!("parts"), &json!("local"))
+    );
+    // OctoPrint clients send the parent with a trailing slash.
+    let response = create_folder(&app, &key, b"sub", b"parts/").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(body(response).await["folder"]["path"], "parts/sub");
+
+    let a = upload_into(&app, &key, "parts/sub/", "a.gcode").await;
+    assert_eq!(
+        (&a["files"]["local"]["name"], &a["files"]["local"]["path"]),
+        (&json!("a.gcode"), &json!("parts/sub/a.gcode"))
+    );
+    assert!(a["location"]
+        .as_str()
+        .unwrap()
+        .ends_with("/api/files/local/parts/sub/a.gcode"));
+    // A folder that does not exist yet is created by the upload (as OctoPrint does).
+    upload_into(&app, &key, "parts2", "b.gcode").await;
+    upload_into(&app, &key, "", "c.gcode").await;
+
+    // Flat: the root's entries; each folder lists its own entries, sub-folders without theirs.
+    let (status, flat) = get_json(&app, &key, "/api/files").await;
+    assert_eq!(status, StatusCode::OK);
+    let root = &flat["files"];
+    assert_eq!(
+        names(root),
+        [
+            ("machinecode".into(), "c.gcode".into()),
+            ("folder".into(), "parts".into()),
+            ("folder".into(), "parts2".into())
+        ]
+    );
+    let parts = &root[1];
+    assert_eq!(parts["typePath"], json!(["folder"]));
+    assert_eq!(
+        (&parts["name"], &parts["display"]),
+        (&json!("parts"), &json!("parts"))
+    );
+    assert_eq!(parts["origin"], "local");
+    assert_eq!(parts["size"], GCODE.len());
+    assert!(parts["refs"]["resource"]
+        .as_str()
+        .unwrap()
+        .ends_with("/api/files/local/parts"));
+    assert_eq!(
+        names(&parts["children"]),
+        [("folder".into(), "parts/sub".into())]
+    );
+    assert!(parts["children"][0].get("children").is_none());
+
+    // Recursive: the whole tree.
+    let (_, tree) = get_json(&app, &key, "/api/files?recursive=true").await;
+    let sub = &tree["files"][1]["children"][0];
+    assert_eq!(
+        names(&sub["children"]),
+        [("machinecode".into(), "parts/sub/a.gcode".into())]
+    );
+    assert_eq!(sub["children"][0]["name"], "a.gcode");
+    assert!(sub["children"][0]["refs"]["download"]
+        .as_str()
+        .unwrap()
+        .ends_with("/downloads/files/local/parts/sub/a.gcode"));
+
+    // One folder, and one file in it, by URL.
+    let (status, folder) = get_json(&app, &key, "/api/files/local/parts/sub").await;
+    assert_eq!(status, StatusCode::OK, "{folder}");
+    assert_eq!(
+        (&folder["type"], &folder["path"]),
+        (&json!("folder"), &json!("parts/sub"))
+    );
+    assert_eq!(
+        names(&folder["children"]),
+        [("machinecode".into(), "parts/sub/a.gcode".into())]
+    );
+    let (status, file) = get_json(&app, &key, "/api/files/local/parts/sub/a.gcode").await;
+    assert_eq!((status, &file["name"]), (StatusCode::OK, &json!("a.gcode")));
+    let response = app
+        .get("/downloads/files/local/parts/sub/a.gcode")
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("\"a.gcode\""));
+    assert_eq!(response.bytes().await.unwrap(), GCODE);
+
+    // Another user sees none of it.
+    let bob = app.add_user(&admin, "bob").await;
+    let bob_key = app.api_key(&bob).await;
+    let (_, bobs) = get_json(&app, &bob_key, "/api/files?recursive=true").await;
+    assert_eq!(bobs["files"], json!([]));
+    let (status, _) = get_json(&app, &bob_key, "/api/files/local/parts").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        delete_with_key(&app, &bob_key, "/api/files/local/parts")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Deleting a folder takes everything below it, and nothing of `parts2` (a prefix of the
+    // name is not the folder).
+    let stored = app.stored_files();
+    let response = delete_with_key(&app, &key, "/api/files/local/parts").await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.stored_files(), stored - 1);
+    let (_, tree) = get_json(&app, &key, "/api/files?recursive=true").await;
+    assert_eq!(
+        names(&tree["files"]),
+        [
+            ("machinecode".into(), "c.gcode".into()),
+            ("folder".into(), "parts2".into())
+        ]
+    );
+    assert_eq!(
+        names(&tree["files"][1]["children"]),
+        [("machinecode".into(), "parts2/b.gcode".into())]
+    );
+    let (status, _) = get_json(&app, &key, "/api/files/local/parts/sub").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn hostile_folder_names_are_refused_with_a_typed_error() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    let long = "x".repeat(300);
+    let cases: [(&str, &[u8], &[u8]); 10] = [
+        ("dot-dot", b"..", b""),
+        ("dot-dot parent", b"x", b"../"),
+        ("nested dot-dot", b"x", b"a/../../etc/"),
+        ("absolute parent", b"x", b"/etc/"),
+        ("slash in the name", b"a/../b", b""),
+        ("backslash", b"..\\x", b""),
+        ("overlong", long.as_bytes(), b""),
+        ("fullwidth dots", "\u{FF0E}\u{FF0E}".as_bytes(), b""),
+        ("two-dot leader", "\u{2025}".as_bytes(), b""),
+        ("decomposed accent", "cafe\u{301}".as_bytes(), b""),
+    ];
+    for (what, name, path) in cases {
+        let response = create_folder(&app, &key, name, path).await;
+        let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_folder").await;
+        assert!(
+            error["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid folder"),
+            "{what}: {error}"
+        );
+    }
+    // Uploads with such a path are refused the same way, and nothing is stored.
+    let (ct, body) = multipart(&[
+        (&text_part("path"), b"uploads/../../x"),
+        (&file_part("a.gcode"), GCODE),
+    ]);
+    let response = upload_raw(&app, &key, "", &ct, body).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_folder").await;
+    // In a URL too (percent-encoded separators and dots decode before the check).
+    let (status, _) = get_json(&app, &key, "/api/files/local/..%2F..%2Fetc%2Fpasswd").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Sending both a file and a folder is ambiguous.
+    let (ct, body) = multipart(&[
+        (&text_part("foldername"), b"x"),
+        (&file_part("a.gcode"), GCODE),
+    ]);
+    let response = upload_raw(&app, &key, "", &ct, body).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_field").await;
+    assert_eq!((app.stored_files(), app.temp_files()), (0, 0));
+    let (_, all) = get_json(&app, &key, "/api/files?recursive=true").await;
+    assert_eq!(all["files"], json!([]));
+}
