@@ -142,11 +142,16 @@ async fn serve_client(
             tokio::select! {
                 () = client.notified() => match client.drain() {
                     Drained::Messages(messages) => {
+                        // Frames are buffered and flushed together: one write for a burst.
                         for message in messages {
-                            let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(message))).await;
-                            if !matches!(sent, Ok(Ok(()))) {
+                            let fed = tokio::time::timeout(SEND_TIMEOUT, sink.feed(Message::Text(message))).await;
+                            if !matches!(fed, Ok(Ok(()))) {
                                 return;
                             }
+                        }
+                        let flushed = tokio::time::timeout(SEND_TIMEOUT, sink.flush()).await;
+                        if !matches!(flushed, Ok(Ok(()))) {
+                            return;
                         }
                     }
                     Drained::Overflowed => {
