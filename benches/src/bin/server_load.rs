@@ -35,6 +35,7 @@ use easyprint_marlin::sim::SimStats;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 const FANOUT_CLIENTS: usize = 1000;
@@ -155,7 +156,13 @@ impl Bench {
         request
             .headers_mut()
             .insert("x-api-key", self.key.parse().unwrap());
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        // A small read buffer: tungstenite zero-fills the whole buffer (128 KiB by default) on
+        // every read, which would make this client, not the server, the fan-out's bottleneck.
+        let config = WebSocketConfig::default().read_buffer_size(4096);
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+                .await
+                .unwrap();
         socket
             .send(Message::Text(
                 json!({ "subscribe": topics }).to_string().into(),
