@@ -124,16 +124,70 @@ pub fn get(
     status
 }
 
-/// Resident set size of `pid` in MB.
+/// Resident set size of `pid` and its descendants in MB (0 for a process that is gone).
 pub fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb / 1024.0
+    let own = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    own / 1024.0 + children(pid).into_iter().map(rss_mb).sum::<f64>()
+}
+
+/// CPU time (user + system, all threads) `pid` has used so far; zero for a process that is gone.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// Number of threads of `pid`.
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+/// Direct children of `pid`, from every thread's `/proc/<pid>/task/<tid>/children`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Median of five starts to the first answer, with the last server left running.
+pub fn start_five(binary: &Path, config: &Path, key: &str) -> (Server, SocketAddr, Vec<Duration>) {
+    let mut startups = Vec::new();
+    for _ in 0..4 {
+        let (server, _, took) = start(binary, config, key);
+        startups.push(took);
+        drop(server);
+    }
+    let (server, addr, took) = start(binary, config, key);
+    startups.push(took);
+    startups.sort();
+    (server, addr, startups)
 }
 
 /// Median, 99th percentile and maximum of a latency sample, in milliseconds.
@@ -160,8 +214,8 @@ impl Percentiles {
     }
 }
 
-/// `n` sequential keep-alive GETs of `path` after 200 warm-up ones; every answer must be 200 or
-/// 409 (an offline printer).
+/// `n` sequential keep-alive GETs of `path` after 200 warm-up ones; every answer must be 200,
+/// 204 (a public probe) or 409 (an offline printer).
 pub fn get_latency(addr: SocketAddr, path: &str, key: &str, n: usize) -> Percentiles {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_nodelay(true).unwrap();
@@ -173,7 +227,7 @@ pub fn get_latency(addr: SocketAddr, path: &str, key: &str, n: usize) -> Percent
         if i >= 200 {
             times.push(started.elapsed());
         }
-        assert!(status == 200 || status == 409, "{path}: {status}");
+        assert!(matches!(status, 200 | 204 | 409), "{path}: {status}");
     }
     Percentiles::of(&mut times)
 }

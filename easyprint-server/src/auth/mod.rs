@@ -12,10 +12,13 @@
 //!    (double submit, bound to the session, compared in constant time).
 
 pub mod client_ip;
+pub mod key_cache;
 pub mod rate_limit;
 pub mod revocation;
 pub mod secrets;
 pub mod store;
+
+use std::time::Instant;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -207,11 +210,21 @@ async fn resolve_principal(
         if key.is_empty() || key.len() > 256 {
             return Err(ApiError::InvalidApiKey);
         }
-        let found = state
-            .db
-            .call(move |conn| store::api_key_user(conn, &key))
-            .await?;
-        let (user, key_id) = found.ok_or(ApiError::InvalidApiKey)?;
+        // Verified keys are remembered (until revoked): no database round trip per request.
+        let cache = state.revocations.api_keys();
+        let hash = token_hash(&key);
+        let (user, key_id) = match cache.get(&hash, Instant::now()) {
+            Ok(known) => known,
+            Err(generation) => {
+                let found = state
+                    .db
+                    .call(move |conn| store::api_key_user(conn, &key))
+                    .await?;
+                let (user, key_id) = found.ok_or(ApiError::InvalidApiKey)?;
+                cache.remember(generation, hash, user.clone(), key_id, Instant::now());
+                (user, key_id)
+            }
+        };
         return Ok(Some(Principal {
             user,
             method: AuthMethod::ApiKey { key_id },

@@ -7,6 +7,7 @@
 
 use tokio::sync::broadcast;
 
+use super::key_cache::ApiKeyCache;
 use super::{AuthMethod, Principal};
 
 /// A credential (or all of a user's) that just ended.
@@ -35,10 +36,12 @@ impl Revoked {
     }
 }
 
-/// The announcement channel.
+/// The announcement channel, and the cache of verified API keys that every announcement
+/// empties.
 #[derive(Debug)]
 pub struct Revocations {
     sender: broadcast::Sender<Revoked>,
+    api_keys: ApiKeyCache,
 }
 
 impl Default for Revocations {
@@ -46,14 +49,22 @@ impl Default for Revocations {
         // Revocations are rare; a listener that lags behind this many closes to be safe.
         Revocations {
             sender: broadcast::channel(64).0,
+            api_keys: ApiKeyCache::default(),
         }
     }
 }
 
 impl Revocations {
-    /// Announces a revocation (nobody listening is fine).
+    /// Announces a revocation (nobody listening is fine). Call it after the database change:
+    /// it also forgets every verified API key, so the next request with one asks the database.
     pub fn revoke(&self, revoked: Revoked) {
+        self.api_keys.clear();
         let _ = self.sender.send(revoked);
+    }
+
+    /// API keys verified recently (emptied by every [`revoke`](Self::revoke)).
+    pub fn api_keys(&self) -> &ApiKeyCache {
+        &self.api_keys
     }
 
     /// Listens for revocations from now on.

@@ -44,6 +44,11 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest message accepted from a client.
 pub const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
+/// Read buffer per connection. Clients send small requests; tungstenite's default (128 KiB)
+/// is zero-filled on every read, which made each connection cost 128 KiB of resident memory
+/// and a 128 KiB memset per client message.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Close code for policy violations (full server, too slow, bad frames).
 const POLICY: u16 = 1008;
 
@@ -65,6 +70,7 @@ async fn upgrade(
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             match state
                 .hub
@@ -142,11 +148,16 @@ async fn serve_client(
             tokio::select! {
                 () = client.notified() => match client.drain() {
                     Drained::Messages(messages) => {
+                        // Frames are buffered and flushed together: one write for a burst.
                         for message in messages {
-                            let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(message))).await;
-                            if !matches!(sent, Ok(Ok(()))) {
+                            let fed = tokio::time::timeout(SEND_TIMEOUT, sink.feed(Message::Text(message))).await;
+                            if !matches!(fed, Ok(Ok(()))) {
                                 return;
                             }
+                        }
+                        let flushed = tokio::time::timeout(SEND_TIMEOUT, sink.flush()).await;
+                        if !matches!(flushed, Ok(Ok(()))) {
+                            return;
                         }
                     }
                     Drained::Overflowed => {

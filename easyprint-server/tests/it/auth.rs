@@ -311,8 +311,16 @@ async fn roles_guard_user_management() {
         .unwrap();
     assert_error(response, StatusCode::CONFLICT, "user_exists").await;
 
-    // Deleting an account ends its sessions and revokes its keys at once.
+    // Deleting an account ends its sessions and revokes its keys at once (even a key that
+    // was just used, so the server remembers it as verified).
     let bob_key = app.api_key(&bob).await;
+    let response = app
+        .get("/api/v1/session")
+        .header("x-api-key", &bob_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
     let bob_id = users[1]["id"].as_i64().unwrap();
     let response = admin
         .request(Method::DELETE, &format!("/api/v1/users/{bob_id}"))
