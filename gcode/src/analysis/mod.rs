@@ -23,6 +23,7 @@
 //! ```
 
 mod config;
+mod float;
 mod machine;
 mod metadata;
 mod planner;
@@ -54,15 +55,17 @@ impl BoundingBox {
 
     #[inline]
     fn add(&mut self, p: [f64; 3]) {
+        // Points are finite (moves with a non-finite delta are skipped), so the one-instruction
+        // minimum and maximum give what `f64::min`/`max` would.
         self.min = [
-            self.min[0].min(p[0]),
-            self.min[1].min(p[1]),
-            self.min[2].min(p[2]),
+            float::min(self.min[0], p[0]),
+            float::min(self.min[1], p[1]),
+            float::min(self.min[2], p[2]),
         ];
         self.max = [
-            self.max[0].max(p[0]),
-            self.max[1].max(p[1]),
-            self.max[2].max(p[2]),
+            float::max(self.max[0], p[0]),
+            float::max(self.max[1], p[1]),
+            float::max(self.max[2], p[2]),
         ];
     }
 
