@@ -6,7 +6,7 @@ use super::planner::Planner;
 use super::timeline::Timeline;
 use super::{Analysis, AnalysisConfig, BoundingBox, Counts, Diagnostic, Filament, Layer};
 use crate::parse::line::{RawWord, ValueKind};
-use crate::{Line, ParseError};
+use crate::{Line, ParseError, Parser};
 
 /// Highest tool number tracked.
 const MAX_TOOL: u32 = 63;
@@ -122,6 +122,14 @@ impl Machine {
             self.next_checkpoint = number + u64::from(config.checkpoint_every_lines.max(1));
             self.timeline
                 .checkpoint(number, offset, self.planner.next_seq());
+        }
+    }
+
+    /// Every line of `parser`: the loop of whole-buffer and in-chunk analysis (one copy of it,
+    /// so the per-line work is inlined into one place).
+    pub(crate) fn lines(&mut self, parser: &mut Parser<'_>, config: &AnalysisConfig) {
+        while let Some(line) = parser.next_line() {
+            self.line(line, config);
         }
     }
 

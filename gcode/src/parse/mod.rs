@@ -94,6 +94,8 @@ impl Default for ParseOptions {
 pub struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Stream offset of `input[0]` (0 unless the input is a piece of a stream).
+    base: u64,
     line_number: u64,
     words: WordBuffer,
     options: ParseOptions,
@@ -105,10 +107,22 @@ pub struct Parser<'a> {
 impl<'a> Parser<'a> {
     /// A parser over `input`.
     pub fn new(input: &'a [u8], options: ParseOptions) -> Self {
+        Self::continuing(input, options, 0, 0)
+    }
+
+    /// A parser over a piece of a stream that starts a line: `lines_before` lines and `offset`
+    /// bytes came before it, so line numbers and offsets are the stream's.
+    pub(crate) fn continuing(
+        input: &'a [u8],
+        options: ParseOptions,
+        lines_before: u64,
+        offset: u64,
+    ) -> Self {
         Parser {
             input,
             pos: 0,
-            line_number: 0,
+            base: offset,
+            line_number: lines_before,
             words: WordBuffer::default(),
             options,
             limit: options.limit(),
@@ -123,7 +137,7 @@ impl<'a> Parser<'a> {
             return None;
         }
         let rest = &self.input[self.pos..];
-        let offset = self.pos as u64;
+        let offset = self.base + self.pos as u64;
         self.line_number += 1;
         let limit = self.limit;
         if let Some(fast) = fast::scan(rest, &mut self.words.fast, limit) {
@@ -167,6 +181,11 @@ impl<'a> Parser<'a> {
     /// Byte offset of the next line to be parsed.
     pub fn position(&self) -> usize {
         self.pos
+    }
+
+    /// Number of the last line returned (lines before the input included).
+    pub(crate) fn line_number(&self) -> u64 {
+        self.line_number
     }
 }
 
