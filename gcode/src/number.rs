@@ -136,16 +136,30 @@ fn digits_value(chunk: u64, n: usize) -> u64 {
 /// digit, either digit run is 8 or longer, a second dot follows, or the number runs out of the window.
 #[inline(always)]
 pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<WindowNumber> {
+    let (negative, start) = match w[at] {
+        b'-' => (true, at + 1),
+        b'+' => (false, at + 1),
+        _ => (false, at),
+    };
+    let n = window_unsigned::<N, false>(w, start)?;
+    Some(WindowNumber {
+        end: n.end,
+        value: if negative { -n.value } else { n.value },
+    })
+}
+
+/// [`window_decimal`] for a number without a sign at `at`. With `DIGIT_FIRST` the caller has seen
+/// a digit at `at` (the usual case: `X91.369`), so the check for a number without digits goes.
+#[inline(always)]
+pub(crate) fn window_unsigned<const N: usize, const DIGIT_FIRST: bool>(
+    w: &[u8; N],
+    start: usize,
+) -> Option<WindowNumber> {
     let load = |p: usize| {
         w.get(p..)?
             .first_chunk::<8>()
             .copied()
             .map(u64::from_le_bytes)
-    };
-    let (negative, start) = match w[at] {
-        b'-' => (true, at + 1),
-        b'+' => (false, at + 1),
-        _ => (false, at),
     };
     let chunk = load(start)?;
     let int_digits = leading_digits(chunk);
@@ -178,17 +192,14 @@ pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<W
     };
     // A digit run shorter than 8 ends before a non-digit; a second dot makes a dotted version
     // (`3.12.2`), text for the general grammar.
-    if int_digits + fraction == 0 || w[end] == b'.' {
+    if (!DIGIT_FIRST && int_digits + fraction == 0) || w[end] == b'.' {
         return None;
     }
     // At most 14 digits: the mantissa is below 2^53 and the power of ten exact.
     // Below 2^53, so the signed conversion (one instruction on x86-64) is exact.
     // `fraction` is at most 7: the mask changes nothing but lets the compiler drop the bounds check.
-    let v = mantissa as i64 as f64 / POW10[fraction & 7];
-    Some(WindowNumber {
-        end,
-        value: if negative { -v } else { v },
-    })
+    let value = mantissa as i64 as f64 / POW10[fraction & 7];
+    Some(WindowNumber { end, value })
 }
 
 /// The fast path's command number (`1` in `G1`) over a fixed window: 1 to 7 digits at `at`, not

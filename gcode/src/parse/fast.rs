@@ -6,7 +6,7 @@
 //! which accepts everything this accepts with the same result; a test checks that on random input.
 
 use super::line::{Code, LineParts, RawWord, Span, ValueKind};
-use crate::number::{window_code, window_decimal};
+use crate::number::{window_code, window_decimal, window_unsigned};
 
 /// Most words a fast line holds (more, e.g. a long run of flags, go to the general grammar).
 pub(crate) const FAST_WORDS: usize = 32;
@@ -61,7 +61,12 @@ fn starts_number(b: u8) -> bool {
 /// `None` for numbers the fast path does not convert.
 #[inline(always)]
 fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, usize)> {
-    let number = window_decimal(window, i + 1)?;
+    // Most numbers start with a digit: they skip the sign handling.
+    let number = if window[i + 1].is_ascii_digit() {
+        window_unsigned::<WINDOW, true>(window, i + 1)?
+    } else {
+        window_decimal(window, i + 1)?
+    };
     // Words are usually one blank apart: step over it here.
     let next = number.end + usize::from(window[number.end] == b' ');
     let word = RawWord {

@@ -277,7 +277,9 @@ impl<'a> Line<'a> {
 
 #[inline]
 fn word<'a>(raw: &'a [u8], w: &RawWord) -> Word<'a> {
-    let text = || &raw[w.start as usize..w.end as usize];
+    // Spans always lie inside the line; `get` rather than indexing keeps a panic path out of the
+    // caller's loop, so a caller that only reads numbers pays nothing for the text kinds.
+    let text = || raw.get(w.start as usize..w.end as usize).unwrap_or_default();
     let value = match w.kind {
         ValueKind::Number => WordValue::Number(w.value),
         ValueKind::Flag => WordValue::Flag,
