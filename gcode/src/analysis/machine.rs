@@ -194,7 +194,7 @@ impl Machine {
                 let scale = self.scale();
                 for w in line.raw_args() {
                     if let (Some(axis), ValueKind::Number) = (axis(w.letter), w.kind) {
-                        self.position[axis] = w.value * scale;
+                        self.position[axis] = w.value() * scale;
                     }
                 }
             }
@@ -293,12 +293,12 @@ impl Machine {
             match axis(w.letter) {
                 Some(a) => {
                     target[a] = if absolute[a] {
-                        w.value * scale
+                        w.value() * scale
                     } else {
-                        self.position[a] + w.value * scale
+                        self.position[a] + w.value() * scale
                     }
                 }
-                None if w.letter == b'F' && w.value > 0.0 => self.feedrate = w.value * scale / 60.0,
+                None if w.letter == b'F' && w.value() > 0.0 => self.feedrate = w.value() * scale / 60.0,
                 None => {}
             }
         }
@@ -500,8 +500,8 @@ impl Machine {
         let axes = |l: &mut [f64; 4], divisor: f64| {
             for w in line.raw_args() {
                 if let (Some(a), ValueKind::Number) = (axis(w.letter), w.kind) {
-                    if w.value >= 0.0 {
-                        l[a] = w.value / divisor;
+                    if w.value() >= 0.0 {
+                        l[a] = w.value() / divisor;
                     }
                 }
             }

@@ -5,7 +5,7 @@
 //! commands, errors) makes it give up, and the line goes to the general grammar in `line.rs`,
 //! which accepts everything this accepts with the same result; a test checks that on random input.
 
-use super::line::{Code, LineParts, RawWord, Span, ValueKind};
+use super::line::{Code, LineParts, RawWord, Span};
 use crate::number::{window_code, window_decimal, window_unsigned};
 
 /// Most words a fast line holds (more, e.g. a long run of flags, go to the general grammar).
@@ -15,13 +15,7 @@ pub(crate) const FAST_WORDS: usize = 32;
 pub(crate) type FastWords = [RawWord; FAST_WORDS];
 
 /// A word with no value yet: the fill of a fresh [`FastWords`].
-pub(crate) const EMPTY: RawWord = RawWord {
-    value: 0.0,
-    start: 0,
-    end: 0,
-    letter: 0,
-    kind: ValueKind::Flag,
-};
+pub(crate) const EMPTY: RawWord = RawWord::flag(0);
 
 /// A line the fast path parsed.
 #[derive(Debug)]
@@ -69,13 +63,7 @@ fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, 
     };
     // Words are usually one blank apart: step over it here.
     let next = number.end + usize::from(window[number.end] == b' ');
-    let word = RawWord {
-        value: number.value,
-        letter,
-        kind: ValueKind::Number,
-        ..EMPTY
-    };
-    Some((word, next))
+    Some((RawWord::number(letter, number.value), next))
 }
 
 /// A word without a value (`X` in `M84 X Y`) whose letter is at `i`, and where the next word may
@@ -96,7 +84,7 @@ fn flag(window: &[u8; WINDOW], rest: &[u8], i: usize, letter: u8) -> Option<(Raw
     } else if !(next.is_ascii_alphabetic() || matches!(next, b';' | b'\n' | b'\r')) {
         return None;
     }
-    Some((RawWord { letter, ..EMPTY }, i + 1))
+    Some((RawWord::flag(letter), i + 1))
 }
 
 /// Parses the line at the start of `rest` (which may run on past it), or returns `None` to hand it
@@ -149,12 +137,7 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
                 return None;
             }
             command = Some(code);
-            let word = RawWord {
-                value: f64::from(major),
-                letter,
-                kind: ValueKind::Number,
-                ..EMPTY
-            };
+            let word = RawWord::number(letter, f64::from(major));
             (word, end + usize::from(window[end] == b' '))
         } else if starts_number(next) {
             // A line number, or a command with a sign or dot (`G-1`, `M.5`), is for the grammar.
@@ -238,10 +221,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn same(a: &RawWord, b: &RawWord) -> bool {
-        a.letter == b.letter
-            && a.kind == b.kind
-            && a.value.to_bits() == b.value.to_bits()
-            && (a.kind == ValueKind::Number || (a.start, a.end) == (b.start, b.end))
+        a.same(b)
     }
 
     proptest! {
