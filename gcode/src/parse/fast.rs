@@ -62,7 +62,7 @@ fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, 
         window_decimal(window, i + 1)?
     };
     // Words are usually one blank apart: step over it here.
-    let next = number.end + usize::from(window[number.end] == b' ');
+    let next = number.end + usize::from(number.terminator == b' ');
     Some((RawWord::number(letter, number.value), next))
 }
 
