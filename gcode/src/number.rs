@@ -386,9 +386,19 @@ mod tests {
                 }
                 Err(_) => proptest::prop_assert!(std.is_none(), "{}", text),
             }
+            if text.starts_with(|c: char| c.is_ascii_digit()) {
+                // The digit-first variant the fast path uses for most words agrees.
+                let digit_first = window_unsigned::<64, true>(&window, at);
+                let signed = window_decimal(&window, at);
+                proptest::prop_assert_eq!(
+                    digit_first.map(|n| (n.value.to_bits(), n.end, n.terminator)),
+                    signed.map(|n| (n.value.to_bits(), n.end, n.terminator))
+                );
+            }
             if let Some(n) = window_decimal(&window, at) {
                 proptest::prop_assert_eq!(Some(n.value.to_bits()), std.map(f64::to_bits), "{}", text);
                 proptest::prop_assert_eq!(n.end, at + text.len());
+                proptest::prop_assert_eq!(n.terminator, end);
             } else {
                 // Only long digit runs and no digits go to the general grammar.
                 let digits = text.trim_start_matches(['-', '+']);
