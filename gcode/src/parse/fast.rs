@@ -54,7 +54,7 @@ fn starts_number(b: u8) -> bool {
 /// A word with a number (`X-5.2`) whose letter is at `i`, and where the next word may start;
 /// `None` for numbers the fast path does not convert.
 #[inline(always)]
-fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, usize)> {
+fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, usize, u8)> {
     // Most numbers start with a digit: they skip the sign handling.
     let number = if window[i + 1].is_ascii_digit() {
         window_unsigned::<WINDOW, true>(window, i + 1)?
@@ -63,7 +63,7 @@ fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, 
     };
     // Words are usually one blank apart: step over it here.
     let next = number.end + usize::from(number.terminator == b' ');
-    Some((RawWord::number(letter, number.value), next))
+    Some((RawWord::number(letter, number.value), next, number.terminator))
 }
 
 /// A word without a value (`X` in `M84 X Y`) whose letter is at `i`, and where the next word may
@@ -144,7 +144,8 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
             if letter == b'N' || is_code {
                 return None;
             }
-            number_word(window, i, letter)?
+            let (word, next_word, _) = number_word(window, i, letter)?;
+            (word, next_word)
         } else {
             if next.is_ascii_alphabetic() || next == b'_' {
                 return None; // an extended command
@@ -167,14 +168,21 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
             if count >= FAST_WORDS {
                 return None;
             }
-            let (word, next_word) = if starts_number(window[i + 1]) {
-                number_word(window, i, letter)?
+            let (word, next_word, line_ends) = if starts_number(window[i + 1]) {
+                let (word, next_word, terminator) = number_word(window, i, letter)?;
+                // The number's scan saw the byte after it: a newline ends the line here, without
+                // loading that byte again (the next line's start waits on this).
+                (word, next_word, terminator == b'\n')
             } else {
-                flag(window, rest, i, letter)?
+                let (word, next_word) = flag(window, rest, i, letter)?;
+                (word, next_word, false)
             };
             words[count] = word;
             i = next_word;
             count += 1;
+            if line_ends {
+                break (i, (i + 1).min(avail));
+            }
             continue;
         }
         match c {
