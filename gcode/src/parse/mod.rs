@@ -203,14 +203,16 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 /// growable buffer (reused from line to line) for the general grammar.
 #[derive(Debug, Clone)]
 pub(crate) struct WordBuffer {
-    fast: FastWords,
+    /// Boxed: the parser's own fields (position, line number) then have no address taken, so a
+    /// caller's loop keeps them in registers; the words live apart.
+    fast: Box<FastWords>,
     general: Vec<RawWord>,
 }
 
 impl Default for WordBuffer {
     fn default() -> Self {
         WordBuffer {
-            fast: [EMPTY; FAST_WORDS],
+            fast: Box::new([EMPTY; FAST_WORDS]),
             general: Vec::with_capacity(16),
         }
     }
