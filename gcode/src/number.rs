@@ -104,6 +104,8 @@ pub(crate) fn decimal(input: &[u8]) -> IResult<&[u8], f64, SyntaxError<'_>> {
 pub(crate) struct WindowNumber {
     /// Index just past the number.
     pub(crate) end: usize,
+    /// The byte at `end`.
+    pub(crate) terminator: u8,
     pub(crate) value: f64,
 }
 
@@ -136,58 +138,82 @@ fn digits_value(chunk: u64, n: usize) -> u64 {
 /// digit, either digit run is 8 or longer, a second dot follows, or the number runs out of the window.
 #[inline(always)]
 pub(crate) fn window_decimal<const N: usize>(w: &[u8; N], at: usize) -> Option<WindowNumber> {
+    let (negative, start) = match w[at] {
+        b'-' => (true, at + 1),
+        b'+' => (false, at + 1),
+        _ => (false, at),
+    };
+    let n = window_unsigned::<N, false>(w, start)?;
+    Some(WindowNumber {
+        value: if negative { -n.value } else { n.value },
+        ..n
+    })
+}
+
+/// [`window_decimal`] for a number without a sign at `at`. With `DIGIT_FIRST` the caller has seen
+/// a digit at `at` (the usual case: `X91.369`), so the check for a number without digits goes.
+///
+/// Numbers that end within 8 bytes of `at` (`91.369 `, `0.02112\n`) are read from one load: the
+/// dot and the end are found in that chunk, so the next word's position depends on one load
+/// rather than three (the parse of a line is a chain of such positions). Longer numbers load
+/// their fraction digits separately.
+#[inline(always)]
+pub(crate) fn window_unsigned<const N: usize, const DIGIT_FIRST: bool>(
+    w: &[u8; N],
+    start: usize,
+) -> Option<WindowNumber> {
     let load = |p: usize| {
         w.get(p..)?
             .first_chunk::<8>()
             .copied()
             .map(u64::from_le_bytes)
     };
-    let (negative, start) = match w[at] {
-        b'-' => (true, at + 1),
-        b'+' => (false, at + 1),
-        _ => (false, at),
-    };
     let chunk = load(start)?;
     let int_digits = leading_digits(chunk);
     if int_digits == 8 {
         return None;
     }
-    let mut end = start + int_digits;
-    let mut fraction = 0;
-    let dotted = w[end] == b'.';
-    let mantissa = if dotted {
-        let fraction_chunk = load(end + 1)?;
-        fraction = leading_digits(fraction_chunk);
-        if fraction == 8 {
-            return None;
-        }
-        end += 1 + fraction;
-        if int_digits + fraction < 8 {
-            // The usual case: drop the dot, join both runs into one chunk, convert once.
-            let int_part = chunk & ((1u64 << (8 * int_digits)) - 1);
-            digits_value(
-                int_part | (fraction_chunk << (8 * int_digits)),
-                int_digits + fraction,
-            )
+    let shift = 8 * int_digits;
+    let after_int = (chunk >> shift) as u8;
+    let (mantissa, fraction, end, terminator) = if after_int == b'.' {
+        // With the dot made a digit ('.' + 2 = '0'), the first non-digit ends the number.
+        let end_in_chunk = leading_digits(chunk + (2 << shift));
+        if end_in_chunk < 8 {
+            // Drop the dot: the fraction digits move down one byte onto it.
+            let int_part = chunk & ((1u64 << shift) - 1);
+            let fraction_part = ((chunk >> shift) >> 8) << shift;
+            let digits = end_in_chunk - 1;
+            let mantissa = digits_value(int_part | fraction_part, digits);
+            let terminator = (chunk >> (8 * end_in_chunk)) as u8;
+            (mantissa, digits - int_digits, start + end_in_chunk, terminator)
         } else {
-            digits_value(chunk, int_digits) * POW10_U64[fraction]
-                + digits_value(fraction_chunk, fraction)
+            let fraction_chunk = load(start + int_digits + 1)?;
+            let fraction = leading_digits(fraction_chunk);
+            if fraction == 8 {
+                return None;
+            }
+            let mantissa = digits_value(chunk, int_digits) * POW10_U64[fraction]
+                + digits_value(fraction_chunk, fraction);
+            let end = start + int_digits + 1 + fraction;
+            (mantissa, fraction, end, w[end])
         }
     } else {
-        digits_value(chunk, int_digits)
+        let mantissa = digits_value(chunk, int_digits);
+        (mantissa, 0, start + int_digits, after_int)
     };
     // A digit run shorter than 8 ends before a non-digit; a second dot makes a dotted version
     // (`3.12.2`), text for the general grammar.
-    if int_digits + fraction == 0 || w[end] == b'.' {
+    if (!DIGIT_FIRST && int_digits + fraction == 0) || terminator == b'.' {
         return None;
     }
     // At most 14 digits: the mantissa is below 2^53 and the power of ten exact.
     // Below 2^53, so the signed conversion (one instruction on x86-64) is exact.
     // `fraction` is at most 7: the mask changes nothing but lets the compiler drop the bounds check.
-    let v = mantissa as i64 as f64 / POW10[fraction & 7];
+    let value = mantissa as i64 as f64 / POW10[fraction & 7];
     Some(WindowNumber {
         end,
-        value: if negative { -v } else { v },
+        terminator,
+        value,
     })
 }
 
@@ -360,9 +386,19 @@ mod tests {
                 }
                 Err(_) => proptest::prop_assert!(std.is_none(), "{}", text),
             }
+            if text.starts_with(|c: char| c.is_ascii_digit()) {
+                // The digit-first variant the fast path uses for most words agrees.
+                let digit_first = window_unsigned::<64, true>(&window, at);
+                let signed = window_decimal(&window, at);
+                proptest::prop_assert_eq!(
+                    digit_first.map(|n| (n.value.to_bits(), n.end, n.terminator)),
+                    signed.map(|n| (n.value.to_bits(), n.end, n.terminator))
+                );
+            }
             if let Some(n) = window_decimal(&window, at) {
                 proptest::prop_assert_eq!(Some(n.value.to_bits()), std.map(f64::to_bits), "{}", text);
                 proptest::prop_assert_eq!(n.end, at + text.len());
+                proptest::prop_assert_eq!(n.terminator, end);
             } else {
                 // Only long digit runs and no digits go to the general grammar.
                 let digits = text.trim_start_matches(['-', '+']);

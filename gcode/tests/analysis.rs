@@ -317,6 +317,29 @@ fn streaming_in_any_chunks_equals_whole_buffer() {
     assert_eq!(whole.lines, 12);
 }
 
+/// Whole lines inside a chunk are parsed in place and the rest through the splitter: both must
+/// agree on line numbers, offsets, CRLF and over-long lines wherever the chunks are cut.
+#[test]
+fn streaming_agrees_on_long_lines_and_crlf_at_any_cut() {
+    let config = AnalysisConfig {
+        max_line_len: 24,
+        checkpoint_every_lines: 1,
+        ..AnalysisConfig::default()
+    };
+    let g = "G1 Z0.2 F600\r\n;LAYER:0\r\nG1 X10 Y10 E1 F1200\r\n; a comment longer than the line limit\n\
+             G1 X20 E2\nG1 X20 Y20 E3 ; this one is too long too\r\nG1 Y0 E4\r\nM117 end";
+    let whole = analyze(g.as_bytes(), &config);
+    assert_eq!(whole.diagnostic_count, 2, "{:?}", whole.diagnostics);
+    assert_eq!(whole.checkpoints.len() as u64, whole.lines);
+    for size in 1..g.len() {
+        let mut s = Analyzer::new(config.clone());
+        for chunk in g.as_bytes().chunks(size) {
+            s.feed(chunk);
+        }
+        assert_eq!(s.finish(), whole, "chunk size {size}");
+    }
+}
+
 #[test]
 fn purge_lines_are_not_layers_when_the_file_has_feature_tags() {
     let g =

@@ -1,10 +1,12 @@
 //! Throughput of the easyprint G-code parser and analysis against a bare memchr newline scan and the
 //! crates.io `gcode` 0.7 zero-allocation visitor, all measured in the same run on the same bytes.
 //!
-//! usage: gcode-bench [--runs N] [--modes memchr,ours,analysis,peer] [--clock cpu|wall] FILE...
+//! usage: gcode-bench [--runs N] [--modes memchr,ours,analysis,stream,peer] [--clock cpu|wall] FILE...
 //!
 //! Each file is read once into a reused buffer; timings exclude I/O. Prints MB/s per mode (1 MB =
 //! 10^6 bytes; fastest of N interleaved rounds) and the ratios ours / gcode-0.7 and ours / memchr.
+//! `analysis` is `analyze` over the whole buffer, `stream` the streaming `Analyzer` fed the same
+//! bytes in 64 KiB chunks (as `analyze_reader` would, without the reads).
 //! Times are the thread's CPU time by default: on a shared machine wall time also counts the time
 //! other processes hold the core, which penalises long runs (the slower peer) more than short ones;
 //! `--clock wall` uses wall time. Then prints our time and filament estimates next to the slicer's
@@ -14,6 +16,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use easyprint_benches::gcode::{ours, peer};
+use easyprint_gcode::analysis::{AnalysisConfig, Analyzer};
+
+/// Chunk size of the `stream` mode.
+const STREAM_CHUNK: usize = 64 * 1024;
 
 /// CPU time of this thread, in seconds. Unlike wall time it does not count the time other
 /// processes on a shared machine take the core away from us.
@@ -38,7 +44,7 @@ fn once<T>(f: impl FnOnce() -> T) -> (f64, f64) {
 fn main() -> anyhow_free::Result {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut runs = 5usize;
-    let mut modes = String::from("memchr,ours,analysis,peer");
+    let mut modes = String::from("memchr,ours,analysis,stream,peer");
     let mut cpu_time = true;
     while args.first().is_some_and(|a| a.starts_with("--")) {
         let value = args.get(1).cloned().ok_or("missing option value")?;
@@ -62,7 +68,7 @@ fn main() -> anyhow_free::Result {
             "wall time"
         }
     );
-    println!("file\tMB\tmemchr MB/s\tours MB/s\tanalysis MB/s\tgcode-0.7 MB/s\tours/gcode-0.7\tanalysis/gcode-0.7\tours/memchr");
+    println!("file\tMB\tmemchr MB/s\tours MB/s\tanalysis MB/s\tstream MB/s\tgcode-0.7 MB/s\tours/gcode-0.7\tanalysis/gcode-0.7\tours/memchr");
     let mut buf = Vec::new();
     let mut ratios = Vec::new();
     let mut accuracy = Vec::new();
@@ -73,7 +79,7 @@ fn main() -> anyhow_free::Result {
         let text = String::from_utf8_lossy(&buf).into_owned();
         // Rounds interleave the modes, so background load hits them alike; each mode keeps its
         // fastest run (the least disturbed). A mode left out shows as NaN.
-        let mut best = [(f64::INFINITY, f64::INFINITY); 4];
+        let mut best = [(f64::INFINITY, f64::INFINITY); 5];
         let keep =
             |best: &mut (f64, f64), t: (f64, f64)| *best = (best.0.min(t.0), best.1.min(t.1));
         for _ in 0..runs {
@@ -94,8 +100,20 @@ fn main() -> anyhow_free::Result {
                     }),
                 );
             }
+            if on("stream") {
+                keep(
+                    &mut best[3],
+                    once(|| {
+                        let mut analyzer = Analyzer::new(AnalysisConfig::default());
+                        for chunk in black_box(&buf).chunks(STREAM_CHUNK) {
+                            analyzer.feed(chunk);
+                        }
+                        analyzer.finish()
+                    }),
+                );
+            }
             if on("peer") {
-                keep(&mut best[3], once(|| peer::visit(black_box(&text))));
+                keep(&mut best[4], once(|| peer::visit(black_box(&text))));
             }
         }
         let pick = |t: (f64, f64)| {
@@ -106,16 +124,17 @@ fn main() -> anyhow_free::Result {
                 f64::NAN
             }
         };
-        let [t_memchr, t_ours, t_analysis, t_peer] = best.map(pick);
+        let [t_memchr, t_ours, t_analysis, t_stream, t_peer] = best.map(pick);
         let (o, p) = (ours(&buf), peer::visit(&text));
         let name = std::path::Path::new(path)
             .file_name()
             .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
         println!(
-            "{name}\t{mb:.2}\t{:.0}\t{:.0}\t{:.0}\t{:.1}\t{:.1}x\t{:.1}x\t{:.3}",
+            "{name}\t{mb:.2}\t{:.0}\t{:.0}\t{:.0}\t{:.0}\t{:.1}\t{:.1}x\t{:.1}x\t{:.3}",
             mb / t_memchr,
             mb / t_ours,
             mb / t_analysis,
+            mb / t_stream,
             mb / t_peer,
             t_peer / t_ours,
             t_peer / t_analysis,

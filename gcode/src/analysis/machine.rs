@@ -6,7 +6,7 @@ use super::planner::Planner;
 use super::timeline::Timeline;
 use super::{Analysis, AnalysisConfig, BoundingBox, Counts, Diagnostic, Filament, Layer};
 use crate::parse::line::{RawWord, ValueKind};
-use crate::{Line, ParseError};
+use crate::{Line, ParseError, Parser};
 
 /// Highest tool number tracked.
 const MAX_TOOL: u32 = 63;
@@ -125,6 +125,14 @@ impl Machine {
         }
     }
 
+    /// Every line of `parser`: the loop of whole-buffer and in-chunk analysis (one copy of it,
+    /// so the per-line work is inlined into one place).
+    pub(crate) fn lines(&mut self, parser: &mut Parser<'_>, config: &AnalysisConfig) {
+        while let Some(line) = parser.next_line() {
+            self.line(line, config);
+        }
+    }
+
     #[inline]
     pub(crate) fn line(&mut self, line: Result<Line<'_>, ParseError>, config: &AnalysisConfig) {
         match line {
@@ -186,7 +194,7 @@ impl Machine {
                 let scale = self.scale();
                 for w in line.raw_args() {
                     if let (Some(axis), ValueKind::Number) = (axis(w.letter), w.kind) {
-                        self.position[axis] = w.value * scale;
+                        self.position[axis] = w.value() * scale;
                     }
                 }
             }
@@ -285,12 +293,12 @@ impl Machine {
             match axis(w.letter) {
                 Some(a) => {
                     target[a] = if absolute[a] {
-                        w.value * scale
+                        w.value() * scale
                     } else {
-                        self.position[a] + w.value * scale
+                        self.position[a] + w.value() * scale
                     }
                 }
-                None if w.letter == b'F' && w.value > 0.0 => self.feedrate = w.value * scale / 60.0,
+                None if w.letter == b'F' && w.value() > 0.0 => self.feedrate = w.value() * scale / 60.0,
                 None => {}
             }
         }
@@ -492,8 +500,8 @@ impl Machine {
         let axes = |l: &mut [f64; 4], divisor: f64| {
             for w in line.raw_args() {
                 if let (Some(a), ValueKind::Number) = (axis(w.letter), w.kind) {
-                    if w.value >= 0.0 {
-                        l[a] = w.value / divisor;
+                    if w.value() >= 0.0 {
+                        l[a] = w.value() / divisor;
                     }
                 }
             }

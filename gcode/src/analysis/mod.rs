@@ -23,6 +23,7 @@
 //! ```
 
 mod config;
+mod float;
 mod machine;
 mod metadata;
 mod planner;
@@ -54,15 +55,17 @@ impl BoundingBox {
 
     #[inline]
     fn add(&mut self, p: [f64; 3]) {
+        // Points are finite (moves with a non-finite delta are skipped), so the one-instruction
+        // minimum and maximum give what `f64::min`/`max` would.
         self.min = [
-            self.min[0].min(p[0]),
-            self.min[1].min(p[1]),
-            self.min[2].min(p[2]),
+            float::min(self.min[0], p[0]),
+            float::min(self.min[1], p[1]),
+            float::min(self.min[2], p[2]),
         ];
         self.max = [
-            self.max[0].max(p[0]),
-            self.max[1].max(p[1]),
-            self.max[2].max(p[2]),
+            float::max(self.max[0], p[0]),
+            float::max(self.max[1], p[1]),
+            float::max(self.max[2], p[2]),
         ];
     }
 
@@ -234,16 +237,18 @@ impl Analysis {
 /// Analyses a whole buffer. Never fails: bad lines become [`Analysis::diagnostics`].
 pub fn analyze(gcode: &[u8], config: &AnalysisConfig) -> Analysis {
     let mut analyzer = Analyzer::new(config.clone());
-    let options = ParseOptions {
-        mode: Mode::Lenient,
-        max_line_len: config.max_line_len,
-    };
-    let mut parser = Parser::new(gcode, options);
-    while let Some(line) = parser.next_line() {
-        analyzer.machine.line(line, &analyzer.config);
-    }
+    let mut parser = Parser::new(gcode, parse_options(config));
+    analyzer.machine.lines(&mut parser, &analyzer.config);
     analyzer.bytes = gcode.len() as u64;
     analyzer.finish()
+}
+
+/// The analysis parses leniently: a bad line is a diagnostic, not the end.
+fn parse_options(config: &AnalysisConfig) -> ParseOptions {
+    ParseOptions {
+        mode: Mode::Lenient,
+        max_line_len: config.max_line_len,
+    }
 }
 
 /// Analyses everything a reader yields, in chunks, with bounded memory.
@@ -294,6 +299,9 @@ impl Analyzer {
     }
 
     /// Feeds the next chunk of the file.
+    ///
+    /// The whole lines inside the chunk are parsed in place, as [`analyze`] does; only the lines
+    /// that straddle chunk boundaries are assembled in the splitter's buffer.
     pub fn feed(&mut self, chunk: &[u8]) {
         let Analyzer {
             splitter,
@@ -302,7 +310,29 @@ impl Analyzer {
             config,
             ..
         } = self;
-        let _ = splitter.push(chunk, |raw| {
+        let mut whole_lines = None;
+        if let Some(first) = memchr::memchr(b'\n', chunk) {
+            // Up to the first newline: completes the line carried over from the last chunk.
+            let _ = splitter.push(&chunk[..=first], |raw| {
+                machine.line(parser.parse(raw), config);
+                ControlFlow::Continue(())
+            });
+            let last = memchr::memrchr(b'\n', chunk).unwrap_or(first);
+            whole_lines = Some((first + 1, last + 1));
+        }
+        let tail = match whole_lines {
+            Some((start, end)) => {
+                let body = &chunk[start..end];
+                let options = parse_options(config);
+                let mut lines =
+                    Parser::continuing(body, options, splitter.lines(), splitter.bytes());
+                machine.lines(&mut lines, config);
+                splitter.skip_lines(body.len(), lines.line_number() - splitter.lines());
+                &chunk[end..]
+            }
+            None => chunk,
+        };
+        let _ = splitter.push(tail, |raw| {
             machine.line(parser.parse(raw), config);
             ControlFlow::Continue(())
         });

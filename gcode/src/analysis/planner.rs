@@ -7,6 +7,7 @@
 //! and their time is final. Memory is bounded by that window.
 
 use super::config::MachineLimits;
+use super::float::{max, min};
 
 /// Moves kept back for look-ahead (Marlin's block buffer is 16; PrusaSlicer plans over 64).
 const LOOKAHEAD: usize = 64;
@@ -48,17 +49,17 @@ impl Block {
         let h = 0.5 / self.acceleration;
         let (entry2, exit2) = (self.entry * self.entry, exit * exit);
         let mut cruise = self.cruise;
-        let mut accelerate = ((cruise * cruise - entry2) * h).max(0.0);
-        let decelerate = ((cruise * cruise - exit2) * h).max(0.0);
+        let mut accelerate = max(0.0, (cruise * cruise - entry2) * h);
+        let decelerate = max(0.0, (cruise * cruise - exit2) * h);
         let mut cruise_distance = self.distance - accelerate - decelerate;
         if cruise_distance < 0.0 {
             // Not enough room to reach the nominal speed: accelerate then decelerate.
-            accelerate =
-                (0.5 * self.distance + 0.5 * (exit2 - entry2) * h).clamp(0.0, self.distance);
+            accelerate = min(
+                self.distance,
+                max(0.0, 0.5 * self.distance + 0.5 * (exit2 - entry2) * h),
+            );
             cruise_distance = 0.0;
-            cruise = (entry2 + 2.0 * self.acceleration * accelerate)
-                .max(0.0)
-                .sqrt();
+            cruise = max(0.0, entry2 + 2.0 * self.acceleration * accelerate).sqrt();
         }
         self.trapezoid = Trapezoid {
             accelerate_until: accelerate,
@@ -74,9 +75,7 @@ impl Block {
         let t = &self.trapezoid;
         let a = self.acceleration;
         let inv_a = 1.0 / a;
-        let peak = (self.entry * self.entry + 2.0 * a * t.accelerate_until)
-            .max(0.0)
-            .sqrt();
+        let peak = max(0.0, self.entry * self.entry + 2.0 * a * t.accelerate_until).sqrt();
         let accel_time = (peak - self.entry) * inv_a;
         let cruise_time = if t.cruise_feedrate > 0.0 {
             (t.decelerate_after - t.accelerate_until) / t.cruise_feedrate
@@ -84,16 +83,14 @@ impl Block {
             0.0
         };
         let c = t.cruise_feedrate;
-        let end = (c * c - 2.0 * a * (self.distance - t.decelerate_after))
-            .max(0.0)
-            .sqrt();
+        let end = max(0.0, c * c - 2.0 * a * (self.distance - t.decelerate_after)).sqrt();
         let decel_time = (c - end) * inv_a;
         accel_time + cruise_time + decel_time
     }
 }
 
 fn max_allowable_speed(accel: f64, target: f64, distance: f64) -> f64 {
-    (target * target - 2.0 * accel * distance).max(0.0).sqrt()
+    max(0.0, target * target - 2.0 * accel * distance).sqrt()
 }
 
 /// State of the previous move, for junction speeds.
@@ -184,14 +181,14 @@ impl Planner {
         } else {
             l.min_feedrate
         };
-        let mut cruise = feedrate.max(min_feedrate);
+        let mut cruise = max(feedrate, min_feedrate);
         let inv_distance = 1.0 / distance;
 
         // Per-axis feedrate limits: scale down by the axis that exceeds its limit the most.
         let mut scale = cruise * inv_distance;
         let mut worst: f64 = 0.0;
         for (d, inv_max) in delta.iter().zip(self.inverse_max_feedrate) {
-            worst = worst.max((d * scale).abs() * inv_max);
+            worst = max(worst, (d * scale).abs() * inv_max);
         }
         if worst > 1.0 {
             cruise /= worst;
@@ -209,10 +206,10 @@ impl Planner {
         };
         let mut worst: f64 = 0.0;
         for (d, inv_max) in delta.iter().zip(self.inverse_max_acceleration) {
-            worst = worst.max(d.abs() * inv_distance * inv_max);
+            worst = max(worst, d.abs() * inv_distance * inv_max);
         }
         if worst > 0.0 {
-            acceleration = acceleration.min(1.0 / worst);
+            acceleration = min(acceleration, 1.0 / worst);
         }
         if acceleration.is_nan() || acceleration <= 0.0 {
             acceleration = 1.0;
@@ -222,7 +219,7 @@ impl Planner {
         let mut safe_feedrate = cruise;
         for (v, jerk) in axis_feedrate.iter().zip(l.jerk) {
             if v.abs() > jerk {
-                safe_feedrate = safe_feedrate.min(jerk);
+                safe_feedrate = min(safe_feedrate, jerk);
             }
         }
 
@@ -243,7 +240,7 @@ impl Planner {
             seq: self.next_seq,
             distance,
             acceleration,
-            entry: vmax_junction.min(v_allowable),
+            entry: min(vmax_junction, v_allowable),
             cruise,
             exit: safe_feedrate,
             max_entry: vmax_junction,
@@ -298,11 +295,10 @@ impl Planner {
         for i in 0..blocks.len().saturating_sub(1) {
             let (prev, next) = (blocks[i], &mut blocks[i + 1]);
             if !prev.nominal_length && prev.entry < next.entry {
-                let entry = next.entry.min(max_allowable_speed(
-                    -prev.acceleration,
-                    prev.entry,
-                    prev.distance,
-                ));
+                let entry = min(
+                    next.entry,
+                    max_allowable_speed(-prev.acceleration, prev.entry, prev.distance),
+                );
                 if next.entry != entry {
                     next.entry = entry;
                     next.recalculate = true;
@@ -315,11 +311,10 @@ impl Planner {
             let cur = &mut blocks[i - 1];
             if cur.entry != cur.max_entry {
                 cur.entry = if !cur.nominal_length && cur.max_entry > next_entry {
-                    cur.max_entry.min(max_allowable_speed(
-                        -cur.acceleration,
-                        next_entry,
-                        cur.distance,
-                    ))
+                    min(
+                        cur.max_entry,
+                        max_allowable_speed(-cur.acceleration, next_entry, cur.distance),
+                    )
                 } else {
                     cur.max_entry
                 };
@@ -386,12 +381,12 @@ fn jerk_junction_speed(
             if v_entry > 0.0 || v_exit < 0.0 {
                 v_exit - v_entry
             } else {
-                v_exit.max(-v_entry)
+                max(v_exit, -v_entry)
             }
         } else if v_entry < 0.0 || v_exit > 0.0 {
             v_entry - v_exit
         } else {
-            (-v_exit).max(v_entry)
+            max(-v_exit, v_entry)
         };
         if jerk > max_jerk {
             v_factor *= max_jerk / jerk;
@@ -425,10 +420,10 @@ fn junction_deviation_speed(
         // Straight on.
         f64::INFINITY
     } else {
-        let sin_half = (0.5 * (1.0 - cos_theta)).max(0.0).sqrt();
+        let sin_half = max(0.0, 0.5 * (1.0 - cos_theta)).sqrt();
         (acceleration * jd * sin_half / (1.0 - sin_half)).sqrt()
     };
-    vmax.min(cruise).min(prev.feedrate)
+    min(min(vmax, cruise), prev.feedrate)
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! commands, errors) makes it give up, and the line goes to the general grammar in `line.rs`,
 //! which accepts everything this accepts with the same result; a test checks that on random input.
 
-use super::line::{Code, LineParts, RawWord, Span, ValueKind};
-use crate::number::{window_code, window_decimal};
+use super::line::{Code, LineParts, RawWord, Span};
+use crate::number::{window_code, window_decimal, window_unsigned};
 
 /// Most words a fast line holds (more, e.g. a long run of flags, go to the general grammar).
 pub(crate) const FAST_WORDS: usize = 32;
@@ -15,13 +15,7 @@ pub(crate) const FAST_WORDS: usize = 32;
 pub(crate) type FastWords = [RawWord; FAST_WORDS];
 
 /// A word with no value yet: the fill of a fresh [`FastWords`].
-pub(crate) const EMPTY: RawWord = RawWord {
-    value: 0.0,
-    start: 0,
-    end: 0,
-    letter: 0,
-    kind: ValueKind::Flag,
-};
+pub(crate) const EMPTY: RawWord = RawWord::flag(0);
 
 /// A line the fast path parsed.
 #[derive(Debug)]
@@ -60,17 +54,16 @@ fn starts_number(b: u8) -> bool {
 /// A word with a number (`X-5.2`) whose letter is at `i`, and where the next word may start;
 /// `None` for numbers the fast path does not convert.
 #[inline(always)]
-fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, usize)> {
-    let number = window_decimal(window, i + 1)?;
-    // Words are usually one blank apart: step over it here.
-    let next = number.end + usize::from(window[number.end] == b' ');
-    let word = RawWord {
-        value: number.value,
-        letter,
-        kind: ValueKind::Number,
-        ..EMPTY
+fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, usize, u8)> {
+    // Most numbers start with a digit: they skip the sign handling.
+    let number = if window[i + 1].is_ascii_digit() {
+        window_unsigned::<WINDOW, true>(window, i + 1)?
+    } else {
+        window_decimal(window, i + 1)?
     };
-    Some((word, next))
+    // Words are usually one blank apart: step over it here.
+    let next = number.end + usize::from(number.terminator == b' ');
+    Some((RawWord::number(letter, number.value), next, number.terminator))
 }
 
 /// A word without a value (`X` in `M84 X Y`) whose letter is at `i`, and where the next word may
@@ -91,7 +84,7 @@ fn flag(window: &[u8; WINDOW], rest: &[u8], i: usize, letter: u8) -> Option<(Raw
     } else if !(next.is_ascii_alphabetic() || matches!(next, b';' | b'\n' | b'\r')) {
         return None;
     }
-    Some((RawWord { letter, ..EMPTY }, i + 1))
+    Some((RawWord::flag(letter), i + 1))
 }
 
 /// Parses the line at the start of `rest` (which may run on past it), or returns `None` to hand it
@@ -144,19 +137,15 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
                 return None;
             }
             command = Some(code);
-            let word = RawWord {
-                value: f64::from(major),
-                letter,
-                kind: ValueKind::Number,
-                ..EMPTY
-            };
+            let word = RawWord::number(letter, f64::from(major));
             (word, end + usize::from(window[end] == b' '))
         } else if starts_number(next) {
             // A line number, or a command with a sign or dot (`G-1`, `M.5`), is for the grammar.
             if letter == b'N' || is_code {
                 return None;
             }
-            number_word(window, i, letter)?
+            let (word, next_word, _) = number_word(window, i, letter)?;
+            (word, next_word)
         } else {
             if next.is_ascii_alphabetic() || next == b'_' {
                 return None; // an extended command
@@ -179,14 +168,21 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
             if count >= FAST_WORDS {
                 return None;
             }
-            let (word, next_word) = if starts_number(window[i + 1]) {
-                number_word(window, i, letter)?
+            let (word, next_word, line_ends) = if starts_number(window[i + 1]) {
+                let (word, next_word, terminator) = number_word(window, i, letter)?;
+                // The number's scan saw the byte after it: a newline ends the line here, without
+                // loading that byte again (the next line's start waits on this).
+                (word, next_word, terminator == b'\n')
             } else {
-                flag(window, rest, i, letter)?
+                let (word, next_word) = flag(window, rest, i, letter)?;
+                (word, next_word, false)
             };
             words[count] = word;
             i = next_word;
             count += 1;
+            if line_ends {
+                break (i, (i + 1).min(avail));
+            }
             continue;
         }
         match c {
@@ -233,10 +229,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn same(a: &RawWord, b: &RawWord) -> bool {
-        a.letter == b.letter
-            && a.kind == b.kind
-            && a.value.to_bits() == b.value.to_bits()
-            && (a.kind == ValueKind::Number || (a.start, a.end) == (b.start, b.end))
+        a.same(b)
     }
 
     proptest! {

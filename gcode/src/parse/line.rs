@@ -18,14 +18,67 @@ pub(crate) enum ValueKind {
 }
 
 /// A word as stored by the parser: no borrow, so one `Vec` is reused for every line.
-/// `start..end` is the byte span of a text value inside the line.
+///
+/// 16 bytes: one payload holds either the number or, for text kinds, the value's byte span inside
+/// the line (start in the low 32 bits, end in the high). Storing a word is two stores, and a
+/// slice of words is indexed with a shift.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawWord {
-    pub(crate) value: f64,
-    pub(crate) start: u32,
-    pub(crate) end: u32,
+    payload: u64,
     pub(crate) letter: u8,
     pub(crate) kind: ValueKind,
+}
+
+impl RawWord {
+    /// A word with a number.
+    #[inline(always)]
+    pub(crate) fn number(letter: u8, value: f64) -> Self {
+        RawWord {
+            payload: value.to_bits(),
+            letter,
+            kind: ValueKind::Number,
+        }
+    }
+
+    /// A word without a value.
+    #[inline(always)]
+    pub(crate) const fn flag(letter: u8) -> Self {
+        RawWord {
+            payload: 0,
+            letter,
+            kind: ValueKind::Flag,
+        }
+    }
+
+    /// A word with a text value (`kind` is not `Number` or `Flag`) at `span` in the line.
+    pub(crate) fn text(letter: u8, kind: ValueKind, span: Span) -> Self {
+        RawWord {
+            payload: u64::from(span.start) | u64::from(span.end) << 32,
+            letter,
+            kind,
+        }
+    }
+
+    /// The number (meaningful for [`ValueKind::Number`] only).
+    #[inline(always)]
+    pub(crate) fn value(&self) -> f64 {
+        f64::from_bits(self.payload)
+    }
+
+    /// The text value's span (meaningful for the text kinds only).
+    #[inline(always)]
+    pub(crate) fn span(&self) -> Span {
+        Span {
+            start: self.payload as u32,
+            end: (self.payload >> 32) as u32,
+        }
+    }
+
+    /// The same word, bit for bit.
+    #[cfg(test)]
+    pub(crate) fn same(&self, other: &RawWord) -> bool {
+        (self.payload, self.letter, self.kind) == (other.payload, other.letter, other.kind)
+    }
 }
 
 /// A byte range inside a line.
@@ -138,6 +191,8 @@ pub(crate) struct LineParts {
     pub(crate) line_number: Option<u32>,
     pub(crate) checksum: Option<u8>,
     pub(crate) command: Option<Code>,
+    /// The command's digits as written (general grammar only).
+    pub(crate) command_digits: Option<Span>,
     pub(crate) comment: Option<Span>,
     pub(crate) text: Option<Span>,
     pub(crate) extended: Option<(Span, Span)>,
@@ -253,7 +308,7 @@ impl<'a> Line<'a> {
         self.words[skip..]
             .iter()
             .find(|w| w.letter == letter && w.kind == ValueKind::Number)
-            .map(|w| w.value)
+            .map(|w| w.value())
     }
 
     /// `true` if an argument with this letter is present, with or without a value.
@@ -263,11 +318,11 @@ impl<'a> Line<'a> {
         self.words[skip..].iter().any(|w| w.letter == letter)
     }
 
-    /// The digits of the command code as written (`862.3`), when the line has a command.
+    /// The digits of the command code as written (`862.3`), when the general grammar parsed the
+    /// line (the fast path takes plain codes only, which the writer rebuilds from the number).
     pub(crate) fn command_digits(&self) -> Option<&'a [u8]> {
         self.parts.command?;
-        let w = self.words.first()?;
-        Some(&self.raw[w.start as usize..w.end as usize]).filter(|d| !d.is_empty())
+        Some(self.parts.command_digits?.get(self.raw)).filter(|d| !d.is_empty())
     }
 
     pub(crate) fn raw_args(&self) -> &'a [RawWord] {
@@ -277,9 +332,15 @@ impl<'a> Line<'a> {
 
 #[inline]
 fn word<'a>(raw: &'a [u8], w: &RawWord) -> Word<'a> {
-    let text = || &raw[w.start as usize..w.end as usize];
+    // Spans always lie inside the line; `get` rather than indexing keeps a panic path out of the
+    // caller's loop, so a caller that only reads numbers pays nothing for the text kinds.
+    let text = || {
+        let span = w.span();
+        raw.get(span.start as usize..span.end as usize)
+            .unwrap_or_default()
+    };
     let value = match w.kind {
-        ValueKind::Number => WordValue::Number(w.value),
+        ValueKind::Number => WordValue::Number(w.value()),
         ValueKind::Flag => WordValue::Flag,
         ValueKind::Text => WordValue::Text(text()),
         ValueKind::Quoted => WordValue::Quoted(text()),
@@ -480,14 +541,8 @@ fn parse_words<'a>(
                     };
                     // The code's digits as written, so a writer can reproduce `T55.04` exactly
                     // (its subcode is 4, as in Marlin, but its value is 55.04).
-                    let digits = Span::of(line, after_letter, rest);
-                    words.push(RawWord {
-                        value,
-                        start: digits.start,
-                        end: digits.end,
-                        letter,
-                        kind: ValueKind::Number,
-                    });
+                    parts.command_digits = Some(Span::of(line, after_letter, rest));
+                    words.push(RawWord::number(letter, value));
                     parts.command = Some(code);
                     i = rest;
                     if takes_text(code) {
@@ -521,12 +576,10 @@ fn parse_words<'a>(
                     }
                     _ => (after_letter, 0.0, ValueKind::Flag, Span::default()),
                 };
-                words.push(RawWord {
-                    value,
-                    start: span.start,
-                    end: span.end,
-                    letter,
-                    kind,
+                words.push(match kind {
+                    ValueKind::Number => RawWord::number(letter, value),
+                    ValueKind::Flag => RawWord::flag(letter),
+                    _ => RawWord::text(letter, kind, span),
                 });
                 i = rest;
             }

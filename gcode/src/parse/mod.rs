@@ -94,6 +94,8 @@ impl Default for ParseOptions {
 pub struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Stream offset of `input[0]` (0 unless the input is a piece of a stream).
+    base: u64,
     line_number: u64,
     words: WordBuffer,
     options: ParseOptions,
@@ -105,10 +107,22 @@ pub struct Parser<'a> {
 impl<'a> Parser<'a> {
     /// A parser over `input`.
     pub fn new(input: &'a [u8], options: ParseOptions) -> Self {
+        Self::continuing(input, options, 0, 0)
+    }
+
+    /// A parser over a piece of a stream that starts a line: `lines_before` lines and `offset`
+    /// bytes came before it, so line numbers and offsets are the stream's.
+    pub(crate) fn continuing(
+        input: &'a [u8],
+        options: ParseOptions,
+        lines_before: u64,
+        offset: u64,
+    ) -> Self {
         Parser {
             input,
             pos: 0,
-            line_number: 0,
+            base: offset,
+            line_number: lines_before,
             words: WordBuffer::default(),
             options,
             limit: options.limit(),
@@ -117,13 +131,15 @@ impl<'a> Parser<'a> {
     }
 
     /// The next line, or `None` at the end of the input (or after an error in strict mode).
-    #[inline]
+    // Always inlined: in the caller's loop the line's parts stay in registers instead of going
+    // through memory, and the caller's word loop sees the words' kinds.
+    #[inline(always)]
     pub fn next_line(&mut self) -> Option<Result<Line<'_>, ParseError>> {
         if self.pos >= self.input.len() || self.failed {
             return None;
         }
         let rest = &self.input[self.pos..];
-        let offset = self.pos as u64;
+        let offset = self.base + self.pos as u64;
         self.line_number += 1;
         let limit = self.limit;
         if let Some(fast) = fast::scan(rest, &mut self.words.fast, limit) {
@@ -168,6 +184,11 @@ impl<'a> Parser<'a> {
     pub fn position(&self) -> usize {
         self.pos
     }
+
+    /// Number of the last line returned (lines before the input included).
+    pub(crate) fn line_number(&self) -> u64 {
+        self.line_number
+    }
 }
 
 #[inline]
@@ -182,14 +203,16 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 /// growable buffer (reused from line to line) for the general grammar.
 #[derive(Debug, Clone)]
 pub(crate) struct WordBuffer {
-    fast: FastWords,
+    /// Boxed: the parser's own fields (position, line number) then have no address taken, so a
+    /// caller's loop keeps them in registers; the words live apart.
+    fast: Box<FastWords>,
     general: Vec<RawWord>,
 }
 
 impl Default for WordBuffer {
     fn default() -> Self {
         WordBuffer {
-            fast: [EMPTY; FAST_WORDS],
+            fast: Box::new([EMPTY; FAST_WORDS]),
             general: Vec::with_capacity(16),
         }
     }

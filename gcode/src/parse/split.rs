@@ -144,6 +144,16 @@ impl LineSplitter {
         ControlFlow::Continue(())
     }
 
+    /// Records `bytes` holding `lines` whole lines that the caller parsed itself, in place (see
+    /// [`Analyzer::feed`](crate::analysis::Analyzer::feed)). Only valid at a line start: right
+    /// after a pushed chunk that ended with `\n`.
+    pub(crate) fn skip_lines(&mut self, bytes: usize, lines: u64) {
+        debug_assert!(self.carry.is_empty() && !self.skipping);
+        self.offset += bytes as u64;
+        self.lines += lines;
+        self.line_start = self.offset;
+    }
+
     /// Ends the stream: delivers a last line that had no terminator.
     pub fn finish(&mut self, mut f: impl FnMut(RawLine<'_>) -> ControlFlow<()>) -> ControlFlow<()> {
         let flow = if self.skipping {
