@@ -189,6 +189,65 @@ pub fn delete_tree(conn: &Connection, owner_id: i64, folder: &FolderPath) -> Res
     Ok(())
 }
 
+/// Renames display path `from` to `to` for `owner_id`: one file, or a folder with everything
+/// in and below it (files and folder records), in one transaction. A name that is taken is a
+/// 409 `already_exists` and nothing moves.
+pub fn rename(
+    conn: &mut Connection,
+    owner_id: i64,
+    from: &str,
+    to: &str,
+    folder: bool,
+) -> Result<(), ApiError> {
+    let taken = || {
+        ApiError::conflict(
+            "already_exists",
+            format!("{to:?} already exists, nothing was moved"),
+        )
+    };
+    let tx = conn.transaction()?;
+    let taken_by_file = tx
+        .prepare_cached("SELECT 1 FROM files WHERE owner_id = ?1 AND display_name = ?2")?
+        .exists(params![owner_id, to])?;
+    let taken_by_folder = tx
+        .prepare_cached("SELECT 1 FROM folders WHERE owner_id = ?1 AND path = ?2")?
+        .exists(params![owner_id, to])?;
+    if taken_by_file || taken_by_folder {
+        return Err(taken());
+    }
+    // Exact prefix comparison again (see `delete_tree`): `parts` never matches `parts2`.
+    let below = "substr(display_name, 1, length(?2) + 1) = ?2 || '/'";
+    let moved = |r: rusqlite::Result<usize>| match r {
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Err(taken())
+        }
+        other => other.map_err(ApiError::from),
+    };
+    moved(tx.execute(
+        "UPDATE files SET display_name = ?3 WHERE owner_id = ?1 AND display_name = ?2",
+        params![owner_id, from, to],
+    ))?;
+    if folder {
+        moved(tx.execute(
+            &format!(
+                "UPDATE files SET display_name = ?3 || substr(display_name, length(?2) + 1)
+                 WHERE owner_id = ?1 AND {below}"
+            ),
+            params![owner_id, from, to],
+        ))?;
+        moved(tx.execute(
+            &format!(
+                "UPDATE folders SET path = ?3 || substr(path, length(?2) + 1)
+                 WHERE owner_id = ?1 AND (path = ?2 OR {})",
+                below.replace("display_name", "path")
+            ),
+            params![owner_id, from, to],
+        ))?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// Whether display path `display` lies in `folder` or below it.
 pub fn contains(folder: &FolderPath, display: &str) -> bool {
     folder.is_root()

@@ -169,6 +169,86 @@ pub async fn folder_exists(
         .await
 }
 
+/// Where a move goes: into `destination` if it is an existing folder (keeping the name), else
+/// to `destination` as the new path, whose parent must exist (OctoPrint's rule). `name` is the
+/// moved entry's own name; `kind` keeps a file's type (its extension cannot change).
+async fn move_target(
+    state: &AppState,
+    principal: &Principal,
+    destination: &str,
+    name: &str,
+    kind: Option<names::FileKind>,
+) -> Result<String, ApiError> {
+    let as_folder = folders::FolderPath::parse(destination)?;
+    if folder_exists(state, principal, as_folder.clone()).await? {
+        return Ok(as_folder.join(name));
+    }
+    let (parent, new_name) = folders::split_display_path(as_folder.as_str());
+    let parent = folders::FolderPath::parse(parent)?;
+    if !folder_exists(state, principal, parent.clone()).await? {
+        return Err(ApiError::conflict(
+            "no_such_folder",
+            format!("destination folder {:?} does not exist", parent.as_str()),
+        ));
+    }
+    let new_name = match kind {
+        Some(kind) => {
+            let clean = names::sanitize_display_name(new_name)?;
+            if names::FileKind::from_name(&clean) != Some(kind) {
+                return Err(ApiError::bad_request(
+                    "invalid_file_name",
+                    format!("{clean:?} would change the file's type"),
+                ));
+            }
+            clean
+        }
+        None => as_folder.name().to_owned(),
+    };
+    Ok(parent.join(&new_name))
+}
+
+/// Moves (renames) a file of `principal` to `destination` (see [`move_target`]); returns its
+/// new display path. The stored bytes stay where they are.
+pub async fn move_file(
+    state: &AppState,
+    principal: &Principal,
+    record: &FileRecord,
+    destination: &str,
+) -> Result<String, ApiError> {
+    let (_, name) = folders::split_display_path(&record.display_name);
+    let to = move_target(state, principal, destination, name, Some(record.kind)).await?;
+    let (owner, from, new) = (principal.user.id, record.display_name.clone(), to.clone());
+    state
+        .db
+        .call(move |conn| folders::rename(conn, owner, &from, &new, false))
+        .await?;
+    Ok(to)
+}
+
+/// Moves a folder of `principal` with everything in it to `destination`; returns its new path.
+/// A folder cannot move into itself.
+pub async fn move_folder(
+    state: &AppState,
+    principal: &Principal,
+    folder: &folders::FolderPath,
+    destination: &str,
+) -> Result<folders::FolderPath, ApiError> {
+    let to = move_target(state, principal, destination, folder.name(), None).await?;
+    let to = folders::FolderPath::parse(&to)?;
+    if to == *folder || folders::contains(folder, to.as_str()) {
+        return Err(ApiError::conflict(
+            "invalid_move",
+            format!("cannot move {:?} into itself", folder.as_str()),
+        ));
+    }
+    let (owner, from, new) = (principal.user.id, folder.as_str().to_owned(), to.clone());
+    state
+        .db
+        .call(move |conn| folders::rename(conn, owner, &from, new.as_str(), true))
+        .await?;
+    Ok(to)
+}
+
 /// Deletes `folder` of `principal` with everything in it, as OctoPrint does; stops at the
 /// first file that cannot go (nothing is half-deleted: each file goes record first, then
 /// bytes).

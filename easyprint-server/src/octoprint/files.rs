@@ -324,20 +324,31 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/files/local/<name>` with `{"command": "select", "print": bool}`.
+/// `POST /api/files/local/<path>` with `{"command": "select", "print": bool}` or
+/// `{"command": "move", "destination": "folder/or/new/path"}`.
 #[derive(Debug, Deserialize)]
 struct FileCommand {
     command: String,
     #[serde(default)]
     print: bool,
+    destination: Option<String>,
 }
 
 async fn command(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     Path(path): Path<String>,
     ApiJson(body): ApiJson<FileCommand>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
+    if body.command == "move" {
+        let destination = body
+            .destination
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_request("invalid_json", "move needs a \"destination\""))?;
+        let base = base_url(&headers, state.config.listen);
+        return move_entry(&state, &principal, &path, destination, &base).await;
+    }
     let record = files::find_by_name(&state, &principal, path).await?;
     let handle = printer::target(&state, &principal)?;
     handle.operational()?;
@@ -350,17 +361,53 @@ async fn command(
             if body.print {
                 control::start_selected(&state, &handle, &principal).await?;
             }
-            Ok(StatusCode::NO_CONTENT)
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
         "unselect" => {
             select(None);
-            Ok(StatusCode::NO_CONTENT)
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
         other => Err(ApiError::bad_request(
             "unknown_command",
             format!("unsupported file command {other:?}"),
         )),
     }
+}
+
+/// OctoPrint's `move`: 201 with the entry at its new place and its `Location`.
+async fn move_entry(
+    state: &AppState,
+    principal: &Principal,
+    path: &str,
+    destination: &str,
+    base: &str,
+) -> Result<Response, ApiError> {
+    let new_path = match files::find_by_name(state, principal, path.to_owned()).await {
+        Ok(record) => files::move_file(state, principal, &record, destination).await?,
+        Err(ApiError::NotFound(_)) => {
+            let folder = folder_at(state, principal, path)
+                .await?
+                .ok_or(ApiError::NotFound("file"))?;
+            files::move_folder(state, principal, &folder, destination)
+                .await?
+                .as_str()
+                .to_owned()
+        }
+        Err(e) => return Err(e),
+    };
+    let location = format!("{base}/api/files/local/{}", url_path(&new_path));
+    let (_, name) = folders::split_display_path(&new_path);
+    let body = json!({
+        "name": name,
+        "path": new_path,
+        "origin": "local",
+        "refs": { "resource": location },
+    });
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(value) = location.parse() {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
 }
 
 async fn download(

@@ -232,3 +232,63 @@ async fn hostile_folder_names_are_refused_with_a_typed_error() {
     let (_, all) = get_json(&app, &key, "/api/files?recursive=true").await;
     assert_eq!(all["files"], json!([]));
 }
+
+#[tokio::test]
+async fn files_and_folders_move_and_rename_without_touching_their_neighbours() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    upload_into(&app, &key, "parts", "a.gcode").await;
+    upload_into(&app, &key, "parts2", "b.gcode").await;
+    upload_into(&app, &key, "", "c.gcode").await;
+    upload_into(&app, &key, "archive", "c.gcode").await;
+    let moving = |path: &str, destination: &str| {
+        let (app, key) = (&app, &key);
+        let (path, destination) = (path.to_owned(), destination.to_owned());
+        async move {
+            let body = json!({ "command": "move", "destination": destination });
+            crate::pipeline::post_json(app, key, &format!("/api/files/local/{path}"), body).await
+        }
+    };
+
+    // Into an existing folder: the name stays.
+    let response = moving("parts2/b.gcode", "archive").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(response.headers()["location"]
+        .to_str()
+        .unwrap()
+        .ends_with("/api/files/local/archive/b.gcode"));
+    assert_eq!(body(response).await["path"], "archive/b.gcode");
+    let (status, _) = get_json(&app, &key, "/api/files/local/parts2/b.gcode").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // To a new path: a rename; the type cannot change.
+    let response = moving("archive/b.gcode", "archive/renamed.gcode").await;
+    assert_eq!(body(response).await["path"], "archive/renamed.gcode");
+    let response = moving("archive/renamed.gcode", "archive/renamed.stl").await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_file_name").await;
+    // A folder moves with everything in it; `parts2` is not part of `parts`.
+    let response = moving("parts", "archive").await;
+    assert_eq!(body(response).await["path"], "archive/parts");
+    let (status, file) = get_json(&app, &key, "/api/files/local/archive/parts/a.gcode").await;
+    assert_eq!((status, &file["name"]), (StatusCode::OK, &json!("a.gcode")));
+    let (_, tree) = get_json(&app, &key, "/api/files?recursive=true").await;
+    assert_eq!(
+        names(&tree["files"]),
+        [
+            ("machinecode".into(), "c.gcode".into()),
+            ("folder".into(), "archive".into()),
+            ("folder".into(), "parts2".into())
+        ]
+    );
+    // Refused, and nothing moves: a taken name, into itself, a missing parent, a hostile path.
+    let response = moving("c.gcode", "archive").await;
+    assert_error(response, StatusCode::CONFLICT, "already_exists").await;
+    let response = moving("archive", "archive/parts").await;
+    assert_error(response, StatusCode::CONFLICT, "invalid_move").await;
+    let response = moving("c.gcode", "nowhere/c.gcode").await;
+    assert_error(response, StatusCode::CONFLICT, "no_such_folder").await;
+    let response = moving("c.gcode", "../../c.gcode").await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_folder").await;
+    let (_, after) = get_json(&app, &key, "/api/files?recursive=true").await;
+    assert_eq!(after["files"], tree["files"]);
+}
