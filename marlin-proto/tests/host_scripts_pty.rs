@@ -273,3 +273,41 @@ async fn sd_upload_list_print_and_delete_over_a_pty() {
     want.push("M1001".into());
     assert_eq!(from_sd, want, "the SD print ran every line once, in order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m600_over_a_pty_waits_for_the_user_then_continues() {
+    let sim = SimConfig {
+        moves: MoveTiming::Fixed(Duration::from_millis(1)),
+        homing_time: Duration::from_millis(50),
+        ..SimConfig::default()
+    };
+    let vp = VirtualPrinter::spawn(sim, link()).unwrap();
+    let printer = connect_to(&vp).await;
+    let mut job: Vec<String> = vec!["G28".into(), "G90".into()];
+    job.extend((0..200).map(|i| format!("G1 X{} Y{} E{i}", i % 100, i % 37)));
+    job.insert(100, "M600".into());
+    let mut events = printer.events();
+    printer.stream(job.clone(), None).await.unwrap();
+    wait_status(&printer, |s| {
+        s.waiting_for_user && s.job_phase == JobPhase::PausedByFirmware
+    })
+    .await;
+    assert_eq!(printer.status().borrow().state, PrinterState::Paused);
+    printer
+        .emergency(easyprint_marlin::EmergencyCommand::Continue)
+        .unwrap();
+    wait_event(&mut events, |e| {
+        matches!(e, PrinterEvent::JobFinished(_)).then_some(())
+    })
+    .await;
+    assert!(!printer.status().borrow().waiting_for_user);
+    printer.close().await;
+    let sim = vp.stop().unwrap();
+    let ledger: Vec<&str> = sim
+        .ledger()
+        .iter()
+        .map(|e| e.command.as_str())
+        .filter(|c| !matches!(*c, "M105" | "M115" | "M110 N0" | "M108") && !c.starts_with("M155"))
+        .collect();
+    assert_eq!(ledger, job);
+}
