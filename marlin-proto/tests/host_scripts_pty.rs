@@ -7,7 +7,9 @@ use easyprint_marlin::printer::{
     HostScripts, JobEvent, JobPhase, PrinterConfig, PrinterEvent, PrinterState, SdError,
 };
 use easyprint_marlin::printer::{Printer, Status};
-use easyprint_marlin::sim::{Faults, LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
+use easyprint_marlin::sim::{
+    Faults, LinkConfig, MoveTiming, SimConfig, SimPrinter, VirtualPrinter,
+};
 use easyprint_marlin::transport::PortSpec;
 use easyprint_marlin::{Dialect, Payload};
 
@@ -26,6 +28,26 @@ async fn connect_to(vp: &VirtualPrinter) -> Printer {
     Printer::connect(&spec, PrinterConfig::default())
         .await
         .unwrap()
+}
+
+/// A simulator with quick homing and the given move timing.
+fn quick_sim(moves: MoveTiming) -> SimConfig {
+    SimConfig {
+        moves,
+        homing_time: Duration::from_millis(50),
+        ..SimConfig::default()
+    }
+}
+
+/// What the simulator ran, without the session's own lines (handshake, temperatures) and
+/// `skip`.
+fn ran<'a>(sim: &'a SimPrinter, skip: &[&str]) -> Vec<&'a str> {
+    sim.ledger()
+        .iter()
+        .map(|e| e.command.as_str())
+        .filter(|c| !matches!(*c, "M105" | "M115" | "M110 N0") && !c.starts_with("M155"))
+        .filter(|c| !skip.contains(c))
+        .collect()
 }
 
 async fn wait_status(printer: &Printer, what: impl Fn(&Status) -> bool) {
@@ -59,11 +81,7 @@ async fn wait_event<T>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_and_resume_over_a_pty_return_to_the_exact_position_once() {
-    let sim = SimConfig {
-        moves: MoveTiming::Fixed(Duration::from_millis(2)),
-        homing_time: Duration::from_millis(50),
-        ..SimConfig::default()
-    };
+    let sim = quick_sim(MoveTiming::Fixed(Duration::from_millis(2)));
     let vp = VirtualPrinter::spawn(sim, link()).unwrap();
     let printer = connect_to(&vp).await;
     let mut job: Vec<String> = vec!["G28".into(), "G91".into(), "M83".into(), "G1 F1800".into()];
@@ -94,12 +112,7 @@ async fn pause_and_resume_over_a_pty_return_to_the_exact_position_once() {
     printer.close().await;
     let sim = vp.stop().unwrap();
 
-    let ledger: Vec<&str> = sim
-        .ledger()
-        .iter()
-        .map(|e| e.command.as_str())
-        .filter(|c| !matches!(*c, "M105" | "M115" | "M110 N0") && !c.starts_with("M155"))
-        .collect();
+    let ledger = ran(&sim, &[]);
     let done = ledger.iter().position(|c| *c == "M400").unwrap();
     let scripts = HostScripts::default();
     let mut expected: Vec<String> = job[..done].to_vec();
@@ -137,10 +150,8 @@ async fn pause_and_resume_over_a_pty_return_to_the_exact_position_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_over_a_pty_leaves_heaters_off() {
     let sim = SimConfig {
-        moves: MoveTiming::Fixed(Duration::from_millis(2)),
         heating_rate: 500.0,
-        homing_time: Duration::from_millis(50),
-        ..SimConfig::default()
+        ..quick_sim(MoveTiming::Fixed(Duration::from_millis(2)))
     };
     let vp = VirtualPrinter::spawn(sim, link()).unwrap();
     let printer = connect_to(&vp).await;
@@ -272,4 +283,33 @@ async fn sd_upload_list_print_and_delete_over_a_pty() {
         .collect();
     want.push("M1001".into());
     assert_eq!(from_sd, want, "the SD print ran every line once, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m600_over_a_pty_waits_for_the_user_then_continues() {
+    let sim = quick_sim(MoveTiming::Fixed(Duration::from_millis(1)));
+    let vp = VirtualPrinter::spawn(sim, link()).unwrap();
+    let printer = connect_to(&vp).await;
+    let mut job: Vec<String> = vec!["G28".into(), "G90".into()];
+    job.extend((0..200).map(|i| format!("G1 X{} Y{} E{i}", i % 100, i % 37)));
+    job.insert(100, "M600".into());
+    let mut events = printer.events();
+    printer.stream(job.clone(), None).await.unwrap();
+    wait_status(&printer, |s| {
+        s.waiting_for_user && s.job_phase == JobPhase::PausedByFirmware
+    })
+    .await;
+    assert_eq!(printer.status().borrow().state, PrinterState::Paused);
+    printer
+        .emergency(easyprint_marlin::EmergencyCommand::Continue)
+        .unwrap();
+    wait_event(&mut events, |e| {
+        matches!(e, PrinterEvent::JobFinished(_)).then_some(())
+    })
+    .await;
+    assert!(!printer.status().borrow().waiting_for_user);
+    printer.close().await;
+    let sim = vp.stop().unwrap();
+    let ledger = ran(&sim, &["M108"]);
+    assert_eq!(ledger, job);
 }

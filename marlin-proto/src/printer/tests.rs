@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 
 use super::sd::Upload;
 use super::*;
+use crate::session::Session;
 use crate::sim::{Faults, Link, LinkConfig, MoveTiming, SimConfig, SimPrinter};
 use crate::SdStatus;
 
@@ -34,6 +35,7 @@ fn sim() -> SimConfig {
 
 impl Bench {
     fn new(sim: SimConfig, session: SessionConfig) -> Self {
+        #[allow(clippy::disallowed_methods)] // an arbitrary origin for virtual time
         let now = Instant::now();
         let link = LinkConfig {
             baud: 250_000,
