@@ -248,8 +248,8 @@ pub struct SlicerConfig {
     pub settings: Vec<String>,
     /// Longest a slice may take, in seconds.
     pub timeout_secs: u64,
-    /// Load the machine catalogue and the configured machine's profile in the background at
-    /// start-up (default true), so the first slice dialog opens at once.
+    /// Load the machine catalogue and the configured machine's profile in the background when
+    /// the first person signs in (default true), so the first slice dialog opens at once.
     pub preload_profiles: bool,
 }
 

@@ -208,6 +208,7 @@ fn with_session(
     session: &store::NewSession,
     state: &AppState,
 ) -> Response {
+    crate::pipeline::warm_profiles(state);
     let mut response = (status, axum::Json(user)).into_response();
     for cookie in session_cookies(
         session,

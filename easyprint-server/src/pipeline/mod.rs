@@ -283,8 +283,15 @@ pub fn start(state: &AppState) {
     }
     tokio::spawn(slicing::run_slicer(state.clone()));
     tokio::spawn(feed::run_queue_feed(state.clone(), state.queue.subscribe()));
-    if state.config.slicer.preload_profiles {
-        // Never on the start-up path: the server answers while this reads Cura's files.
+}
+
+/// Loads the slicer catalogue in the background the first time a person signs in (when
+/// `slicer.preload_profiles` is on), so the slice dialog opens at once.
+///
+/// Not at start-up: the parsed catalogue holds about 18 MB, and a server nobody has used
+/// yet should stay small (the idle-RSS target). Later calls do nothing.
+pub fn warm_profiles(state: &AppState) {
+    if state.config.slicer.preload_profiles && state.profiles.start_warming() {
         let state = state.clone();
         tokio::task::spawn_blocking(move || state.profiles.warm(&state.config.slicer));
     }

@@ -250,6 +250,7 @@ pub struct Profiles {
     /// Loads from disk so far (machine list and machine profiles).
     loads: AtomicUsize,
     warmed: tokio::sync::watch::Sender<bool>,
+    warming: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Profiles {
@@ -261,6 +262,7 @@ impl Default for Profiles {
             resolving: Mutex::default(),
             loads: AtomicUsize::new(0),
             warmed: tokio::sync::watch::channel(false).0,
+            warming: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -281,9 +283,19 @@ impl Profiles {
             .ok_or(ApiError::Unavailable(NO_RESOURCES))
     }
 
+    /// True exactly once: for the caller that should run [`Profiles::warm`].
+    pub fn start_warming(&self) -> bool {
+        !self.warming.swap(true, Ordering::Relaxed)
+    }
+
+    /// Whether [`Profiles::start_warming`] has been called.
+    pub fn warming_started(&self) -> bool {
+        self.warming.load(Ordering::Relaxed)
+    }
+
     /// Loads the machine list and the configured machine's qualities and defaults (blocking:
-    /// run it on a blocking thread at start-up), so the first request finds them ready. A
-    /// failure is logged; requests then report it themselves.
+    /// run it on a blocking thread), so the first request finds them ready. A failure is
+    /// logged; requests then report it themselves.
     pub fn warm(&self, config: &SlicerConfig) {
         let started = std::time::Instant::now();
         match self

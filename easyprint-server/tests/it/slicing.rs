@@ -68,9 +68,18 @@ async fn download(app: &TestApp, key: &str, id: &str) -> String {
 #[tokio::test]
 async fn profiles_list_machines_qualities_and_defaults() {
     let app = spawn_app_with(|c| c.slicer.preload_profiles = true).await;
+    assert!(
+        !app.state.profiles.warming_started(),
+        "no load before a sign-in"
+    );
     let key = admin_key(&app).await;
-    // The server loads the catalogue in the background at start-up (it answered the requests
-    // above meanwhile); requests then share that one load, however many arrive at once.
+    assert!(
+        app.state.profiles.warming_started(),
+        "the sign-in starts the load"
+    );
+    // Nothing is loaded until somebody signs in (idle memory stays small); the admin's
+    // sign-in above started the load in the background, and requests then share that one
+    // load, however many arrive at once.
     tokio::time::timeout(Duration::from_secs(60), app.state.profiles.warmed())
         .await
         .expect("profiles preloaded");
