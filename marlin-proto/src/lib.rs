@@ -36,6 +36,6 @@ pub use response::{
     Reading, SdStatus, Temperatures,
 };
 pub use session::{
-    ActivePolicy, CommandId, EmergencyCommand, Event, FatalError, Firmware, FlowPolicy, ResendOk,
-    SendError, Session, SessionConfig, TemperatureReporting, Warning,
+    ActivePolicy, CommandId, EmergencyCommand, Event, FatalError, Firmware, FirmwareFlavor,
+    FlowPolicy, Quirks, ResendOk, SendError, Session, SessionConfig, TemperatureReporting, Warning,
 };

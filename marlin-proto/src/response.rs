@@ -71,6 +71,8 @@ pub struct OkLine {
     pub slots_free: Option<u32>,
     /// Temperatures reported on the same line (`ok T:…`, answer to `M105`).
     pub temperatures: Option<Temperatures>,
+    /// The `M115` report given inside the `ok` (Klipper: `ok FIRMWARE_NAME:Klipper …`).
+    pub firmware: Option<FirmwareInfo>,
 }
 
 /// What an `Error:` line says.
@@ -269,6 +271,7 @@ impl FirmwareLine {
     /// let line = FirmwareLine::parse(b"ok N12 P15 B3");
     /// assert_eq!(line, FirmwareLine::Ok(OkLine {
     ///     line: Some(12), planner_free: Some(15), slots_free: Some(3), temperatures: None,
+    ///     firmware: None,
     /// }));
     /// ```
     pub fn parse(raw: &[u8]) -> Self {
@@ -289,6 +292,10 @@ impl FirmwareLine {
 
 fn parse_ok(rest: &str) -> OkLine {
     let mut ok = OkLine::default();
+    if rest.trim_start().starts_with("FIRMWARE_NAME:") {
+        ok.firmware = Some(parse_firmware_info(rest.trim()));
+        return ok;
+    }
     if rest.contains(':') {
         ok.temperatures = Temperatures::parse(rest);
     }

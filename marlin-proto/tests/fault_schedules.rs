@@ -305,3 +305,21 @@ fn regression_a_full_window_still_probes() {
     };
     assert_completes(CREDIT, MarlinVersion::V2_1, 250_000, faults);
 }
+
+/// Found by the property above: the simulator turned a checksum digit into a second `*`,
+/// Marlin read the checksum as 0, it matched (one time in 256) and `M105*2` ran: an extra
+/// command from the fault injection, not from the host. The simulator no longer injects a `*`.
+#[test]
+fn regression_no_line_runs_from_a_forged_checksum() {
+    let faults = Faults {
+        seed: 761_847_882_327_462_913,
+        corrupt_line: 0.009_550_633_252_681_73,
+        drop_byte: 0.005_886_349_627_738_475,
+        lose_line: 0.000_764_935_797_784_257_5,
+        lost_ok: 0.000_319_542_650_970_279_6,
+        duplicate_ok: 0.001_981_986_775_340_200_3,
+        spurious_resend: 0.009_136_685_155_655_77,
+        ..Faults::none()
+    };
+    assert_completes(FlowPolicy::PingPong, MarlinVersion::V1, 115_200, faults);
+}

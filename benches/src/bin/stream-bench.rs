@@ -124,16 +124,6 @@ async fn connect(spec: &PortSpec, flow: FlowPolicy) -> Printer {
     .expect("connect")
 }
 
-async fn run(
-    job: &[String],
-    baud: u32,
-    credit: bool,
-    sim_moves: MoveTiming,
-    usb: Option<UsbBatching>,
-) -> Row {
-    run_on(AVR, job, baud, credit, sim_moves, usb).await
-}
-
 async fn run_on(
     board: Board,
     job: &[String],
@@ -503,7 +493,7 @@ async fn slicing_section(job: &[String]) {
                     None => return,
                 },
             };
-            let r = run(job, 250_000, credit, MoveTiming::Kinematic, None).await;
+            let r = run_on(AVR, job, 250_000, credit, MoveTiming::Kinematic, None).await;
             let slices = slicing
                 .as_ref()
                 .map_or(0, |s| s.slices.load(Ordering::Relaxed));
@@ -605,7 +595,7 @@ async fn bench(args: &[String]) {
                     continue;
                 }
                 for credit in [false, true] {
-                    let r = run(job, baud, credit, MoveTiming::Kinematic, usb).await;
+                    let r = run_on(AVR, job, baud, credit, MoveTiming::Kinematic, usb).await;
                     println!(
                         "{:<6} {:>6} {:<7} {:<10} {:>6} {:>7.2} {:>8.1} {:>9} {:>11.1} {:>10} {:>6.2}",
                         if loaded { "busy" } else { "idle" },

@@ -10,7 +10,19 @@ fn ok(line: Option<i64>, planner: Option<u32>, slots: Option<u32>) -> FirmwareLi
         planner_free: planner,
         slots_free: slots,
         temperatures: None,
+        firmware: None,
     })
+}
+
+#[test]
+fn klipper_m115_answer_inside_the_ok() {
+    let FirmwareLine::Ok(ok) = p("ok FIRMWARE_NAME:Klipper FIRMWARE_VERSION:v0.12.0-1-gabc") else {
+        panic!("not an ok");
+    };
+    let info = ok.firmware.expect("firmware info");
+    assert_eq!(info.name, "Klipper");
+    assert_eq!(info.field("FIRMWARE_VERSION"), Some("v0.12.0-1-gabc"));
+    assert_eq!((ok.line, ok.temperatures), (None, None));
 }
 
 #[test]

@@ -43,6 +43,10 @@ impl Session {
                 return;
             }
         }
+        if let (Some(info), Phase::Identifying) = (&ok.firmware, self.phase) {
+            // Klipper answers `M115` inside its `ok`.
+            self.firmware.info = Some(info.clone());
+        }
         if self.phase == Phase::Identifying
             && self.firmware.info.is_none()
             && self.response.is_empty()

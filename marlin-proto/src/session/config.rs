@@ -73,6 +73,9 @@ pub struct SessionConfig {
     /// numbered `M105` whenever none is outstanding and the interval has passed. `None`: the
     /// session asks for nothing by itself.
     pub temperature_interval: Option<Duration>,
+    /// Firmware behaviours to assume; `None`: the table entry of the flavor `M115` reports
+    /// ([`Quirks::for_flavor`](crate::Quirks::for_flavor); Marlin's until it answers).
+    pub quirks: Option<crate::Quirks>,
 }
 
 impl Default for SessionConfig {
@@ -90,6 +93,7 @@ impl Default for SessionConfig {
             hello_attempts: 3,
             max_consecutive_resends: 10,
             temperature_interval: None,
+            quirks: None,
         }
     }
 }

@@ -57,6 +57,16 @@ pub struct Firmware {
 }
 
 impl Firmware {
+    /// The flavor its `FIRMWARE_NAME` names ([`FirmwareFlavor::Other`](crate::FirmwareFlavor)
+    /// before `M115` is answered).
+    pub fn flavor(&self) -> crate::FirmwareFlavor {
+        self.info
+            .as_ref()
+            .map_or(crate::FirmwareFlavor::Other, |i| {
+                crate::FirmwareFlavor::detect(&i.name)
+            })
+    }
+
     /// Whether `Cap:<name>:1` was reported (a capability not reported is absent).
     pub fn has(&self, name: &str) -> bool {
         self.capabilities.iter().any(|(n, on)| *on && n == name)

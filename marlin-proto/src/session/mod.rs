@@ -19,6 +19,7 @@ mod acknowledge;
 mod config;
 mod event;
 mod keepalive;
+mod quirks;
 mod receive;
 mod resend;
 mod temperature;
@@ -28,6 +29,7 @@ pub use config::{FlowPolicy, ResendOk, SessionConfig};
 pub use event::{
     ActivePolicy, CommandId, Event, FatalError, Firmware, TemperatureReporting, Warning,
 };
+pub use quirks::{FirmwareFlavor, Quirks};
 
 /// Why [`Session::send`] refused a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -339,6 +341,14 @@ impl Session {
     /// How temperature reports keep coming (decided when the handshake completes).
     pub fn temperature_reporting(&self) -> TemperatureReporting {
         self.temperatures
+    }
+
+    /// The firmware behaviours assumed now: [`SessionConfig::quirks`], else the table entry
+    /// of the detected flavor.
+    pub fn quirks(&self) -> Quirks {
+        self.config
+            .quirks
+            .unwrap_or_else(|| Quirks::for_flavor(self.firmware.flavor()))
     }
 
     /// The last line number the firmware acknowledged.

@@ -64,11 +64,27 @@ impl Session {
                 self.events
                     .push_back(Event::Warning(Warning::UnknownCommand(c)));
             }
-            FirmwareLine::Fatal(text) => self.fail(FatalError::FirmwareFatal(text)),
+            FirmwareLine::Fatal(text) if self.quirks().bang_is_fatal => {
+                self.fail(FatalError::FirmwareFatal(text))
+            }
+            FirmwareLine::Fatal(text) => {
+                // Klipper: an error for the running command; its `ok` follows.
+                self.keep_response(raw);
+                self.last_message = Some(text.clone());
+                self.events.push_back(Event::Warning(Warning::FirmwareError(
+                    FirmwareError::Other(text),
+                )));
+            }
             FirmwareLine::Echo(text) => {
                 self.keep_response(raw);
                 self.last_message = Some(text.clone());
                 self.events.push_back(Event::Message(text));
+            }
+            FirmwareLine::Comment(text)
+                if self.quirks().shutdown_message == Some(text.as_str()) =>
+            {
+                let reason = self.last_message.take();
+                self.fail(FatalError::Halted { reason });
             }
             FirmwareLine::Comment(text) => self.events.push_back(Event::Message(text)),
             FirmwareLine::Empty => {}

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::flavor::SimFlavor;
 use super::link::UsbBatching;
 
 /// Which Marlin generation's resend behaviour to reproduce.
@@ -110,6 +111,8 @@ pub struct SimConfig {
     /// The board's USB-serial bridge, batching what the firmware sends (`None`: every line
     /// reaches the host the link's latency after its last byte).
     pub usb_batching: Option<UsbBatching>,
+    /// Which firmware to imitate (Marlin, or Klipper's quirks).
+    pub flavor: SimFlavor,
 }
 
 impl Default for SimConfig {
@@ -130,6 +133,22 @@ impl Default for SimConfig {
             homing_time: Duration::from_secs(8),
             faults: Faults::none(),
             usb_batching: None,
+            flavor: SimFlavor::Marlin,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Klipper's serial host emulation ([`SimFlavor::Klipper`]): no ADVANCED_OK, no `M155`
+    /// autoreport, no `busy:` keepalive, `M112` acted on as soon as it arrives.
+    pub fn klipper() -> Self {
+        Self {
+            flavor: SimFlavor::Klipper,
+            advanced_ok: false,
+            autoreport_temp: false,
+            keepalive: None,
+            emergency_parser: true,
+            ..Self::default()
         }
     }
 }

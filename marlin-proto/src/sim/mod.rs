@@ -16,6 +16,7 @@
 //! - [`VirtualPrinter`]: the printer served on a real pseudo-terminal, in real time.
 
 mod config;
+mod flavor;
 mod harness;
 mod link;
 mod printer;
@@ -24,6 +25,7 @@ mod rng;
 mod sd;
 
 pub use config::{Faults, MarlinVersion, MoveTiming, SimConfig};
+pub use flavor::SimFlavor;
 pub use harness::{Harness, RunReport};
 pub use link::{Link, LinkConfig, UsbBatching};
 pub use printer::{Executed, SimPrinter, SimStats};

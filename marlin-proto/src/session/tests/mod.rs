@@ -89,5 +89,6 @@ mod flow;
 mod keepalive;
 mod lifecycle;
 mod lost_answers;
+mod quirks;
 mod resend;
 mod temperature;

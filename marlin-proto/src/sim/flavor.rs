@@ -1,0 +1,99 @@
+//! Firmware flavors of the simulator: stock Marlin, or the quirks of Klipper's serial host
+//! emulation (after `klippy/gcode.py`), so the session's quirk table is exercised end to end.
+
+/// Which firmware the simulator imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SimFlavor {
+    /// Marlin (every other [`SimConfig`](super::SimConfig) option applies).
+    #[default]
+    Marlin,
+    /// Klipper's `/tmp/printer` pseudo-terminal: no boot banner; line numbers and checksums
+    /// skipped, never checked (no resends); `M115` answered inside the `ok`
+    /// (`ok FIRMWARE_NAME:Klipper FIRMWARE_VERSION:…`); a command error (here: a move outside
+    /// the 0–235 mm bed) reported as `!! …` and still followed by its `ok`; `M112` (acted on
+    /// at once) or a halt: `// Klipper state: Shutdown`, and from then on every command is
+    /// answered `!! <reason>` and `ok`. Use with [`SimConfig::klipper`](super::SimConfig::klipper).
+    Klipper,
+}
+
+/// Bed size the Klipper flavor checks moves against (`position_max` of a 235 mm bed).
+const BED_MM: f64 = 235.0;
+
+/// What the Klipper flavor does instead of Marlin's handling of a command.
+#[derive(Debug, Default)]
+pub(super) struct Klipper {
+    /// Why the printer shut down, once it did.
+    shutdown: Option<String>,
+}
+
+/// A Klipper answer: these lines, then `ok` followed by `ok_text`; the command is not executed.
+pub(super) struct Answer {
+    pub(super) lines: Vec<String>,
+    pub(super) ok_text: String,
+}
+
+impl Klipper {
+    /// Klipper's own handling of `code` (upper case) with its `X`/`Y` targets, if it differs
+    /// from Marlin's; `None`: execute it as Marlin would.
+    pub(super) fn intercept(&self, code: &str, x: Option<f64>, y: Option<f64>) -> Option<Answer> {
+        if let Some(reason) = &self.shutdown {
+            if code == "M105" {
+                // Temperature requests are answered even when not ready.
+                return Some(Answer {
+                    lines: Vec::new(),
+                    ok_text: " T:0".to_owned(),
+                });
+            }
+            return Some(Answer {
+                lines: vec![format!("!! {reason}")],
+                ok_text: String::new(),
+            });
+        }
+        match code {
+            "M115" => Some(Answer {
+                lines: Vec::new(),
+                ok_text: " FIRMWARE_NAME:Klipper FIRMWARE_VERSION:v0.12.0-easyprint-sim".to_owned(),
+            }),
+            "G0" | "G1" => {
+                let outside = |v: Option<f64>| v.is_some_and(|v| !(0.0..=BED_MM).contains(&v));
+                (outside(x) || outside(y)).then(|| Answer {
+                    lines: vec![format!(
+                        "!! Move out of range: {:.3} {:.3} 0.000 [0.000]",
+                        x.unwrap_or(0.0),
+                        y.unwrap_or(0.0)
+                    )],
+                    ok_text: String::new(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The printer shut down (`M112`, or a fault): the lines Klipper prints.
+    pub(super) fn shut_down(&mut self, reason: &str) -> String {
+        self.shutdown = Some(reason.to_owned());
+        format!("!! {reason}\n// Klipper state: Shutdown\n")
+    }
+}
+
+/// Klipper's reading of a line: a leading `N<n>` and a trailing `*<checksum>` are skipped,
+/// never checked.
+pub(super) fn unchecked_line(raw: &[u8]) -> (Option<i64>, String) {
+    let text = String::from_utf8_lossy(raw);
+    let mut text = text.trim();
+    let mut line = None;
+    if let Some(rest) = text.strip_prefix('N') {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            line = rest[..digits].parse().ok();
+            text = rest[digits..].trim_start();
+        }
+    }
+    if let Some((body, sum)) = text.rsplit_once('*') {
+        if !sum.is_empty() && sum.bytes().all(|b| b.is_ascii_digit()) {
+            text = body.trim_end();
+        }
+    }
+    (line, text.to_owned())
+}
