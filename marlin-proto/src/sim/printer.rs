@@ -647,7 +647,11 @@ impl SimPrinter {
         let s = raw.trim_ascii_start();
         if self.klipper.is_some() {
             let (line, text) = super::flavor::unchecked_line(s);
-            return self.ring.push_back(Command { line, text });
+            return self.ring.push_back(Command {
+                line,
+                text,
+                from_sd: false,
+            });
         }
         if s.first() != Some(&b'N') {
             let text = String::from_utf8_lossy(s).trim().to_owned();
