@@ -185,7 +185,12 @@ pub(crate) fn window_unsigned<const N: usize, const DIGIT_FIRST: bool>(
             let digits = end_in_chunk - 1;
             let mantissa = digits_value(int_part | fraction_part, digits);
             let terminator = (chunk >> (8 * end_in_chunk)) as u8;
-            (mantissa, digits - int_digits, start + end_in_chunk, terminator)
+            (
+                mantissa,
+                digits - int_digits,
+                start + end_in_chunk,
+                terminator,
+            )
         } else {
             let fraction_chunk = load(start + int_digits + 1)?;
             let fraction = leading_digits(fraction_chunk);

@@ -298,7 +298,9 @@ impl Machine {
                         self.position[a] + w.value() * scale
                     }
                 }
-                None if w.letter == b'F' && w.value() > 0.0 => self.feedrate = w.value() * scale / 60.0,
+                None if w.letter == b'F' && w.value() > 0.0 => {
+                    self.feedrate = w.value() * scale / 60.0
+                }
                 None => {}
             }
         }

@@ -63,7 +63,11 @@ fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, 
     };
     // Words are usually one blank apart: step over it here.
     let next = number.end + usize::from(number.terminator == b' ');
-    Some((RawWord::number(letter, number.value), next, number.terminator))
+    Some((
+        RawWord::number(letter, number.value),
+        next,
+        number.terminator,
+    ))
 }
 
 /// A word without a value (`X` in `M84 X Y`) whose letter is at `i`, and where the next word may
