@@ -150,6 +150,13 @@ impl Bench {
         response.json().await.unwrap()
     }
 
+    /// Uploads `gcode` with `print` and waits until it prints.
+    async fn start_print(&self, name: &str, gcode: &str) {
+        self.upload(name, gcode.as_bytes().to_vec()).await;
+        self.wait("/api/job", name, |j| j["state"] == "Printing")
+            .await;
+    }
+
     async fn socket(&self, topics: &[&str]) -> Socket {
         let mut request = format!("ws://{}/api/ws", self.addr)
             .into_client_request()
@@ -501,12 +508,7 @@ fn main() {
         eprintln!("server_load: quiet print");
         let before = sim.stats();
         let started = Instant::now();
-        bench
-            .upload("quiet.gcode", gcode.clone().into_bytes())
-            .await;
-        bench
-            .wait("/api/job", "the quiet print", |j| j["state"] == "Printing")
-            .await;
+        bench.start_print("quiet.gcode", &gcode).await;
         bench
             .wait("/api/job", "the quiet print to end", |j| {
                 j["state"] == "Operational"
@@ -519,12 +521,7 @@ fn main() {
         let mut sampler = Sampler::start(sim.clone(), server.0.id());
         let before = sim.stats();
         let started = Instant::now();
-        bench
-            .upload("loaded.gcode", gcode.clone().into_bytes())
-            .await;
-        bench
-            .wait("/api/job", "the loaded print", |j| j["state"] == "Printing")
-            .await;
+        bench.start_print("loaded.gcode", &gcode).await;
         let mut phases = vec![("waiting for the print to start", started)];
         let mut phase = |name: &'static str| {
             eprintln!("server_load: {name}");
