@@ -54,6 +54,24 @@ pub fn cli(binary: &Path, args: &[&str], stdin: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Creates the account `bench` (an administrator when `admin`) with the CLI and returns a new
+/// API key of it.
+pub fn bench_account(binary: &Path, config: &Path, admin: bool) -> String {
+    let config = config.to_str().unwrap();
+    let mut args = vec!["user", "add", "--config", config, "bench"];
+    if admin {
+        args.push("--admin");
+    }
+    cli(binary, &args, "bench password\n");
+    cli(
+        binary,
+        &["apikey", "--config", config, "--user", "bench"],
+        "",
+    )
+    .trim()
+    .to_owned()
+}
+
 /// Spawns the server on a free port and polls `/api/version` until it answers 200.
 pub fn start(binary: &Path, config: &Path, key: &str) -> (Server, SocketAddr, Duration) {
     let addr = TcpListener::bind("127.0.0.1:0")
@@ -86,14 +104,19 @@ pub fn start(binary: &Path, config: &Path, key: &str) -> (Server, SocketAddr, Du
     }
 }
 
-/// One keep-alive GET; returns the status (0 on a broken connection).
+/// One keep-alive GET, with `key` as `X-Api-Key` unless it is empty; returns the status (0 on a
+/// broken connection).
 pub fn get(
     stream: &mut TcpStream,
     reader: &mut BufReader<TcpStream>,
     path: &str,
     key: &str,
 ) -> u16 {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nX-Api-Key: {key}\r\n\r\n");
+    let request = if key.is_empty() {
+        format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n")
+    } else {
+        format!("GET {path} HTTP/1.1\r\nHost: bench\r\nX-Api-Key: {key}\r\n\r\n")
+    };
     if stream.write_all(request.as_bytes()).is_err() {
         return 0;
     }

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use easyprint_benches::server::{binary_from_args, cli, get_latency, rss_mb, start};
+use easyprint_benches::server::{bench_account, binary_from_args, get_latency, rss_mb, start_five};
 
 /// OctoPrint 1.11.8 on this machine (shared/docs/octoprint-api.md, section 6).
 const OCTOPRINT_STARTUP_S: f64 = 3.72;
@@ -31,36 +31,10 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("easyprint.toml");
     std::fs::write(&config, format!("data_dir = {:?}\n", dir.join("data"))).unwrap();
-    cli(
-        &binary,
-        &["user", "add", "--config", config.to_str().unwrap(), "bench"],
-        "bench password\n",
-    );
-    let key = cli(
-        &binary,
-        &[
-            "apikey",
-            "--config",
-            config.to_str().unwrap(),
-            "--user",
-            "bench",
-        ],
-        "",
-    )
-    .trim()
-    .to_owned();
+    let key = bench_account(&binary, &config, false);
 
-    let mut startups = Vec::new();
-    for _ in 0..5 {
-        let (server, addr, took) = start(&binary, &config, &key);
-        startups.push(took);
-        drop(server);
-        let _ = addr;
-    }
-    startups.sort();
+    let (server, addr, startups) = start_five(&binary, &config, &key);
     let startup = startups[startups.len() / 2];
-
-    let (server, addr, _) = start(&binary, &config, &key);
     std::thread::sleep(Duration::from_secs(1));
     let rss_idle = rss_mb(server.0.id());
     let mut results = Vec::new();

@@ -3,8 +3,8 @@
 //! share the bench's threads):
 //!
 //! 1. startup to the first answer (median of 5) and idle RSS;
-//! 2. REST latency idle and while printing: a public probe (no authentication), `/api/version`
-//!    (authentication only), `/api/printer`, `/api/job`;
+//! 2. REST latency idle and while printing: a public probe without a key (the HTTP stack
+//!    alone), `/api/version` (authentication and a constant answer), `/api/printer`, `/api/job`;
 //! 3. WebSocket fan-out: 1000 clients subscribed to `terminal`; a command is posted and the
 //!    time until each client has its echo is measured, idle and while printing;
 //! 4. stream underruns (times the simulated planner ran empty with more moves to come) for a
@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use easyprint_benches::octoprint::{peer_dir_from_args, OctoPrint};
 use easyprint_benches::server::{
-    binary_from_args, cli, cpu_time, get_latency, rss_mb, start_five, threads, Percentiles,
+    bench_account, binary_from_args, cpu_time, get_latency, rss_mb, start_five, threads,
+    Percentiles,
 };
 use easyprint_benches::sim_process::{serve_if_asked, SimProcess};
 use easyprint_marlin::sim::SimStats;
@@ -149,6 +150,13 @@ impl Bench {
         response.json().await.unwrap()
     }
 
+    /// Uploads `gcode` with `print` and waits until it prints.
+    async fn start_print(&self, name: &str, gcode: &str) {
+        self.upload(name, gcode.as_bytes().to_vec()).await;
+        self.wait("/api/job", name, |j| j["state"] == "Printing")
+            .await;
+    }
+
     async fn socket(&self, topics: &[&str]) -> Socket {
         let mut request = format!("ws://{}/api/ws", self.addr)
             .into_client_request()
@@ -191,13 +199,16 @@ impl Bench {
         (sockets, started.elapsed())
     }
 
-    /// The four REST rows, each `REST_REQUESTS` sequential keep-alive GETs on a blocking thread.
+    /// The REST rows, each `REST_REQUESTS` sequential keep-alive GETs on a blocking thread.
     async fn rest(&self) -> Vec<(&'static str, Percentiles)> {
         let (addr, key) = (self.addr, self.key.clone());
         tokio::task::spawn_blocking(move || {
             REST_PATHS
                 .iter()
-                .map(|&path| (path, get_latency(addr, path, &key, REST_REQUESTS)))
+                .map(|&(name, path, with_key)| {
+                    let key = if with_key { key.as_str() } else { "" };
+                    (name, get_latency(addr, path, key, REST_REQUESTS))
+                })
                 .collect()
         })
         .await
@@ -205,13 +216,14 @@ impl Bench {
     }
 }
 
-/// A public probe (no authentication, no state), authentication and a constant answer, then the
-/// two status endpoints OctoPrint clients poll.
-const REST_PATHS: [&str; 4] = [
-    "/plugin/appkeys/probe",
-    "/api/version",
-    "/api/printer",
-    "/api/job",
+/// Row name, path, and whether the API key is sent: a public probe without a key (the HTTP
+/// stack alone), `/api/version` (authentication and a constant answer), then the two status
+/// endpoints OctoPrint clients poll.
+const REST_PATHS: [(&str, &str, bool); 4] = [
+    ("public probe, no key", "/plugin/appkeys/probe", false),
+    ("/api/version", "/api/version", true),
+    ("/api/printer", "/api/printer", true),
+    ("/api/job", "/api/job", true),
 ];
 
 fn difference(after: &SimStats, before: &SimStats) -> SimStats {
@@ -470,19 +482,7 @@ fn main() {
         ),
     )
     .unwrap();
-    let path = config.to_str().unwrap();
-    cli(
-        &binary,
-        &["user", "add", "--config", path, "--admin", "bench"],
-        "bench password\n",
-    );
-    let key = cli(
-        &binary,
-        &["apikey", "--config", path, "--user", "bench"],
-        "",
-    )
-    .trim()
-    .to_owned();
+    let key = bench_account(&binary, &config, true);
     let (server, addr, startups) = start_five(&binary, &config, &key);
     let bench = Arc::new(Bench {
         http: reqwest::Client::new(),
@@ -505,14 +505,10 @@ fn main() {
         let idle_fan = fanout(&bench, sockets).await;
 
         // Quiet baseline print.
+        eprintln!("server_load: quiet print");
         let before = sim.stats();
         let started = Instant::now();
-        bench
-            .upload("quiet.gcode", gcode.clone().into_bytes())
-            .await;
-        bench
-            .wait("/api/job", "the quiet print", |j| j["state"] == "Printing")
-            .await;
+        bench.start_print("quiet.gcode", &gcode).await;
         bench
             .wait("/api/job", "the quiet print to end", |j| {
                 j["state"] == "Operational"
@@ -521,30 +517,30 @@ fn main() {
         let quiet = (difference(&sim.stats(), &before), started.elapsed());
 
         // The same print with load, phase by phase.
+        eprintln!("server_load: loaded print");
         let mut sampler = Sampler::start(sim.clone(), server.0.id());
         let before = sim.stats();
         let started = Instant::now();
-        bench
-            .upload("loaded.gcode", gcode.clone().into_bytes())
-            .await;
-        bench
-            .wait("/api/job", "the loaded print", |j| j["state"] == "Printing")
-            .await;
+        bench.start_print("loaded.gcode", &gcode).await;
         let mut phases = vec![("waiting for the print to start", started)];
-        phases.push(("REST, sequential GETs", Instant::now()));
+        let mut phase = |name: &'static str| {
+            eprintln!("server_load: {name}");
+            phases.push((name, Instant::now()));
+        };
+        phase("REST, sequential GETs");
         let printing_rest = bench.rest().await;
-        phases.push(("connecting 1000 WebSocket clients", Instant::now()));
+        phase("connecting 1000 WebSocket clients");
         let (sockets, printing_connect) = bench.sockets(FANOUT_CLIENTS).await;
-        phases.push(("fan-out to 1000 clients", Instant::now()));
+        phase("fan-out to 1000 clients");
         let printing_fan = fanout(&bench, sockets).await;
         // CuraEngine alone, then the churning clients alone: their underruns apart.
-        phases.push(("CuraEngine slicing a model", Instant::now()));
+        phase("CuraEngine slicing a model");
         let slice_requested = Instant::now();
         bench
             .upload("load.stl", cylinder_stl(256, 30.0, 40.0))
             .await;
         let (slice_began, slice_ended) = follow_slice(bench.clone(), "load.stl").await;
-        phases.push(("200 clients churning WebSockets", Instant::now()));
+        phase("200 clients churning WebSockets");
         let churning = Arc::new(AtomicBool::new(true));
         let connections = Arc::new(AtomicU64::new(0));
         let churn: Vec<_> = (0..CHURN_CLIENTS)

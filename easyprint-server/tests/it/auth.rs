@@ -5,6 +5,15 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// `GET /api/v1/session` with an API key.
+async fn session_with_key(app: &TestApp, key: &str) -> reqwest::Response {
+    app.get("/api/v1/session")
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn first_run_setup_works_only_while_no_user_exists() {
     let app = spawn_app().await;
@@ -223,12 +232,7 @@ async fn api_keys_in_header_bearer_and_query() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let response = app
-        .get("/api/v1/session")
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
+    let response = session_with_key(&app, &key).await;
     assert_error(response, StatusCode::FORBIDDEN, "invalid_api_key").await;
 }
 
@@ -314,12 +318,7 @@ async fn roles_guard_user_management() {
     // Deleting an account ends its sessions and revokes its keys at once (even a key that
     // was just used, so the server remembers it as verified).
     let bob_key = app.api_key(&bob).await;
-    let response = app
-        .get("/api/v1/session")
-        .header("x-api-key", &bob_key)
-        .send()
-        .await
-        .unwrap();
+    let response = session_with_key(&app, &bob_key).await;
     assert_eq!(response.status(), StatusCode::OK);
     let bob_id = users[1]["id"].as_i64().unwrap();
     let response = admin
@@ -334,12 +333,7 @@ async fn roles_guard_user_management() {
         "unauthenticated",
     )
     .await;
-    let response = app
-        .get("/api/v1/session")
-        .header("x-api-key", &bob_key)
-        .send()
-        .await
-        .unwrap();
+    let response = session_with_key(&app, &bob_key).await;
     assert_error(response, StatusCode::FORBIDDEN, "invalid_api_key").await;
     let admin_id = users[0]["id"].as_i64().unwrap();
     let response = admin

@@ -401,3 +401,34 @@ async fn silent_clients_are_closed_after_the_idle_timeout() {
     assert_eq!(app.state.hub.client_count(), 1);
     drop(silent);
 }
+
+#[tokio::test]
+async fn client_messages_span_several_reads_up_to_the_size_limit() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    let mut socket = connect(&app, &[("x-api-key", key)]).await.unwrap();
+    // Three times the server's 4 KiB read buffer, under the 16 KiB message limit.
+    let payload = "x".repeat(12 * 1024);
+    send_json(&mut socket, json!({ "ping": payload })).await;
+    assert_eq!(next_json(&mut socket).await, json!({ "pong": payload }));
+    // Over the limit: the connection ends.
+    let payload = "x".repeat(easyprint_server::ws::MAX_CLIENT_MESSAGE + 1);
+    let _ = socket
+        .send(Message::Text(json!({ "ping": payload }).to_string().into()))
+        .await;
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Text(t))) => panic!("answered an oversized message: {t}"),
+                _ => return,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "an oversized message must end the connection"
+    );
+}
