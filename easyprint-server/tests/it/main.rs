@@ -1,6 +1,7 @@
 //! Integration tests: a real server on port 0, real HTTP and WebSocket clients.
 
 mod auth;
+mod busy_clients;
 mod cli;
 mod current_printer;
 mod files;
