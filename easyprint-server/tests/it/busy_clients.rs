@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
-use easyprint_server::config::{Config, PrinterConfig};
 use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::pipeline::{only_job, upload, wait_job_state, wait_printer, PRINTER};
-use crate::ws::{connect, send_json};
+use crate::pipeline::{config_for_pty, only_job, upload, wait_job_state, wait_printer};
+use crate::ws::{connect, connect_to, send_json};
 
 /// Moves of 10 mm at 100 mm/s: about 0.1 s each, so the simulator's 16-block planner holds
 /// more than a second of work. Only a stream that stops for that long can starve it.
@@ -51,15 +50,7 @@ async fn a_print_streams_untouched_while_200_websocket_clients_come_go_and_stall
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        printers: vec![PrinterConfig {
-            port: sim.path().display().to_string(),
-            ..PrinterConfig::simulated(PRINTER, Default::default())
-        }],
-        ..Config::default()
-    };
+    let mut config = config_for_pty(sim.path(), dir.path());
     config.limits.max_ws_clients = 300;
     let app = spawn_app_from(config).await;
     let admin = app.setup_admin().await;
@@ -154,18 +145,4 @@ async fn a_print_streams_untouched_while_200_websocket_clients_come_go_and_stall
         "longest gap between lines {:?}",
         stats.max_line_gap
     );
-}
-
-async fn connect_to(
-    addr: std::net::SocketAddr,
-    headers: &[(&'static str, String)],
-) -> Result<crate::ws::Socket, tokio_tungstenite::tungstenite::Error> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{addr}/api/ws").into_client_request().unwrap();
-    for (name, value) in headers {
-        request.headers_mut().insert(*name, value.parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(request)
-        .await
-        .map(|(s, _)| s)
 }

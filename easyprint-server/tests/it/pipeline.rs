@@ -11,6 +11,20 @@ use crate::helpers::*;
 
 pub(crate) const PRINTER: &str = "sim";
 
+/// A server configuration whose one printer is the simulator serving on `pty`, a real
+/// pseudo-terminal that outlives the servers started with it (like a real printer).
+pub(crate) fn config_for_pty(pty: &std::path::Path, data: &std::path::Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.join("data"),
+        printers: vec![PrinterConfig {
+            port: pty.display().to_string(),
+            ..PrinterConfig::simulated(PRINTER, Default::default())
+        }],
+        ..Config::default()
+    }
+}
+
 pub(crate) fn with_printer(simulation: SimulationConfig) -> impl FnOnce(&mut Config) {
     move |c| c.printers = vec![PrinterConfig::simulated(PRINTER, simulation)]
 }

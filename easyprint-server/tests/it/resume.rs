@@ -6,13 +6,12 @@
 use std::time::Duration;
 
 use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
-use easyprint_server::config::{Config, PrinterConfig};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
 use crate::pipeline::{
-    only_job, post_json, upload, wait_for, wait_job_state, wait_printer, PRINTER,
+    config_for_pty, only_job, post_json, upload, wait_for, wait_job_state, wait_printer,
 };
 
 /// Moves of the test print (100 ms each on the simulator).
@@ -109,15 +108,7 @@ async fn resume_scenario(from: ResumeFrom) {
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        printers: vec![PrinterConfig {
-            port: sim.path().display().to_string(),
-            ..PrinterConfig::simulated(PRINTER, Default::default())
-        }],
-        ..Config::default()
-    };
+    let config = config_for_pty(sim.path(), dir.path());
     let gcode = print_file();
 
     let first = spawn_app_from(config.clone()).await;

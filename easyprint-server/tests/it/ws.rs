@@ -20,9 +20,15 @@ pub(crate) async fn connect(
     app: &TestApp,
     headers: &[(&'static str, String)],
 ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let mut request = format!("ws://{}/api/ws", app.addr)
-        .into_client_request()
-        .unwrap();
+    connect_to(app.addr, headers).await
+}
+
+/// [`connect`] by address, for tasks that do not hold the app.
+pub(crate) async fn connect_to(
+    addr: std::net::SocketAddr,
+    headers: &[(&'static str, String)],
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("ws://{addr}/api/ws").into_client_request().unwrap();
     for (name, value) in headers {
         request.headers_mut().insert(*name, value.parse().unwrap());
     }
