@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::pipeline::{config_for_pty, only_job, upload, wait_job_state, wait_printer};
+use crate::pipeline::{config_for_pty, print_and_wait, wait_job_state, wait_printer};
 use crate::ws::{connect, connect_to, send_json};
 
 /// Moves of 10 mm at 100 mm/s: about 0.1 s each, so the simulator's 16-block planner holds
@@ -59,9 +59,7 @@ async fn a_print_streams_untouched_while_200_websocket_clients_come_go_and_stall
     wait_printer(&app, &key).await;
 
     let gcode = print_file();
-    upload(&app, &key, "busy.gcode", gcode.as_bytes(), true).await;
-    let id = only_job(&app, &key).await["id"].as_i64().unwrap();
-    wait_job_state(&app, &key, id, "printing", Duration::from_secs(10)).await;
+    let id = print_and_wait(&app, &key, "busy.gcode", gcode.as_bytes()).await;
 
     let topics = json!(["terminal", "job_progress", "printer_status", "temperatures"]);
     let mut stallers = Vec::new();

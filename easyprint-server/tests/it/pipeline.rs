@@ -159,6 +159,14 @@ pub(crate) async fn upload(
     crate::helpers::body(response).await
 }
 
+/// Uploads G-code with `print`, and returns the id of its job once it is printing.
+pub(crate) async fn print_and_wait(app: &TestApp, key: &str, name: &str, gcode: &[u8]) -> i64 {
+    upload(app, key, name, gcode, true).await;
+    let id = only_job(app, key).await["id"].as_i64().unwrap();
+    wait_job_state(app, key, id, "printing", Duration::from_secs(10)).await;
+    id
+}
+
 pub(crate) async fn only_job(app: &TestApp, key: &str) -> Value {
     let (_, jobs) = get_json(app, key, "/api/v1/jobs").await;
     let jobs = jobs["jobs"].as_array().unwrap().clone();
@@ -258,9 +266,7 @@ async fn prusaslicer_upload_with_print_true_prints_the_gcode() {
 #[tokio::test]
 async fn pause_resume_and_cancel_through_the_octoprint_job_api() {
     let (app, key) = ready_app(slow_moves()).await;
-    upload(&app, &key, "slow.gcode", &slow_gcode(200), true).await;
-    let id = only_job(&app, &key).await["id"].as_i64().unwrap();
-    wait_job_state(&app, &key, id, "printing", Duration::from_secs(10)).await;
+    let id = print_and_wait(&app, &key, "slow.gcode", &slow_gcode(200)).await;
     let job = wait_for(
         &app,
         &key,
@@ -499,9 +505,7 @@ async fn a_print_running_at_shutdown_is_interrupted_after_restart_and_not_resume
     let admin = first.setup_admin().await;
     let key = first.api_key(&admin).await;
     wait_printer(&first, &key).await;
-    upload(&first, &key, "long.gcode", &slow_gcode(400), true).await;
-    let id = only_job(&first, &key).await["id"].as_i64().unwrap();
-    wait_job_state(&first, &key, id, "printing", Duration::from_secs(10)).await;
+    let id = print_and_wait(&first, &key, "long.gcode", &slow_gcode(400)).await;
     // Let a progress checkpoint reach the queue.
     wait_for(
         &first,

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 use crate::pipeline::{
-    config_for_pty, only_job, post_json, upload, wait_for, wait_job_state, wait_printer,
+    config_for_pty, post_json, print_and_wait, wait_for, wait_job_state, wait_printer,
 };
 
 /// Moves of the test print (100 ms each on the simulator).
@@ -115,9 +115,7 @@ async fn resume_scenario(from: ResumeFrom) {
     let admin = first.setup_admin().await;
     let key = first.api_key(&admin).await;
     wait_printer(&first, &key).await;
-    upload(&first, &key, "resume.gcode", gcode.as_bytes(), true).await;
-    let id = only_job(&first, &key).await["id"].as_i64().unwrap();
-    wait_job_state(&first, &key, id, "printing", Duration::from_secs(10)).await;
+    let id = print_and_wait(&first, &key, "resume.gcode", gcode.as_bytes()).await;
     // A checkpoint a few moves into the print.
     wait_for(
         &first,
