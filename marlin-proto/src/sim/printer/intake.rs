@@ -1,0 +1,273 @@
+//! Command intake: bytes reaching the UART (with injected line faults), the emergency
+//! parser, the receive buffer, and Marlin's line reader with its line-number and checksum
+//! checks, filling the command queue (also from the SD card).
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use super::{Block, Command, SimPrinter};
+use crate::line::checksum;
+use crate::sim::config::MarlinVersion;
+
+impl SimPrinter {
+    /// Bytes arriving at the UART at `now`.
+    pub fn handle_rx(&mut self, now: Instant, bytes: &[u8]) {
+        if self.halted {
+            return;
+        }
+        self.keepalive(now);
+        for &b in bytes {
+            self.arriving.push(b);
+            if b == b'\n' {
+                self.retire_planner(now);
+                if let (Some(last), false) = (self.last_line_at, self.planner.is_empty()) {
+                    self.stats.max_line_gap = self.stats.max_line_gap.max(now - last);
+                }
+                self.last_line_at = Some(now);
+                let mut line = std::mem::take(&mut self.arriving);
+                self.inject_line_faults(&mut line);
+                for &c in &line {
+                    self.uart_byte(now, c);
+                }
+                line.clear();
+                self.arriving = line;
+            }
+        }
+        self.pump(now);
+    }
+
+    pub(super) fn inject_line_faults(&mut self, line: &mut Vec<u8>) {
+        let f = &self.config.faults;
+        let (lose, corrupt, drop) = (f.lose_line, f.corrupt_line, f.drop_byte);
+        if self.rng.chance(lose) {
+            self.stats.faults_injected += 1;
+            line.clear();
+            return;
+        }
+        // Never the first byte (an `N` turned into something else would make the line run
+        // unprotected) and never the terminator (merged lines have a 1/256 chance to pass
+        // the 8-bit checksum), and at most one fault per line (a changed byte and a dropped
+        // one can cancel out in the XOR checksum, e.g. `X`→`x` and a space dropped): all
+        // real risks of the protocol, not of the host.
+        if line.len() > 2 && self.rng.chance(corrupt) {
+            self.stats.faults_injected += 1;
+            let i = 1 + self.rng.below(line.len() - 2);
+            let old = line[i];
+            let mut new = b'!' + self.rng.below(90) as u8;
+            // Not a `*` either: a second one turns the checksum into text Marlin reads as 0,
+            // which matches one time in 256 (a risk of the protocol, not of the host).
+            if new == old || new == b';' || new == b'\\' || new == b'(' || new == b'*' {
+                new = if old == b'#' { b'$' } else { b'#' };
+            }
+            line[i] = new;
+        } else if line.len() > 2 && self.rng.chance(drop) {
+            self.stats.faults_injected += 1;
+            let i = 1 + self.rng.below(line.len() - 2);
+            line.remove(i);
+        }
+    }
+
+    pub(super) fn uart_byte(&mut self, now: Instant, b: u8) {
+        if self.config.emergency_parser {
+            self.emergency_parser(now, b);
+            if self.halted {
+                return;
+            }
+        }
+        if self.rx.len() >= self.config.rx_buffer {
+            self.stats.rx_overflow_bytes += 1;
+            return;
+        }
+        self.rx.push_back(b);
+    }
+
+    /// Marlin's emergency parser: acts on raw bytes, before line assembly or checksums.
+    pub(super) fn emergency_parser(&mut self, now: Instant, b: u8) {
+        if b != b'\n' && b != b'\r' {
+            if self.estop_line.len() < 24 {
+                self.estop_line.push(b);
+            }
+            return;
+        }
+        let line = std::mem::take(&mut self.estop_line);
+        let mut s = line.as_slice();
+        if s.first() == Some(&b'N') {
+            s = &s[1..];
+            while s.first().is_some_and(|c| c.is_ascii_digit() || *c == b'-') {
+                s = &s[1..];
+            }
+        }
+        let s = s.trim_ascii_start();
+        if s.starts_with(b"M112") {
+            self.kill("Killed by M112");
+        } else if s.starts_with(b"M108") {
+            if matches!(self.blocked, Some(Block::Heat(_) | Block::User)) {
+                self.blocked = Some(Block::Until(now));
+            }
+        } else if s.starts_with(b"M876") {
+            // A prompt answer releases a wait for the user (M0, M600).
+            if self.blocked == Some(Block::User) {
+                self.blocked = Some(Block::Until(now));
+            }
+        } else if s.starts_with(b"M410") {
+            self.planner.clear();
+            self.head_end = None;
+        }
+    }
+
+    /// Marlin's `get_serial_commands`: assemble lines from RX while there is a free slot.
+    pub(super) fn read_serial(&mut self, now: Instant) {
+        while self.ring.len() < self.config.command_slots {
+            let Some(c) = self.rx.pop_front() else { return };
+            if c == b'\n' || c == b'\r' {
+                self.in_comment = false;
+                self.in_paren = false;
+                self.escape = false;
+                if self.line_buf.is_empty() {
+                    continue;
+                }
+                let line = std::mem::take(&mut self.line_buf);
+                self.process_line(now, &line);
+                self.line_buf = line;
+                self.line_buf.clear();
+                continue;
+            }
+            if self.in_comment {
+                continue;
+            }
+            if self.escape {
+                self.escape = false;
+            } else if c == b';' {
+                self.in_comment = true;
+                continue;
+            } else if c == b'\\' {
+                self.escape = true;
+                continue;
+            } else if self.config.paren_comments && c == b'(' {
+                self.in_paren = true;
+                continue;
+            } else if self.in_paren {
+                if c == b')' {
+                    self.in_paren = false;
+                }
+                continue;
+            } else if c == 0x08 {
+                self.line_buf.pop();
+                continue;
+            }
+            // MAX_CMD_SIZE 96: the rest of a long line is silently lost.
+            if self.line_buf.len() < 95 {
+                self.line_buf.push(c);
+            }
+        }
+    }
+
+    /// Marlin's `get_sdcard_commands`: while printing from SD, fill free slots from the file.
+    pub(super) fn read_sd(&mut self) {
+        while self.sd.printing && self.ring.len() < self.config.command_slots {
+            let text = match self.sd.next_command(&self.card) {
+                Some(text) => text,
+                None => {
+                    // End of file: Marlin queues `M1001`, which reports the print done.
+                    self.sd.printing = false;
+                    self.sd.selected = None;
+                    "M1001".to_owned()
+                }
+            };
+            self.ring.push_back(Command {
+                line: None,
+                text,
+                from_sd: true,
+            });
+        }
+    }
+
+    pub(super) fn process_line(&mut self, now: Instant, raw: &[u8]) {
+        let s = raw.trim_ascii_start();
+        if self.klipper.is_some() {
+            let (line, text) = crate::sim::flavor::unchecked_line(s);
+            return self.ring.push_back(Command {
+                line,
+                text,
+                from_sd: false,
+            });
+        }
+        if s.first() != Some(&b'N') {
+            let text = String::from_utf8_lossy(s).trim().to_owned();
+            if self.sd.saving.is_some() && !crate::sim::sd::is_m29(&text) {
+                // While writing to SD only `M29` may come without a line number.
+                return self.line_error(now, "No Checksum with line number, Last Line: ");
+            }
+            self.ring.push_back(Command {
+                line: None,
+                text,
+                from_sd: false,
+            });
+            return;
+        }
+        let text = String::from_utf8_lossy(s).into_owned();
+        let is_m110 = text.contains("M110");
+        let mut npos = 0;
+        if is_m110 {
+            if let Some(p) = text[4..].find('N') {
+                npos = 4 + p;
+            }
+        }
+        let n = strtol(&text[npos + 1..]);
+        if n != self.last_n + 1 && !is_m110 {
+            return self.line_error(now, "Line Number is not Last Line Number+1, Last Line: ");
+        }
+        let Some(apos) = text.rfind('*') else {
+            return self.line_error(now, "No Checksum with line number, Last Line: ");
+        };
+        if strtol(&text[apos + 1..]) != i64::from(checksum(&s[..apos])) {
+            return self.line_error(now, "checksum mismatch, Last Line: ");
+        }
+        if self.rng.chance(self.config.faults.spurious_resend) {
+            self.stats.faults_injected += 1;
+            return self.line_error(now, "checksum mismatch, Last Line: ");
+        }
+        self.last_n = n;
+        let body = &text[..apos];
+        let payload = body
+            .trim_start_matches('N')
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
+            .trim();
+        self.ring.push_back(Command {
+            line: Some(strtol(&text[1..])),
+            text: payload.to_owned(),
+            from_sd: false,
+        });
+    }
+
+    pub(super) fn line_error(&mut self, _now: Instant, text: &str) {
+        self.stats.line_errors += 1;
+        let _ = writeln!(self.out, "Error:{text}{}", self.last_n);
+        if self.config.version != MarlinVersion::V1 {
+            self.rx.clear();
+        }
+        self.line_buf.clear();
+        let _ = writeln!(self.out, "Resend: {}", self.last_n + 1);
+        if self.config.version != MarlinVersion::V2_0 {
+            self.out.extend_from_slice(b"ok\n");
+        }
+    }
+}
+
+/// C's `strtol` on a decimal: leading spaces, optional sign, digits; 0 when none.
+fn strtol(s: &str) -> i64 {
+    let s = s.trim_start();
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let v: i64 = digits[..end].parse().unwrap_or(0);
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
