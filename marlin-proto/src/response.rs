@@ -27,6 +27,12 @@ pub enum FirmwareLine {
     Busy(BusyReason),
     /// `wait`: the firmware is idle (an `ok` the host still waits for was lost).
     Wait,
+    /// Repetier's `skip <n>`: line `n` was thrown away unexecuted (a copy of a line it already
+    /// has, or a line in flight behind one it asked to be re-sent); an `ok` follows for it.
+    Skip {
+        /// The line skipped.
+        line: i64,
+    },
     /// `start`: the firmware (re)booted.
     Start,
     /// A temperature report without `ok` (autoreport or `M109`/`M190` progress).
@@ -110,6 +116,10 @@ pub enum FirmwareError {
         /// `0`, `1`, `bed`, `chamber`, …
         heater: String,
     },
+    /// The firmware stopped itself and ignores commands until `M999`: Repetier's
+    /// `fatal:<message> - Printer stopped …` (later commands are acknowledged, not run),
+    /// Smoothieware's `… HALT asserted - reset or M999 required` (later commands get `!!`).
+    Fatal(String),
     /// Any other error text (after `Error:`).
     Other(String),
 }
@@ -134,6 +144,7 @@ impl fmt::Display for FirmwareError {
             Self::Halted => f.write_str("printer halted, kill() called"),
             Self::Stopped => f.write_str("printer stopped due to errors, M999 required"),
             Self::Thermal { cause, heater } => write!(f, "{cause} on heater {heater}"),
+            Self::Fatal(s) => write!(f, "fatal: {s}"),
             Self::Other(s) => f.write_str(s),
         }
     }
@@ -353,6 +364,21 @@ fn parse_text(text: &str) -> FirmwareLine {
     if text.starts_with("Printer stopped due to errors") {
         return FirmwareLine::Error(FirmwareError::Stopped);
     }
+    if let Some(rest) = text.strip_prefix("fatal:") {
+        return FirmwareLine::Error(FirmwareError::Fatal(rest.trim().to_owned()));
+    }
+    if text.ends_with("HALT asserted - reset or M999 required") {
+        // Smoothieware halted (a temperature fault, the kill button).
+        return FirmwareLine::Error(FirmwareError::Fatal(text.to_owned()));
+    }
+    if let Some(rest) = text.strip_prefix("skip ") {
+        if let Ok(line) = rest.trim().parse() {
+            return FirmwareLine::Skip { line };
+        }
+    }
+    if let Some(cmd) = unknown_code(text) {
+        return FirmwareLine::UnknownCommand(cmd);
+    }
     if let Some(rest) = text.strip_prefix("!!") {
         return FirmwareLine::Fatal(rest.trim().to_owned());
     }
@@ -376,6 +402,11 @@ fn parse_text(text: &str) -> FirmwareLine {
         }
         if let Some(cmd) = rest.strip_prefix("Unknown command:") {
             return FirmwareLine::UnknownCommand(cmd.trim().trim_matches('"').to_owned());
+        }
+        if rest.starts_with("Printer stopped due to errors") {
+            // Prusa-Firmware, after a thermal error it can recover from: it paused the print
+            // and drops every command unanswered until the user intervenes.
+            return FirmwareLine::Error(FirmwareError::Stopped);
         }
         return FirmwareLine::Echo(rest.to_owned());
     }
@@ -402,6 +433,13 @@ fn parse_text(text: &str) -> FirmwareLine {
         return FirmwareLine::Temperatures(t);
     }
     FirmwareLine::Unknown(text.to_owned())
+}
+
+/// Prusa-Firmware's `Unknown M code: M999x` (also `G`, `D`): the command that follows.
+fn unknown_code(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("Unknown ")?;
+    let (letter, cmd) = rest.split_once(" code:")?;
+    (letter.len() == 1).then(|| cmd.trim().to_owned())
 }
 
 /// The first (optionally negative) integer in `s`.

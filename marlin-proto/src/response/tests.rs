@@ -388,3 +388,41 @@ fn garbage_is_unknown_never_a_panic() {
     assert!(matches!(p("Marlin 2.1.2"), FirmwareLine::Unknown(_)));
     assert!(matches!(p("X:abc"), FirmwareLine::Unknown(_)));
 }
+
+#[test]
+fn other_firmwares_lines() {
+    // Repetier.
+    assert_eq!(p("skip 42"), FirmwareLine::Skip { line: 42 });
+    assert_eq!(p("ok 42"), ok(Some(42), None, None));
+    assert!(matches!(p("skip it"), FirmwareLine::Unknown(_)));
+    assert_eq!(
+        p("fatal:Heater decoupled during hold - Printer stopped and heaters disabled due to this error. Fix error and restart with M999."),
+        FirmwareLine::Error(FirmwareError::Fatal("Heater decoupled during hold - Printer stopped and heaters disabled due to this error. Fix error and restart with M999.".to_owned()))
+    );
+    assert_eq!(
+        p("busy:paused for user interaction"),
+        FirmwareLine::Busy(BusyReason::Other("paused for user interaction".to_owned()))
+    );
+    // Prusa-Firmware.
+    assert_eq!(
+        p("Unknown M code: M9999 S1"),
+        FirmwareLine::UnknownCommand("M9999 S1".to_owned())
+    );
+    assert_eq!(
+        p("echo:Printer stopped due to errors. Supervision required."),
+        FirmwareLine::Error(FirmwareError::Stopped)
+    );
+    // Smoothieware.
+    assert_eq!(p("rs N12"), FirmwareLine::Resend { line: Some(12) });
+    assert!(matches!(
+        p("Temperature reading is unreliable on T HALT asserted - reset or M999 required"),
+        FirmwareLine::Error(FirmwareError::Fatal(_))
+    ));
+    // RepRapFirmware: a space after each colon.
+    let FirmwareLine::FirmwareInfo(info) =
+        p("FIRMWARE_NAME: RepRapFirmware for Duet 3 MB6HC FIRMWARE_VERSION: 3.5.3 ELECTRONICS: Duet 3 MB6HC v1.01 or later")
+    else {
+        panic!("not firmware info");
+    };
+    assert_eq!(info.name, "RepRapFirmware for Duet 3 MB6HC");
+}

@@ -36,9 +36,9 @@ impl Session {
         }
         if self.awaiting_resend_ok.is_some() {
             // Never `ok T:…`: that answers an M105.
-            let plain =
-                (!self.firmware.advanced_ok || ok.line.is_none()) && ok.temperatures.is_none();
-            if plain && self.config.resend_ok != ResendOk::Never {
+            let numbered = self.firmware.advanced_ok || self.quirks().ok_echoes_line;
+            let plain = (!numbered || ok.line.is_none()) && ok.temperatures.is_none();
+            if plain && self.resend_ok() != ResendOk::Never {
                 self.awaiting_resend_ok = None;
                 return;
             }
@@ -66,7 +66,9 @@ impl Session {
             }
             return;
         }
-        let taken = if let (true, Some(n)) = (self.firmware.advanced_ok, ok.line) {
+        let taken = if let (true, Some(n)) = (self.quirks().ok_echoes_line, ok.line) {
+            self.take_echoed(n)
+        } else if let (true, Some(n)) = (self.firmware.advanced_ok, ok.line) {
             match self.in_flight.iter().position(|f| f.line == Some(n)) {
                 Some(pos) => {
                     let taken = self.ack_through(pos);

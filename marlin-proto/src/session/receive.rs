@@ -16,8 +16,11 @@ impl Session {
         ) {
             self.rx_understood = true;
             // Detect: a resend's `ok` comes right after it; any other line means none is coming.
-            if self.config.resend_ok == ResendOk::Detect
-                && !matches!(parsed, FirmwareLine::Resend { .. })
+            if self.resend_ok() == ResendOk::Detect
+                && !matches!(
+                    parsed,
+                    FirmwareLine::Resend { .. } | FirmwareLine::Skip { .. }
+                )
             {
                 self.awaiting_resend_ok = None;
             }
@@ -37,6 +40,7 @@ impl Session {
                 self.events.push_back(Event::Busy(reason));
             }
             FirmwareLine::Wait => self.on_wait(now),
+            FirmwareLine::Skip { .. } => self.on_skip(now),
             FirmwareLine::Start => self.on_start(),
             FirmwareLine::Temperatures(t) => self.events.push_back(Event::Temperatures(t)),
             FirmwareLine::Position(p) => {
@@ -50,6 +54,7 @@ impl Session {
             FirmwareLine::FirmwareInfo(info) => {
                 self.keep_response(raw);
                 self.firmware.info = Some(info);
+                self.identified_after_ok();
             }
             FirmwareLine::Capability { name, enabled } => {
                 self.keep_response(raw);
@@ -124,6 +129,7 @@ impl Session {
                 self.fail(FatalError::Halted { reason });
             }
             FirmwareError::Stopped => self.fail(FatalError::Stopped),
+            FirmwareError::Fatal(text) => self.fail(FatalError::FirmwareFatal(text)),
             FirmwareError::Thermal { cause, heater } => {
                 self.fail(FatalError::Thermal { cause, heater })
             }

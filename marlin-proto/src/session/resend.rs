@@ -15,7 +15,7 @@ impl Session {
                 }));
             return;
         }
-        if self.config.resend_ok != ResendOk::Never {
+        if self.resend_ok() != ResendOk::Never {
             self.awaiting_resend_ok = Some(now + self.config.resend_ok_timeout);
         }
         let Some(n) = line else {

@@ -178,7 +178,9 @@ impl Session {
         frame_numbered(line, payload.as_str(), out);
         let bytes: Box<[u8]> = out[start..].into();
         let long = config::is_long_running(payload.code());
-        let m105 = payload.code().eq_ignore_ascii_case("M105");
+        // Whether its `ok` carries the temperature report (not on firmware that acknowledges
+        // lines on receipt).
+        let m105 = payload.code().eq_ignore_ascii_case("M105") && !self.quirks().ok_on_receipt;
         self.push_in_flight(now, Some(line), id, kind, long, m105, bytes.len() as u32);
         if self.history.len() == self.config.history_len {
             self.history.pop_front();

@@ -111,7 +111,7 @@ pub struct SimConfig {
     /// The board's USB-serial bridge, batching what the firmware sends (`None`: every line
     /// reaches the host the link's latency after its last byte).
     pub usb_batching: Option<UsbBatching>,
-    /// Which firmware to imitate (Marlin, or Klipper's quirks).
+    /// Which firmware to imitate ([`SimConfig::flavored`] sets the matching options).
     pub flavor: SimFlavor,
 }
 
@@ -142,13 +142,35 @@ impl SimConfig {
     /// Klipper's serial host emulation ([`SimFlavor::Klipper`]): no ADVANCED_OK, no `M155`
     /// autoreport, no `busy:` keepalive, `M112` acted on as soon as it arrives.
     pub fn klipper() -> Self {
-        Self {
-            flavor: SimFlavor::Klipper,
-            advanced_ok: false,
-            autoreport_temp: false,
-            keepalive: None,
-            emergency_parser: true,
-            ..Self::default()
+        Self::flavored(SimFlavor::Klipper)
+    }
+
+    /// A printer running `flavor`, with that firmware's options: Marlin's defaults; Prusa
+    /// without an emergency parser (it acts on `M112` when the line is read); Repetier with
+    /// its emergency parser; Smoothieware and RepRapFirmware without emergency parser,
+    /// `M155` or `busy:` lines; Klipper as [`klipper`](Self::klipper).
+    pub fn flavored(flavor: SimFlavor) -> Self {
+        let marlin = Self::default();
+        match flavor {
+            SimFlavor::Marlin | SimFlavor::Repetier => Self { flavor, ..marlin },
+            SimFlavor::Prusa => Self {
+                flavor,
+                emergency_parser: false,
+                ..marlin
+            },
+            SimFlavor::Klipper => Self {
+                flavor,
+                autoreport_temp: false,
+                keepalive: None,
+                ..marlin
+            },
+            SimFlavor::Smoothieware | SimFlavor::RepRapFirmware => Self {
+                flavor,
+                emergency_parser: false,
+                autoreport_temp: false,
+                keepalive: None,
+                ..marlin
+            },
         }
     }
 }

@@ -1,13 +1,39 @@
-//! Firmware flavors of the simulator: stock Marlin, or the quirks of Klipper's serial host
-//! emulation (after `klippy/gcode.py`), so the session's quirk table is exercised end to end.
+//! Firmware flavors of the simulator: stock Marlin, or another firmware's host-visible
+//! behaviour (see [`Quirks`](crate::Quirks) for the sources), so the session's quirk table is
+//! exercised end to end. Klipper's handling lives here; the others' in `printer/`.
 
-/// Which firmware the simulator imitates.
+/// Which firmware the simulator imitates. Use with [`SimConfig::flavored`](super::SimConfig::flavored),
+/// which also sets the options that firmware has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SimFlavor {
     /// Marlin (every other [`SimConfig`](super::SimConfig) option applies).
     #[default]
     Marlin,
+    /// Prusa-Firmware: Marlin's line checks and one `ok` after `Resend:`; `M115` names
+    /// `Prusa-Firmware`; unknown commands answered `Unknown M code: …`; `M112` prints
+    /// `Error:Printer halted. kill() called!` with the reason after it; a halt (thermal
+    /// runaway) prints `Error: HOTEND THERMAL RUNAWAY` and
+    /// `Error:Printer stopped due to errors. Supervision required.`, and every later command
+    /// is dropped unanswered.
+    Prusa,
+    /// Repetier-Firmware 1.0: `ok <n>` as soon as a line is stored (before it runs, so `M105`'s
+    /// report follows its `ok`); a bad line: an empty line, `Resend:<n>`, `ok`, no drain, and
+    /// `skip <n>` + `ok` for each line in flight behind it and for copies of lines it has;
+    /// `wait` after a second idle; `busy:processing` without `echo:`; a halt prints
+    /// `fatal:Heater decoupled during hold - …` and later commands are acknowledged, not run;
+    /// `M112` resets the board (`start`).
+    Repetier,
+    /// Smoothieware: no boot banner; a bad checksum or line number gets `rs N<n>` only (no
+    /// error, no `ok`, no drain); `M112` (in order) answers `ok Emergency Stop Requested - …`
+    /// and halts; a halt (`… HALT asserted - reset or M999 required`) makes it answer every
+    /// later command `!!`, without `ok`, until `M999`; no `busy:` lines.
+    Smoothieware,
+    /// RepRapFirmware in Marlin emulation (its USB default): no boot banner; `M115` as
+    /// `FIRMWARE_NAME: RepRapFirmware for Duet 3 MB6HC FIRMWARE_VERSION: …`; line numbers are
+    /// not checked and a line with a bad checksum is dropped without any answer. `M112` and
+    /// halts behave as Marlin's (not modelled).
+    RepRapFirmware,
     /// Klipper's `/tmp/printer` pseudo-terminal: no boot banner; line numbers and checksums
     /// skipped, never checked (no resends); `M115` answered inside the `ok`
     /// (`ok FIRMWARE_NAME:Klipper FIRMWARE_VERSION:…`); a command error (here: a move outside

@@ -1,13 +1,19 @@
 //! The simulated Marlin firmware, following the data flow: bytes arrive at the UART and are
 //! read into lines ([`intake`]), the front command runs ([`execute`]) through the motion
 //! [`planner`] and the [`heater`]s, and the firmware talks by itself ([`output`]). This file
-//! holds the state and the main loop ([`SimPrinter::pump`]).
+//! holds the state and the main loop ([`SimPrinter::pump`]). Other firmwares' line handling
+//! and answers, where they differ: [`prusa`], [`repetier`], [`smoothieware`],
+//! [`reprapfirmware`] (Klipper's is in `sim/flavor.rs`).
 
 mod execute;
 mod heater;
 mod intake;
 mod output;
 mod planner;
+mod prusa;
+mod repetier;
+mod reprapfirmware;
+mod smoothieware;
 
 use std::collections::VecDeque;
 use std::io::Write as _;
@@ -18,6 +24,7 @@ use super::flavor::{Klipper, SimFlavor};
 use super::rng::Rng;
 use super::sd::{SdCard, SdSession};
 use heater::Heater;
+use repetier::Repetier;
 
 /// One command the firmware executed, in execution order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +123,12 @@ pub struct SimPrinter {
     out: Vec<u8>,
     ledger: Vec<Executed>,
     stats: SimStats,
-    /// The Klipper flavor's state (`None`: Marlin).
+    /// The Klipper flavor's state (`None`: another flavor).
     klipper: Option<Klipper>,
+    /// The Repetier flavor's receiving state.
+    repetier: Repetier,
+    /// Halted but still reading: Smoothieware answers `!!`, Prusa-Firmware drops commands.
+    stopped: bool,
 }
 
 impl SimPrinter {
@@ -157,12 +168,13 @@ impl SimPrinter {
             ledger: Vec::new(),
             stats: SimStats::default(),
             klipper: None,
+            repetier: Repetier::default(),
+            stopped: false,
         };
         if p.config.flavor == SimFlavor::Klipper {
             p.klipper = Some(Klipper::default());
-        } else {
-            p.boot_banner();
         }
+        p.boot_banner();
         p
     }
 
@@ -255,6 +267,7 @@ impl SimPrinter {
             self.next_report,
             self.autoreport.map(|(_, t)| t),
             self.sd.autoreport.map(|(_, t)| t),
+            self.repetier.wait_due,
         ]
         .into_iter()
         .flatten()
@@ -275,18 +288,30 @@ impl SimPrinter {
             // Klipper keeps answering, every command with an error.
             let text = k.shut_down(reason);
             self.out.extend_from_slice(text.as_bytes());
-            self.planner.clear();
-            self.head_end = None;
+            self.halt_motion();
             return;
         }
-        let _ = writeln!(self.out, "echo:{reason}");
-        self.out
-            .extend_from_slice(b"Error:Printer halted. kill() called!\n");
+        match self.config.flavor {
+            // `KILL_METHOD 1`: the board resets.
+            SimFlavor::Repetier => return self.reset(),
+            SimFlavor::Prusa => self.prusa_kill(reason),
+            _ => {
+                let _ = writeln!(self.out, "echo:{reason}");
+                self.out
+                    .extend_from_slice(b"Error:Printer halted. kill() called!\n");
+            }
+        }
         self.halted = true;
         self.blocked = None;
         self.next_busy = None;
         self.next_report = None;
         self.autoreport = None;
+        self.head_end = None;
+    }
+
+    /// Motion stops: the planner is flushed.
+    fn halt_motion(&mut self) {
+        self.planner.clear();
         self.head_end = None;
     }
 
@@ -303,6 +328,8 @@ impl SimPrinter {
         self.next_report = None;
         self.autoreport = None;
         self.last_n = 0;
+        self.repetier = Repetier::default();
+        self.stopped = false;
         self.sd = SdSession::default();
         self.hotend = Heater::new();
         self.bed = Heater::new();

@@ -123,3 +123,199 @@ fn the_config_overrides_the_table() {
     assert!(h.s.fatal().is_none());
     assert_eq!(h.completed(), vec![2]);
 }
+
+/// Handshake with Repetier: `M115`'s `ok 1` comes before its report (acknowledged on receipt).
+fn repetier() -> Host {
+    let mut h = Host::new(SessionConfig::default());
+    assert_eq!(h.tx(), "N0 M110 N0*125\n");
+    h.rx("start\nok\n");
+    assert_eq!(h.tx(), "N1 M115*39\n");
+    h.rx("ok 1\nFIRMWARE_NAME:Repetier_1.0.4 COMPILED:Nov 23 2026 FIRMWARE_URL:https://github.com/repetier/Repetier-Firmware/ PROTOCOL_VERSION:1.0 MACHINE_TYPE:Mendel EXTRUDER_COUNT:1 REPETIER_PROTOCOL:3\n");
+    let ev = h.events();
+    assert!(
+        matches!(ev.last(), Some(Event::Connected { .. })),
+        "the report completes the handshake at once: {ev:?}"
+    );
+    assert_eq!(h.s.quirks(), Quirks::REPETIER);
+    h.rx("Cap:AUTOREPORT_TEMP:1\n");
+    assert!(h
+        .s
+        .firmware()
+        .capabilities
+        .contains(&("AUTOREPORT_TEMP".to_owned(), true)));
+    h
+}
+
+#[test]
+fn repetier_is_connected_by_its_m115_report_after_the_ok() {
+    repetier();
+}
+
+/// Repetier with a credit window of four commands.
+fn repetier_credit() -> Host {
+    let config = SessionConfig {
+        flow: FlowPolicy::Credit {
+            slots: 4,
+            rx_bytes: 128,
+        },
+        ..SessionConfig::default()
+    };
+    let mut h = Host::new(config);
+    h.tx();
+    h.rx("ok\n");
+    h.tx();
+    h.rx("ok 1\nFIRMWARE_NAME:Repetier_1.0.4\n");
+    for g in ["G1 X1", "G1 X2", "G1 X3"] {
+        h.send(g);
+    }
+    assert_eq!(
+        h.tx(),
+        [line(2, "G1 X1"), line(3, "G1 X2"), line(4, "G1 X3")].concat()
+    );
+    h
+}
+
+#[test]
+fn a_repetier_ok_names_the_line_it_acknowledges() {
+    let mut h = repetier_credit();
+    // `ok 2` was lost: `ok 3` proves lines 2 and 3 were stored.
+    h.rx("ok 3\n");
+    assert_eq!(h.completed(), vec![2, 3]);
+    h.rx("ok 4\n");
+    assert_eq!(h.completed(), vec![4]);
+    // A duplicated `ok 4` acknowledges nothing; an unnumbered command's `ok` repeats 4.
+    h.rx("ok 4\n");
+    let ev = h.events();
+    assert!(
+        matches!(ev.as_slice(), [Event::Warning(Warning::UnexpectedOk)]),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn a_repetier_skip_is_followed_by_its_own_ok() {
+    let mut h = repetier_credit();
+    // Line 2 arrived damaged; the host re-sends it at once.
+    h.rx("\nResend:2\nok\n");
+    assert_eq!(h.tx(), line(2, "G1 X1"));
+    // The two lines behind it were skipped, each with a plain `ok`: they acknowledge nothing.
+    h.rx("skip 3\nok\nskip 4\nok\n");
+    assert_eq!(h.completed(), Vec::<i64>::new());
+    h.rx("ok 2\n");
+    assert_eq!(h.completed(), vec![2]);
+    assert_eq!(h.tx(), [line(3, "G1 X2"), line(4, "G1 X3")].concat());
+    h.rx("ok 3\nok 4\n");
+    assert_eq!(h.completed(), vec![3, 4]);
+}
+
+#[test]
+fn on_repetier_an_m105_is_acknowledged_before_its_report() {
+    let mut h = repetier();
+    let id = h.send("M105");
+    h.tx();
+    h.rx("ok 2\n");
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Completed { id: done, .. } if *done == id)));
+    h.rx("T:21.50 /0 B:20.10 /0 B@:0 @:0\n");
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Temperatures(_))));
+}
+
+#[test]
+fn a_plain_ok_on_receipt_answers_an_m105_too() {
+    // Repetier built without `ACK_WITH_LINENUMBER`: plain `ok`s, still sent on receipt.
+    let config = SessionConfig {
+        quirks: Some(Quirks {
+            ok_echoes_line: false,
+            ..Quirks::REPETIER
+        }),
+        ..SessionConfig::default()
+    };
+    let mut h = Host::new(config);
+    h.tx();
+    h.rx("ok\n");
+    h.tx();
+    h.rx("ok\nFIRMWARE_NAME:Repetier_1.0.4\n");
+    assert!(h.s.is_ready());
+    h.send("M105");
+    h.send("G1 X1");
+    assert_eq!(h.tx(), line(2, "M105"));
+    // On Marlin this plain `ok` could not answer an M105 (its `ok T:` would).
+    h.rx("ok\n");
+    assert_eq!(h.completed(), vec![2]);
+    assert_eq!(h.tx(), line(3, "G1 X1"));
+}
+
+#[test]
+fn repetier_fatal_stops_the_session() {
+    let mut h = repetier();
+    h.send("G1 X1");
+    h.tx();
+    h.rx("fatal:Heater decoupled during hold - Printer stopped and heaters disabled due to this error. Fix error and restart with M999.\n");
+    assert!(matches!(
+        h.s.fatal(),
+        Some(FatalError::FirmwareFatal(m)) if m.starts_with("Heater decoupled during hold")
+    ));
+}
+
+#[test]
+fn smoothieware_resends_at_once_after_rs() {
+    let mut h = Host::new(SessionConfig::default());
+    h.tx();
+    h.rx("ok\n");
+    h.tx();
+    h.rx("FIRMWARE_NAME:Smoothieware, FIRMWARE_URL:http%3A//smoothieware.org, FIRMWARE_VERSION:edge-bb41e99, PROTOCOL_VERSION:1.0\nok\n");
+    assert_eq!(h.s.quirks(), Quirks::SMOOTHIEWARE);
+    h.send("G1 X1");
+    assert_eq!(h.tx(), line(2, "G1 X1"));
+    // No `Error:` line and no `ok` come with it: the line goes again without waiting.
+    h.rx("rs N2\n");
+    assert_eq!(h.tx(), line(2, "G1 X1"));
+    h.rx("ok\n");
+    assert_eq!(h.completed(), vec![2]);
+}
+
+#[test]
+fn marlin_waits_for_the_ok_a_resend_may_bring() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    h.tx();
+    h.rx("Error:checksum mismatch, Last Line: 1\nResend: 2\n");
+    assert_eq!(h.tx(), "", "Marlin 2.1 still sends an ok");
+    h.rx("ok\n");
+    assert_eq!(h.tx(), line(2, "G1 X1"));
+}
+
+#[test]
+fn smoothieware_halt_and_prusa_stop_are_fatal() {
+    let mut h = Host::plain();
+    h.rx("Temperature reading is unreliable on T HALT asserted - reset or M999 required\n");
+    assert!(
+        matches!(h.s.fatal(), Some(FatalError::FirmwareFatal(m)) if m.starts_with("Temperature reading"))
+    );
+    let mut h = Host::plain();
+    h.rx("echo:Printer stopped due to errors. Supervision required.\n");
+    assert_eq!(h.s.fatal(), Some(&FatalError::Stopped));
+}
+
+#[test]
+fn reprapfirmware_is_named_with_a_space_after_the_colon() {
+    let mut h = Host::new(SessionConfig::default());
+    h.tx();
+    h.rx("ok\n");
+    h.tx();
+    h.rx("FIRMWARE_NAME: RepRapFirmware for Duet 3 MB6HC FIRMWARE_VERSION: 3.5.3 ELECTRONICS: Duet 3 MB6HC v1.01 or later\nok\n");
+    assert_eq!(h.s.firmware().flavor(), FirmwareFlavor::RepRapFirmware);
+    assert_eq!(
+        h.s.firmware()
+            .info
+            .as_ref()
+            .unwrap()
+            .field("FIRMWARE_VERSION"),
+        Some("3.5.3")
+    );
+}

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use super::{Block, Executed, SimPrinter};
+use super::{Block, Executed, SimFlavor, SimPrinter};
 use crate::sim::config::MoveTiming;
 
 impl SimPrinter {
@@ -32,14 +32,7 @@ impl SimPrinter {
         self.stats.executed += 1;
         let faults = &self.config.faults;
         if faults.halt_after == Some(self.stats.executed) {
-            if self.klipper.is_none() {
-                let _ = writeln!(
-                    self.out,
-                    "Error:Thermal Runaway, system stopped! Heater_ID: bed"
-                );
-            }
-            self.kill("THERMAL RUNAWAY");
-            return;
+            return self.halt_fault();
         }
         if faults.reset_after == Some(self.stats.executed) {
             self.reset();
@@ -56,6 +49,27 @@ impl SimPrinter {
                 self.ring.pop_front();
                 return;
             }
+        }
+        if self.config.flavor == SimFlavor::Smoothieware {
+            let refused = self.smoothie_refuses(&code);
+            if !refused && code == "M112" {
+                self.smoothie_emergency_stop();
+            }
+            if refused || code == "M112" {
+                // Answered already, without another `ok`.
+                self.ring.pop_front();
+                return;
+            }
+        }
+        match self.config.flavor {
+            SimFlavor::Repetier if code == "M105" => {
+                // The `ok` went out when the line was stored; the report follows alone.
+                let line = self.temperature_line(now);
+                let _ = writeln!(self.out, "{}", line.trim_start());
+                return self.finish_front();
+            }
+            SimFlavor::Repetier if code == "M999" => self.repetier_clear_fatal(),
+            _ => {}
         }
         match code.as_str() {
             "G0" | "G1" | "G2" | "G3" => {
@@ -177,6 +191,10 @@ impl SimPrinter {
             "M84" | "M18" | "M106" | "M107" | "M108" | "M117" | "M201" | "M203" | "M204"
             | "M205" | "M220" | "M221" | "M73" | "M876" | "M999" | "G21" | "M300" | "T0"
             | "M413" | "M900" | "M907" => {}
+            _ if self.config.flavor == SimFlavor::Prusa => {
+                let letter = cmd.text.chars().next().unwrap_or('?');
+                let _ = writeln!(self.out, "Unknown {letter} code: {}", cmd.text);
+            }
             _ => {
                 let _ = writeln!(self.out, "echo:Unknown command: \"{}\"", cmd.text);
             }
@@ -210,6 +228,18 @@ impl SimPrinter {
         if Words::new(&cmd.text).code.eq_ignore_ascii_case("M600") {
             self.out.extend_from_slice(b"//action:resumed\n");
         }
+        if self.config.flavor != SimFlavor::Repetier {
+            // (Repetier acknowledged it when it was stored.)
+            self.acknowledge(line);
+        }
+        self.ring.pop_front();
+        if self.planner.is_empty() && matches!(self.config.moves, MoveTiming::Instant) {
+            self.empty_since = None;
+        }
+    }
+
+    /// Sends a command's `ok`, or loses or doubles it (injected faults).
+    pub(super) fn acknowledge(&mut self, line: Option<i64>) {
         if self.rng.chance(self.config.faults.lost_ok) {
             self.stats.faults_injected += 1;
         } else {
@@ -223,13 +253,29 @@ impl SimPrinter {
                 self.write_ok(line);
             }
         }
-        self.ring.pop_front();
-        if self.planner.is_empty() && matches!(self.config.moves, MoveTiming::Instant) {
-            self.empty_since = None;
+    }
+
+    /// The injected halt (a thermal fault), as the flavor reports it.
+    fn halt_fault(&mut self) {
+        match self.config.flavor {
+            SimFlavor::Klipper => self.kill("THERMAL RUNAWAY"),
+            SimFlavor::Prusa => self.prusa_thermal_stop(),
+            SimFlavor::Repetier => self.repetier_fatal(),
+            SimFlavor::Smoothieware => self.smoothie_halt(),
+            _ => {
+                let _ = writeln!(
+                    self.out,
+                    "Error:Thermal Runaway, system stopped! Heater_ID: bed"
+                );
+                self.kill("THERMAL RUNAWAY");
+            }
         }
     }
 
     pub(super) fn write_ok(&mut self, line: Option<i64>) {
+        if self.config.flavor == SimFlavor::Repetier {
+            return self.repetier_ok();
+        }
         if !self.config.advanced_ok {
             self.out.extend_from_slice(b"ok\n");
             return;

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use super::{Block, Command, SimPrinter};
+use super::{Block, Command, SimFlavor, SimPrinter};
 use crate::line::checksum;
 use crate::sim::config::MarlinVersion;
 
@@ -16,6 +16,9 @@ impl SimPrinter {
             return;
         }
         self.keepalive(now);
+        if self.config.flavor == SimFlavor::Repetier {
+            self.repetier_input(now);
+        }
         for &b in bytes {
             self.arriving.push(b);
             if b == b'\n' {
@@ -49,9 +52,24 @@ impl SimPrinter {
         // the 8-bit checksum), and at most one fault per line (a changed byte and a dropped
         // one can cancel out in the XOR checksum, e.g. `X`→`x` and a space dropped): all
         // real risks of the protocol, not of the host.
+        //
+        // Nor the `*` on firmware that runs a numbered line without a checksum (Repetier,
+        // Smoothieware, RepRapFirmware): losing it leaves the line unprotected.
+        let keep_star = matches!(
+            self.config.flavor,
+            SimFlavor::Repetier | SimFlavor::Smoothieware | SimFlavor::RepRapFirmware
+        );
+        let pick = |rng: &mut crate::sim::rng::Rng, line: &[u8]| {
+            let i = 1 + rng.below(line.len() - 2);
+            if keep_star && line[i] == b'*' {
+                i - 1
+            } else {
+                i
+            }
+        };
         if line.len() > 2 && self.rng.chance(corrupt) {
             self.stats.faults_injected += 1;
-            let i = 1 + self.rng.below(line.len() - 2);
+            let i = pick(&mut self.rng, line);
             let old = line[i];
             let mut new = b'!' + self.rng.below(90) as u8;
             // Not a `*` either: a second one turns the checksum into text Marlin reads as 0,
@@ -62,7 +80,7 @@ impl SimPrinter {
             line[i] = new;
         } else if line.len() > 2 && self.rng.chance(drop) {
             self.stats.faults_injected += 1;
-            let i = 1 + self.rng.below(line.len() - 2);
+            let i = pick(&mut self.rng, line);
             line.remove(i);
         }
     }
@@ -184,19 +202,28 @@ impl SimPrinter {
 
     pub(super) fn process_line(&mut self, now: Instant, raw: &[u8]) {
         let s = raw.trim_ascii_start();
-        if self.klipper.is_some() {
-            let (line, text) = crate::sim::flavor::unchecked_line(s);
-            return self.ring.push_back(Command {
-                line,
-                text,
-                from_sd: false,
-            });
+        match self.config.flavor {
+            SimFlavor::Klipper => {
+                let (line, text) = crate::sim::flavor::unchecked_line(s);
+                return self.ring.push_back(Command {
+                    line,
+                    text,
+                    from_sd: false,
+                });
+            }
+            SimFlavor::Repetier => return self.repetier_line(s),
+            SimFlavor::Smoothieware => return self.smoothie_line(s),
+            SimFlavor::RepRapFirmware => return self.reprap_line(s),
+            SimFlavor::Marlin | SimFlavor::Prusa => {}
         }
         if s.first() != Some(&b'N') {
             let text = String::from_utf8_lossy(s).trim().to_owned();
             if self.sd.saving.is_some() && !crate::sim::sd::is_m29(&text) {
                 // While writing to SD only `M29` may come without a line number.
                 return self.line_error(now, "No Checksum with line number, Last Line: ");
+            }
+            if self.prusa_takes(&text) {
+                return;
             }
             self.ring.push_back(Command {
                 line: None,
@@ -227,12 +254,15 @@ impl SimPrinter {
             self.stats.faults_injected += 1;
             return self.line_error(now, "checksum mismatch, Last Line: ");
         }
-        self.last_n = n;
         let body = &text[..apos];
         let payload = body
             .trim_start_matches('N')
             .trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
             .trim();
+        if self.prusa_takes(payload) {
+            return;
+        }
+        self.last_n = n;
         self.ring.push_back(Command {
             line: Some(strtol(&text[1..])),
             text: payload.to_owned(),
