@@ -168,7 +168,7 @@ fn each_flavor_is_detected_and_gets_its_table_entry() {
         (
             SimFlavor::RepRapFirmware,
             FirmwareFlavor::RepRapFirmware,
-            Quirks::MARLIN,
+            Quirks::REPRAPFIRMWARE,
         ),
     ] {
         let (mut h, report) = stream_to(flavor, FlowPolicy::PingPong, Faults::none(), 50);
@@ -257,4 +257,65 @@ fn each_flavors_halt_stops_the_session_with_its_reason() {
         matches!(&report.fatal, Some(FatalError::FirmwareFatal(m)) if m.ends_with("HALT asserted - reset or M999 required")),
         "{report:?}"
     );
+}
+
+#[test]
+fn reprapfirmware_streams_exactly_once_when_nothing_is_lost() {
+    // Only `ok`s doubled: every line arrives, so every line runs exactly once.
+    let faults = Faults {
+        seed: 5,
+        duplicate_ok: 0.01,
+        ..Faults::none()
+    };
+    let (h, report) = stream_to(
+        SimFlavor::RepRapFirmware,
+        FlowPolicy::PingPong,
+        faults,
+        1_500,
+    );
+    assert_exactly_once(&h, &report, 1_500);
+}
+
+#[test]
+fn a_line_reprapfirmware_drops_stops_the_session_instead_of_being_skipped() {
+    for seed in 1..=3 {
+        let faults = Faults {
+            seed,
+            corrupt_line: 0.01,
+            ..Faults::none()
+        };
+        let (h, report) = stream_to(
+            SimFlavor::RepRapFirmware,
+            FlowPolicy::PingPong,
+            faults,
+            1_500,
+        );
+        let Some(FatalError::Unconfirmed { line: Some(line) }) = report.fatal else {
+            panic!("{report:?}");
+        };
+        // Everything before the dropped line ran once, in order; nothing after it ran.
+        let executed: Vec<&str> = h
+            .printer()
+            .ledger()
+            .iter()
+            .filter(|e| e.command.starts_with("G1"))
+            .map(|e| e.command.as_str())
+            .collect();
+        let expected = job(1_500);
+        assert!(executed.len() < 1_500, "{report:?}");
+        assert!(
+            executed.iter().zip(&expected).all(|(a, b)| a == b),
+            "{report:?}"
+        );
+        // The dropped line comes after every move that ran (only the probe `M105` ran later).
+        let last_move = h
+            .printer()
+            .ledger()
+            .iter()
+            .rev()
+            .find(|e| e.command.starts_with("G1"))
+            .and_then(|e| e.line)
+            .unwrap_or(0);
+        assert!(line > last_move, "line {line}, last move {last_move}");
+    }
 }

@@ -200,9 +200,17 @@ pub enum FatalError {
     /// `Printer stopped due to errors … M999`.
     #[error("printer stopped due to errors (M999 and a reconnect are needed)")]
     Stopped,
-    /// A `!!` line.
+    /// A `!!` line, Repetier's `fatal:` or Smoothieware's halt notice.
     #[error("firmware reported: {0}")]
     FirmwareFatal(String),
+    /// A line got no acknowledgement but a later one did, on firmware that neither checks line
+    /// numbers nor asks for resends (RepRapFirmware drops a line with a bad checksum without a
+    /// word): the line was dropped, or only its `ok` lost, and no host can tell which.
+    #[error("no acknowledgement for line {line:?} before a later one, and the firmware does not check line numbers: whether it ran is unknown")]
+    Unconfirmed {
+        /// The line without an acknowledgement.
+        line: Option<i64>,
+    },
     /// `start` arrived while commands were outstanding: the firmware lost its state.
     #[error("firmware reset while {unfinished} commands were unfinished (last acknowledged line: {last_acknowledged:?})")]
     FirmwareReset {

@@ -4,14 +4,14 @@
 //! entry, and [`SessionConfig::quirks`](super::SessionConfig::quirks) overrides it. Entries
 //! differ from Marlin's only where a firmware's source shows it:
 //!
-//! | flavor | `!!` line | shutdown announced as | `ok` after a resend request | `ok` sent |
-//! |---|---|---|---|---|
-//! | Marlin, other | fatal (the firmware halted) | — | zero or one, by version ([`ResendOk::Detect`](super::ResendOk)) | when the command ran |
-//! | Prusa-Firmware | fatal | — | always one | when the command ran |
-//! | Repetier | fatal | — | always one | when the line is stored, before it runs |
-//! | Smoothieware | fatal (halted until `M999`/`$X`) | — | never | when the command ran |
-//! | RepRapFirmware | fatal | — | zero or one (it never asks) | when the command ran |
-//! | Klipper | an error for the running command, whose `ok` still follows | `// Klipper state: Shutdown` (fatal) | — (never asks) | when the command ran |
+//! | flavor | `!!` line | shutdown announced as | `ok` after a resend request | `ok` sent | line numbers checked |
+//! |---|---|---|---|---|---|
+//! | Marlin, other | fatal (the firmware halted) | — | zero or one, by version ([`ResendOk::Detect`](super::ResendOk)) | when the command ran | yes |
+//! | Prusa-Firmware | fatal | — | always one | when the command ran | yes |
+//! | Repetier | fatal | — | always one | `ok <n>` when the line is stored, before it runs | yes |
+//! | Smoothieware | fatal (halted until `M999`/`$X`) | — | never | when the command ran | yes |
+//! | RepRapFirmware | fatal | — | — (never asks) | when the command ran | no: a bad line is dropped silently |
+//! | Klipper | an error for the running command, whose `ok` still follows | `// Klipper state: Shutdown` (fatal) | — (never asks) | when the command ran | no |
 //!
 //! Lines only one firmware writes are understood whatever the flavor: Repetier's `skip <n>`
 //! and `fatal:`, Prusa's `Unknown M code:` and `echo:Printer stopped due to errors`.
@@ -125,7 +125,9 @@ impl FirmwareFlavor {
     }
 }
 
-/// Behaviours that differ between firmwares (see the [module table](self)).
+/// Behaviours that differ between firmwares: one entry per flavor, each read from that
+/// firmware's source (the table, the differences and the links are in `session/quirks.rs`
+/// and the crate README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Quirks {
@@ -145,6 +147,10 @@ pub struct Quirks {
     /// `ok <n>` names the last line number received (Repetier's `ACK_WITH_LINENUMBER`): the
     /// numbered line it acknowledges, or for an unnumbered command the line before it.
     pub ok_echoes_line: bool,
+    /// The firmware rejects a line whose number is not the last one + 1, so an answer to a
+    /// later line proves every earlier one ran. `false`: a line without its `ok` when a later
+    /// one is acknowledged stops the session ([`FatalError::Unconfirmed`](super::FatalError)).
+    pub checks_line_numbers: bool,
 }
 
 impl Quirks {
@@ -155,12 +161,14 @@ impl Quirks {
         ok_after_resend: None,
         ok_on_receipt: false,
         ok_echoes_line: false,
+        checks_line_numbers: true,
     };
 
     /// Klipper's serial host emulation.
     pub const KLIPPER: Self = Self {
         bang_is_fatal: false,
         shutdown_message: Some("Klipper state: Shutdown"),
+        checks_line_numbers: false,
         ..Self::MARLIN
     };
 
@@ -184,6 +192,13 @@ impl Quirks {
         ..Self::MARLIN
     };
 
+    /// RepRapFirmware in Marlin emulation: line numbers not checked, bad lines dropped
+    /// silently.
+    pub const REPRAPFIRMWARE: Self = Self {
+        checks_line_numbers: false,
+        ..Self::MARLIN
+    };
+
     /// The table entry for `flavor`.
     pub fn for_flavor(flavor: FirmwareFlavor) -> Self {
         match flavor {
@@ -191,6 +206,7 @@ impl Quirks {
             FirmwareFlavor::Prusa => Self::PRUSA,
             FirmwareFlavor::Repetier => Self::REPETIER,
             FirmwareFlavor::Smoothieware => Self::SMOOTHIEWARE,
+            FirmwareFlavor::RepRapFirmware => Self::REPRAPFIRMWARE,
             _ => Self::MARLIN,
         }
     }

@@ -7,7 +7,8 @@
 //!   a planner that executes moves in time, blocking `G28`/`G4`/`M400`/`M109`/`M190`/`M0` with
 //!   `busy:` keepalive and heating curves, `M115` capabilities, ADVANCED_OK, seeded
 //!   [`Faults`], a [`ledger`](SimPrinter::ledger) of executed commands and
-//!   [`underrun accounting`](SimStats).
+//!   [`underrun accounting`](SimStats). [`SimFlavor`]s answer as Prusa-Firmware, Repetier,
+//!   Smoothieware, RepRapFirmware or Klipper instead ([`SimConfig::flavored`]).
 //! - SD card ([`SdCard`]): `M20`–`M30`, `M524`, `M28`…`M29` writing (numbered lines are
 //!   stored, not run), `M24` printing through the planner, `M27` reports and autoreport.
 //! - [`Link`]: one direction of a baud-limited serial link with latency, and optionally a
