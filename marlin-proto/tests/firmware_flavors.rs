@@ -179,64 +179,37 @@ fn each_flavor_is_detected_and_gets_its_table_entry() {
     }
 }
 
-#[test]
-fn prusa_streams_exactly_once_under_line_noise() {
-    for seed in 1..=3 {
-        let (h, report) = stream_to(
-            SimFlavor::Prusa,
-            FlowPolicy::PingPong,
-            line_noise(seed),
-            1_500,
-        );
+const CREDIT: FlowPolicy = FlowPolicy::Credit {
+    slots: 4,
+    rx_bytes: 128,
+};
+
+/// Streams 1,500 lines under [`line_noise`] once per `(seed, flow)`: every line runs exactly
+/// once, in order, after resends.
+fn survives_line_noise(flavor: SimFlavor, runs: &[(u64, FlowPolicy)]) {
+    for &(seed, flow) in runs {
+        let (h, report) = stream_to(flavor, flow, line_noise(seed), 1_500);
         assert_exactly_once(&h, &report, 1_500);
-        assert!(report.resends > 0, "{report:?}");
+        assert!(report.resends > 0, "{flavor:?}: {report:?}");
     }
 }
 
 #[test]
-fn repetier_streams_exactly_once_under_line_noise() {
-    for (seed, flow) in [
-        (1, FlowPolicy::PingPong),
-        (2, FlowPolicy::PingPong),
-        // Lines in flight behind a bad one come back as `skip <n>` + `ok`.
-        (
-            3,
-            FlowPolicy::Credit {
-                slots: 4,
-                rx_bytes: 128,
-            },
-        ),
-        (
-            4,
-            FlowPolicy::Credit {
-                slots: 4,
-                rx_bytes: 128,
-            },
-        ),
-    ] {
-        let (h, report) = stream_to(SimFlavor::Repetier, flow, line_noise(seed), 1_500);
-        assert_exactly_once(&h, &report, 1_500);
-        assert!(report.resends > 0, "{report:?}");
-    }
-}
-
-#[test]
-fn smoothieware_streams_exactly_once_under_line_noise() {
-    for (seed, flow) in [
-        (1, FlowPolicy::PingPong),
-        (2, FlowPolicy::PingPong),
-        (
-            3,
-            FlowPolicy::Credit {
-                slots: 4,
-                rx_bytes: 128,
-            },
-        ),
-    ] {
-        let (h, report) = stream_to(SimFlavor::Smoothieware, flow, line_noise(seed), 1_500);
-        assert_exactly_once(&h, &report, 1_500);
-        assert!(report.resends > 0, "{report:?}");
-    }
+fn each_flavor_with_resends_streams_exactly_once_under_line_noise() {
+    let ping_pong = FlowPolicy::PingPong;
+    survives_line_noise(
+        SimFlavor::Prusa,
+        &[(1, ping_pong), (2, ping_pong), (3, ping_pong)],
+    );
+    // With a credit window, lines in flight behind a bad one come back as `skip <n>` + `ok`.
+    survives_line_noise(
+        SimFlavor::Repetier,
+        &[(1, ping_pong), (2, ping_pong), (3, CREDIT), (4, CREDIT)],
+    );
+    survives_line_noise(
+        SimFlavor::Smoothieware,
+        &[(1, ping_pong), (2, ping_pong), (3, CREDIT)],
+    );
 }
 
 #[test]

@@ -2,13 +2,27 @@
 
 use super::*;
 
-/// Handshake with Klipper's serial host emulation: `M115` answered inside the `ok`.
-fn klipper(config: SessionConfig) -> Host {
+/// Hello answered with a plain `ok`, then `m115` as the firmware's answer to `M115`.
+fn handshake(config: SessionConfig, m115: &str) -> Host {
     let mut h = Host::new(config);
     assert_eq!(h.tx(), "N0 M110 N0*125\n");
     h.rx("ok\n");
     assert_eq!(h.tx(), "N1 M115*39\n");
-    h.rx("ok FIRMWARE_NAME:Klipper FIRMWARE_VERSION:v0.12.0-300-g1234abcd\n");
+    h.rx(m115);
+    h
+}
+
+/// `FIRMWARE_VERSION` from the firmware's `M115` report.
+fn version(h: &Host) -> Option<&str> {
+    h.s.firmware().info.as_ref()?.field("FIRMWARE_VERSION")
+}
+
+/// Handshake with Klipper's serial host emulation: `M115` answered inside the `ok`.
+fn klipper(config: SessionConfig) -> Host {
+    let mut h = handshake(
+        config,
+        "ok FIRMWARE_NAME:Klipper FIRMWARE_VERSION:v0.12.0-300-g1234abcd\n",
+    );
     let ev = h.events();
     assert!(matches!(ev.last(), Some(Event::Connected { .. })), "{ev:?}");
     h
@@ -43,14 +57,7 @@ fn flavors_are_detected_from_the_firmware_name() {
 fn klipper_answers_m115_inside_its_ok() {
     let mut h = klipper(SessionConfig::default());
     assert_eq!(h.s.firmware().flavor(), FirmwareFlavor::Klipper);
-    assert_eq!(
-        h.s.firmware()
-            .info
-            .as_ref()
-            .unwrap()
-            .field("FIRMWARE_VERSION"),
-        Some("v0.12.0-300-g1234abcd")
-    );
+    assert_eq!(version(&h), Some("v0.12.0-300-g1234abcd"));
     assert_eq!(h.s.quirks(), Quirks::KLIPPER);
     h.send("G28");
     assert_eq!(h.tx(), line(2, "G28"));
@@ -126,11 +133,7 @@ fn the_config_overrides_the_table() {
 
 /// Handshake with Repetier: `M115`'s `ok 1` comes before its report (acknowledged on receipt).
 fn repetier() -> Host {
-    let mut h = Host::new(SessionConfig::default());
-    assert_eq!(h.tx(), "N0 M110 N0*125\n");
-    h.rx("start\nok\n");
-    assert_eq!(h.tx(), "N1 M115*39\n");
-    h.rx("ok 1\nFIRMWARE_NAME:Repetier_1.0.4 COMPILED:Nov 23 2026 FIRMWARE_URL:https://github.com/repetier/Repetier-Firmware/ PROTOCOL_VERSION:1.0 MACHINE_TYPE:Mendel EXTRUDER_COUNT:1 REPETIER_PROTOCOL:3\n");
+    let mut h = handshake(SessionConfig::default(), "ok 1\nFIRMWARE_NAME:Repetier_1.0.4 COMPILED:Nov 23 2026 FIRMWARE_URL:https://github.com/repetier/Repetier-Firmware/ PROTOCOL_VERSION:1.0 MACHINE_TYPE:Mendel EXTRUDER_COUNT:1 REPETIER_PROTOCOL:3\n");
     let ev = h.events();
     assert!(
         matches!(ev.last(), Some(Event::Connected { .. })),
@@ -160,11 +163,7 @@ fn repetier_credit() -> Host {
         },
         ..SessionConfig::default()
     };
-    let mut h = Host::new(config);
-    h.tx();
-    h.rx("ok\n");
-    h.tx();
-    h.rx("ok 1\nFIRMWARE_NAME:Repetier_1.0.4\n");
+    let mut h = handshake(config, "ok 1\nFIRMWARE_NAME:Repetier_1.0.4\n");
     for g in ["G1 X1", "G1 X2", "G1 X3"] {
         h.send(g);
     }
@@ -235,11 +234,7 @@ fn a_plain_ok_on_receipt_answers_an_m105_too() {
         }),
         ..SessionConfig::default()
     };
-    let mut h = Host::new(config);
-    h.tx();
-    h.rx("ok\n");
-    h.tx();
-    h.rx("ok\nFIRMWARE_NAME:Repetier_1.0.4\n");
+    let mut h = handshake(config, "ok\nFIRMWARE_NAME:Repetier_1.0.4\n");
     assert!(h.s.is_ready());
     h.send("M105");
     h.send("G1 X1");
@@ -264,11 +259,7 @@ fn repetier_fatal_stops_the_session() {
 
 #[test]
 fn smoothieware_resends_at_once_after_rs() {
-    let mut h = Host::new(SessionConfig::default());
-    h.tx();
-    h.rx("ok\n");
-    h.tx();
-    h.rx("FIRMWARE_NAME:Smoothieware, FIRMWARE_URL:http%3A//smoothieware.org, FIRMWARE_VERSION:edge-bb41e99, PROTOCOL_VERSION:1.0\nok\n");
+    let mut h = handshake(SessionConfig::default(), "FIRMWARE_NAME:Smoothieware, FIRMWARE_URL:http%3A//smoothieware.org, FIRMWARE_VERSION:edge-bb41e99, PROTOCOL_VERSION:1.0\nok\n");
     assert_eq!(h.s.quirks(), Quirks::SMOOTHIEWARE);
     h.send("G1 X1");
     assert_eq!(h.tx(), line(2, "G1 X1"));
@@ -304,18 +295,7 @@ fn smoothieware_halt_and_prusa_stop_are_fatal() {
 
 #[test]
 fn reprapfirmware_is_named_with_a_space_after_the_colon() {
-    let mut h = Host::new(SessionConfig::default());
-    h.tx();
-    h.rx("ok\n");
-    h.tx();
-    h.rx("FIRMWARE_NAME: RepRapFirmware for Duet 3 MB6HC FIRMWARE_VERSION: 3.5.3 ELECTRONICS: Duet 3 MB6HC v1.01 or later\nok\n");
+    let mut h = handshake(SessionConfig::default(), "FIRMWARE_NAME: RepRapFirmware for Duet 3 MB6HC FIRMWARE_VERSION: 3.5.3 ELECTRONICS: Duet 3 MB6HC v1.01 or later\nok\n");
     assert_eq!(h.s.firmware().flavor(), FirmwareFlavor::RepRapFirmware);
-    assert_eq!(
-        h.s.firmware()
-            .info
-            .as_ref()
-            .unwrap()
-            .field("FIRMWARE_VERSION"),
-        Some("3.5.3")
-    );
+    assert_eq!(version(&h), Some("3.5.3"));
 }
