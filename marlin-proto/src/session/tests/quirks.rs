@@ -295,7 +295,7 @@ fn smoothieware_halt_and_prusa_stop_are_fatal() {
 
 #[test]
 fn reprapfirmware_is_named_with_a_space_after_the_colon() {
-    let mut h = handshake(SessionConfig::default(), "FIRMWARE_NAME: RepRapFirmware for Duet 3 MB6HC FIRMWARE_VERSION: 3.5.3 ELECTRONICS: Duet 3 MB6HC v1.01 or later\nok\n");
+    let h = handshake(SessionConfig::default(), "FIRMWARE_NAME: RepRapFirmware for Duet 3 MB6HC FIRMWARE_VERSION: 3.5.3 ELECTRONICS: Duet 3 MB6HC v1.01 or later\nok\n");
     assert_eq!(h.s.firmware().flavor(), FirmwareFlavor::RepRapFirmware);
     assert_eq!(version(&h), Some("3.5.3"));
 }
