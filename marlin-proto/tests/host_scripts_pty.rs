@@ -1,43 +1,16 @@
 //! Pause/resume/cancel scripts and the SD card through a real pseudo-terminal:
 //! `Printer` → serialport → pty → simulated Marlin.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{connect_to, link, quick_sim, wait_event, wait_status};
 use easyprint_marlin::printer::{
-    HostScripts, JobEvent, JobPhase, PrinterConfig, PrinterEvent, PrinterState, SdError,
+    HostScripts, JobEvent, JobPhase, PrinterEvent, PrinterState, SdError,
 };
-use easyprint_marlin::printer::{Printer, Status};
-use easyprint_marlin::sim::{
-    Faults, LinkConfig, MoveTiming, SimConfig, SimPrinter, VirtualPrinter,
-};
-use easyprint_marlin::transport::PortSpec;
+use easyprint_marlin::sim::{Faults, MoveTiming, SimConfig, SimPrinter, VirtualPrinter};
 use easyprint_marlin::{Dialect, Payload};
-
-fn link() -> LinkConfig {
-    LinkConfig {
-        baud: 250_000,
-        latency: Duration::from_millis(1),
-    }
-}
-
-async fn connect_to(vp: &VirtualPrinter) -> Printer {
-    let spec = PortSpec::Serial {
-        path: vp.path().to_string_lossy().into_owned(),
-        baud: 250_000,
-    };
-    Printer::connect(&spec, PrinterConfig::default())
-        .await
-        .unwrap()
-}
-
-/// A simulator with quick homing and the given move timing.
-fn quick_sim(moves: MoveTiming) -> SimConfig {
-    SimConfig {
-        moves,
-        homing_time: Duration::from_millis(50),
-        ..SimConfig::default()
-    }
-}
 
 /// What the simulator ran, without the session's own lines (handshake, temperatures) and
 /// `skip`.
@@ -48,35 +21,6 @@ fn ran<'a>(sim: &'a SimPrinter, skip: &[&str]) -> Vec<&'a str> {
         .filter(|c| !matches!(*c, "M105" | "M115" | "M110 N0") && !c.starts_with("M155"))
         .filter(|c| !skip.contains(c))
         .collect()
-}
-
-async fn wait_status(printer: &Printer, what: impl Fn(&Status) -> bool) {
-    let mut status = printer.status();
-    tokio::time::timeout(Duration::from_secs(60), status.wait_for(|s| what(s)))
-        .await
-        .expect("status reached in time")
-        .expect("printer open");
-}
-
-async fn wait_event<T>(
-    events: &mut tokio::sync::broadcast::Receiver<PrinterEvent>,
-    what: impl Fn(&PrinterEvent) -> Option<T>,
-) -> T {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            match events.recv().await {
-                Ok(e) => {
-                    if let Some(t) = what(&e) {
-                        return t;
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-    })
-    .await
-    .expect("event in time")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

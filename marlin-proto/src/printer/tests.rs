@@ -8,19 +8,15 @@ use tokio::sync::oneshot;
 use super::sd::Upload;
 use super::*;
 use crate::session::Session;
-use crate::sim::{Faults, Link, LinkConfig, MoveTiming, SimConfig, SimPrinter};
+use crate::sim::{Faults, Harness, LinkConfig, MoveTiming, SimConfig, SimPrinter};
 use crate::SdStatus;
 
-/// Session ⇄ links ⇄ simulated printer, with a job controller and an optional upload.
+/// A [`Harness`] (session ⇄ links ⇄ simulated printer) with a job controller and an
+/// optional upload.
 struct Bench {
-    session: Session,
-    printer: SimPrinter,
-    to_printer: Link,
-    to_host: Link,
+    h: Harness,
     control: JobControl,
     upload: Option<Upload>,
-    now: Instant,
-    buf: Vec<u8>,
     job_events: Vec<JobEvent>,
     session_events: Vec<Event>,
 }
@@ -42,78 +38,54 @@ impl Bench {
             latency: Duration::from_millis(1),
         };
         let mut b = Self {
-            session: Session::new(session, now),
-            printer: SimPrinter::new(sim),
-            to_printer: Link::new(link),
-            to_host: Link::new(link),
+            h: Harness::new(session, sim, link, now),
             control: JobControl::new(HostScripts::default()),
             upload: None,
-            now,
-            buf: Vec::new(),
             job_events: Vec::new(),
             session_events: Vec::new(),
         };
         b.run_until(
-            |b| b.session.is_ready() && b.session.is_idle(),
+            |b| b.h.session_ref().is_ready() && b.h.session_ref().is_idle(),
             Duration::from_secs(10),
         );
         b
     }
 
-    /// One step: feed, transmit, deliver, time out; time jumps to the next deadline.
+    fn session(&mut self) -> &mut Session {
+        self.h.session()
+    }
+
+    fn printer(&self) -> &SimPrinter {
+        self.h.printer()
+    }
+
+    /// One step: feed, transmit, then jump to the next deadline (the harness's or the pause
+    /// timer's), deliver and time out.
     fn step(&mut self) -> bool {
-        self.control.top_up(&mut self.session);
+        self.control.top_up(self.h.session());
         if let Some(u) = &mut self.upload {
-            u.top_up(&mut self.session);
+            u.top_up(self.h.session());
         }
-        self.buf.clear();
-        if self.session.poll_transmit(self.now, &mut self.buf) > 0 {
-            self.to_printer.send(self.now, &self.buf);
-        }
-        self.buf.clear();
-        self.printer.poll_transmit(&mut self.buf);
-        if !self.buf.is_empty() {
-            self.to_host.send(self.now, &self.buf);
-        }
+        self.h.transmit();
         self.drain();
-        let next = [
-            self.session.poll_timeout(),
-            self.control.poll_timeout(),
-            self.printer.poll_timeout(),
-            self.to_printer.next_arrival(),
-            self.to_host.next_arrival(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let Some(next) = next else { return false };
-        self.now = self.now.max(next);
-        self.buf.clear();
-        self.to_printer.deliver(self.now, &mut self.buf);
-        if !self.buf.is_empty() {
-            self.printer.handle_rx(self.now, &self.buf);
-        }
-        self.printer.handle_timeout(self.now);
-        self.buf.clear();
-        self.to_host.deliver(self.now, &mut self.buf);
-        if !self.buf.is_empty() {
-            self.session.handle_rx(self.now, &self.buf);
-        }
-        if self.session.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.session.handle_timeout(self.now);
-        }
-        if self.control.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.control.handle_timeout(self.now, &mut self.session);
+        let Some(next) = self.h.next_deadline(self.control.poll_timeout()) else {
+            return false;
+        };
+        self.h.advance_to(next);
+        let now = self.h.now();
+        if self.control.poll_timeout().is_some_and(|t| t <= now) {
+            self.control.handle_timeout(now, self.h.session());
         }
         self.drain();
         true
     }
 
     fn drain(&mut self) {
-        while let Some(ev) = self.session.poll_event() {
-            if !self.control.handle_event(self.now, &ev, &mut self.session) {
+        let now = self.h.now();
+        while let Some(ev) = self.h.session().poll_event() {
+            if !self.control.handle_event(now, &ev, self.h.session()) {
                 if let Some(u) = &mut self.upload {
-                    u.handle_event(&ev, &mut self.session);
+                    u.handle_event(&ev, self.h.session());
                 }
             }
             self.session_events.push(ev);
@@ -125,18 +97,27 @@ impl Bench {
         }
     }
 
+    /// Feeds `bytes` to the session as if the firmware had written them.
+    fn from_firmware(&mut self, bytes: &[u8]) {
+        let now = self.h.now();
+        self.h.session().handle_rx(now, bytes);
+        self.drain();
+    }
+
     fn run_until(&mut self, done: impl Fn(&Self) -> bool, limit: Duration) {
-        let deadline = self.now + limit;
+        let deadline = self.h.now() + limit;
         while !done(self) {
-            assert!(self.session.fatal().is_none(), "{:?}", self.session.fatal());
+            let fatal = self.h.session_ref().fatal();
+            assert!(fatal.is_none(), "{fatal:?}");
             assert!(
-                self.now < deadline,
+                self.h.now() < deadline,
                 "timed out; phase {:?}",
                 self.control.phase()
             );
             if !self.step() {
                 // Nothing pending: let virtual time pass (a pause timer may be all there is).
-                self.now += Duration::from_millis(100);
+                let later = self.h.now() + Duration::from_millis(100);
+                self.h.advance_to(later);
             }
         }
     }
@@ -159,15 +140,15 @@ impl Bench {
                 b.job_events
                     .iter()
                     .any(|e| matches!(e, JobEvent::Finished(_) | JobEvent::Cancelled(_)))
-                    && b.session.is_idle()
-                    && b.printer.is_idle()
+                    && b.h.session_ref().is_idle()
+                    && b.printer().is_idle()
             },
             Duration::from_secs(600),
         );
     }
 
     fn commands(&self) -> Vec<&str> {
-        self.printer
+        self.printer()
             .ledger()
             .iter()
             .map(|e| e.command.as_str())
@@ -199,7 +180,7 @@ fn reference(lines: &[String]) -> ([f64; 4], (bool, bool), f64) {
     let mut b = Bench::new(sim(), SessionConfig::default());
     b.start(lines);
     b.finish();
-    let p = &b.printer;
+    let p = b.printer();
     (p.position(), p.relative_modes(), p.feedrate())
 }
 
@@ -217,7 +198,7 @@ fn pause_and_resume(job: &[String], at: u64, session: SessionConfig, sim: SimCon
     let mut b = Bench::new(sim, session);
     b.start(job);
     b.run_job_to_line(at);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
@@ -226,10 +207,10 @@ fn pause_and_resume(job: &[String], at: u64, session: SessionConfig, sim: SimCon
         panic!("{:?}", b.job_events)
     };
     // Parked: lifted, at the park position, retracted.
-    let parked = b.printer.position();
+    let parked = b.printer().position();
     assert_eq!(&parked[..2], &[0.0, 0.0]);
     assert!(parked[2] >= point.position[2]);
-    b.control.resume(&mut b.session);
+    b.control.resume(b.h.session());
     b.finish();
 
     let ledger = b.commands();
@@ -270,12 +251,12 @@ fn pause_and_resume(job: &[String], at: u64, session: SessionConfig, sim: SimCon
     );
     let full = reference(job);
     assert_eq!(
-        b.printer.position(),
+        b.printer().position(),
         full.0,
         "the job ended where it ends unpaused"
     );
-    assert_eq!(b.printer.relative_modes(), full.1);
-    assert_eq!(b.printer.feedrate(), full.2);
+    assert_eq!(b.printer().relative_modes(), full.1);
+    assert_eq!(b.printer().feedrate(), full.2);
 }
 
 #[test]
@@ -353,9 +334,9 @@ fn resume_before_the_position_came_back_drops_the_pause() {
     let job = job(&["G28", "G90", "M82", "G1 Z0.3 F1200"], 60, false);
     b.start(&job);
     b.run_job_to_line(20);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     assert_eq!(b.control.phase(), JobPhase::Pausing);
-    b.control.resume(&mut b.session);
+    b.control.resume(b.h.session());
     assert_eq!(b.control.phase(), JobPhase::Printing);
     b.finish();
     // Resumed before `M400`/`M114` went out: no park, no return, every line once.
@@ -375,17 +356,17 @@ fn pause_right_after_a_resume_keeps_the_return() {
     let job = job(&["G28", "G91", "M83", "G1 F2400"], 60, true);
     b.start(&job);
     b.run_job_to_line(20);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
     );
     // The return lines are queued, not written, when the second pause takes the queue back.
-    b.control.resume(&mut b.session);
-    b.control.pause(&mut b.session);
-    b.control.resume(&mut b.session);
+    b.control.resume(b.h.session());
+    b.control.pause(b.h.session());
+    b.control.resume(b.h.session());
     b.finish();
-    assert_eq!(b.printer.position(), reference(&job).0);
+    assert_eq!(b.printer().position(), reference(&job).0);
     assert_eq!(
         b.commands()
             .iter()
@@ -401,13 +382,13 @@ fn resume_while_parking_returns_after_the_parking_moves() {
     let job = job(&["G28", "G90", "M82", "G1 Z0.3 F1200"], 60, false);
     b.start(&job);
     b.run_job_to_line(20);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     // The M114 answer is in: the park lines are queued, not yet done.
     b.run_until(
         |b| b.control.phase() == JobPhase::Parking,
         Duration::from_secs(60),
     );
-    b.control.resume(&mut b.session);
+    b.control.resume(b.h.session());
     b.finish();
     let ledger = b.commands();
     let m114 = ledger.iter().position(|c| *c == "M114").unwrap();
@@ -426,7 +407,7 @@ fn resume_while_parking_returns_after_the_parking_moves() {
         &ledger[ledger.len() - (job.len() - (m114 - 1))..],
         &job[m114 - 1..]
     );
-    assert_eq!(b.printer.position(), reference(&job).0);
+    assert_eq!(b.printer().position(), reference(&job).0);
 }
 
 #[test]
@@ -438,15 +419,15 @@ fn pause_near_max_z_in_the_simulator() {
     let job = job(&["G28", "G90", "M82", "G1 Z175.25 F1200"], 20, false);
     b.start(&job);
     b.run_job_to_line(10);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
     );
-    assert_eq!(b.printer.position()[2], 180.0);
-    b.control.resume(&mut b.session);
+    assert_eq!(b.printer().position()[2], 180.0);
+    b.control.resume(b.h.session());
     b.finish();
-    assert_eq!(b.printer.position()[2], 175.25);
+    assert_eq!(b.printer().position()[2], 175.25);
 }
 
 #[test]
@@ -467,10 +448,10 @@ fn cancel_parks_and_turns_heaters_and_fan_off() {
     );
     b.start(&job);
     b.run_job_to_line(30);
-    assert_eq!(b.printer.heater_targets(), (200.0, 60.0));
-    b.control.cancel(&mut b.session);
+    assert_eq!(b.printer().heater_targets(), (200.0, 60.0));
+    b.control.cancel(b.h.session());
     b.finish();
-    assert_eq!(b.printer.heater_targets(), (0.0, 0.0));
+    assert_eq!(b.printer().heater_targets(), (0.0, 0.0));
     let ledger = b.commands();
     let m400 = ledger.iter().position(|c| *c == "M400").unwrap();
     assert_eq!(&ledger[..m400], &job[..m400]);
@@ -496,12 +477,12 @@ fn cancel_while_paused_does_not_park_twice_and_a_new_job_waits_for_it() {
     let first = job(&["G28", "G90", "M82", "G1 Z0.3 F1200"], 40, false);
     b.start(&first);
     b.run_job_to_line(20);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
     );
-    b.control.cancel(&mut b.session);
+    b.control.cancel(b.h.session());
     let second = vec!["G1 X5 Y5 F3000".to_owned(), "M117 second".to_owned()];
     b.start(&second);
     b.run_until(
@@ -531,17 +512,17 @@ fn hotend_turns_off_after_the_idle_timeout_and_resume_reheats() {
     );
     b.start(&job);
     b.run_job_to_line(15);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     b.run_until(
         |b| b.control.phase() == JobPhase::Paused { cooled: true },
         Duration::from_secs(120),
     );
     b.run_until(
-        |b| b.printer.heater_targets().0 == 0.0,
+        |b| b.printer().heater_targets().0 == 0.0,
         Duration::from_secs(5),
     );
     assert!(b.job_events.contains(&JobEvent::HotendOff));
-    b.control.resume(&mut b.session);
+    b.control.resume(b.h.session());
     b.finish();
     let ledger = b.commands();
     let off = ledger.iter().position(|c| *c == "M104 S0").unwrap();
@@ -551,7 +532,7 @@ fn hotend_turns_off_after_the_idle_timeout_and_resume_reheats() {
         .rposition(|c| c.starts_with("G1 X") && c.ends_with(" F6000"))
         .unwrap();
     assert!(off < reheat && reheat < back, "{ledger:?}");
-    assert_eq!(b.printer.heater_targets().0, 200.0);
+    assert_eq!(b.printer().heater_targets().0, 200.0);
 }
 
 #[test]
@@ -561,18 +542,15 @@ fn firmware_pause_actions_drive_the_job() {
     b.start(&job);
     b.run_job_to_line(20);
     // `//action:pause` asks the host to pause (with its script), `resume` to resume.
-    b.session.handle_rx(b.now, b"//action:pause\n");
-    b.drain();
+    b.from_firmware(b"//action:pause\n");
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
     );
-    b.session.handle_rx(b.now, b"//action:resume\n");
-    b.drain();
+    b.from_firmware(b"//action:resume\n");
     assert_eq!(b.control.phase(), JobPhase::Printing);
     b.run_job_to_line(40);
-    b.session.handle_rx(b.now, b"//action:cancel\n");
-    b.drain();
+    b.from_firmware(b"//action:cancel\n");
     b.finish();
     assert!(b
         .job_events
@@ -601,8 +579,9 @@ fn m600_pauses_in_the_firmware_and_the_host_waits_for_the_user() {
         b.step();
     }
     assert_eq!(b.control.progress().unwrap().sent, sent_before);
-    b.session
-        .send_emergency(b.now, EmergencyCommand::Continue)
+    let now = b.h.now();
+    b.session()
+        .send_emergency(now, EmergencyCommand::Continue)
         .unwrap();
     b.finish();
     assert!(b.job_events.contains(&JobEvent::Resumed));
@@ -616,7 +595,7 @@ fn upload(b: &mut Bench, name: &str, lines: Vec<String>) -> Result<UploadProgres
     let (tx, mut rx) = oneshot::channel();
     let total = lines.len() as u64;
     b.upload = Upload::start(
-        &mut b.session,
+        b.session(),
         name.to_owned(),
         Box::new(lines.into_iter()),
         Some(total),
@@ -677,24 +656,24 @@ fn upload_stores_a_byte_exact_file_and_runs_nothing() {
             },
         );
         let lines = gcode_file(400);
-        let before = b.printer.ledger().len();
+        let before = b.printer().ledger().len();
         let report = upload(&mut b, "CUBE.GCO", lines.clone()).unwrap();
         let expected = stored_form(&lines);
-        let file = b.printer.sd_card().file("CUBE.GCO").expect("stored");
+        let file = b.printer().sd_card().file("CUBE.GCO").expect("stored");
         assert_eq!(
             String::from_utf8_lossy(&file.data),
             String::from_utf8_lossy(&expected)
         );
         assert_eq!(report.bytes, expected.len() as u64);
         assert_eq!(report.acknowledged, 402);
-        let during: Vec<&str> = b.printer.ledger()[before..]
+        let during: Vec<&str> = b.printer().ledger()[before..]
             .iter()
             .map(|e| e.command.as_str())
             .collect();
         // `M29` is handled by the command queue, not run as G-code (as in Marlin).
         assert_eq!(during, ["M28 CUBE.GCO"], "seed {seed}");
         if corrupt + drop > 0.0 {
-            assert!(b.printer.stats().line_errors > 0);
+            assert!(b.printer().stats().line_errors > 0);
         }
     }
 }
@@ -712,11 +691,11 @@ fn upload_refuses_a_line_with_m29_and_deletes_the_partial_file() {
         }
     );
     b.run_until(
-        |b| b.session.is_idle() && b.printer.is_idle(),
+        |b| b.h.session_ref().is_idle() && b.printer().is_idle(),
         Duration::from_secs(10),
     );
-    assert!(b.printer.sd_card().file("BAD.GCO").is_none());
-    assert!(!b.printer.ledger().iter().any(|e| e.command == "G28"));
+    assert!(b.printer().sd_card().file("BAD.GCO").is_none());
+    assert!(!b.printer().ledger().iter().any(|e| e.command == "G28"));
 }
 
 #[test]
@@ -724,19 +703,19 @@ fn sd_print_runs_the_file_once_in_order_and_reports_progress() {
     let mut b = Bench::new(sim(), SessionConfig::default());
     let lines = gcode_file(600);
     upload(&mut b, "PART.GCO", lines.clone()).unwrap();
-    b.session.send("M23 PART.GCO").unwrap();
-    b.session.send("M27 S1").unwrap();
-    b.session.send("M24").unwrap();
+    b.session().send("M23 PART.GCO").unwrap();
+    b.session().send("M27 S1").unwrap();
+    b.session().send("M24").unwrap();
     b.run_until(
         |b| {
             b.session_events
                 .contains(&Event::Sd(SdStatus::DonePrinting))
-                && b.printer.is_idle()
+                && b.printer().is_idle()
         },
         Duration::from_secs(600),
     );
     let from_sd: Vec<&str> = b
-        .printer
+        .printer()
         .ledger()
         .iter()
         .filter(|e| e.line.is_none())
@@ -757,7 +736,7 @@ fn sd_print_runs_the_file_once_in_order_and_reports_progress() {
             _ => None,
         })
         .collect();
-    let size = b.printer.sd_card().file("PART.GCO").unwrap().data.len() as u64;
+    let size = b.printer().sd_card().file("PART.GCO").unwrap().data.len() as u64;
     assert!(reports.len() >= 2, "{reports:?}");
     assert!(reports.windows(2).all(|w| w[0].0 <= w[1].0));
     assert!(reports.iter().all(|r| r.1 == size && r.0 <= size));
@@ -847,13 +826,13 @@ mod properties {
                     b.step();
                 }
             };
-            b.control.pause(&mut b.session);
+            b.control.pause(b.h.session());
             steps(&mut b, waits[0]);
-            b.control.resume(&mut b.session);
+            b.control.resume(b.h.session());
             steps(&mut b, waits[1]);
-            b.control.pause(&mut b.session);
+            b.control.pause(b.h.session());
             steps(&mut b, waits[2]);
-            b.control.resume(&mut b.session);
+            b.control.resume(b.h.session());
             b.finish();
             let ledger = b.commands();
             let mut next = 4;
@@ -866,7 +845,7 @@ mod properties {
             for line in &job[4..] {
                 prop_assert_eq!(ledger.iter().filter(|c| **c == line).count(), 1);
             }
-            prop_assert_eq!(b.printer.position(), reference(&job).0);
+            prop_assert_eq!(b.printer().position(), reference(&job).0);
         }
     }
 }
