@@ -98,7 +98,7 @@ impl Bench {
     }
 
     /// Feeds `bytes` to the session as if the firmware had written them.
-    fn from_firmware(&mut self, bytes: &[u8]) {
+    fn firmware_writes(&mut self, bytes: &[u8]) {
         let now = self.h.now();
         self.h.session().handle_rx(now, bytes);
         self.drain();
@@ -542,15 +542,15 @@ fn firmware_pause_actions_drive_the_job() {
     b.start(&job);
     b.run_job_to_line(20);
     // `//action:pause` asks the host to pause (with its script), `resume` to resume.
-    b.from_firmware(b"//action:pause\n");
+    b.firmware_writes(b"//action:pause\n");
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
     );
-    b.from_firmware(b"//action:resume\n");
+    b.firmware_writes(b"//action:resume\n");
     assert_eq!(b.control.phase(), JobPhase::Printing);
     b.run_job_to_line(40);
-    b.from_firmware(b"//action:cancel\n");
+    b.firmware_writes(b"//action:cancel\n");
     b.finish();
     assert!(b
         .job_events
