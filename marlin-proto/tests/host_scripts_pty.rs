@@ -161,9 +161,10 @@ async fn sd_upload_list_print_and_delete_over_a_pty() {
     assert_eq!(report.bytes, expected.len() as u64);
 
     let listing = printer.sd_list().await.unwrap();
-    assert_eq!(listing.len(), 1);
-    assert_eq!(listing[0].name, "PART.GCO");
-    assert_eq!(listing[0].size, expected.len() as u64);
+    assert_eq!((listing.entries.len(), listing.total), (1, 1));
+    assert!(!listing.truncated);
+    assert_eq!(listing.entries[0].name, "PART.GCO");
+    assert_eq!(listing.entries[0].size, expected.len() as u64);
 
     let mut events = printer.events();
     printer.sd_print("part.gco").await.unwrap();
@@ -195,12 +196,13 @@ async fn sd_upload_list_print_and_delete_over_a_pty() {
         .sd_upload("small.g", vec!["M117 hi".to_owned()], None)
         .await
         .unwrap();
-    assert_eq!(printer.sd_list().await.unwrap().len(), 2);
+    assert_eq!(printer.sd_list().await.unwrap().entries.len(), 2);
     printer.sd_delete("SMALL.G").await.unwrap();
     let names: Vec<String> = printer
         .sd_list()
         .await
         .unwrap()
+        .entries
         .into_iter()
         .map(|e| e.name)
         .collect();

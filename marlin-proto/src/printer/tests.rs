@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::sd::Upload;
+use super::sd_host::SdHost;
 use super::*;
 use crate::session::Session;
 use crate::sim::{Faults, Harness, LinkConfig, MoveTiming, SimConfig, SimPrinter};
@@ -17,6 +18,7 @@ struct Bench {
     h: Harness,
     control: JobControl,
     upload: Option<Upload>,
+    sd: SdHost,
     job_events: Vec<JobEvent>,
     session_events: Vec<Event>,
 }
@@ -41,6 +43,7 @@ impl Bench {
             h: Harness::new(session, sim, link, now),
             control: JobControl::new(HostScripts::default()),
             upload: None,
+            sd: SdHost::new(SdOptions::default()),
             job_events: Vec::new(),
             session_events: Vec::new(),
         };
@@ -68,13 +71,17 @@ impl Bench {
         }
         self.h.transmit();
         self.drain();
-        let Some(next) = self.h.next_deadline(self.control.poll_timeout()) else {
+        let timers = [self.control.poll_timeout(), self.sd.poll_timeout()];
+        let Some(next) = self.h.next_deadline(timers.into_iter().flatten().min()) else {
             return false;
         };
         self.h.advance_to(next);
         let now = self.h.now();
         if self.control.poll_timeout().is_some_and(|t| t <= now) {
             self.control.handle_timeout(now, self.h.session());
+        }
+        if self.upload.is_none() {
+            self.sd.handle_timeout(now, self.h.session());
         }
         self.drain();
         true
@@ -83,7 +90,8 @@ impl Bench {
     fn drain(&mut self) {
         let now = self.h.now();
         while let Some(ev) = self.h.session().poll_event() {
-            if !self.control.handle_event(now, &ev, self.h.session()) {
+            if !self.control.handle_event(now, &ev, self.h.session()) && !self.sd.handle_event(&ev)
+            {
                 if let Some(u) = &mut self.upload {
                     u.handle_event(&ev, self.h.session());
                 }
@@ -744,6 +752,189 @@ fn sd_print_runs_the_file_once_in_order_and_reports_progress() {
         e,
         Event::Sd(SdStatus::FileOpened { name, size: s }) if name == "PART.GCO" && *s == size
     )));
+}
+
+/// The `SD printing byte` reports among the session's events.
+fn sd_reports(b: &Bench) -> Vec<(u64, u64)> {
+    b.session_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sd(SdStatus::Printing { done, total }) => Some((*done, *total)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn without_sd_autoreport_the_host_polls_m27_until_the_print_is_done() {
+    let no_autoreport = SimConfig {
+        sd: crate::sim::SdConfig {
+            autoreport: false,
+            ..crate::sim::SdConfig::default()
+        },
+        ..sim()
+    };
+    let mut b = Bench::new(no_autoreport, SessionConfig::default());
+    assert!(!b.h.session_ref().firmware().has("AUTOREPORT_SD_STATUS"));
+    upload(&mut b, "PART.GCO", gcode_file(2000)).unwrap();
+    b.session().send("M23 PART.GCO").unwrap();
+    b.session().send("M24").unwrap();
+    let started = b.h.now();
+    b.sd.start_polling(started);
+    b.run_until(
+        |b| {
+            b.session_events
+                .contains(&Event::Sd(SdStatus::DonePrinting))
+        },
+        Duration::from_secs(600),
+    );
+    let size = b.printer().sd_card().file("PART.GCO").unwrap().data.len() as u64;
+    let reports = sd_reports(&b);
+    let elapsed = b.h.now() - started;
+    // At most one poll per 2 s interval; at least one per two intervals (each poll waits
+    // for a free command slot behind the file's lines, as in Marlin).
+    let intervals = elapsed.as_secs() / 2;
+    assert!(intervals >= 4, "the print took {elapsed:?}");
+    assert!(
+        (intervals / 2..=intervals).contains(&(reports.len() as u64)),
+        "{} reports in {elapsed:?}",
+        reports.len()
+    );
+    assert!(reports.windows(2).all(|w| w[0].0 < w[1].0), "{reports:?}");
+    assert!(reports.iter().all(|r| r.1 == size && r.0 < size));
+    // Polling stopped with the print: no M27 during the next minute.
+    let polls = |b: &Bench| b.commands().iter().filter(|c| **c == "M27").count();
+    let before = polls(&b);
+    assert_eq!(before, reports.len());
+    let later = b.h.now() + Duration::from_secs(60);
+    b.run_until(|b| b.h.now() >= later, Duration::from_secs(61));
+    assert_eq!(polls(&b), before);
+    assert!(b.sd.poll_timeout().is_none());
+}
+
+#[test]
+fn a_poll_answered_not_sd_printing_stops_polling() {
+    let mut b = Bench::new(sim(), SessionConfig::default());
+    let now = b.h.now();
+    b.sd.start_polling(now);
+    b.run_until(
+        |b| b.session_events.contains(&Event::Sd(SdStatus::NotPrinting)),
+        Duration::from_secs(10),
+    );
+    b.run_until(|b| b.h.session_ref().is_idle(), Duration::from_secs(1));
+    assert!(b.sd.poll_timeout().is_none());
+}
+
+/// Lists the simulated card through [`SdHost`] keeping at most `max` entries.
+fn list(b: &mut Bench, max: usize) -> SdListing {
+    b.sd = SdHost::new(SdOptions {
+        list_max_entries: max,
+        ..SdOptions::default()
+    });
+    let (tx, mut rx) = oneshot::channel();
+    b.sd.list(b.h.session(), tx);
+    b.run_until(|b| b.h.session_ref().is_idle(), Duration::from_secs(600));
+    rx.try_recv().expect("the listing answered").unwrap()
+}
+
+#[test]
+fn listings_of_any_length_keep_at_most_the_configured_entries_and_say_so() {
+    let mut b = Bench::new(sim(), SessionConfig::default());
+    let card = b.h.printer_mut().sd_card_mut();
+    let mut expected = Vec::new();
+    for i in 0..3000 {
+        let short = if i % 3 == 0 {
+            card.insert(&format!("{i} part.gcode"), vec![b'G'; i % 50])
+        } else {
+            card.insert(&format!("F{i}.GCO"), vec![b'G'; i % 50])
+        };
+        expected.push((short, (i % 50) as u64));
+    }
+    // More than the session keeps of one response (256 lines), all of it in order.
+    let all = list(&mut b, 5000);
+    assert_eq!((all.total, all.truncated), (3000, false));
+    let got: Vec<(String, u64)> = all
+        .entries
+        .iter()
+        .map(|e| (e.name.clone(), e.size))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(all.entries[3].long_name.as_deref(), Some("3 part.gcode"));
+    assert_eq!(all.entries[4].long_name, None);
+    // Bounded: the first 100 kept, every entry counted.
+    let some = list(&mut b, 100);
+    assert_eq!((some.total, some.truncated), (3000, true));
+    assert_eq!(some.entries, all.entries[..100]);
+    // Exactly at the bound: not truncated.
+    let exact = list(&mut b, 3000);
+    assert_eq!((exact.entries.len(), exact.truncated), (3000, false));
+}
+
+fn lfn_sim(long_name_write: bool) -> SimConfig {
+    SimConfig {
+        sd: crate::sim::SdConfig {
+            long_name_write,
+            ..crate::sim::SdConfig::default()
+        },
+        ..sim()
+    }
+}
+
+#[test]
+fn long_name_uploads_need_lfn_write() {
+    let name = "Benchy 0.2mm PLA.gcode";
+    let lines = gcode_file(50);
+    let mut b = Bench::new(lfn_sim(true), SessionConfig::default());
+    assert!(b.h.session_ref().firmware().has("LFN_WRITE"));
+    let report = upload(&mut b, name, lines.clone()).unwrap();
+    let file = b.printer().sd_card().file(name).expect("stored");
+    assert_eq!(file.long_name.as_deref(), Some(name));
+    assert_eq!(file.data, stored_form(&lines));
+    assert_eq!(report.bytes, file.data.len() as u64);
+    let listing = list(&mut b, 10);
+    assert_eq!(listing.entries.len(), 1);
+    assert_eq!(listing.entries[0].long_name.as_deref(), Some(name));
+    assert_eq!(listing.entries[0].name, "BENCHY~1.GCO");
+
+    // Without LONG_FILENAME_WRITE_SUPPORT the firmware refuses to create it.
+    let mut b = Bench::new(lfn_sim(false), SessionConfig::default());
+    assert!(!b.h.session_ref().firmware().has("LFN_WRITE"));
+    let err = upload(&mut b, name, lines).unwrap_err();
+    assert_eq!(err, SdError::OpenFailed { name: name.into() });
+    assert!(b.printer().sd_card().files().is_empty());
+}
+
+#[test]
+fn file_names_for_the_firmware() {
+    assert_eq!(sd_file_name("a.g", false).unwrap(), "A.G");
+    assert_eq!(sd_file_name("a.g", true).unwrap(), "A.G");
+    let long = "x".repeat(SD_LONG_NAME_MAX);
+    assert_eq!(sd_file_name(&long, true).unwrap(), long);
+    assert_eq!(
+        sd_file_name(&long, false),
+        Err(SdError::LongNameUnsupported { name: long.clone() })
+    );
+    for bad in [
+        "x".repeat(SD_LONG_NAME_MAX + 1),
+        "a/b.gcode".into(),
+        "..gcode".into(),
+        " lead.gcode".into(),
+        "semi;colon.gcode".into(),
+        "star*.gcode".into(),
+        "paren(1).gcode".into(),
+        "caf\u{e9}.gcode".into(),
+        "tab\t.gcode".into(),
+    ] {
+        for long_names in [false, true] {
+            assert!(
+                matches!(
+                    sd_file_name(&bad, long_names),
+                    Err(SdError::InvalidName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
 }
 
 mod properties {

@@ -160,6 +160,7 @@ impl SimPrinter {
     /// A printer that has just booted (its `start` banner is waiting in the output).
     pub fn new(config: SimConfig) -> Self {
         let mut p = Self {
+            card: SdCard::with_config(config.sd),
             rng: Rng::new(config.faults.seed),
             config,
             arriving: Vec::new(),
@@ -186,7 +187,6 @@ impl SimPrinter {
             relative: false,
             relative_e: None,
             feedrate: 1500.0,
-            card: SdCard::new(),
             sd: SdSession::default(),
             halted: false,
             out: Vec::new(),
@@ -835,8 +835,8 @@ impl SimPrinter {
                 self.set_blocked(now, Block::User);
                 return;
             }
-            "M20" | "M21" | "M22" | "M23" | "M24" | "M25" | "M26" | "M27" | "M28" | "M30"
-            | "M524" | "M1001" => {
+            "M20" | "M21" | "M22" | "M23" | "M24" | "M25" | "M26" | "M27" | "M28" | "M29"
+            | "M30" | "M524" | "M1001" => {
                 let (card, out) = (&mut self.card, &mut self.out);
                 self.sd.command(card, &code, &cmd.text, now, out);
             }
@@ -1002,8 +1002,9 @@ impl SimPrinter {
             ("HOST_ACTION_COMMANDS", true),
             ("PROMPT_SUPPORT", false),
             ("SDCARD", true),
-            ("AUTOREPORT_SD_STATUS", true),
+            ("AUTOREPORT_SD_STATUS", c.sd.autoreport),
             ("LONG_FILENAME", true),
+            ("LFN_WRITE", c.sd.long_name_write),
             ("EEPROM", true),
         ];
         let mut text = String::from(
