@@ -26,6 +26,7 @@ fn quick_handshake() -> PrinterConfig {
             hello_timeout: Duration::from_millis(300),
             ..SessionConfig::default()
         },
+        ..PrinterConfig::default()
     }
 }
 
