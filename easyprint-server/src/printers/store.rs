@@ -53,6 +53,9 @@ pub fn validate(printer: &PrinterConfig) -> Result<(), ApiError> {
             "heating_rate must be positive, homing_secs 0 to 60, link_baud at least 1200",
         ));
     }
+    if let Err((field, reason)) = printer.host_scripts.to_marlin() {
+        return Err(bad(&format!("host_scripts.{field}"), &reason));
+    }
     Ok(())
 }
 
