@@ -1040,3 +1040,46 @@ mod properties {
         }
     }
 }
+
+/// Without ADVANCED_OK a lost `ok` during an upload cannot be probed with an `M105` (it would
+/// be stored): the session sends the unanswered line again, which the firmware either refuses
+/// as a duplicate (it had it) or stores (it had lost it). The file comes out byte-exact.
+#[test]
+fn upload_survives_lost_oks_and_lost_lines_without_advanced_ok() {
+    for (seed, lost_ok, lose_line, corrupt) in [
+        (5, 0.02, 0.0, 0.0),
+        (6, 0.0, 0.02, 0.0),
+        (7, 0.02, 0.02, 0.05),
+    ] {
+        let faults = Faults {
+            seed,
+            lost_ok,
+            lose_line,
+            corrupt_line: corrupt,
+            ..Faults::none()
+        };
+        let mut b = Bench::new(SimConfig { faults, ..sim() }, SessionConfig::default());
+        assert!(!b.h.session_ref().firmware().advanced_ok);
+        let lines = gcode_file(400);
+        let before = b.printer().ledger().len();
+        let report = upload(&mut b, "CUBE.GCO", lines.clone()).unwrap();
+        let expected = stored_form(&lines);
+        let file = &b.printer().sd_card().file("CUBE.GCO").expect("stored").data;
+        assert!(*file == expected, "seed {seed}: the file is byte-exact");
+        assert_eq!(
+            (report.acknowledged, report.bytes),
+            (402, expected.len() as u64)
+        );
+        let during: Vec<&str> = b.printer().ledger()[before..]
+            .iter()
+            .map(|e| e.command.as_str())
+            .collect();
+        assert_eq!(during, ["M28 CUBE.GCO"], "seed {seed}");
+        let probes = b
+            .session_events
+            .iter()
+            .filter(|e| matches!(e, Event::Warning(crate::Warning::Probed)))
+            .count();
+        assert!(probes > 0, "seed {seed}: faults were met");
+    }
+}
