@@ -3,15 +3,17 @@
 //!
 //! Run with `cargo run -p easyprint-examples --example sd_upload -- PORT BAUD FILE [--print]`,
 //! e.g. `... -- /dev/ttyUSB0 115200 part.gcode --print`. With `virtual` as PORT it uploads to
-//! a simulated printer served on a pseudo-terminal in this process. The name on the card is
-//! the file's name cut to 8.3 (`part.gcode` → `PART.GCO`).
+//! a simulated printer served on a pseudo-terminal in this process (one with long-name
+//! writing and without SD autoreport, so the host polls progress). The name on the card is the
+//! file's own name when the firmware can write long names (`Cap:LFN_WRITE`) and it fits, else
+//! the name cut to 8.3 (`part.gcode` → `PART.GCO`).
 
 use std::error::Error;
 use std::path::Path;
 use std::time::Duration;
 
-use easyprint_marlin::printer::{Printer, PrinterConfig, PrinterEvent};
-use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
+use easyprint_marlin::printer::{sd_file_name, Printer, PrinterConfig, PrinterEvent};
+use easyprint_marlin::sim::{LinkConfig, MoveTiming, SdConfig, SimConfig, VirtualPrinter};
 use easyprint_marlin::transport::PortSpec;
 
 /// `part of a name.gcode` → `PARTOFAN.GCO`.
@@ -46,7 +48,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let text = std::fs::read_to_string(file)?;
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let total = lines.len() as u64;
-    let name = short_name(Path::new(file.as_str()));
 
     let baud: u32 = baud.parse()?;
     // Keep the simulator alive as long as the printer handle.
@@ -54,6 +55,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let sim = SimConfig {
             moves: MoveTiming::Fixed(Duration::from_millis(1)),
             homing_time: Duration::from_millis(200),
+            sd: SdConfig {
+                autoreport: false,
+                long_name_write: true,
+                ..SdConfig::default()
+            },
             ..SimConfig::default()
         };
         let link = LinkConfig {
@@ -68,6 +74,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let printer =
         Printer::connect(&PortSpec::Serial { path, baud }, PrinterConfig::default()).await?;
+    let long_names = printer
+        .status()
+        .borrow()
+        .firmware
+        .as_ref()
+        .is_some_and(|f| f.has("LFN_WRITE"));
+    let path = Path::new(file.as_str());
+    let own = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let name = match sd_file_name(own, long_names) {
+        Ok(name) => name,
+        Err(_) => short_name(path),
+    };
 
     let mut events = printer.events();
     let progress = tokio::spawn(async move {
@@ -92,9 +110,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "uploaded {name}: {} lines, {} bytes",
         report.acknowledged, report.bytes
     );
-    for entry in printer.sd_list().await? {
+    let listing = printer.sd_list().await?;
+    for entry in &listing.entries {
         let long = entry.long_name.as_deref().unwrap_or("");
         println!("  {:<12} {:>9} {long}", entry.name, entry.size);
+    }
+    if listing.truncated {
+        println!("  … {} files in all", listing.total);
     }
     if print {
         printer.sd_print(&name).await?;

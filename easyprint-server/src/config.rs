@@ -7,7 +7,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
+use easyprint_marlin::printer::{CancelScript, GcodeTemplate, HostScripts, PauseScript};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +50,16 @@ pub enum ConfigError {
         field: &'static str,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// A printer's host scripts do not make sense (a bad number or G-code template).
+    #[error("invalid setting printers.host_scripts.{field} of printer {printer}: {reason}")]
+    HostScripts {
+        /// The printer's id.
+        printer: String,
+        /// The setting's dotted name under `host_scripts`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
     },
 }
 
@@ -185,6 +197,165 @@ pub struct PrinterConfig {
     /// How the simulated printer behaves (only for `port = "virtual"`).
     #[serde(default)]
     pub simulation: SimulationConfig,
+    /// What the host does when a print is paused, resumed or cancelled.
+    #[serde(default)]
+    pub host_scripts: HostScriptsConfig,
+}
+
+/// The host's pause, resume and cancel scripts for a printer (easyprint-marlin's
+/// `HostScripts`), `[printers.host_scripts.pause]` and `[printers.host_scripts.cancel]` in the
+/// configuration file, `"host_scripts": {"pause": {…}, "cancel": {…}}` in the printer API.
+/// Every field is optional; the defaults are easyprint-marlin's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostScriptsConfig {
+    /// Pause (park) and resume (return).
+    pub pause: PauseScriptConfig,
+    /// Cancel.
+    pub cancel: CancelScriptConfig,
+}
+
+/// What a pause does after the moves in flight finished, and how resume returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PauseScriptConfig {
+    /// Filament retracted at the pause and primed back at resume, in mm.
+    pub retract_mm: f64,
+    /// Extra filament primed at resume (ooze while parked), in mm.
+    pub extra_prime_mm: f64,
+    /// Retract and prime feed rate, mm/min.
+    pub retract_feedrate: f64,
+    /// Nozzle lift at the pause, in mm (never above `max_z`).
+    pub lift_mm: f64,
+    /// The machine's highest Z, in mm.
+    pub max_z: f64,
+    /// Move to `park_xy` once lifted.
+    pub park: bool,
+    /// Park position, `[x, y]` in mm.
+    pub park_xy: [f64; 2],
+    /// XY travel feed rate, mm/min.
+    pub travel_feedrate: f64,
+    /// Z feed rate, mm/min.
+    pub z_feedrate: f64,
+    /// Turn the hotend off after this many seconds paused (resume reheats first).
+    pub hotend_off_after_secs: Option<u64>,
+    /// G-code run once parked: one command a line, `{x}` `{y}` `{z}` `{e}` `{f}` stand for
+    /// the pause point.
+    pub after_pause: String,
+    /// G-code run at resume before the return moves (same placeholders).
+    pub before_resume: String,
+}
+
+impl Default for PauseScriptConfig {
+    fn default() -> Self {
+        let d = PauseScript::default();
+        PauseScriptConfig {
+            retract_mm: d.retract_mm,
+            extra_prime_mm: d.extra_prime_mm,
+            retract_feedrate: d.retract_feedrate,
+            lift_mm: d.lift_mm,
+            max_z: d.max_z,
+            park: d.park_xy.is_some(),
+            park_xy: d.park_xy.unwrap_or([0.0, 0.0]),
+            travel_feedrate: d.travel_feedrate,
+            z_feedrate: d.z_feedrate,
+            hotend_off_after_secs: d.hotend_off_after.map(|t| t.as_secs()),
+            after_pause: String::new(),
+            before_resume: String::new(),
+        }
+    }
+}
+
+/// What a cancel does after the moves in flight finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CancelScriptConfig {
+    /// Hotend and bed off.
+    pub heaters_off: bool,
+    /// Part fan off.
+    pub fan_off: bool,
+    /// Motors off.
+    pub motors_off: bool,
+    /// G-code run last (placeholders as in the pause script).
+    pub after_cancel: String,
+}
+
+impl Default for CancelScriptConfig {
+    fn default() -> Self {
+        let d = CancelScript::default();
+        CancelScriptConfig {
+            heaters_off: d.heaters_off,
+            fan_off: d.fan_off,
+            motors_off: d.motors_off,
+            after_cancel: String::new(),
+        }
+    }
+}
+
+impl HostScriptsConfig {
+    /// The scripts for easyprint-marlin, or the field (dotted, under `host_scripts`) that is
+    /// wrong and why.
+    pub fn to_marlin(&self) -> Result<HostScripts, (&'static str, String)> {
+        let p = &self.pause;
+        let numbers = [
+            ("pause.retract_mm", p.retract_mm, 0.0),
+            ("pause.extra_prime_mm", p.extra_prime_mm, 0.0),
+            ("pause.lift_mm", p.lift_mm, 0.0),
+            ("pause.max_z", p.max_z, f64::MIN_POSITIVE),
+            (
+                "pause.retract_feedrate",
+                p.retract_feedrate,
+                f64::MIN_POSITIVE,
+            ),
+            (
+                "pause.travel_feedrate",
+                p.travel_feedrate,
+                f64::MIN_POSITIVE,
+            ),
+            ("pause.z_feedrate", p.z_feedrate, f64::MIN_POSITIVE),
+        ];
+        for (field, value, least) in numbers {
+            if !value.is_finite() || value < least || value > 100_000.0 {
+                let what = if least > 0.0 {
+                    "positive"
+                } else {
+                    "zero or more"
+                };
+                return Err((field, format!("must be {what} and at most 100000")));
+            }
+        }
+        if !p
+            .park_xy
+            .iter()
+            .all(|v| v.is_finite() && v.abs() <= 10_000.0)
+        {
+            return Err(("pause.park_xy", "must be two numbers within ±10000".into()));
+        }
+        let template = |field: &'static str, text: &str| {
+            GcodeTemplate::parse(text).map_err(|e| (field, e.to_string()))
+        };
+        Ok(HostScripts {
+            pause: PauseScript {
+                retract_mm: p.retract_mm,
+                extra_prime_mm: p.extra_prime_mm,
+                retract_feedrate: p.retract_feedrate,
+                lift_mm: p.lift_mm,
+                max_z: p.max_z,
+                park_xy: p.park.then_some(p.park_xy),
+                travel_feedrate: p.travel_feedrate,
+                z_feedrate: p.z_feedrate,
+                hotend_off_after: p.hotend_off_after_secs.map(Duration::from_secs),
+                after_pause: template("pause.after_pause", &p.after_pause)?,
+                before_resume: template("pause.before_resume", &p.before_resume)?,
+            },
+            cancel: CancelScript {
+                heaters_off: self.cancel.heaters_off,
+                fan_off: self.cancel.fan_off,
+                motors_off: self.cancel.motors_off,
+                after_cancel: template("cancel.after_cancel", &self.cancel.after_cancel)?,
+            },
+        })
+    }
 }
 
 /// Behaviour of a `virtual` printer (easyprint-marlin's simulator on a pseudo-terminal).
@@ -234,6 +405,7 @@ impl PrinterConfig {
             baudrate: default_baud(),
             autoconnect: true,
             simulation,
+            host_scripts: HostScriptsConfig::default(),
         }
     }
 }
@@ -358,6 +530,13 @@ impl Config {
             if !ids.insert(printer.id.as_str()) {
                 return invalid("printers.id", "must be unique");
             }
+            if let Err((field, reason)) = printer.host_scripts.to_marlin() {
+                return Err(ConfigError::HostScripts {
+                    printer: printer.id.clone(),
+                    field,
+                    reason,
+                });
+            }
         }
         Ok(())
     }
@@ -436,5 +615,35 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn host_scripts_come_from_the_file_and_are_checked() {
+        let text = "[[printers]]\nid = \"a\"\nport = \"virtual\"\n\
+                    [printers.host_scripts.pause]\nlift_mm = 3.5\npark = false\n\
+                    after_pause = \"M117 paused at {z}\\nM300\"\n\
+                    [printers.host_scripts.cancel]\nmotors_off = false\n";
+        let config: Config = toml::from_str(text).unwrap();
+        let config = config.with_env_overrides(|_| None).unwrap();
+        let scripts = config.printers[0].host_scripts.to_marlin().unwrap();
+        assert_eq!(scripts.pause.lift_mm, 3.5);
+        assert_eq!(scripts.pause.park_xy, None);
+        assert_eq!(scripts.pause.retract_mm, PauseScript::default().retract_mm);
+        assert_eq!(
+            scripts.pause.after_pause.lines(),
+            ["M117 paused at {z}", "M300"]
+        );
+        assert!(!scripts.cancel.motors_off && scripts.cancel.heaters_off);
+
+        let bad = text.replace("{z}", "{w}");
+        let config: Config = toml::from_str(&bad).unwrap();
+        let err = config.with_env_overrides(|_| None).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::HostScripts { printer, field: "pause.after_pause", .. } if printer == "a"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("unknown placeholder {w}"), "{err}");
+        let typo = text.replace("lift_mm", "lift");
+        assert!(toml::from_str::<Config>(&typo).is_err());
     }
 }

@@ -1,43 +1,18 @@
 //! Pause/resume/cancel scripts and the SD card through a real pseudo-terminal:
 //! `Printer` → serialport → pty → simulated Marlin.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{connect_to, connect_with, link, quick_sim, wait_event, wait_status, within};
 use easyprint_marlin::printer::{
-    HostScripts, JobEvent, JobPhase, PrinterConfig, PrinterEvent, PrinterState, SdError,
+    HostScripts, JobEvent, JobPhase, Printer, PrinterConfig, PrinterEvent, PrinterState, SdError,
+    SdOptions,
 };
-use easyprint_marlin::printer::{Printer, Status};
-use easyprint_marlin::sim::{
-    Faults, LinkConfig, MoveTiming, SimConfig, SimPrinter, VirtualPrinter,
-};
-use easyprint_marlin::transport::PortSpec;
-use easyprint_marlin::{Dialect, Payload};
-
-fn link() -> LinkConfig {
-    LinkConfig {
-        baud: 250_000,
-        latency: Duration::from_millis(1),
-    }
-}
-
-async fn connect_to(vp: &VirtualPrinter) -> Printer {
-    let spec = PortSpec::Serial {
-        path: vp.path().to_string_lossy().into_owned(),
-        baud: 250_000,
-    };
-    Printer::connect(&spec, PrinterConfig::default())
-        .await
-        .unwrap()
-}
-
-/// A simulator with quick homing and the given move timing.
-fn quick_sim(moves: MoveTiming) -> SimConfig {
-    SimConfig {
-        moves,
-        homing_time: Duration::from_millis(50),
-        ..SimConfig::default()
-    }
-}
+use easyprint_marlin::sim::{Faults, MoveTiming, SdConfig, SimConfig, SimPrinter, VirtualPrinter};
+use easyprint_marlin::{Dialect, Event, Payload, SdStatus};
+use tokio::sync::broadcast::error::RecvError;
 
 /// What the simulator ran, without the session's own lines (handshake, temperatures) and
 /// `skip`.
@@ -48,35 +23,6 @@ fn ran<'a>(sim: &'a SimPrinter, skip: &[&str]) -> Vec<&'a str> {
         .filter(|c| !matches!(*c, "M105" | "M115" | "M110 N0") && !c.starts_with("M155"))
         .filter(|c| !skip.contains(c))
         .collect()
-}
-
-async fn wait_status(printer: &Printer, what: impl Fn(&Status) -> bool) {
-    let mut status = printer.status();
-    tokio::time::timeout(Duration::from_secs(60), status.wait_for(|s| what(s)))
-        .await
-        .expect("status reached in time")
-        .expect("printer open");
-}
-
-async fn wait_event<T>(
-    events: &mut tokio::sync::broadcast::Receiver<PrinterEvent>,
-    what: impl Fn(&PrinterEvent) -> Option<T>,
-) -> T {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            match events.recv().await {
-                Ok(e) => {
-                    if let Some(t) = what(&e) {
-                        return t;
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-    })
-    .await
-    .expect("event in time")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,9 +163,10 @@ async fn sd_upload_list_print_and_delete_over_a_pty() {
     assert_eq!(report.bytes, expected.len() as u64);
 
     let listing = printer.sd_list().await.unwrap();
-    assert_eq!(listing.len(), 1);
-    assert_eq!(listing[0].name, "PART.GCO");
-    assert_eq!(listing[0].size, expected.len() as u64);
+    assert_eq!((listing.entries.len(), listing.total), (1, 1));
+    assert!(!listing.truncated);
+    assert_eq!(listing.entries[0].name, "PART.GCO");
+    assert_eq!(listing.entries[0].size, expected.len() as u64);
 
     let mut events = printer.events();
     printer.sd_print("part.gco").await.unwrap();
@@ -251,12 +198,13 @@ async fn sd_upload_list_print_and_delete_over_a_pty() {
         .sd_upload("small.g", vec!["M117 hi".to_owned()], None)
         .await
         .unwrap();
-    assert_eq!(printer.sd_list().await.unwrap().len(), 2);
+    assert_eq!(printer.sd_list().await.unwrap().entries.len(), 2);
     printer.sd_delete("SMALL.G").await.unwrap();
     let names: Vec<String> = printer
         .sd_list()
         .await
         .unwrap()
+        .entries
         .into_iter()
         .map(|e| e.name)
         .collect();
@@ -312,4 +260,94 @@ async fn m600_over_a_pty_waits_for_the_user_then_continues() {
     let sim = vp.stop().unwrap();
     let ledger = ran(&sim, &["M108"]);
     assert_eq!(ledger, job);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sd_long_names_polled_progress_and_a_bounded_listing_over_a_pty() {
+    // A firmware with LONG_FILENAME_WRITE_SUPPORT and without AUTO_REPORT_SD_STATUS.
+    let sim = SimConfig {
+        sd: SdConfig {
+            autoreport: false,
+            long_name_write: true,
+            ..SdConfig::default()
+        },
+        ..quick_sim(MoveTiming::Fixed(Duration::from_millis(1)))
+    };
+    let vp = VirtualPrinter::spawn(sim, link()).unwrap();
+    async fn sd_size(printer: &Printer, long: &str) -> u64 {
+        let listing = printer.sd_list().await.unwrap();
+        let entry = listing
+            .entries
+            .iter()
+            .find(|e| e.long_name.as_deref() == Some(long));
+        entry.expect("listed").size
+    }
+    let config = PrinterConfig {
+        sd: SdOptions {
+            status_interval: Duration::from_millis(100),
+            list_max_entries: 2,
+        },
+        ..PrinterConfig::default()
+    };
+    let printer = connect_with(&vp, config).await;
+    let long = "Benchy 0.2mm PLA.gcode";
+    let lines: Vec<String> = (0..1500)
+        .map(|i| format!("G1 X{} Y{}", i % 90, i % 70))
+        .collect();
+    printer.sd_upload(long, lines.clone(), None).await.unwrap();
+    for name in ["a.gco", "b.gco"] {
+        printer
+            .sd_upload(name, vec!["M117 hi".to_owned()], None)
+            .await
+            .unwrap();
+    }
+    let listing = printer.sd_list().await.unwrap();
+    assert_eq!((listing.total, listing.truncated), (3, true));
+    assert_eq!(listing.entries.len(), 2);
+    assert_eq!(listing.entries[0].long_name.as_deref(), Some(long));
+
+    let mut events = printer.events();
+    printer.sd_print(long).await.unwrap();
+    // Progress events from the host's M27 polls, as autoreports would bring them.
+    let reports = within("the SD print", async {
+        let mut reports = Vec::new();
+        loop {
+            match events.recv().await {
+                Ok(PrinterEvent::Session(Event::Sd(SdStatus::Printing { done, total }))) => {
+                    reports.push((done, total))
+                }
+                Ok(PrinterEvent::Session(Event::Sd(SdStatus::DonePrinting))) => return reports,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    let size = sd_size(&printer, long).await;
+    assert!(reports.len() >= 3, "{reports:?}");
+    assert!(reports.windows(2).all(|w| w[0].0 <= w[1].0), "{reports:?}");
+    assert!(reports.iter().all(|r| r.1 == size), "{reports:?}");
+    let sd = printer.status().borrow().sd.expect("SD progress reported");
+    assert!(sd.finished && sd.done == sd.total && sd.total == size);
+    printer.close().await;
+    let sim = vp.stop().unwrap();
+    let polls = sim.ledger().iter().filter(|e| e.command == "M27").count();
+    assert!(polls >= reports.len(), "{polls} polls");
+    let ran: Vec<&str> = sim
+        .ledger()
+        .iter()
+        .filter(|e| e.line.is_none() && e.command.starts_with("G1"))
+        .map(|e| e.command.as_str())
+        .collect();
+    assert_eq!(ran, lines);
+
+    // Without LFN_WRITE the handle refuses a long name before sending anything.
+    let vp = VirtualPrinter::spawn(quick_sim(MoveTiming::Instant), link()).unwrap();
+    let printer = connect_to(&vp).await;
+    assert_eq!(
+        printer.sd_upload(long, lines, None).await.unwrap_err(),
+        SdError::LongNameUnsupported { name: long.into() }
+    );
+    printer.close().await;
+    assert!(vp.stop().unwrap().sd_card().files().is_empty());
 }

@@ -108,6 +108,7 @@ async fn idle_io_thread_does_not_wake_up() {
     // No temperature reporting: autoreports would (rightly) wake the thread every 2 s.
     let config = PrinterConfig {
         session: SessionConfig::default(),
+        ..PrinterConfig::default()
     };
     let printer = Printer::connect_link(link, config).await.unwrap();
     // The handshake's last `ok` may still be draining: wait until reads stop growing.

@@ -1,11 +1,14 @@
 //! End to end through a real pseudo-terminal: `Printer` → serialport → pty → simulated Marlin.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{connect_to, link, wait_event, within};
 use easyprint_marlin::printer::{
     ConnectError, Printer, PrinterConfig, PrinterEvent, PrinterState, Status,
 };
-use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
+use easyprint_marlin::sim::{MoveTiming, SimConfig, VirtualPrinter};
 use easyprint_marlin::transport::{PortSpec, TransportError};
 use easyprint_marlin::{Event, FatalError, SessionConfig};
 
@@ -17,31 +20,14 @@ fn fast_sim() -> SimConfig {
     }
 }
 
-fn link() -> LinkConfig {
-    LinkConfig {
-        baud: 250_000,
-        latency: Duration::from_millis(1),
-    }
-}
-
 fn quick_handshake() -> PrinterConfig {
     PrinterConfig {
         session: SessionConfig {
             hello_timeout: Duration::from_millis(300),
             ..SessionConfig::default()
         },
+        ..PrinterConfig::default()
     }
-}
-
-/// Opens the virtual printer's pty with the real serial code path.
-async fn connect_to(vp: &VirtualPrinter) -> Printer {
-    let spec = PortSpec::Serial {
-        path: vp.path().to_string_lossy().into_owned(),
-        baud: 250_000,
-    };
-    Printer::connect(&spec, PrinterConfig::default())
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,15 +46,11 @@ async fn streams_a_job_through_a_real_pty_exactly_once() {
         .collect();
     let mut events = printer.events();
     printer.stream(job.clone(), Some(3000)).await.unwrap();
-    let finished = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            if let Ok(PrinterEvent::JobFinished(p)) = events.recv().await {
-                return p;
-            }
-        }
+    let finished = wait_event(&mut events, |e| match e {
+        PrinterEvent::JobFinished(p) => Some(*p),
+        _ => None,
     })
-    .await
-    .expect("job finished");
+    .await;
     assert_eq!(finished.acknowledged, 3000);
     assert_eq!(printer.status().borrow().state, PrinterState::Ready);
     drop(printer);
@@ -174,19 +156,11 @@ async fn pause_resume_cancel_and_emergency_stop() {
         .collect();
     // Conditions, not sleeps: the status watch, and the firmware's temperature autoreports
     // (every 2 s, `PrinterConfig`'s default) as the clock that proves nothing moves.
-    async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-        tokio::time::timeout(Duration::from_secs(30), f)
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting: {what}"))
-    }
     async fn next_report(events: &mut tokio::sync::broadcast::Receiver<PrinterEvent>) {
-        loop {
-            match events.recv().await {
-                Ok(PrinterEvent::Session(Event::Temperatures(_))) => return,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
+        wait_event(events, |e| {
+            matches!(e, PrinterEvent::Session(Event::Temperatures(_))).then_some(())
+        })
+        .await
     }
     let acknowledged = |s: &Status| s.job.map_or(0, |j| j.acknowledged);
     let mut status = printer.status();
@@ -245,17 +219,10 @@ async fn pause_resume_cancel_and_emergency_stop() {
     .unwrap();
     assert_eq!(status.borrow().fatal, Some(FatalError::EmergencyStop));
     // The firmware's kill message proves the M112 arrived (the link has latency).
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Ok(PrinterEvent::Session(Event::Message(m))) = events.recv().await {
-                if m == "Killed by M112" {
-                    return;
-                }
-            }
-        }
+    wait_event(&mut events, |e| {
+        matches!(e, PrinterEvent::Session(Event::Message(m)) if m == "Killed by M112").then_some(())
     })
-    .await
-    .expect("the firmware reported the kill");
+    .await;
     printer.close().await;
     let sim = vp.stop().unwrap();
     assert!(sim.is_halted(), "M112 reached the firmware");

@@ -118,6 +118,7 @@ async fn connect(spec: &PortSpec, flow: FlowPolicy) -> Printer {
                 flow,
                 ..SessionConfig::default()
             },
+            ..PrinterConfig::default()
         },
     )
     .await

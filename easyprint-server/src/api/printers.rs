@@ -8,7 +8,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::auth::{Admin, Principal};
-use crate::config::{PrinterConfig, SimulationConfig};
+use crate::config::{HostScriptsConfig, PrinterConfig, SimulationConfig};
 use crate::error::{ApiError, ApiJson};
 use crate::pipeline::control;
 use crate::printers::commands;
@@ -161,7 +161,8 @@ async fn job_action(
 }
 
 /// A printer as administrators add or change it: `{"id", "name"?, "port": "/dev/..." |
-/// "virtual", "baudrate"?, "autoconnect"?, "simulation"?}` (`id` only when adding).
+/// "virtual", "baudrate"?, "autoconnect"?, "simulation"?, "host_scripts"?}` (`id` only when
+/// adding).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PrinterBody {
@@ -176,6 +177,8 @@ struct PrinterBody {
     autoconnect: bool,
     #[serde(default)]
     simulation: SimulationConfig,
+    #[serde(default)]
+    host_scripts: HostScriptsConfig,
 }
 
 fn default_baud() -> u32 {
@@ -195,6 +198,7 @@ impl PrinterBody {
             baudrate: self.baudrate,
             autoconnect: self.autoconnect,
             simulation: self.simulation,
+            host_scripts: self.host_scripts,
         };
         store::validate(&config)?;
         Ok(config)

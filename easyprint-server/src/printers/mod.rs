@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{PrinterConfig, SimulationConfig};
+use crate::config::{HostScriptsConfig, PrinterConfig, SimulationConfig};
 use crate::error::ApiError;
 use crate::pipeline::analysis::FileAnalysis;
 
@@ -193,6 +193,8 @@ pub struct PrinterSlot {
     pub autoconnect: bool,
     /// How the simulated printer behaves (`virtual` only).
     pub simulation: Option<SimulationConfig>,
+    /// Pause, resume and cancel scripts.
+    pub host_scripts: HostScriptsConfig,
     /// Current connection state.
     pub state: ConnectionState,
     /// Why the last connection failed or ended, if it did.
@@ -347,6 +349,7 @@ impl PrinterHandle {
             baudrate: self.config.baudrate,
             autoconnect: self.config.autoconnect,
             simulation: (self.config.port == "virtual").then(|| self.config.simulation.clone()),
+            host_scripts: self.config.host_scripts.clone(),
             state,
             error: match state {
                 ConnectionState::Error => self.printer().map_or_else(
@@ -372,6 +375,12 @@ impl PrinterHandle {
         }
         self.take_link().await;
         let config = self.config.clone();
+        // Checked when the configuration was loaded or the printer was changed.
+        let host_scripts = config.host_scripts.to_marlin().map_err(|(field, reason)| {
+            let text = format!("invalid host_scripts.{field}: {reason}");
+            self.fail(text.clone());
+            ApiError::conflict("connect_failed", text)
+        })?;
         let (spec, simulator) = if config.port == "virtual" {
             let sim = spawn_simulator(&config.simulation).map_err(|e| {
                 self.fail(format!("cannot start the simulated printer: {e}"));
@@ -394,7 +403,11 @@ impl PrinterHandle {
                 None,
             )
         };
-        let printer = match Printer::connect(&spec, MarlinConfig::default()).await {
+        let marlin = MarlinConfig {
+            host_scripts,
+            ..MarlinConfig::default()
+        };
+        let printer = match Printer::connect(&spec, marlin).await {
             Ok(p) => Arc::new(p),
             Err(e) => {
                 let text = format!("cannot connect to {}: {e}", config.port);

@@ -53,6 +53,9 @@ pub fn validate(printer: &PrinterConfig) -> Result<(), ApiError> {
             "heating_rate must be positive, homing_secs 0 to 60, link_baud at least 1200",
         ));
     }
+    if let Err((field, reason)) = printer.host_scripts.to_marlin() {
+        return Err(bad(&format!("host_scripts.{field}"), &reason));
+    }
     Ok(())
 }
 
@@ -60,7 +63,7 @@ pub fn validate(printer: &PrinterConfig) -> Result<(), ApiError> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoredPrinter {
     /// Added or changed: this configuration.
-    Set(PrinterConfig),
+    Set(Box<PrinterConfig>),
     /// A configured printer removed.
     Removed(String),
 }
@@ -86,7 +89,7 @@ pub fn load(conn: &Connection) -> Result<Vec<StoredPrinter>, ApiError> {
             .as_deref()
             .map(serde_json::from_str::<PrinterConfig>)
         {
-            Some(Ok(config)) => out.push(StoredPrinter::Set(config)),
+            Some(Ok(config)) => out.push(StoredPrinter::Set(Box::new(config))),
             // A row this version cannot read is skipped, not fatal: the server still starts.
             other => tracing::warn!(printer = %id, ?other, "unreadable stored printer skipped"),
         }
@@ -133,8 +136,8 @@ pub fn merge(configured: &[PrinterConfig], stored: Vec<StoredPrinter>) -> Vec<Pr
         match change {
             StoredPrinter::Removed(id) => printers.retain(|p| p.id != id),
             StoredPrinter::Set(config) => match printers.iter_mut().find(|p| p.id == config.id) {
-                Some(slot) => *slot = config,
-                None => printers.push(config),
+                Some(slot) => *slot = *config,
+                None => printers.push(*config),
             },
         }
     }

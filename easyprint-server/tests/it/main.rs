@@ -7,6 +7,7 @@ mod current_printer;
 mod files;
 mod folders;
 mod helpers;
+mod host_scripts;
 mod live;
 mod octoprint;
 mod pipeline;

@@ -11,9 +11,10 @@ use mio::Poll;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::sd::Upload;
+use super::sd_host::SdHost;
 use super::{
-    CommandError, HostScripts, JobControl, JobEvent, JobPhase, JobProgress, PrinterConfig,
-    PrinterEvent, PrinterState, Request, SdProgress, Status, PORT,
+    CommandError, JobControl, JobEvent, JobPhase, JobProgress, PrinterConfig, PrinterEvent,
+    PrinterState, Request, SdProgress, Status, PORT,
 };
 use crate::session::{CommandId, Event, SendError, Session};
 use crate::transport::{self, Link};
@@ -35,6 +36,7 @@ pub(super) struct IoThread {
     waiting: HashMap<CommandId, Waiter>,
     control: JobControl,
     upload: Option<Upload>,
+    sd: SdHost,
     /// Callers' commands held back while an upload runs (they would be written to the file).
     held: VecDeque<Waiter>,
     last_progress: Instant,
@@ -58,8 +60,9 @@ impl IoThread {
             events,
             status,
             waiting: HashMap::new(),
-            control: JobControl::new(HostScripts::default()),
+            control: JobControl::new(config.host_scripts),
             upload: None,
+            sd: SdHost::new(config.sd),
             held: VecDeque::new(),
             last_progress: Instant::now(),
             bytes_written: 0,
@@ -102,11 +105,15 @@ impl IoThread {
             self.drain_events();
             // Sleep until the port is readable, a request wakes us, or the next deadline (the
             // session's or the pause timer's); with none of those, indefinitely.
-            let wait = [self.session.poll_timeout(), self.control.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(|t| t.saturating_duration_since(now));
+            let wait = [
+                self.session.poll_timeout(),
+                self.control.poll_timeout(),
+                self.sd.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut ready, wait) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     self.fail_io(&format!("poll: {e}"));
@@ -132,6 +139,9 @@ impl IoThread {
             }
             if self.control.poll_timeout().is_some_and(|t| t <= now) {
                 self.control.handle_timeout(now, &mut self.session);
+            }
+            if self.upload.is_none() {
+                self.sd.handle_timeout(now, &mut self.session);
             }
         }
     }
@@ -204,8 +214,14 @@ impl IoThread {
                 // Commands still queued would land in the file: take them back until the
                 // upload is over.
                 self.session.clear_queue();
+                self.sd.stop_polling();
                 self.upload = Upload::start(&mut self.session, name, lines, total, reply);
             }
+            Request::SdList(reply) if self.upload.is_some() => {
+                let _ = reply.send(Err(CommandError::Busy.into()));
+            }
+            Request::SdList(reply) => self.sd.list(&mut self.session, reply),
+            Request::SdPoll => self.sd.start_polling(Instant::now()),
             Request::Emergency(cmd) => {
                 let _ = self.session.send_emergency(Instant::now(), cmd);
             }
@@ -219,7 +235,8 @@ impl IoThread {
     fn drain_events(&mut self) {
         while let Some(ev) = self.session.poll_event() {
             let now = Instant::now();
-            let mut handled = self.control.handle_event(now, &ev, &mut self.session);
+            let mut handled =
+                self.control.handle_event(now, &ev, &mut self.session) || self.sd.handle_event(&ev);
             if !handled {
                 if let Some(upload) = &mut self.upload {
                     handled = upload.handle_event(&ev, &mut self.session);

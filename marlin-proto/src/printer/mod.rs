@@ -13,7 +13,7 @@
 //!
 //! - [`JobControl`] (sans-IO): the job, pause/resume/cancel with the host's [`HostScripts`],
 //!   firmware-initiated pauses.
-//! - `sd`: SD card names, listings and uploads.
+//! - `sd`: SD card names and uploads; `sd_host`: `M27` polls and bounded `M20` listings.
 //! - `io`: the I/O thread.
 
 use std::sync::{mpsc, Arc};
@@ -35,13 +35,17 @@ mod io;
 mod job;
 mod scripts;
 mod sd;
+mod sd_host;
 
 use io::IoThread;
 pub use job::{JobControl, JobEvent, JobPhase, JobProgress};
 pub use scripts::{
     CancelScript, GcodeTemplate, HostScripts, PausePoint, PauseScript, TemplateError,
 };
-pub use sd::{sd_name, SdEntry, SdError, SdProgress, UploadProgress};
+pub use sd::{
+    sd_file_name, sd_name, SdEntry, SdError, SdProgress, UploadProgress, SD_LONG_NAME_MAX,
+};
+pub use sd_host::{SdListing, SdOptions};
 
 /// What the printer is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +172,9 @@ enum Request {
         Option<u64>,
         oneshot::Sender<Result<UploadProgress, SdError>>,
     ),
+    SdList(oneshot::Sender<Result<SdListing, SdError>>),
+    /// Poll `M27` (the firmware has no SD autoreport).
+    SdPoll,
     Emergency(EmergencyCommand),
     EmergencyStop,
     Close,
@@ -180,6 +187,11 @@ pub struct PrinterConfig {
     /// temperatures are kept coming every 2 s (`M155 S2` autoreports when the firmware has
     /// them, else polled `M105`), so [`Status::temperatures`] stays current.
     pub session: SessionConfig,
+    /// The pause/resume/cancel scripts the job controller starts with
+    /// ([`Printer::set_host_scripts`] replaces them later).
+    pub host_scripts: HostScripts,
+    /// SD progress interval and listing bound.
+    pub sd: SdOptions,
 }
 
 impl Default for PrinterConfig {
@@ -189,6 +201,8 @@ impl Default for PrinterConfig {
                 temperature_interval: Some(Duration::from_secs(2)),
                 ..SessionConfig::default()
             },
+            host_scripts: HostScripts::default(),
+            sd: SdOptions::default(),
         }
     }
 }
@@ -219,6 +233,7 @@ pub struct Printer {
     status: watch::Receiver<Status>,
     /// Becomes true once the I/O thread has returned and the port is closed.
     exited: watch::Receiver<bool>,
+    sd: SdOptions,
 }
 
 /// The poller token of the port.
@@ -264,6 +279,7 @@ impl Printer {
         });
         let (exited_tx, exited) = watch::channel(false);
         let ev = events.clone();
+        let sd = config.sd;
         thread::Builder::new()
             .name("marlin-io".into())
             .spawn(move || {
@@ -278,6 +294,7 @@ impl Printer {
             events,
             status: status.clone(),
             exited,
+            sd,
         };
         loop {
             let state = status.borrow_and_update().state.clone();
@@ -343,7 +360,21 @@ impl Printer {
         self.request(Request::Scripts(Box::new(scripts)))
     }
 
-    /// Uploads `lines` to the SD card as `name` (an 8.3 name): `M28`, the lines numbered
+    /// Checks `name` for this firmware ([`sd_file_name`]: long names need `Cap:LFN_WRITE`).
+    fn sd_file_name(&self, name: &str) -> Result<String, SdError> {
+        sd_file_name(name, self.has_capability("LFN_WRITE"))
+    }
+
+    fn has_capability(&self, name: &str) -> bool {
+        self.status
+            .borrow()
+            .firmware
+            .as_ref()
+            .is_some_and(|f| f.has(name))
+    }
+
+    /// Uploads `lines` to the SD card as `name` (an 8.3 name, or a long one when the firmware
+    /// reports `Cap:LFN_WRITE`; see [`sd_file_name`]): `M28`, the lines numbered
     /// with checksums (resends as usual), `M29`. The file holds each line as the session
     /// sends it (comments and surrounding spaces stripped) followed by `\r\n`. Nothing else
     /// is sent meanwhile (commands from [`send`](Self::send) wait). Progress:
@@ -358,7 +389,7 @@ impl Printer {
         I: IntoIterator<Item = String>,
         I::IntoIter: Send + 'static,
     {
-        let name = sd_name(name)?;
+        let name = self.sd_file_name(name)?;
         let (tx, rx) = oneshot::channel();
         self.request(Request::Upload(
             name,
@@ -369,16 +400,21 @@ impl Printer {
         rx.await.map_err(|_| CommandError::Closed)?
     }
 
-    /// Lists the SD card (`M20 L`).
-    pub async fn sd_list(&self) -> Result<Vec<SdEntry>, SdError> {
-        let response = self.send("M20 L").await?;
-        Ok(sd::parse_listing(&response))
+    /// Lists the SD card (`M20 L`), any number of files: the first
+    /// [`SdOptions::list_max_entries`] are kept, the others counted
+    /// ([`SdListing::truncated`]).
+    pub async fn sd_list(&self) -> Result<SdListing, SdError> {
+        let (tx, rx) = oneshot::channel();
+        self.request(Request::SdList(tx))?;
+        rx.await.map_err(|_| CommandError::Closed)?
     }
 
-    /// Selects `name` (`M23`) and starts printing it from the SD card (`M24`); progress is
-    /// reported every 2 s in [`Status::sd`] when the firmware autoreports (`M27 S2`).
+    /// Selects `name` (`M23`) and starts printing it from the SD card (`M24`). Progress comes
+    /// every [`SdOptions::status_interval`] in [`Status::sd`] and as
+    /// [`Event::Sd`] events: the firmware autoreports (`M27 S<secs>`) when it has
+    /// `AUTOREPORT_SD_STATUS`, else the host polls `M27` until the print is done.
     pub async fn sd_print(&self, name: &str) -> Result<(), SdError> {
-        let name = sd_name(name)?;
+        let name = self.sd_file_name(name)?;
         if matches!(
             self.status.borrow().state,
             PrinterState::Printing | PrinterState::Paused
@@ -398,16 +434,15 @@ impl Printer {
                 answer: response,
             });
         }
-        let autoreport = self
-            .status
-            .borrow()
-            .firmware
-            .as_ref()
-            .is_some_and(|f| f.has("AUTOREPORT_SD_STATUS"));
+        let autoreport = self.has_capability("AUTOREPORT_SD_STATUS");
         if autoreport {
-            self.send("M27 S2").await?;
+            let secs = self.sd.status_interval.as_secs().max(1);
+            self.send(&format!("M27 S{secs}")).await?;
         }
         self.send("M24").await?;
+        if !autoreport {
+            self.request(Request::SdPoll)?;
+        }
         Ok(())
     }
 
@@ -449,7 +484,7 @@ impl Printer {
 
     /// Deletes `name` from the SD card (`M30`).
     pub async fn sd_delete(&self, name: &str) -> Result<(), SdError> {
-        let name = sd_name(name)?;
+        let name = self.sd_file_name(name)?;
         let response = self.send(&format!("M30 {name}")).await?;
         if response.iter().any(|l| l.starts_with("File deleted")) {
             Ok(())

@@ -25,6 +25,13 @@ pub enum SdError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The name is not an 8.3 name and the firmware cannot take long ones: it does not report
+    /// `Cap:LFN_WRITE` (Marlin's `LONG_FILENAME_WRITE_SUPPORT`).
+    #[error("the printer takes 8.3 file names only (no LONG_FILENAME_WRITE_SUPPORT): {name:?}")]
+    LongNameUnsupported {
+        /// The name given.
+        name: String,
+    },
     /// The firmware could not open (or create) the file.
     #[error("the printer could not open {name} on its sd card")]
     OpenFailed {
@@ -138,34 +145,70 @@ pub fn sd_name(name: &str) -> Result<String, SdError> {
     Ok(name.to_ascii_uppercase())
 }
 
-/// Parses an `M20` / `M20 L` response: the lines between `Begin file list` and `End file list`.
-pub(super) fn parse_listing(response: &[String]) -> Vec<SdEntry> {
-    let mut inside = false;
-    let mut entries = Vec::new();
-    for line in response {
-        match FirmwareLine::parse(line.as_bytes()) {
-            FirmwareLine::Sd(SdStatus::ListBegin) => inside = true,
-            FirmwareLine::Sd(SdStatus::ListEnd) => inside = false,
-            _ if inside => {
-                let mut parts = line.trim().splitn(3, ' ');
-                let (Some(name), Some(size)) = (parts.next(), parts.next()) else {
-                    continue;
-                };
-                let Ok(size) = size.parse() else { continue };
-                entries.push(SdEntry {
-                    name: name.to_owned(),
-                    size,
-                    long_name: parts
-                        .next()
-                        .map(str::trim)
-                        .filter(|l| *l != name)
-                        .map(str::to_owned),
-                });
-            }
-            _ => {}
-        }
+/// Longest long name sent to a firmware with `LFN_WRITE`: Marlin's `LONG_FILENAME_LENGTH`
+/// with its default two VFAT entries, less the terminator.
+pub const SD_LONG_NAME_MAX: usize = 26;
+
+/// Checks a file name for a firmware: an 8.3 name (upper-cased, see [`sd_name`]), or, when
+/// `long_names` (the firmware reports `Cap:LFN_WRITE`), a long name of up to
+/// [`SD_LONG_NAME_MAX`] printable ASCII characters, kept as given.
+///
+/// ```
+/// use easyprint_marlin::printer::{sd_file_name, SdError};
+/// assert_eq!(sd_file_name("cube.gco", false).unwrap(), "CUBE.GCO");
+/// assert_eq!(sd_file_name("Benchy 0.2mm.gcode", true).unwrap(), "Benchy 0.2mm.gcode");
+/// assert!(matches!(
+///     sd_file_name("Benchy 0.2mm.gcode", false),
+///     Err(SdError::LongNameUnsupported { .. })
+/// ));
+/// ```
+pub fn sd_file_name(name: &str, long_names: bool) -> Result<String, SdError> {
+    let short = sd_name(name);
+    if short.is_ok() {
+        return short;
     }
-    entries
+    let bad = |reason| {
+        Err(SdError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.contains('/') || name.contains('\\') || name.contains("..") {
+        return bad("paths and `..` are not allowed");
+    }
+    if name.trim() != name || name.is_empty() {
+        return bad("it is empty or starts or ends with a space");
+    }
+    if !name.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return bad("only printable ASCII characters are allowed");
+    }
+    if name.contains([';', '*', '(', ')', '"']) {
+        return bad("`;`, `*`, `(`, `)` and `\"` would be read as a comment or a checksum");
+    }
+    if name.len() > SD_LONG_NAME_MAX {
+        return bad("a long name has at most 26 characters (Marlin's LONG_FILENAME_LENGTH)");
+    }
+    if !long_names {
+        return Err(SdError::LongNameUnsupported {
+            name: name.to_owned(),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+/// Parses one `M20 L` entry: `<8.3 name> <size>[ <long name>]`.
+pub(super) fn parse_entry(line: &str) -> Option<SdEntry> {
+    let mut parts = line.trim().splitn(3, ' ');
+    let (name, size) = (parts.next()?, parts.next()?);
+    Some(SdEntry {
+        name: name.to_owned(),
+        size: size.parse().ok()?,
+        long_name: parts
+            .next()
+            .map(str::trim)
+            .filter(|l| *l != name)
+            .map(str::to_owned),
+    })
 }
 
 /// Whether any response line is this SD status.

@@ -6,21 +6,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::sd::Upload;
+use super::sd_host::SdHost;
 use super::*;
 use crate::session::Session;
-use crate::sim::{Faults, Link, LinkConfig, MoveTiming, SimConfig, SimPrinter};
+use crate::sim::{Faults, Harness, LinkConfig, MoveTiming, SimConfig, SimPrinter};
 use crate::SdStatus;
 
-/// Session ⇄ links ⇄ simulated printer, with a job controller and an optional upload.
+/// A [`Harness`] (session ⇄ links ⇄ simulated printer) with a job controller and an
+/// optional upload.
 struct Bench {
-    session: Session,
-    printer: SimPrinter,
-    to_printer: Link,
-    to_host: Link,
+    h: Harness,
     control: JobControl,
     upload: Option<Upload>,
-    now: Instant,
-    buf: Vec<u8>,
+    sd: SdHost,
     job_events: Vec<JobEvent>,
     session_events: Vec<Event>,
 }
@@ -42,78 +40,60 @@ impl Bench {
             latency: Duration::from_millis(1),
         };
         let mut b = Self {
-            session: Session::new(session, now),
-            printer: SimPrinter::new(sim),
-            to_printer: Link::new(link),
-            to_host: Link::new(link),
+            h: Harness::new(session, sim, link, now),
             control: JobControl::new(HostScripts::default()),
             upload: None,
-            now,
-            buf: Vec::new(),
+            sd: SdHost::new(SdOptions::default()),
             job_events: Vec::new(),
             session_events: Vec::new(),
         };
         b.run_until(
-            |b| b.session.is_ready() && b.session.is_idle(),
+            |b| b.h.session_ref().is_ready() && b.h.session_ref().is_idle(),
             Duration::from_secs(10),
         );
         b
     }
 
-    /// One step: feed, transmit, deliver, time out; time jumps to the next deadline.
+    fn session(&mut self) -> &mut Session {
+        self.h.session()
+    }
+
+    fn printer(&self) -> &SimPrinter {
+        self.h.printer()
+    }
+
+    /// One step: feed, transmit, then jump to the next deadline (the harness's or the pause
+    /// timer's), deliver and time out.
     fn step(&mut self) -> bool {
-        self.control.top_up(&mut self.session);
+        self.control.top_up(self.h.session());
         if let Some(u) = &mut self.upload {
-            u.top_up(&mut self.session);
+            u.top_up(self.h.session());
         }
-        self.buf.clear();
-        if self.session.poll_transmit(self.now, &mut self.buf) > 0 {
-            self.to_printer.send(self.now, &self.buf);
-        }
-        self.buf.clear();
-        self.printer.poll_transmit(&mut self.buf);
-        if !self.buf.is_empty() {
-            self.to_host.send(self.now, &self.buf);
-        }
+        self.h.transmit();
         self.drain();
-        let next = [
-            self.session.poll_timeout(),
-            self.control.poll_timeout(),
-            self.printer.poll_timeout(),
-            self.to_printer.next_arrival(),
-            self.to_host.next_arrival(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let Some(next) = next else { return false };
-        self.now = self.now.max(next);
-        self.buf.clear();
-        self.to_printer.deliver(self.now, &mut self.buf);
-        if !self.buf.is_empty() {
-            self.printer.handle_rx(self.now, &self.buf);
+        let timers = [self.control.poll_timeout(), self.sd.poll_timeout()];
+        let Some(next) = self.h.next_deadline(timers.into_iter().flatten().min()) else {
+            return false;
+        };
+        self.h.advance_to(next);
+        let now = self.h.now();
+        if self.control.poll_timeout().is_some_and(|t| t <= now) {
+            self.control.handle_timeout(now, self.h.session());
         }
-        self.printer.handle_timeout(self.now);
-        self.buf.clear();
-        self.to_host.deliver(self.now, &mut self.buf);
-        if !self.buf.is_empty() {
-            self.session.handle_rx(self.now, &self.buf);
-        }
-        if self.session.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.session.handle_timeout(self.now);
-        }
-        if self.control.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.control.handle_timeout(self.now, &mut self.session);
+        if self.upload.is_none() {
+            self.sd.handle_timeout(now, self.h.session());
         }
         self.drain();
         true
     }
 
     fn drain(&mut self) {
-        while let Some(ev) = self.session.poll_event() {
-            if !self.control.handle_event(self.now, &ev, &mut self.session) {
+        let now = self.h.now();
+        while let Some(ev) = self.h.session().poll_event() {
+            if !self.control.handle_event(now, &ev, self.h.session()) && !self.sd.handle_event(&ev)
+            {
                 if let Some(u) = &mut self.upload {
-                    u.handle_event(&ev, &mut self.session);
+                    u.handle_event(&ev, self.h.session());
                 }
             }
             self.session_events.push(ev);
@@ -125,18 +105,27 @@ impl Bench {
         }
     }
 
+    /// Feeds `bytes` to the session as if the firmware had written them.
+    fn firmware_writes(&mut self, bytes: &[u8]) {
+        let now = self.h.now();
+        self.h.session().handle_rx(now, bytes);
+        self.drain();
+    }
+
     fn run_until(&mut self, done: impl Fn(&Self) -> bool, limit: Duration) {
-        let deadline = self.now + limit;
+        let deadline = self.h.now() + limit;
         while !done(self) {
-            assert!(self.session.fatal().is_none(), "{:?}", self.session.fatal());
+            let fatal = self.h.session_ref().fatal();
+            assert!(fatal.is_none(), "{fatal:?}");
             assert!(
-                self.now < deadline,
+                self.h.now() < deadline,
                 "timed out; phase {:?}",
                 self.control.phase()
             );
             if !self.step() {
                 // Nothing pending: let virtual time pass (a pause timer may be all there is).
-                self.now += Duration::from_millis(100);
+                let later = self.h.now() + Duration::from_millis(100);
+                self.h.advance_to(later);
             }
         }
     }
@@ -159,15 +148,15 @@ impl Bench {
                 b.job_events
                     .iter()
                     .any(|e| matches!(e, JobEvent::Finished(_) | JobEvent::Cancelled(_)))
-                    && b.session.is_idle()
-                    && b.printer.is_idle()
+                    && b.h.session_ref().is_idle()
+                    && b.printer().is_idle()
             },
             Duration::from_secs(600),
         );
     }
 
     fn commands(&self) -> Vec<&str> {
-        self.printer
+        self.printer()
             .ledger()
             .iter()
             .map(|e| e.command.as_str())
@@ -199,7 +188,7 @@ fn reference(lines: &[String]) -> ([f64; 4], (bool, bool), f64) {
     let mut b = Bench::new(sim(), SessionConfig::default());
     b.start(lines);
     b.finish();
-    let p = &b.printer;
+    let p = b.printer();
     (p.position(), p.relative_modes(), p.feedrate())
 }
 
@@ -217,7 +206,7 @@ fn pause_and_resume(job: &[String], at: u64, session: SessionConfig, sim: SimCon
     let mut b = Bench::new(sim, session);
     b.start(job);
     b.run_job_to_line(at);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
@@ -226,10 +215,10 @@ fn pause_and_resume(job: &[String], at: u64, session: SessionConfig, sim: SimCon
         panic!("{:?}", b.job_events)
     };
     // Parked: lifted, at the park position, retracted.
-    let parked = b.printer.position();
+    let parked = b.printer().position();
     assert_eq!(&parked[..2], &[0.0, 0.0]);
     assert!(parked[2] >= point.position[2]);
-    b.control.resume(&mut b.session);
+    b.control.resume(b.h.session());
     b.finish();
 
     let ledger = b.commands();
@@ -270,12 +259,12 @@ fn pause_and_resume(job: &[String], at: u64, session: SessionConfig, sim: SimCon
     );
     let full = reference(job);
     assert_eq!(
-        b.printer.position(),
+        b.printer().position(),
         full.0,
         "the job ended where it ends unpaused"
     );
-    assert_eq!(b.printer.relative_modes(), full.1);
-    assert_eq!(b.printer.feedrate(), full.2);
+    assert_eq!(b.printer().relative_modes(), full.1);
+    assert_eq!(b.printer().feedrate(), full.2);
 }
 
 #[test]
@@ -353,9 +342,9 @@ fn resume_before_the_position_came_back_drops_the_pause() {
     let job = job(&["G28", "G90", "M82", "G1 Z0.3 F1200"], 60, false);
     b.start(&job);
     b.run_job_to_line(20);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     assert_eq!(b.control.phase(), JobPhase::Pausing);
-    b.control.resume(&mut b.session);
+    b.control.resume(b.h.session());
     assert_eq!(b.control.phase(), JobPhase::Printing);
     b.finish();
     // Resumed before `M400`/`M114` went out: no park, no return, every line once.
@@ -375,17 +364,17 @@ fn pause_right_after_a_resume_keeps_the_return() {
     let job = job(&["G28", "G91", "M83", "G1 F2400"], 60, true);
     b.start(&job);
     b.run_job_to_line(20);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
     );
     // The return lines are queued, not written, when the second pause takes the queue back.
-    b.control.resume(&mut b.session);
-    b.control.pause(&mut b.session);
-    b.control.resume(&mut b.session);
+    b.control.resume(b.h.session());
+    b.control.pause(b.h.session());
+    b.control.resume(b.h.session());
     b.finish();
-    assert_eq!(b.printer.position(), reference(&job).0);
+    assert_eq!(b.printer().position(), reference(&job).0);
     assert_eq!(
         b.commands()
             .iter()
@@ -401,13 +390,13 @@ fn resume_while_parking_returns_after_the_parking_moves() {
     let job = job(&["G28", "G90", "M82", "G1 Z0.3 F1200"], 60, false);
     b.start(&job);
     b.run_job_to_line(20);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     // The M114 answer is in: the park lines are queued, not yet done.
     b.run_until(
         |b| b.control.phase() == JobPhase::Parking,
         Duration::from_secs(60),
     );
-    b.control.resume(&mut b.session);
+    b.control.resume(b.h.session());
     b.finish();
     let ledger = b.commands();
     let m114 = ledger.iter().position(|c| *c == "M114").unwrap();
@@ -426,7 +415,7 @@ fn resume_while_parking_returns_after_the_parking_moves() {
         &ledger[ledger.len() - (job.len() - (m114 - 1))..],
         &job[m114 - 1..]
     );
-    assert_eq!(b.printer.position(), reference(&job).0);
+    assert_eq!(b.printer().position(), reference(&job).0);
 }
 
 #[test]
@@ -438,15 +427,15 @@ fn pause_near_max_z_in_the_simulator() {
     let job = job(&["G28", "G90", "M82", "G1 Z175.25 F1200"], 20, false);
     b.start(&job);
     b.run_job_to_line(10);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
     );
-    assert_eq!(b.printer.position()[2], 180.0);
-    b.control.resume(&mut b.session);
+    assert_eq!(b.printer().position()[2], 180.0);
+    b.control.resume(b.h.session());
     b.finish();
-    assert_eq!(b.printer.position()[2], 175.25);
+    assert_eq!(b.printer().position()[2], 175.25);
 }
 
 #[test]
@@ -467,10 +456,10 @@ fn cancel_parks_and_turns_heaters_and_fan_off() {
     );
     b.start(&job);
     b.run_job_to_line(30);
-    assert_eq!(b.printer.heater_targets(), (200.0, 60.0));
-    b.control.cancel(&mut b.session);
+    assert_eq!(b.printer().heater_targets(), (200.0, 60.0));
+    b.control.cancel(b.h.session());
     b.finish();
-    assert_eq!(b.printer.heater_targets(), (0.0, 0.0));
+    assert_eq!(b.printer().heater_targets(), (0.0, 0.0));
     let ledger = b.commands();
     let m400 = ledger.iter().position(|c| *c == "M400").unwrap();
     assert_eq!(&ledger[..m400], &job[..m400]);
@@ -496,12 +485,12 @@ fn cancel_while_paused_does_not_park_twice_and_a_new_job_waits_for_it() {
     let first = job(&["G28", "G90", "M82", "G1 Z0.3 F1200"], 40, false);
     b.start(&first);
     b.run_job_to_line(20);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
     );
-    b.control.cancel(&mut b.session);
+    b.control.cancel(b.h.session());
     let second = vec!["G1 X5 Y5 F3000".to_owned(), "M117 second".to_owned()];
     b.start(&second);
     b.run_until(
@@ -531,17 +520,17 @@ fn hotend_turns_off_after_the_idle_timeout_and_resume_reheats() {
     );
     b.start(&job);
     b.run_job_to_line(15);
-    b.control.pause(&mut b.session);
+    b.control.pause(b.h.session());
     b.run_until(
         |b| b.control.phase() == JobPhase::Paused { cooled: true },
         Duration::from_secs(120),
     );
     b.run_until(
-        |b| b.printer.heater_targets().0 == 0.0,
+        |b| b.printer().heater_targets().0 == 0.0,
         Duration::from_secs(5),
     );
     assert!(b.job_events.contains(&JobEvent::HotendOff));
-    b.control.resume(&mut b.session);
+    b.control.resume(b.h.session());
     b.finish();
     let ledger = b.commands();
     let off = ledger.iter().position(|c| *c == "M104 S0").unwrap();
@@ -551,7 +540,7 @@ fn hotend_turns_off_after_the_idle_timeout_and_resume_reheats() {
         .rposition(|c| c.starts_with("G1 X") && c.ends_with(" F6000"))
         .unwrap();
     assert!(off < reheat && reheat < back, "{ledger:?}");
-    assert_eq!(b.printer.heater_targets().0, 200.0);
+    assert_eq!(b.printer().heater_targets().0, 200.0);
 }
 
 #[test]
@@ -561,18 +550,15 @@ fn firmware_pause_actions_drive_the_job() {
     b.start(&job);
     b.run_job_to_line(20);
     // `//action:pause` asks the host to pause (with its script), `resume` to resume.
-    b.session.handle_rx(b.now, b"//action:pause\n");
-    b.drain();
+    b.firmware_writes(b"//action:pause\n");
     b.run_until(
         |b| matches!(b.control.phase(), JobPhase::Paused { .. }),
         Duration::from_secs(60),
     );
-    b.session.handle_rx(b.now, b"//action:resume\n");
-    b.drain();
+    b.firmware_writes(b"//action:resume\n");
     assert_eq!(b.control.phase(), JobPhase::Printing);
     b.run_job_to_line(40);
-    b.session.handle_rx(b.now, b"//action:cancel\n");
-    b.drain();
+    b.firmware_writes(b"//action:cancel\n");
     b.finish();
     assert!(b
         .job_events
@@ -601,8 +587,9 @@ fn m600_pauses_in_the_firmware_and_the_host_waits_for_the_user() {
         b.step();
     }
     assert_eq!(b.control.progress().unwrap().sent, sent_before);
-    b.session
-        .send_emergency(b.now, EmergencyCommand::Continue)
+    let now = b.h.now();
+    b.session()
+        .send_emergency(now, EmergencyCommand::Continue)
         .unwrap();
     b.finish();
     assert!(b.job_events.contains(&JobEvent::Resumed));
@@ -616,7 +603,7 @@ fn upload(b: &mut Bench, name: &str, lines: Vec<String>) -> Result<UploadProgres
     let (tx, mut rx) = oneshot::channel();
     let total = lines.len() as u64;
     b.upload = Upload::start(
-        &mut b.session,
+        b.session(),
         name.to_owned(),
         Box::new(lines.into_iter()),
         Some(total),
@@ -677,24 +664,24 @@ fn upload_stores_a_byte_exact_file_and_runs_nothing() {
             },
         );
         let lines = gcode_file(400);
-        let before = b.printer.ledger().len();
+        let before = b.printer().ledger().len();
         let report = upload(&mut b, "CUBE.GCO", lines.clone()).unwrap();
         let expected = stored_form(&lines);
-        let file = b.printer.sd_card().file("CUBE.GCO").expect("stored");
+        let file = b.printer().sd_card().file("CUBE.GCO").expect("stored");
         assert_eq!(
             String::from_utf8_lossy(&file.data),
             String::from_utf8_lossy(&expected)
         );
         assert_eq!(report.bytes, expected.len() as u64);
         assert_eq!(report.acknowledged, 402);
-        let during: Vec<&str> = b.printer.ledger()[before..]
+        let during: Vec<&str> = b.printer().ledger()[before..]
             .iter()
             .map(|e| e.command.as_str())
             .collect();
         // `M29` is handled by the command queue, not run as G-code (as in Marlin).
         assert_eq!(during, ["M28 CUBE.GCO"], "seed {seed}");
         if corrupt + drop > 0.0 {
-            assert!(b.printer.stats().line_errors > 0);
+            assert!(b.printer().stats().line_errors > 0);
         }
     }
 }
@@ -712,11 +699,11 @@ fn upload_refuses_a_line_with_m29_and_deletes_the_partial_file() {
         }
     );
     b.run_until(
-        |b| b.session.is_idle() && b.printer.is_idle(),
+        |b| b.h.session_ref().is_idle() && b.printer().is_idle(),
         Duration::from_secs(10),
     );
-    assert!(b.printer.sd_card().file("BAD.GCO").is_none());
-    assert!(!b.printer.ledger().iter().any(|e| e.command == "G28"));
+    assert!(b.printer().sd_card().file("BAD.GCO").is_none());
+    assert!(!b.printer().ledger().iter().any(|e| e.command == "G28"));
 }
 
 #[test]
@@ -724,19 +711,19 @@ fn sd_print_runs_the_file_once_in_order_and_reports_progress() {
     let mut b = Bench::new(sim(), SessionConfig::default());
     let lines = gcode_file(600);
     upload(&mut b, "PART.GCO", lines.clone()).unwrap();
-    b.session.send("M23 PART.GCO").unwrap();
-    b.session.send("M27 S1").unwrap();
-    b.session.send("M24").unwrap();
+    b.session().send("M23 PART.GCO").unwrap();
+    b.session().send("M27 S1").unwrap();
+    b.session().send("M24").unwrap();
     b.run_until(
         |b| {
             b.session_events
                 .contains(&Event::Sd(SdStatus::DonePrinting))
-                && b.printer.is_idle()
+                && b.printer().is_idle()
         },
         Duration::from_secs(600),
     );
     let from_sd: Vec<&str> = b
-        .printer
+        .printer()
         .ledger()
         .iter()
         .filter(|e| e.line.is_none())
@@ -757,7 +744,7 @@ fn sd_print_runs_the_file_once_in_order_and_reports_progress() {
             _ => None,
         })
         .collect();
-    let size = b.printer.sd_card().file("PART.GCO").unwrap().data.len() as u64;
+    let size = b.printer().sd_card().file("PART.GCO").unwrap().data.len() as u64;
     assert!(reports.len() >= 2, "{reports:?}");
     assert!(reports.windows(2).all(|w| w[0].0 <= w[1].0));
     assert!(reports.iter().all(|r| r.1 == size && r.0 <= size));
@@ -765,6 +752,189 @@ fn sd_print_runs_the_file_once_in_order_and_reports_progress() {
         e,
         Event::Sd(SdStatus::FileOpened { name, size: s }) if name == "PART.GCO" && *s == size
     )));
+}
+
+/// The `SD printing byte` reports among the session's events.
+fn sd_reports(b: &Bench) -> Vec<(u64, u64)> {
+    b.session_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sd(SdStatus::Printing { done, total }) => Some((*done, *total)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn without_sd_autoreport_the_host_polls_m27_until_the_print_is_done() {
+    let no_autoreport = SimConfig {
+        sd: crate::sim::SdConfig {
+            autoreport: false,
+            ..crate::sim::SdConfig::default()
+        },
+        ..sim()
+    };
+    let mut b = Bench::new(no_autoreport, SessionConfig::default());
+    assert!(!b.h.session_ref().firmware().has("AUTOREPORT_SD_STATUS"));
+    upload(&mut b, "PART.GCO", gcode_file(2000)).unwrap();
+    b.session().send("M23 PART.GCO").unwrap();
+    b.session().send("M24").unwrap();
+    let started = b.h.now();
+    b.sd.start_polling(started);
+    b.run_until(
+        |b| {
+            b.session_events
+                .contains(&Event::Sd(SdStatus::DonePrinting))
+        },
+        Duration::from_secs(600),
+    );
+    let size = b.printer().sd_card().file("PART.GCO").unwrap().data.len() as u64;
+    let reports = sd_reports(&b);
+    let elapsed = b.h.now() - started;
+    // At most one poll per 2 s interval; at least one per two intervals (each poll waits
+    // for a free command slot behind the file's lines, as in Marlin).
+    let intervals = elapsed.as_secs() / 2;
+    assert!(intervals >= 4, "the print took {elapsed:?}");
+    assert!(
+        (intervals / 2..=intervals).contains(&(reports.len() as u64)),
+        "{} reports in {elapsed:?}",
+        reports.len()
+    );
+    assert!(reports.windows(2).all(|w| w[0].0 < w[1].0), "{reports:?}");
+    assert!(reports.iter().all(|r| r.1 == size && r.0 < size));
+    // Polling stopped with the print: no M27 during the next minute.
+    let polls = |b: &Bench| b.commands().iter().filter(|c| **c == "M27").count();
+    let before = polls(&b);
+    assert_eq!(before, reports.len());
+    let later = b.h.now() + Duration::from_secs(60);
+    b.run_until(|b| b.h.now() >= later, Duration::from_secs(61));
+    assert_eq!(polls(&b), before);
+    assert!(b.sd.poll_timeout().is_none());
+}
+
+#[test]
+fn a_poll_answered_not_sd_printing_stops_polling() {
+    let mut b = Bench::new(sim(), SessionConfig::default());
+    let now = b.h.now();
+    b.sd.start_polling(now);
+    b.run_until(
+        |b| b.session_events.contains(&Event::Sd(SdStatus::NotPrinting)),
+        Duration::from_secs(10),
+    );
+    b.run_until(|b| b.h.session_ref().is_idle(), Duration::from_secs(1));
+    assert!(b.sd.poll_timeout().is_none());
+}
+
+/// Lists the simulated card through [`SdHost`] keeping at most `max` entries.
+fn list(b: &mut Bench, max: usize) -> SdListing {
+    b.sd = SdHost::new(SdOptions {
+        list_max_entries: max,
+        ..SdOptions::default()
+    });
+    let (tx, mut rx) = oneshot::channel();
+    b.sd.list(b.h.session(), tx);
+    b.run_until(|b| b.h.session_ref().is_idle(), Duration::from_secs(600));
+    rx.try_recv().expect("the listing answered").unwrap()
+}
+
+#[test]
+fn listings_of_any_length_keep_at_most_the_configured_entries_and_say_so() {
+    let mut b = Bench::new(sim(), SessionConfig::default());
+    let card = b.h.printer_mut().sd_card_mut();
+    let mut expected = Vec::new();
+    for i in 0..3000 {
+        let short = if i % 3 == 0 {
+            card.insert(&format!("{i} part.gcode"), vec![b'G'; i % 50])
+        } else {
+            card.insert(&format!("F{i}.GCO"), vec![b'G'; i % 50])
+        };
+        expected.push((short, (i % 50) as u64));
+    }
+    // More than the session keeps of one response (256 lines), all of it in order.
+    let all = list(&mut b, 5000);
+    assert_eq!((all.total, all.truncated), (3000, false));
+    let got: Vec<(String, u64)> = all
+        .entries
+        .iter()
+        .map(|e| (e.name.clone(), e.size))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(all.entries[3].long_name.as_deref(), Some("3 part.gcode"));
+    assert_eq!(all.entries[4].long_name, None);
+    // Bounded: the first 100 kept, every entry counted.
+    let some = list(&mut b, 100);
+    assert_eq!((some.total, some.truncated), (3000, true));
+    assert_eq!(some.entries, all.entries[..100]);
+    // Exactly at the bound: not truncated.
+    let exact = list(&mut b, 3000);
+    assert_eq!((exact.entries.len(), exact.truncated), (3000, false));
+}
+
+fn lfn_sim(long_name_write: bool) -> SimConfig {
+    SimConfig {
+        sd: crate::sim::SdConfig {
+            long_name_write,
+            ..crate::sim::SdConfig::default()
+        },
+        ..sim()
+    }
+}
+
+#[test]
+fn long_name_uploads_need_lfn_write() {
+    let name = "Benchy 0.2mm PLA.gcode";
+    let lines = gcode_file(50);
+    let mut b = Bench::new(lfn_sim(true), SessionConfig::default());
+    assert!(b.h.session_ref().firmware().has("LFN_WRITE"));
+    let report = upload(&mut b, name, lines.clone()).unwrap();
+    let file = b.printer().sd_card().file(name).expect("stored");
+    assert_eq!(file.long_name.as_deref(), Some(name));
+    assert_eq!(file.data, stored_form(&lines));
+    assert_eq!(report.bytes, file.data.len() as u64);
+    let listing = list(&mut b, 10);
+    assert_eq!(listing.entries.len(), 1);
+    assert_eq!(listing.entries[0].long_name.as_deref(), Some(name));
+    assert_eq!(listing.entries[0].name, "BENCHY~1.GCO");
+
+    // Without LONG_FILENAME_WRITE_SUPPORT the firmware refuses to create it.
+    let mut b = Bench::new(lfn_sim(false), SessionConfig::default());
+    assert!(!b.h.session_ref().firmware().has("LFN_WRITE"));
+    let err = upload(&mut b, name, lines).unwrap_err();
+    assert_eq!(err, SdError::OpenFailed { name: name.into() });
+    assert!(b.printer().sd_card().files().is_empty());
+}
+
+#[test]
+fn file_names_for_the_firmware() {
+    assert_eq!(sd_file_name("a.g", false).unwrap(), "A.G");
+    assert_eq!(sd_file_name("a.g", true).unwrap(), "A.G");
+    let long = "x".repeat(SD_LONG_NAME_MAX);
+    assert_eq!(sd_file_name(&long, true).unwrap(), long);
+    assert_eq!(
+        sd_file_name(&long, false),
+        Err(SdError::LongNameUnsupported { name: long.clone() })
+    );
+    for bad in [
+        "x".repeat(SD_LONG_NAME_MAX + 1),
+        "a/b.gcode".into(),
+        "..gcode".into(),
+        " lead.gcode".into(),
+        "semi;colon.gcode".into(),
+        "star*.gcode".into(),
+        "paren(1).gcode".into(),
+        "caf\u{e9}.gcode".into(),
+        "tab\t.gcode".into(),
+    ] {
+        for long_names in [false, true] {
+            assert!(
+                matches!(
+                    sd_file_name(&bad, long_names),
+                    Err(SdError::InvalidName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
 }
 
 mod properties {
@@ -847,13 +1017,13 @@ mod properties {
                     b.step();
                 }
             };
-            b.control.pause(&mut b.session);
+            b.control.pause(b.h.session());
             steps(&mut b, waits[0]);
-            b.control.resume(&mut b.session);
+            b.control.resume(b.h.session());
             steps(&mut b, waits[1]);
-            b.control.pause(&mut b.session);
+            b.control.pause(b.h.session());
             steps(&mut b, waits[2]);
-            b.control.resume(&mut b.session);
+            b.control.resume(b.h.session());
             b.finish();
             let ledger = b.commands();
             let mut next = 4;
@@ -866,7 +1036,50 @@ mod properties {
             for line in &job[4..] {
                 prop_assert_eq!(ledger.iter().filter(|c| **c == line).count(), 1);
             }
-            prop_assert_eq!(b.printer.position(), reference(&job).0);
+            prop_assert_eq!(b.printer().position(), reference(&job).0);
         }
+    }
+}
+
+/// Without ADVANCED_OK a lost `ok` during an upload cannot be probed with an `M105` (it would
+/// be stored): the session sends the unanswered line again, which the firmware either refuses
+/// as a duplicate (it had it) or stores (it had lost it). The file comes out byte-exact.
+#[test]
+fn upload_survives_lost_oks_and_lost_lines_without_advanced_ok() {
+    for (seed, lost_ok, lose_line, corrupt) in [
+        (5, 0.02, 0.0, 0.0),
+        (6, 0.0, 0.02, 0.0),
+        (7, 0.02, 0.02, 0.05),
+    ] {
+        let faults = Faults {
+            seed,
+            lost_ok,
+            lose_line,
+            corrupt_line: corrupt,
+            ..Faults::none()
+        };
+        let mut b = Bench::new(SimConfig { faults, ..sim() }, SessionConfig::default());
+        assert!(!b.h.session_ref().firmware().advanced_ok);
+        let lines = gcode_file(400);
+        let before = b.printer().ledger().len();
+        let report = upload(&mut b, "CUBE.GCO", lines.clone()).unwrap();
+        let expected = stored_form(&lines);
+        let file = &b.printer().sd_card().file("CUBE.GCO").expect("stored").data;
+        assert!(*file == expected, "seed {seed}: the file is byte-exact");
+        assert_eq!(
+            (report.acknowledged, report.bytes),
+            (402, expected.len() as u64)
+        );
+        let during: Vec<&str> = b.printer().ledger()[before..]
+            .iter()
+            .map(|e| e.command.as_str())
+            .collect();
+        assert_eq!(during, ["M28 CUBE.GCO"], "seed {seed}");
+        let probes = b
+            .session_events
+            .iter()
+            .filter(|e| matches!(e, Event::Warning(crate::Warning::Probed)))
+            .count();
+        assert!(probes > 0, "seed {seed}: faults were met");
     }
 }

@@ -109,7 +109,11 @@ impl Session {
             ActivePolicy::Credit { rx_bytes, .. } => !long || self.in_flight_bytes + 16 <= rx_bytes,
         };
         let most = if long { 2 } else { MAX_SILENT_PROBES };
-        if self.phase == Phase::Connecting || probes >= most || !room || !self.host_commands {
+        if self.phase == Phase::Connecting || probes >= most || !room {
+            return;
+        }
+        if !self.host_commands {
+            self.retransmit_oldest();
             return;
         }
         if !long {
@@ -133,6 +137,30 @@ impl Session {
             &mut urgent,
         );
         self.urgent = urgent;
+        self.events.push_back(Event::Warning(Warning::Probed));
+    }
+
+    /// The probe while the firmware writes received lines to a file (`M28`), where an `M105`
+    /// would be stored: the oldest unanswered line goes out again. A firmware that stored it
+    /// (its `ok` was lost) refuses the copy with a line-number error and `Resend:` of the line
+    /// after it, which acknowledges it ([`on_resend`](Self::on_resend)); one that lost it
+    /// stores it now. Either way nothing is stored twice.
+    fn retransmit_oldest(&mut self) {
+        let Some(n) = self.in_flight.iter().find_map(|f| f.line) else {
+            return;
+        };
+        let cut = self
+            .in_flight
+            .iter()
+            .position(|f| f.line.is_some_and(|l| l >= n))
+            .unwrap_or(self.in_flight.len());
+        let again: Vec<InFlight> = self.in_flight.drain(cut..).collect();
+        self.in_ring = 0;
+        for f in &again {
+            self.forget(f);
+        }
+        self.resend_cursor = Some(n);
+        self.retransmitted = Some(n);
         self.events.push_back(Event::Warning(Warning::Probed));
     }
 

@@ -211,6 +211,9 @@ pub struct Session {
     /// After a rewind to this line, lines go one at a time until it is acknowledged: the
     /// lines it replaced may still be in (or on their way to) the firmware's receive buffer.
     recovering: Option<i64>,
+    /// The line the probe sent again while host commands are off (an upload): `Resend:` of
+    /// the line after it says the firmware had stored it and its `ok` was lost.
+    retransmitted: Option<i64>,
     resend_streak: Option<(i64, u32)>,
     last_error: Option<FirmwareError>,
     /// The last `echo:` text, which explains a following halt.
@@ -268,6 +271,7 @@ impl Session {
             awaiting_resend_ok: None,
             duplicates: None,
             recovering: None,
+            retransmitted: None,
             barrier_due: false,
             since_sync: 0,
             resend_streak: None,
@@ -423,8 +427,9 @@ impl Session {
     /// Whether the session may write lines of its own (numbered `M105` syncs, barriers,
     /// temperature polls and keepalive probes; on by default). Turn it off while the firmware
     /// writes received lines to a file (`M28` … `M29`): those lines would end up in the file.
-    /// A lost `ok` is then only recovered by a later acknowledgement (or reported as
-    /// [`FatalError::PrinterLost`]).
+    /// A lost `ok` is then recovered by sending the unanswered line again instead of an
+    /// `M105` probe: the firmware refuses the copy as a duplicate (`Resend:` of the next line)
+    /// if it had the line, or stores it if it had lost it.
     pub fn set_host_commands(&mut self, on: bool) {
         self.host_commands = on;
     }

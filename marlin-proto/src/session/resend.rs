@@ -45,6 +45,12 @@ impl Session {
             // The firmware has every line sent so far: nothing to re-send, and lines a rewind
             // took out of flight (their `ok`s may have been taken for a resend's) are done.
             self.resend_cursor = None;
+            if self.retransmitted.take() == Some(n - 1) {
+                // The copy was refused: the firmware had the line, its `ok` was lost.
+                if let Some(pos) = self.in_flight.iter().position(|f| f.line == Some(n - 1)) {
+                    self.remove_in_flight(pos);
+                }
+            }
             self.acknowledge_through(n - 1);
             self.events
                 .push_back(Event::Warning(Warning::IgnoredResend {

@@ -113,6 +113,8 @@ pub struct SimConfig {
     pub usb_batching: Option<UsbBatching>,
     /// Which firmware to imitate ([`SimConfig::flavored`] sets the matching options).
     pub flavor: SimFlavor,
+    /// The SD card's build options.
+    pub sd: super::sd::SdConfig,
 }
 
 impl Default for SimConfig {
@@ -134,6 +136,7 @@ impl Default for SimConfig {
             faults: Faults::none(),
             usb_batching: None,
             flavor: SimFlavor::Marlin,
+            sd: super::sd::SdConfig::default(),
         }
     }
 }

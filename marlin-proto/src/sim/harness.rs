@@ -94,6 +94,11 @@ impl Harness {
         &mut self.session
     }
 
+    /// The host session, read-only (for checks inside `&self` closures).
+    pub fn session_ref(&self) -> &Session {
+        &self.session
+    }
+
     /// The simulated printer.
     pub fn printer(&self) -> &SimPrinter {
         &self.printer
@@ -136,15 +141,7 @@ impl Harness {
                     Err(_) => break,
                 }
             }
-            self.buf.clear();
-            if self.session.poll_transmit(self.now, &mut self.buf) > 0 {
-                self.to_printer.send(self.now, &self.buf);
-            }
-            self.buf.clear();
-            self.printer.poll_transmit(&mut self.buf);
-            if !self.buf.is_empty() {
-                self.to_host.send(self.now, &self.buf);
-            }
+            self.transmit();
             while let Some(ev) = self.session.poll_event() {
                 match &ev {
                     Event::Completed { .. } => report.completed += 1,
@@ -160,25 +157,11 @@ impl Harness {
                 report.fatal = Some(f.clone());
                 break;
             }
-            let done = job.peek().is_none()
-                && self.session.is_idle()
-                && self.session.is_ready()
-                && self.printer.is_idle()
-                && self.to_printer.next_arrival().is_none()
-                && self.to_host.next_arrival().is_none();
+            let done = job.peek().is_none() && self.is_settled();
             if done {
                 break;
             }
-            let next = [
-                self.session.poll_timeout(),
-                self.printer.poll_timeout(),
-                self.to_printer.next_arrival(),
-                self.to_host.next_arrival(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let Some(next) = next else {
+            let Some(next) = self.next_deadline(None) else {
                 // Nothing can ever happen again: a deadlock the session should have prevented.
                 report.timed_out = true;
                 break;
@@ -188,21 +171,7 @@ impl Harness {
                 self.now = deadline;
                 break;
             }
-            self.now = self.now.max(next);
-            self.buf.clear();
-            self.to_printer.deliver(self.now, &mut self.buf);
-            if !self.buf.is_empty() {
-                self.printer.handle_rx(self.now, &self.buf);
-            }
-            self.printer.handle_timeout(self.now);
-            self.buf.clear();
-            self.to_host.deliver(self.now, &mut self.buf);
-            if !self.buf.is_empty() {
-                self.session.handle_rx(self.now, &self.buf);
-            }
-            if self.session.poll_timeout().is_some_and(|t| t <= self.now) {
-                self.session.handle_timeout(self.now);
-            }
+            self.advance_to(next);
         }
         report.elapsed = self.now - run_start;
         report.host_bytes = self.to_printer.bytes() - bytes_before;
@@ -214,5 +183,105 @@ impl Harness {
         };
         let _ = self.start;
         report
+    }
+
+    /// Whether nothing is left to do: the session idle and ready, the printer idle, nothing
+    /// on either link.
+    pub fn is_settled(&self) -> bool {
+        self.session.is_idle()
+            && self.session.is_ready()
+            && self.printer.is_idle()
+            && self.to_printer.next_arrival().is_none()
+            && self.to_host.next_arrival().is_none()
+    }
+
+    /// The first half of a step: what the session and the printer have to write goes onto
+    /// the links. Session events stay queued for the caller ([`Session::poll_event`]).
+    pub fn transmit(&mut self) {
+        self.buf.clear();
+        if self.session.poll_transmit(self.now, &mut self.buf) > 0 {
+            self.to_printer.send(self.now, &self.buf);
+        }
+        self.buf.clear();
+        self.printer.poll_transmit(&mut self.buf);
+        if !self.buf.is_empty() {
+            self.to_host.send(self.now, &self.buf);
+        }
+    }
+
+    /// When something happens next: the earliest of the session's and the printer's
+    /// deadlines, the next arrival on either link, and `also` (a caller's own timer, such as
+    /// a job controller's). `None`: nothing will ever happen unless the caller acts.
+    pub fn next_deadline(&self, also: Option<Instant>) -> Option<Instant> {
+        [
+            self.session.poll_timeout(),
+            self.printer.poll_timeout(),
+            self.to_printer.next_arrival(),
+            self.to_host.next_arrival(),
+            also,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The second half of a step: virtual time jumps to `t` (never backwards), what arrived
+    /// by then is delivered to each side, and due timeouts fire.
+    pub fn advance_to(&mut self, t: Instant) {
+        self.now = self.now.max(t);
+        self.buf.clear();
+        self.to_printer.deliver(self.now, &mut self.buf);
+        if !self.buf.is_empty() {
+            self.printer.handle_rx(self.now, &self.buf);
+        }
+        self.printer.handle_timeout(self.now);
+        self.buf.clear();
+        self.to_host.deliver(self.now, &mut self.buf);
+        if !self.buf.is_empty() {
+            self.session.handle_rx(self.now, &self.buf);
+        }
+        if self.session.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.session.handle_timeout(self.now);
+        }
+    }
+
+    /// One whole step: [`transmit`](Self::transmit), then
+    /// [`advance_to`](Self::advance_to) the [`next_deadline`](Self::next_deadline) (with
+    /// `also`). Returns the new virtual time, or `None` (time unchanged) when nothing is
+    /// pending. Session events are left for the caller to drain.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use easyprint_marlin::sim::{Harness, LinkConfig, SimConfig};
+    /// use easyprint_marlin::SessionConfig;
+    ///
+    /// let mut h = Harness::new(SessionConfig::default(), SimConfig::default(),
+    ///                          LinkConfig::default(), Instant::now());
+    /// let limit = h.now() + Duration::from_secs(10);
+    /// while !(h.session().is_ready() && h.is_settled()) {
+    ///     assert!(h.step(None).is_some_and(|t| t < limit));
+    /// }
+    /// let id = h.session().send("M105").unwrap().unwrap();
+    /// let mut response = None;
+    /// while response.is_none() {
+    ///     h.step(None);
+    ///     while let Some(ev) = h.session().poll_event() {
+    ///         if let easyprint_marlin::Event::Completed { id: done, response: r, .. } = ev {
+    ///             if done == id { response = Some(r) }
+    ///         }
+    ///     }
+    /// }
+    /// assert!(response.unwrap()[0].starts_with("ok T:"));
+    /// ```
+    pub fn step(&mut self, also: Option<Instant>) -> Option<Instant> {
+        self.transmit();
+        let next = self.next_deadline(also)?;
+        self.advance_to(next);
+        Some(self.now)
+    }
+
+    /// The simulated printer, to change it between steps (its SD card, say).
+    pub fn printer_mut(&mut self) -> &mut SimPrinter {
+        &mut self.printer
     }
 }

@@ -9,7 +9,8 @@
 //!   [`Faults`], a [`ledger`](SimPrinter::ledger) of executed commands and
 //!   [`underrun accounting`](SimStats). [`SimFlavor`]s answer as Prusa-Firmware, Repetier,
 //!   Smoothieware, RepRapFirmware or Klipper instead ([`SimConfig::flavored`]).
-//! - SD card ([`SdCard`]): `M20`–`M30`, `M524`, `M28`…`M29` writing (numbered lines are
+//! - SD card ([`SdCard`], options in [`SdConfig`]: autoreport, long-name writing): `M20`–`M30`,
+//!   `M524`, `M28`…`M29` writing (numbered lines are
 //!   stored, not run), `M24` printing through the planner, `M27` reports and autoreport.
 //! - [`Link`]: one direction of a baud-limited serial link with latency, and optionally a
 //!   USB-serial bridge's batching ([`UsbBatching`], the FTDI latency timer).
@@ -31,7 +32,7 @@ pub use harness::{Harness, RunReport};
 pub use link::{Link, LinkConfig, UsbBatching};
 pub use printer::{Executed, SimPrinter, SimStats};
 pub use pty::VirtualPrinter;
-pub use sd::{SdCard, SdFile};
+pub use sd::{SdCard, SdConfig, SdFile};
 
 #[cfg(test)]
 mod tests;

@@ -135,6 +135,7 @@ impl SimPrinter {
     /// A printer that has just booted (its `start` banner is waiting in the output).
     pub fn new(config: SimConfig) -> Self {
         let mut p = Self {
+            card: SdCard::with_config(config.sd),
             rng: Rng::new(config.faults.seed),
             config,
             arriving: Vec::new(),
@@ -161,7 +162,6 @@ impl SimPrinter {
             relative: false,
             relative_e: None,
             feedrate: 1500.0,
-            card: SdCard::new(),
             sd: SdSession::default(),
             halted: false,
             out: Vec::new(),

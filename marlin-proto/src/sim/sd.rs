@@ -15,16 +15,59 @@ pub struct SdFile {
     pub data: Vec<u8>,
 }
 
+/// The firmware's SD build options that change what a host sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdConfig {
+    /// `AUTO_REPORT_SD_STATUS` (`Cap:AUTOREPORT_SD_STATUS`): `M27 S<secs>` makes the firmware
+    /// report progress by itself; without it `M27 S<secs>` reports once, like `M27`.
+    pub autoreport: bool,
+    /// `LONG_FILENAME_WRITE_SUPPORT` (`Cap:LFN_WRITE`): `M28`, `M23` and `M30` take long
+    /// names; without it they take 8.3 names only.
+    pub long_name_write: bool,
+    /// Longest long name: Marlin's `LONG_FILENAME_LENGTH` less its terminator, 26 with the
+    /// default two VFAT entries (65 with `SCROLL_LONG_FILENAMES`).
+    pub long_name_max: usize,
+}
+
+impl Default for SdConfig {
+    /// Autoreport on, long-name writing off (Marlin's defaults with `SDSUPPORT`).
+    fn default() -> Self {
+        Self {
+            autoreport: true,
+            long_name_write: false,
+            long_name_max: 26,
+        }
+    }
+}
+
 /// An in-memory SD card.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SdCard {
     files: Vec<SdFile>,
+    config: SdConfig,
 }
 
 impl SdCard {
     /// An empty card.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty card with these firmware options.
+    pub fn with_config(config: SdConfig) -> Self {
+        Self {
+            files: Vec::new(),
+            config,
+        }
+    }
+
+    /// Whether the firmware can open `name`: an 8.3 name, or with `LFN_WRITE` a long name
+    /// that fits its buffer.
+    fn can_name(&self, name: &str) -> bool {
+        is_short_name(name)
+            || (self.config.long_name_write
+                && (1..=self.config.long_name_max).contains(&name.chars().count())
+                && !name.contains(['/', '\\']))
     }
 
     /// Every file, in creation order (the order `M20` lists them).
@@ -218,7 +261,7 @@ impl SdSession {
                 *self = Self::default();
                 out.extend_from_slice(b"echo:SD card released\n");
             }
-            "M23" => match card.file(arg) {
+            "M23" => match card.file(arg).filter(|_| card.can_name(arg)) {
                 Some(f) if !self.printing => {
                     let _ = writeln!(out, "File opened: {} Size: {}", f.short_name, f.data.len());
                     out.extend_from_slice(b"File selected\n");
@@ -240,7 +283,7 @@ impl SdSession {
                     *pos = (s.max(0.0) as usize).min(size);
                 }
             }
-            "M27" => match number('S') {
+            "M27" => match number('S').filter(|_| card.config.autoreport) {
                 Some(secs) => {
                     let every = Duration::from_secs(secs.clamp(0.0, 60.0) as u64);
                     self.autoreport = (!every.is_zero()).then(|| (every, now + every));
@@ -250,12 +293,17 @@ impl SdSession {
                 }
             },
             "M28" => {
-                if is_short_name(arg) {
+                if card.can_name(arg) {
                     card.remove(arg);
-                    card.insert(arg, Vec::new());
-                    let name = arg.to_ascii_uppercase();
-                    let _ = writeln!(out, "Writing to file: {name}");
-                    self.saving = Some(name);
+                    let short = card.insert(arg, Vec::new());
+                    // Marlin echoes the name as given, upper-cased when it is a short one.
+                    let shown = if is_short_name(arg) {
+                        short.clone()
+                    } else {
+                        arg.to_owned()
+                    };
+                    let _ = writeln!(out, "Writing to file: {shown}");
+                    self.saving = Some(short);
                 } else {
                     let _ = writeln!(out, "open failed, File: {arg}.");
                 }
@@ -269,13 +317,15 @@ impl SdSession {
                     self.printing = false;
                     self.selected = None;
                 }
-                if card.remove(arg) {
+                if card.can_name(arg) && card.remove(arg) {
                     let _ = writeln!(out, "File deleted:{arg}");
                 } else {
                     let _ = writeln!(out, "Deletion failed, File: {arg}.");
                 }
             }
             "M1001" => out.extend_from_slice(b"Done printing file\n"),
+            // Outside a write `M29` only clears the (already clear) saving flag.
+            "M29" => {}
             _ => {}
         }
     }
@@ -406,6 +456,92 @@ mod tests {
         assert_eq!(ran, ["M28 new.gco"]);
         let out = talk(&mut p, &mut now, 5, &["M28 toolongname.gcode"]);
         assert_eq!(out, "open failed, File: toolongname.gcode.\nok\n");
+    }
+
+    fn printer_with(sd: super::SdConfig) -> (SimPrinter, Instant) {
+        let (p, now) = printer();
+        let mut config = p.config().clone();
+        config.sd = sd;
+        let mut p = SimPrinter::new(config);
+        let mut banner = Vec::new();
+        p.poll_transmit(&mut banner);
+        (p, now)
+    }
+
+    #[test]
+    fn without_autoreport_m27_s_reports_once() {
+        for autoreport in [true, false] {
+            let (mut p, mut now) = printer_with(super::SdConfig {
+                autoreport,
+                ..super::SdConfig::default()
+            });
+            let caps = talk(&mut p, &mut now, 1, &["M115"]);
+            assert!(
+                caps.contains(&format!(
+                    "Cap:AUTOREPORT_SD_STATUS:{}",
+                    u8::from(autoreport)
+                )),
+                "{caps}"
+            );
+            p.sd_card_mut().insert("A.GCO", b"G4 P1\n".repeat(4000));
+            // `talk` lets 1 s pass after each line.
+            let out = talk(
+                &mut p,
+                &mut now,
+                2,
+                &["M23 A.GCO", "M27 S1", "M117 a", "M117 b"],
+            );
+            let reports = out.matches("SD printing byte 0/24000").count();
+            if autoreport {
+                assert_eq!(reports, 2, "{out}");
+            } else {
+                // Answered once, like `M27`.
+                assert_eq!(reports, 1, "{out}");
+                assert!(out.contains("File selected\nok\nSD printing byte 0/24000\nok\nok\nok\n"));
+            }
+        }
+    }
+
+    #[test]
+    fn long_names_need_lfn_write() {
+        let long = "Benchy 0.2mm PLA.gcode";
+        for lfn in [false, true] {
+            let (mut p, mut now) = printer_with(super::SdConfig {
+                long_name_write: lfn,
+                ..super::SdConfig::default()
+            });
+            let caps = talk(&mut p, &mut now, 1, &["M115"]);
+            assert!(caps.contains(&format!("Cap:LFN_WRITE:{}", u8::from(lfn))));
+            let m28 = format!("M28 {long}");
+            let out = talk(&mut p, &mut now, 2, &[m28.as_str(), "G28", "M29"]);
+            if !lfn {
+                // `G28` ran and `M29` found nothing to close.
+                assert_eq!(out, format!("open failed, File: {long}.\nok\nok\nok\n"));
+                assert!(p.sd_card().files().is_empty());
+                // A long name copied onto the card by a PC is out of reach as well.
+                p.sd_card_mut().insert(long, b"G28\n".to_vec());
+                let m23 = format!("M23 {long}");
+                let out = talk(&mut p, &mut now, 5, &[m23.as_str(), "M23 BENCHY~1.GCO"]);
+                assert!(out.starts_with(&format!(
+                    "open failed, File: {long}.\nok\nFile opened: BENCHY~1.GCO"
+                )));
+                continue;
+            }
+            assert_eq!(
+                out,
+                format!("Writing to file: {long}\nok\nok\nDone saving file.\nok\n")
+            );
+            let file = p.sd_card().file("BENCHY~1.GCO").unwrap();
+            assert_eq!(file.long_name.as_deref(), Some(long));
+            assert_eq!(file.data, b"G28\r\n");
+            let m23 = format!("M23 {long}");
+            let m30 = format!("M30 {long}");
+            let out = talk(&mut p, &mut now, 5, &[m23.as_str(), m30.as_str()]);
+            assert_eq!(
+                out,
+                format!("File opened: BENCHY~1.GCO Size: 5\nFile selected\nok\nFile deleted:{long}\nok\n")
+            );
+        }
     }
 
     #[test]

@@ -143,8 +143,8 @@ impl SimPrinter {
                 self.set_blocked(now, Block::User);
                 return;
             }
-            "M20" | "M21" | "M22" | "M23" | "M24" | "M25" | "M26" | "M27" | "M28" | "M30"
-            | "M524" | "M1001" => {
+            "M20" | "M21" | "M22" | "M23" | "M24" | "M25" | "M26" | "M27" | "M28" | "M29"
+            | "M30" | "M524" | "M1001" => {
                 let (card, out) = (&mut self.card, &mut self.out);
                 self.sd.command(card, &code, &cmd.text, now, out);
             }

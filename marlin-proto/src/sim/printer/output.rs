@@ -65,8 +65,9 @@ impl SimPrinter {
             ("HOST_ACTION_COMMANDS", true),
             ("PROMPT_SUPPORT", false),
             ("SDCARD", true),
-            ("AUTOREPORT_SD_STATUS", true),
+            ("AUTOREPORT_SD_STATUS", c.sd.autoreport),
             ("LONG_FILENAME", true),
+            ("LFN_WRITE", c.sd.long_name_write),
             ("EEPROM", true),
         ];
         let (name, caps): (&str, &[(&str, bool)]) = match c.flavor {
