@@ -5,7 +5,8 @@
 //! Then the host-limited rate: instant moves, an unthrottled pty.
 //!
 //! Then host CPU while connected: idle and at low line rates, measured on this process alone
-//! (`/proc/self/stat`) with the simulator in a child process.
+//! (nanosecond CPU time and context switches per thread from `/proc/self/task`) with the
+//! simulator in a child process.
 //!
 //! Then stream health (underruns, longest gap between lines, resends) while CuraEngine slices
 //! a model over and over on the same machine, at idle and at normal priority.
@@ -247,18 +248,6 @@ impl Drop for Load {
     }
 }
 
-/// CPU time (user + system) this whole process has used, from `/proc/self/stat`.
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the full line: 12 and 13 here.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // USER_HZ: the unit of these fields is 100 per second on every Linux architecture in use.
-    Duration::from_millis(ticks * 10)
-}
-
 /// Child mode: serve a simulated printer on a pty, print its path, stop at end of stdin.
 fn serve_sim(args: &[String]) {
     let baud: u32 = args.first().and_then(|b| b.parse().ok()).unwrap_or(250_000);
@@ -316,13 +305,98 @@ impl Drop for SimProcess {
     }
 }
 
+/// One thread's counters from `/proc/self/task/<tid>/`: CPU time in nanoseconds
+/// (`schedstat`) and context switches (`status`), so a row shows which thread wakes how often.
+#[derive(Debug, Clone, Default)]
+struct ThreadTimes {
+    name: String,
+    cpu: Duration,
+    voluntary: u64,
+    involuntary: u64,
+}
+
+/// Every thread of this process, by thread id.
+fn thread_times() -> std::collections::HashMap<u32, ThreadTimes> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let path = entry.path();
+        let read = |f: &str| std::fs::read_to_string(path.join(f)).unwrap_or_default();
+        let cpu_ns: u64 = read("schedstat")
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let status = read("status");
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        out.insert(
+            tid,
+            ThreadTimes {
+                name: read("comm").trim().to_string(),
+                cpu: Duration::from_nanos(cpu_ns),
+                voluntary: field("voluntary_ctxt_switches:"),
+                involuntary: field("nonvoluntary_ctxt_switches:"),
+            },
+        );
+    }
+    out
+}
+
+/// What each group of threads used between two snapshots: the printer's I/O thread, tokio's
+/// workers, the main thread (the bench's own event loop) and the rest. Threads that started
+/// in between count from zero; threads that ended in between are missed (none do here).
+fn thread_groups(
+    before: &std::collections::HashMap<u32, ThreadTimes>,
+    after: &std::collections::HashMap<u32, ThreadTimes>,
+) -> Vec<(&'static str, ThreadTimes)> {
+    let groups = ["marlin-io", "tokio-worker", "main", "other"];
+    let mut sums: Vec<ThreadTimes> = vec![ThreadTimes::default(); groups.len()];
+    let main_tid = std::process::id();
+    for (tid, t) in after {
+        let zero = ThreadTimes::default();
+        let b = before.get(tid).unwrap_or(&zero);
+        let g = if t.name == "marlin-io" {
+            0
+        } else if t.name.starts_with("tokio-runtime") {
+            1
+        } else if *tid == main_tid {
+            2
+        } else {
+            3
+        };
+        sums[g].cpu += t.cpu.saturating_sub(b.cpu);
+        sums[g].voluntary += t.voluntary.saturating_sub(b.voluntary);
+        sums[g].involuntary += t.involuntary.saturating_sub(b.involuntary);
+    }
+    groups.into_iter().zip(sums).collect()
+}
+
 /// Host CPU while connected: idle, and streaming moves that pace the job at a low line rate.
 async fn cpu_section(secs: u64) {
     println!();
     println!("host CPU while connected (this process only; simulator in a child process; {secs} s per row)");
+    println!("cpu_%, us/line: all threads, nanosecond schedstat; then per thread group: us/line and wakeups (voluntary context switches) per line");
     println!(
-        "{:<34} {:>9} {:>10} {:>8} {:>11}",
-        "row", "lines/s", "cpu_ms", "cpu_%", "us/line"
+        "{:<31} {:>7} {:>7} {:>8} | {:>16} {:>16} {:>16} {:>16}",
+        "row",
+        "lines/s",
+        "cpu_%",
+        "us/line",
+        "marlin-io us/wk",
+        "tokio-wrk us/wk",
+        "main us/wk",
+        "other us/wk"
     );
     for (name, baud, credit, rate) in [
         ("idle, connected", 250_000u32, false, 0u32),
@@ -344,7 +418,7 @@ async fn cpu_section(secs: u64) {
         let printer = connect(&spec, flow).await;
         let mut events = printer.events();
         let lines = u64::from(rate) * secs;
-        let cpu0 = process_cpu();
+        let threads0 = thread_times();
         let start = Instant::now();
         if rate == 0 {
             tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -364,20 +438,39 @@ async fn cpu_section(secs: u64) {
             }
         }
         let elapsed = start.elapsed();
-        let cpu = process_cpu() - cpu0;
+        let groups = thread_groups(&threads0, &thread_times());
         drop(printer);
         drop(sim);
+        let cpu: Duration = groups.iter().map(|(_, t)| t.cpu).sum();
+        let per_line = |t: &ThreadTimes| {
+            if lines == 0 {
+                format!(
+                    "{:.0}ms/{:.0}/s",
+                    t.cpu.as_secs_f64() * 1e3,
+                    t.voluntary as f64 / elapsed.as_secs_f64()
+                )
+            } else {
+                format!(
+                    "{:.1}/{:.2}",
+                    t.cpu.as_secs_f64() * 1e6 / lines as f64,
+                    t.voluntary as f64 / lines as f64
+                )
+            }
+        };
         println!(
-            "{:<34} {:>9.0} {:>10.0} {:>8.2} {:>11}",
+            "{:<31} {:>7.0} {:>7.2} {:>8} | {:>16} {:>16} {:>16} {:>16}",
             name,
             lines as f64 / elapsed.as_secs_f64(),
-            cpu.as_secs_f64() * 1000.0,
             cpu.as_secs_f64() / elapsed.as_secs_f64() * 100.0,
             if lines > 0 {
                 format!("{:.1}", cpu.as_secs_f64() * 1e6 / lines as f64)
             } else {
                 "-".to_string()
-            }
+            },
+            per_line(&groups[0].1),
+            per_line(&groups[1].1),
+            per_line(&groups[2].1),
+            per_line(&groups[3].1),
         );
     }
 }

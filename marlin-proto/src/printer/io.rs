@@ -7,7 +7,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mio::Poll;
+use mio::unix::SourceFd;
+use mio::{Interest, Poll};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::sd::Upload;
@@ -75,6 +76,9 @@ impl IoThread {
         let mut buf = vec![0u8; 4096];
         let mut out = Vec::with_capacity(4096);
         let mut ready = mio::Events::with_capacity(4);
+        // Until when the port is left unwatched (see `Session::read_deferral`).
+        let mut deferring: Option<Instant> = None;
+        let mut may_defer = true;
         loop {
             // Requests first: they are cheap and may queue lines to send.
             loop {
@@ -103,12 +107,25 @@ impl IoThread {
                 self.bytes_written += out.len() as u64;
             }
             self.drain_events();
-            // Sleep until the port is readable, a request wakes us, or the next deadline (the
-            // session's or the pause timer's); with none of those, indefinitely.
+            if deferring.is_none() && may_defer {
+                // While the firmware holds plenty of work, stop watching the port for a few
+                // milliseconds: its `ok`s then wake this thread once per burst, not once each.
+                deferring = self.session.read_deferral(now);
+                if deferring.is_some() {
+                    if let Err(e) = self.watch_port(false) {
+                        self.fail_io(&format!("poll: {e}"));
+                        return;
+                    }
+                }
+            }
+            // Sleep until the port is readable (unless deferring), a request wakes us, or the
+            // next deadline (the session's, the pause timer's or the deferral's); with none of
+            // those, indefinitely.
             let wait = [
                 self.session.poll_timeout(),
                 self.control.poll_timeout(),
                 self.sd.poll_timeout(),
+                deferring,
             ]
             .into_iter()
             .flatten()
@@ -120,12 +137,28 @@ impl IoThread {
                     return;
                 }
             }
-            if ready.iter().any(|e| e.token() == PORT) {
+            let mut readable = ready.iter().any(|e| e.token() == PORT);
+            if deferring.is_some_and(|t| t <= Instant::now()) {
+                deferring = None;
+                if let Err(e) = self.watch_port(true) {
+                    self.fail_io(&format!("poll: {e}"));
+                    return;
+                }
+                // Whatever came meanwhile is read now (re-registering reports it too).
+                readable = true;
+            }
+            if readable {
+                // A burst that gathered nothing is not tried again before the next bytes come
+                // (the timer's wake-up was wasted).
+                may_defer = false;
                 // Edge-triggered: read until the port has nothing more.
                 loop {
                     match self.link.read_timeout(&mut buf, Duration::ZERO) {
                         Ok(0) => break,
-                        Ok(n) => self.session.handle_rx(Instant::now(), &buf[..n]),
+                        Ok(n) => {
+                            may_defer = true;
+                            self.session.handle_rx(Instant::now(), &buf[..n]);
+                        }
                         Err(e) => {
                             self.fail_io(&e.to_string());
                             return;
@@ -143,6 +176,19 @@ impl IoThread {
             if self.upload.is_none() {
                 self.sd.handle_timeout(now, &mut self.session);
             }
+        }
+    }
+
+    /// Registers the port with the poller again (`true`) or takes it out (`false`).
+    fn watch_port(&mut self, on: bool) -> std::io::Result<()> {
+        let fd = self.link.as_raw_fd();
+        let mut source = SourceFd(&fd);
+        if on {
+            self.poll
+                .registry()
+                .register(&mut source, PORT, Interest::READABLE)
+        } else {
+            self.poll.registry().deregister(&mut source)
         }
     }
 
@@ -332,7 +378,11 @@ impl IoThread {
                 }
                 _ => {}
             }
-            let _ = self.events.send(PrinterEvent::Session(ev));
+            // A job's or an upload's own lines are reported through their progress (at most
+            // every 250 ms), not one event each: every event wakes each subscriber.
+            if !(handled && matches!(ev, Event::Completed { .. })) {
+                let _ = self.events.send(PrinterEvent::Session(ev));
+            }
         }
         self.drain_job_events();
         if !self.held.is_empty() && !self.holding() {

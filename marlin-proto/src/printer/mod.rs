@@ -105,6 +105,9 @@ pub struct Status {
 #[non_exhaustive]
 pub enum PrinterEvent {
     /// A protocol event from the session (temperatures, busy, host actions, warnings, …).
+    /// A job's and an upload's own lines are not reported one by one here (each event wakes
+    /// every subscriber): their progress comes as [`PrinterEvent::Progress`] and
+    /// [`PrinterEvent::Upload`].
     Session(Event),
     /// Job progress (at most every 250 ms, and at the end).
     Progress(JobProgress),

@@ -114,7 +114,12 @@ impl Session {
             }
         };
         match taken {
-            Some(f) => self.complete(f),
+            Some(f) => {
+                if f.kind == Kind::Command {
+                    self.note_ack(now, ok.planner_free);
+                }
+                self.complete(f)
+            }
             None => {
                 self.response.clear();
                 self.events.push_back(Event::Warning(Warning::UnexpectedOk));

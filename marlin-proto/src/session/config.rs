@@ -15,6 +15,9 @@ pub enum FlowPolicy {
     /// Exactly one command outstanding (what OctoPrint does).
     PingPong,
     /// Up to `slots` commands and `rx_bytes` bytes outstanding, whatever the firmware reports.
+    /// When the firmware sends ADVANCED_OK, lines known (from `B`) to sit in its command queue
+    /// no longer count against `rx_bytes`, and more lines than `slots` may wait in its receive
+    /// buffer: only the bytes bound the window then.
     ///
     /// Without ADVANCED_OK an acknowledgement cannot be matched to its line: a numbered `M105`
     /// among the lines every 32 commands resynchronises the count, but a duplicated `ok` can
@@ -73,6 +76,11 @@ pub struct SessionConfig {
     /// numbered `M105` whenever none is outstanding and the interval has passed. `None`: the
     /// session asks for nothing by itself.
     pub temperature_interval: Option<Duration>,
+    /// Longest time the driver may leave the firmware's answers unread while the firmware
+    /// holds plenty of queued work, so that it takes `ok`s in bursts and writes the next lines
+    /// in one batch (fewer wake-ups per line). See
+    /// [`Session::read_deferral`](crate::Session::read_deferral); zero turns it off.
+    pub ack_batching: Duration,
     /// Firmware behaviours to assume; `None`: the table entry of the flavor `M115` reports
     /// ([`Quirks::for_flavor`](crate::Quirks::for_flavor); Marlin's until it answers).
     pub quirks: Option<crate::Quirks>,
@@ -93,6 +101,7 @@ impl Default for SessionConfig {
             hello_attempts: 3,
             max_consecutive_resends: 10,
             temperature_interval: None,
+            ack_batching: Duration::from_millis(3),
             quirks: None,
         }
     }

@@ -19,6 +19,7 @@ mod acknowledge;
 mod config;
 mod event;
 mod keepalive;
+mod pacing;
 mod quirks;
 mod receive;
 mod resend;
@@ -130,7 +131,8 @@ const MAX_RX_LINE: usize = 1024;
 /// - **commands**: [`send`](Self::send), [`send_emergency`](Self::send_emergency),
 ///   [`emergency_stop`](Self::emergency_stop), [`set_paused`](Self::set_paused);
 /// - **output**: [`poll_transmit`](Self::poll_transmit) (bytes to write),
-///   [`poll_event`](Self::poll_event), [`poll_timeout`](Self::poll_timeout);
+///   [`poll_event`](Self::poll_event), [`poll_timeout`](Self::poll_timeout),
+///   [`read_deferral`](Self::read_deferral);
 /// - **state**: [`fatal`](Self::fatal), [`is_ready`](Self::is_ready),
 ///   [`queued_len`](Self::queued_len), [`is_idle`](Self::is_idle), [`firmware`](Self::firmware).
 ///
@@ -194,6 +196,11 @@ pub struct Session {
     in_ring: usize,
     resend_cursor: Option<i64>,
     urgent: Vec<u8>,
+    /// The firmware's pace, for [`read_deferral`](Self::read_deferral).
+    pace: pacing::AckPace,
+    /// ADVANCED_OK's `P` in the last `ok`, and the most ever reported.
+    planner_free: Option<u32>,
+    learned_planner: u32,
 
     hello_due: bool,
     identify_due: bool,
@@ -264,6 +271,9 @@ impl Session {
             in_ring: 0,
             resend_cursor: None,
             urgent: Vec::new(),
+            pace: pacing::AckPace::default(),
+            planner_free: None,
+            learned_planner: 0,
             hello_due: true,
             identify_due: false,
             hello_attempts: 0,

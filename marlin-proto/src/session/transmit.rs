@@ -123,13 +123,30 @@ impl Session {
         match self.policy() {
             ActivePolicy::PingPong => false,
             ActivePolicy::Credit { slots, rx_bytes } => {
-                self.gated < slots && self.rx_bytes_used() + len <= rx_bytes as usize
+                self.gated < self.max_lines(slots) && self.rx_bytes_used() + len < rx_bytes as usize
             }
         }
     }
 
+    /// How many lines a credit window may hold. Marlin moves a line from its receive buffer
+    /// to its command queue whenever a slot is free (`get_serial_commands`), so lines beyond
+    /// the slots simply wait in the receive buffer: the bytes alone bound the window. That
+    /// needs ADVANCED_OK, whose `B` tells which lines left the buffer (see `in_ring`);
+    /// without it every line in flight counts against the buffer, and the window stays at
+    /// the slots (a duplicated `ok` miscounts by a line, one slot's worth of slack).
+    /// Either way, no more than the history can re-send.
+    pub(super) fn max_lines(&self, slots: u32) -> u32 {
+        let history = u32::try_from(self.config.history_len.saturating_sub(8)).unwrap_or(u32::MAX);
+        if self.firmware.advanced_ok {
+            history
+        } else {
+            slots.min(history)
+        }
+    }
+
     /// Bytes that may still sit in the firmware's receive buffer: every unacknowledged line
-    /// except those known to be in its command queue.
+    /// except those known to be in its command queue. The window keeps them strictly below
+    /// `rx_bytes`: Marlin's receive ring leaves one byte unused (head == tail means empty).
     pub(super) fn rx_bytes_used(&self) -> usize {
         let in_queue: u32 = self
             .in_flight

@@ -89,6 +89,8 @@ mod flow;
 mod keepalive;
 mod lifecycle;
 mod lost_answers;
+mod pacing;
 mod quirks;
 mod resend;
 mod temperature;
+mod window;

@@ -1,0 +1,203 @@
+//! Reading acknowledgements in bursts (`read_deferral`): only with a full credit window, a
+//! known pace and lines waiting, never longer than the configured bound nor than a quarter of
+//! the work the firmware holds.
+
+use super::*;
+
+/// A connected ADVANCED_OK host with `n` short moves queued and the first window sent.
+fn streaming(config: SessionConfig, n: usize) -> Host {
+    let mut h = Host::connected(config, "ok N0 P15 B3", "");
+    for i in 0..n {
+        h.send(&format!("G1 X{}", i % 10));
+    }
+    h.tx();
+    h
+}
+
+/// Acknowledges the oldest line in flight `every` ms after the last one, with `P`/`B` as given,
+/// and refills the window.
+fn ack_next(h: &mut Host, every: u64, planner_free: u32) {
+    h.t += Duration::from_millis(every);
+    let n = h.s.last_acknowledged().unwrap() + 1;
+    h.rx(&format!("ok N{n} P{planner_free} B0\n"));
+    h.events();
+    h.tx();
+}
+
+#[test]
+fn no_deferral_until_the_pace_is_known() {
+    let mut h = streaming(SessionConfig::default(), 100);
+    assert!(h.s.in_flight_len() >= 4);
+    assert_eq!(h.s.read_deferral(h.t), None, "no acknowledgement seen yet");
+    // The first ok starts a sample; eight more complete it.
+    for _ in 0..8 {
+        ack_next(&mut h, 1, 15);
+        assert_eq!(h.s.read_deferral(h.t), None);
+    }
+    ack_next(&mut h, 1, 15);
+    assert!(h.s.read_deferral(h.t).is_some());
+}
+
+#[test]
+fn deferral_is_bounded_by_the_config_and_the_work_held() {
+    let mut h = streaming(SessionConfig::default(), 100);
+    for _ in 0..9 {
+        // 1 ms per command, the planner holds 15 - 5 = 10 moves.
+        ack_next(&mut h, 1, 5);
+    }
+    let held = h.s.in_flight_len() as u32;
+    assert!(held >= 4, "{held}");
+    // (held + 10) ms of work: a quarter of it is far more than the 3 ms bound.
+    assert_eq!(h.s.read_deferral(h.t), Some(h.t + Duration::from_millis(3)));
+
+    // Fast commands (0.1 ms each) and an empty planner: a quarter of the work held.
+    let mut h = streaming(SessionConfig::default(), 100);
+    for _ in 0..9 {
+        h.t += Duration::from_micros(100);
+        let n = h.s.last_acknowledged().unwrap() + 1;
+        h.rx(&format!("ok N{n} P15 B0\n"));
+        h.events();
+        h.tx();
+    }
+    let held = h.s.in_flight_len() as u32;
+    let work = Duration::from_micros(100) * held;
+    assert!(work / 4 >= Duration::from_micros(250), "{held} lines");
+    assert_eq!(h.s.read_deferral(h.t), Some(h.t + work / 4));
+}
+
+#[test]
+fn a_slowdown_counts_only_when_confirmed_a_speedup_at_once() {
+    let mut h = streaming(SessionConfig::default(), 200);
+    // First sample: 0.1 ms per command.
+    for _ in 0..9 {
+        h.t += Duration::from_micros(100);
+        let n = h.s.last_acknowledged().unwrap() + 1;
+        h.rx(&format!("ok N{n} P15 B0\n"));
+        h.events();
+        h.tx();
+    }
+    let fast = h.s.read_deferral(h.t).unwrap() - h.t;
+    // One slow sample (1.5 ms per command) does not lengthen the deferral…
+    let slow = |h: &mut Host| {
+        for _ in 0..8 {
+            h.t += Duration::from_micros(1500);
+            let n = h.s.last_acknowledged().unwrap() + 1;
+            h.rx(&format!("ok N{n} P15 B0\n"));
+            h.events();
+            h.tx();
+        }
+    };
+    slow(&mut h);
+    assert_eq!(h.s.read_deferral(h.t).unwrap() - h.t, fast);
+    // …a second one does (up to the bound).
+    slow(&mut h);
+    assert_eq!(
+        h.s.read_deferral(h.t).unwrap() - h.t,
+        Duration::from_millis(3)
+    );
+}
+
+#[test]
+fn no_deferral_when_a_burst_would_not_gather_oks() {
+    // 10 ms per command: a 3 ms burst would mostly gather nothing.
+    let mut h = streaming(SessionConfig::default(), 100);
+    for _ in 0..9 {
+        ack_next(&mut h, 10, 5);
+    }
+    assert!(h.s.in_flight_len() >= 4);
+    assert_eq!(h.s.read_deferral(h.t), None);
+    // 2 ms per command: a 3 ms burst gathers one and a half on average.
+    for _ in 0..16 {
+        ack_next(&mut h, 2, 5);
+    }
+    assert_eq!(h.s.read_deferral(h.t), Some(h.t + Duration::from_millis(3)));
+}
+
+#[test]
+fn no_deferral_when_the_window_runs_low_or_nothing_waits() {
+    let mut h = streaming(SessionConfig::default(), 30);
+    for _ in 0..9 {
+        ack_next(&mut h, 1, 15);
+    }
+    assert!(h.s.read_deferral(h.t).is_some());
+    // Let the queue run dry: once nothing waits to go out, answers are read at once.
+    while h.s.queued_len() > 0 {
+        ack_next(&mut h, 1, 15);
+    }
+    assert_eq!(h.s.read_deferral(h.t), None, "nothing left to send");
+    // Paused: nothing would be sent either.
+    let mut h = streaming(SessionConfig::default(), 30);
+    for _ in 0..9 {
+        ack_next(&mut h, 1, 15);
+    }
+    h.s.set_paused(true);
+    assert_eq!(h.s.read_deferral(h.t), None);
+
+    // A window below the command slots: long lines, and `B3` says the firmware's command
+    // queue holds nothing but the acknowledged line, so only two lines fit in its buffer.
+    let mut h = Host::connected(SessionConfig::default(), "ok N0 P15 B3", "");
+    for _ in 0..40 {
+        h.send("G1 X123.456 Y123.456 Z0.3 E0.12345 F1234");
+    }
+    for _ in 0..12 {
+        h.tx();
+        h.t += Duration::from_millis(1);
+        let n = h.s.last_acknowledged().unwrap() + 1;
+        h.rx(&format!("ok N{n} P15 B3\n"));
+        h.events();
+    }
+    h.tx();
+    assert_eq!(h.s.in_flight_len(), 2);
+    assert_eq!(
+        h.s.read_deferral(h.t),
+        None,
+        "the firmware may be close to running dry"
+    );
+}
+
+#[test]
+fn no_deferral_during_a_resend() {
+    let mut h = streaming(SessionConfig::default(), 50);
+    for _ in 0..9 {
+        ack_next(&mut h, 1, 15);
+    }
+    assert!(h.s.read_deferral(h.t).is_some());
+    let next = h.s.last_acknowledged().unwrap() + 1;
+    h.rx(&format!(
+        "Error:checksum mismatch, Last Line: {}\nResend: {next}\n",
+        next - 1
+    ));
+    assert_eq!(h.s.read_deferral(h.t), None, "waiting for the resend's ok");
+    h.rx("ok\n");
+    h.tx();
+    assert_eq!(
+        h.s.read_deferral(h.t),
+        None,
+        "re-sending one line at a time"
+    );
+}
+
+#[test]
+fn no_deferral_in_ping_pong_or_when_turned_off() {
+    let mut h = Host::plain();
+    for i in 0..30 {
+        h.send(&format!("G1 X{i}"));
+    }
+    for _ in 0..20 {
+        h.tx();
+        h.t += Duration::from_millis(1);
+        h.rx("ok\n");
+        assert_eq!(h.s.read_deferral(h.t), None);
+    }
+    let mut h = streaming(
+        SessionConfig {
+            ack_batching: Duration::ZERO,
+            ..SessionConfig::default()
+        },
+        50,
+    );
+    for _ in 0..9 {
+        ack_next(&mut h, 1, 15);
+    }
+    assert_eq!(h.s.read_deferral(h.t), None);
+}
