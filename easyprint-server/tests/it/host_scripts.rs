@@ -3,23 +3,19 @@
 
 use std::time::Duration;
 
-use easyprint_server::config::{Config, PrinterConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::pipeline::{slow_gcode, slow_moves, upload, wait_for, PRINTER};
+use crate::pipeline::{
+    print_and_wait, restartable_config, slow_gcode, slow_moves, wait_for, PRINTER,
+};
 use crate::printer_admin::wait_operational;
 
 #[tokio::test]
 async fn host_scripts_are_configured_validated_persisted_and_used() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        printers: vec![PrinterConfig::simulated(PRINTER, slow_moves())],
-        ..Config::default()
-    };
+    let config = restartable_config(dir.path(), slow_moves());
     let app = spawn_app_from(config.clone()).await;
     let admin = app.setup_admin().await;
     let key = app.api_key(&admin).await;
@@ -80,16 +76,7 @@ async fn host_scripts_are_configured_validated_persisted_and_used() {
     );
     wait_operational(&app, &key, PRINTER).await;
 
-    upload(&app, &key, "long.gcode", &slow_gcode(400), true).await;
-    wait_for(
-        &app,
-        &key,
-        &path,
-        Duration::from_secs(20),
-        "the print to start",
-        |p| p["job"]["file"] == "long.gcode",
-    )
-    .await;
+    print_and_wait(&app, &key, "long.gcode", &slow_gcode(400)).await;
     let response = send(
         &admin,
         Method::POST,

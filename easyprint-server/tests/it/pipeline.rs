@@ -25,6 +25,17 @@ pub(crate) fn config_for_pty(pty: &std::path::Path, data: &std::path::Path) -> C
     }
 }
 
+/// A server configuration keeping its data in `dir`, so a second server started from it
+/// finds the first one's database (a restart), with one simulated printer.
+pub(crate) fn restartable_config(dir: &std::path::Path, simulation: SimulationConfig) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join("data"),
+        printers: vec![PrinterConfig::simulated(PRINTER, simulation)],
+        ..Config::default()
+    }
+}
+
 pub(crate) fn with_printer(simulation: SimulationConfig) -> impl FnOnce(&mut Config) {
     move |c| c.printers = vec![PrinterConfig::simulated(PRINTER, simulation)]
 }
@@ -495,12 +506,7 @@ async fn printer_endpoints_report_real_temperatures_and_connection() {
 #[tokio::test]
 async fn a_print_running_at_shutdown_is_interrupted_after_restart_and_not_resumed() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        printers: vec![PrinterConfig::simulated(PRINTER, slow_moves())],
-        ..Config::default()
-    };
+    let config = restartable_config(dir.path(), slow_moves());
     let first = spawn_app_from(config.clone()).await;
     let admin = first.setup_admin().await;
     let key = first.api_key(&admin).await;

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use easyprint_server::config::{Config, PrinterConfig, SimulationConfig};
+use easyprint_server::config::{PrinterConfig, SimulationConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
 use crate::pipeline::{
-    post_json, slow_gcode, slow_moves, upload, wait_for, wait_job_state, PRINTER,
+    post_json, restartable_config, slow_gcode, slow_moves, upload, wait_for, wait_job_state,
+    PRINTER,
 };
 
 pub(crate) async fn wait_operational(app: &TestApp, key: &str, id: &str) -> Value {
@@ -31,15 +32,7 @@ fn instant() -> Value {
 #[tokio::test]
 async fn printers_are_added_changed_and_removed_at_runtime_and_persist() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        printers: vec![PrinterConfig::simulated(
-            PRINTER,
-            SimulationConfig::instant(),
-        )],
-        ..Config::default()
-    };
+    let config = restartable_config(dir.path(), SimulationConfig::instant());
     let app = spawn_app_from(config.clone()).await;
     let admin = app.setup_admin().await;
     let key = app.api_key(&admin).await;

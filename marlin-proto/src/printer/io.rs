@@ -281,8 +281,9 @@ impl IoThread {
     fn drain_events(&mut self) {
         while let Some(ev) = self.session.poll_event() {
             let now = Instant::now();
-            let mut handled =
-                self.control.handle_event(now, &ev, &mut self.session) || self.sd.handle_event(&ev);
+            // Every part sees every event (a fatal one ends each of them).
+            let sd_handled = self.sd.handle_event(&ev);
+            let mut handled = self.control.handle_event(now, &ev, &mut self.session) || sd_handled;
             if !handled {
                 if let Some(upload) = &mut self.upload {
                     handled = upload.handle_event(&ev, &mut self.session);

@@ -90,8 +90,8 @@ impl Bench {
     fn drain(&mut self) {
         let now = self.h.now();
         while let Some(ev) = self.h.session().poll_event() {
-            if !self.control.handle_event(now, &ev, self.h.session()) && !self.sd.handle_event(&ev)
-            {
+            let sd_handled = self.sd.handle_event(&ev);
+            if !self.control.handle_event(now, &ev, self.h.session()) && !sd_handled {
                 if let Some(u) = &mut self.upload {
                     u.handle_event(&ev, self.h.session());
                 }

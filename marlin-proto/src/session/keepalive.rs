@@ -149,16 +149,7 @@ impl Session {
         let Some(n) = self.in_flight.iter().find_map(|f| f.line) else {
             return;
         };
-        let cut = self
-            .in_flight
-            .iter()
-            .position(|f| f.line.is_some_and(|l| l >= n))
-            .unwrap_or(self.in_flight.len());
-        let again: Vec<InFlight> = self.in_flight.drain(cut..).collect();
-        self.in_ring = 0;
-        for f in &again {
-            self.forget(f);
-        }
+        self.take_back_from(n);
         self.resend_cursor = Some(n);
         self.retransmitted = Some(n);
         self.events.push_back(Event::Warning(Warning::Probed));

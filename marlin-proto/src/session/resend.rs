@@ -85,21 +85,12 @@ impl Session {
         self.resend_streak = Some((n, times));
         self.acknowledge_through(n - 1);
         // Everything from `n` on is lost: forget it and send it again from the history.
-        let cut = self
-            .in_flight
-            .iter()
-            .position(|f| f.line.is_some_and(|l| l >= n))
-            .unwrap_or(self.in_flight.len());
-        let lost: Vec<InFlight> = self.in_flight.drain(cut..).collect();
-        self.in_ring = 0;
-        for f in &lost {
-            self.forget(f);
-        }
+        let lost = self.take_back_from(n);
         // Every transmission the firmware has not answered yet may still come back as the same
         // request (old Marlin answers each line behind a bad one; newer ones drain the receive
         // buffer but lines still on the wire arrive later). This request answers one of them.
         let pending = self.duplicates.map_or(0, |(_, d)| d);
-        let ghosts = (pending + lost.len() as u32).saturating_sub(1);
+        let ghosts = (pending + lost as u32).saturating_sub(1);
         self.duplicates = (ghosts > 0).then_some((n, ghosts));
         self.resend_cursor = Some(n);
         self.recovering = Some(n);
@@ -110,5 +101,21 @@ impl Session {
             self.since_sync = SYNC_EVERY;
         }
         self.events.push_back(Event::Resending { from: n, reason });
+    }
+
+    /// Takes every line from `n` on out of flight, to be sent again from the history; returns
+    /// how many there were.
+    pub(super) fn take_back_from(&mut self, n: i64) -> usize {
+        let cut = self
+            .in_flight
+            .iter()
+            .position(|f| f.line.is_some_and(|l| l >= n))
+            .unwrap_or(self.in_flight.len());
+        let lost: Vec<InFlight> = self.in_flight.drain(cut..).collect();
+        self.in_ring = 0;
+        for f in &lost {
+            self.forget(f);
+        }
+        lost.len()
     }
 }
