@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// The default longest deferral.
+fn bound() -> Duration {
+    SessionConfig::default().ack_batching
+}
+
 /// A connected ADVANCED_OK host with `n` short moves queued and the first window sent.
 fn streaming(config: SessionConfig, n: usize) -> Host {
     let mut h = Host::connected(config, "ok N0 P15 B3", "");
@@ -42,13 +47,15 @@ fn no_deferral_until_the_pace_is_known() {
 fn deferral_is_bounded_by_the_config_and_the_work_held() {
     let mut h = streaming(SessionConfig::default(), 100);
     for _ in 0..9 {
-        // 1 ms per command, the planner holds 15 - 5 = 10 moves.
-        ack_next(&mut h, 1, 5);
+        // 2 ms per command, the planner holds 15 - 5 = 10 moves.
+        ack_next(&mut h, 2, 5);
     }
     let held = h.s.in_flight_len() as u32;
     assert!(held >= 4, "{held}");
-    // (held + 10) ms of work: a quarter of it is far more than the 3 ms bound.
-    assert_eq!(h.s.read_deferral(h.t), Some(h.t + Duration::from_millis(3)));
+    // 2 × (held + 10) ms of work: a quarter of it is more than the bound.
+    let work = Duration::from_millis(2) * (held + 10);
+    assert!(work / 4 > bound(), "{held}");
+    assert_eq!(h.s.read_deferral(h.t), Some(h.t + bound()));
 
     // Fast commands (0.1 ms each): a quarter of the work held.
     let mut h = streaming(SessionConfig::default(), 100);
@@ -92,26 +99,25 @@ fn a_slowdown_counts_only_when_confirmed_a_speedup_at_once() {
     assert_eq!(h.s.read_deferral(h.t).unwrap() - h.t, fast);
     // …a second one does (up to the bound).
     slow(&mut h);
-    assert_eq!(
-        h.s.read_deferral(h.t).unwrap() - h.t,
-        Duration::from_millis(3)
-    );
+    let held = h.s.in_flight_len() as u32;
+    let work = Duration::from_micros(1500) * (held + 10);
+    assert_eq!(h.s.read_deferral(h.t).unwrap() - h.t, bound().min(work / 4));
 }
 
 #[test]
 fn no_deferral_when_a_burst_would_not_gather_oks() {
-    // 10 ms per command: a 3 ms burst would mostly gather nothing.
+    // 10 ms per command: a burst of at most 5 ms would mostly gather nothing.
     let mut h = streaming(SessionConfig::default(), 100);
     for _ in 0..9 {
         ack_next(&mut h, 10, 5);
     }
     assert!(h.s.in_flight_len() >= 4);
     assert_eq!(h.s.read_deferral(h.t), None);
-    // 2 ms per command: a 3 ms burst gathers one and a half on average.
+    // 2 ms per command: a 5 ms burst gathers two and a half on average.
     for _ in 0..16 {
         ack_next(&mut h, 2, 5);
     }
-    assert_eq!(h.s.read_deferral(h.t), Some(h.t + Duration::from_millis(3)));
+    assert_eq!(h.s.read_deferral(h.t), Some(h.t + bound()));
 }
 
 #[test]
