@@ -137,17 +137,9 @@ impl IoThread {
                     return;
                 }
             }
-            let mut readable = ready.iter().any(|e| e.token() == PORT);
-            if deferring.is_some_and(|t| t <= Instant::now()) {
-                deferring = None;
-                if let Err(e) = self.watch_port(true) {
-                    self.fail_io(&format!("poll: {e}"));
-                    return;
-                }
-                // Whatever came meanwhile is read now (re-registering reports it too).
-                readable = true;
-            }
-            if readable {
+            // At the end of a deferral, whatever came meanwhile is read now.
+            let deferral_over = deferring.is_some_and(|t| t <= Instant::now());
+            if deferral_over || ready.iter().any(|e| e.token() == PORT) {
                 // A burst that gathered nothing is not tried again before the next bytes come
                 // (the timer's wake-up was wasted).
                 may_defer = false;
@@ -166,6 +158,15 @@ impl IoThread {
                     }
                 }
             }
+            if deferral_over {
+                // After reading: bytes that came since are reported by this call (no event
+                // for bytes already read).
+                deferring = None;
+                if let Err(e) = self.watch_port(true) {
+                    self.fail_io(&format!("poll: {e}"));
+                    return;
+                }
+            }
             let now = Instant::now();
             if self.session.poll_timeout().is_some_and(|t| t <= now) {
                 self.session.handle_timeout(now);
@@ -179,17 +180,19 @@ impl IoThread {
         }
     }
 
-    /// Registers the port with the poller again (`true`) or takes it out (`false`).
+    /// Watches the port for bytes to read (`true`) or stops (`false`). Stopping watches for
+    /// priority data instead, which serial ports never signal: one `epoll_ctl(MOD)` each way,
+    /// cheaper than taking the port out of the poller and putting it back.
     fn watch_port(&mut self, on: bool) -> std::io::Result<()> {
         let fd = self.link.as_raw_fd();
-        let mut source = SourceFd(&fd);
-        if on {
-            self.poll
-                .registry()
-                .register(&mut source, PORT, Interest::READABLE)
+        let interest = if on {
+            Interest::READABLE
         } else {
-            self.poll.registry().deregister(&mut source)
-        }
+            Interest::PRIORITY
+        };
+        self.poll
+            .registry()
+            .reregister(&mut SourceFd(&fd), PORT, interest)
     }
 
     fn fail_io(&mut self, why: &str) {

@@ -15,6 +15,11 @@ impl Session {
             // `B` is counted while the acknowledged command still holds its slot.
             self.learned_slots = self.learned_slots.max(b + 1);
         }
+        if let Some(p) = ok.planner_free {
+            // The most free planner blocks ever reported is (nearly) the planner's size.
+            self.learned_planner = self.learned_planner.max(p);
+            self.planner_free = Some(p);
+        }
         match self.phase {
             Phase::Failed => return,
             Phase::Connecting => {
@@ -116,7 +121,7 @@ impl Session {
         match taken {
             Some(f) => {
                 if f.kind == Kind::Command {
-                    self.note_ack(now, ok.planner_free);
+                    self.note_ack(now);
                 }
                 self.complete(f)
             }

@@ -101,7 +101,7 @@ impl Default for SessionConfig {
             hello_attempts: 3,
             max_consecutive_resends: 10,
             temperature_interval: None,
-            ack_batching: Duration::from_millis(3),
+            ack_batching: Duration::from_millis(5),
             quirks: None,
         }
     }

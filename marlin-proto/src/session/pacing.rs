@@ -44,7 +44,8 @@ impl AckPace {
 
 impl Session {
     /// Until when the driver may leave bytes from the firmware unread (`None`: read them as
-    /// they come). Only while a credit window is full with more lines queued, no resend is
+    /// they come). Only while a credit window is full with more lines queued, the planner at
+    /// least half full (when ADVANCED_OK's `P` tells), no resend is
     /// under way, the acknowledgement rate is known and a burst would gather at least one and
     /// a half `ok`s on average: then the deferral is at most
     /// [`SessionConfig::ack_batching`] and at most a quarter of the time the firmware needs
@@ -76,7 +77,10 @@ impl Session {
         }
         let interval = self.pace.interval?;
         let planned = match (self.planner_free, self.learned_planner) {
-            (Some(free), most) if most > free => most - free,
+            // ADVANCED_OK's `P`: the planner must be at least half full, else the stream is
+            // what limits the printer (the link, or the host) and nothing may wait.
+            (Some(free), most) if free * 2 > most => return None,
+            (Some(free), most) => most - free,
             _ => 0,
         };
         let work = interval.saturating_mul(self.gated + planned);
@@ -87,14 +91,8 @@ impl Session {
         (deferral >= MIN_DEFERRAL && gathers).then(|| now + deferral)
     }
 
-    /// Notes an acknowledged command (for [`read_deferral`](Self::read_deferral)); `ok` is
-    /// the line that acknowledged it.
-    pub(super) fn note_ack(&mut self, now: Instant, planner_free: Option<u32>) {
-        if let Some(p) = planner_free {
-            // The most free planner blocks ever reported is (nearly) the planner's size.
-            self.learned_planner = self.learned_planner.max(p);
-            self.planner_free = Some(p);
-        }
+    /// Notes an acknowledged command (for [`read_deferral`](Self::read_deferral)).
+    pub(super) fn note_ack(&mut self, now: Instant) {
         if self.gated == 0 {
             // The stream paused: its gaps say nothing about the firmware's pace.
             self.pace = AckPace::default();
