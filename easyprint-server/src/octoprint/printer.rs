@@ -146,7 +146,7 @@ async fn connection_command(
     match body.command.as_str() {
         "connect" => {
             // Connecting makes it the caller's current printer, as in OctoPrint.
-            state.printers.choose(principal.user.id, handle.id());
+            super::current::choose(&state, principal.user.id, handle.id()).await?;
             handle.connect(&state).await?
         }
         "disconnect" => handle.disconnect().await,
