@@ -66,6 +66,12 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         PRIMARY KEY (owner_id, path)
     ) WITHOUT ROWID;",
+    // 4: the printer each user chose with OctoPrint's `/api/connection` (their current one).
+    "CREATE TABLE current_printers (
+        user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        printer TEXT NOT NULL,
+        chosen_at INTEGER NOT NULL
+    );",
 ];
 
 /// Why the database could not be opened.

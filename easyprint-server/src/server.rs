@@ -161,6 +161,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         .map_err(StartError::Housekeeping)?;
     let printer_configs = crate::printers::store::merge(&config.printers, stored);
     let printers = PrinterRegistry::from_config(&printer_configs);
+    crate::octoprint::current::restore(&db, &printers).map_err(StartError::Housekeeping)?;
     let queue = JobQueue::open(&data_dir.join("queue.sqlite"))?;
     // Leases of printers removed since are released too.
     let ids: Vec<String> = printer_configs

@@ -4,12 +4,12 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiJson};
 use crate::files::{self, store::FileRecord};
 use crate::state::AppState;
 
@@ -19,6 +19,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/files", get(list).post(upload))
         .route("/api/v1/files/{id}", get(info).delete(remove))
         .route("/api/v1/files/{id}/download", get(download))
+        .route("/api/v1/files/{id}/copy", post(copy_file))
+        .route("/api/v1/folders/copy", post(copy_folder))
         .route("/api/v1/files/{id}/analysis", get(analysis))
         .route("/api/v1/files/{id}/layers", get(layers))
         .route("/api/v1/files/{id}/layers/{n}", get(layer))
@@ -101,6 +103,53 @@ async fn remove(
     let record = files::find_by_id(&state, &principal, id).await?;
     files::remove_file(&state, &principal, &record).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{"destination": "folder/or/new/path"}`: into an existing folder (keeping the name), or to
+/// a new path whose folder exists.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CopyFile {
+    destination: String,
+}
+
+/// `POST /api/v1/files/{id}/copy`: 201 with the copy (a new file with its own id).
+async fn copy_file(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CopyFile>,
+) -> Result<Response, ApiError> {
+    let record = files::find_by_id(&state, &principal, id).await?;
+    let copy = files::copy_file(&state, &principal, &record, &body.destination).await?;
+    Ok((StatusCode::CREATED, axum::Json(FileInfo::from(&copy))).into_response())
+}
+
+/// `{"folder": "a/b", "destination": "folder/or/new/path"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CopyFolder {
+    folder: String,
+    destination: String,
+}
+
+/// `POST /api/v1/folders/copy`: copies a folder with everything in it; 201 `{"folder": path}`
+/// of the copy.
+async fn copy_folder(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CopyFolder>,
+) -> Result<Response, ApiError> {
+    let folder = files::folders::FolderPath::parse(&body.folder)?;
+    if folder.is_root() || !files::folder_exists(&state, &principal, folder.clone()).await? {
+        return Err(ApiError::NotFound("folder"));
+    }
+    let copy = files::copy_folder(&state, &principal, &folder, &body.destination).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({ "folder": copy.as_str() })),
+    )
+        .into_response())
 }
 
 async fn download(

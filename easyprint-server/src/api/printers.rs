@@ -228,6 +228,7 @@ async fn retire(state: &AppState, handle: &PrinterHandle) {
         Topic::PrinterStatus,
         Topic::Temperatures,
         Topic::JobProgress,
+        Topic::Terminal,
     ] {
         state.hub.forget(topic, handle.id());
     }

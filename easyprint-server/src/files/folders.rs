@@ -189,6 +189,17 @@ pub fn delete_tree(conn: &Connection, owner_id: i64, folder: &FolderPath) -> Res
     Ok(())
 }
 
+/// Whether display path `path` of `owner_id` is a file or a folder.
+pub fn is_taken(conn: &Connection, owner_id: i64, path: &str) -> Result<bool, ApiError> {
+    let file = conn
+        .prepare_cached("SELECT 1 FROM files WHERE owner_id = ?1 AND display_name = ?2")?
+        .exists(params![owner_id, path])?;
+    let folder = conn
+        .prepare_cached("SELECT 1 FROM folders WHERE owner_id = ?1 AND path = ?2")?
+        .exists(params![owner_id, path])?;
+    Ok(file || folder)
+}
+
 /// Renames display path `from` to `to` for `owner_id`: one file, or a folder with everything
 /// in and below it (files and folder records), in one transaction. A name that is taken is a
 /// 409 `already_exists` and nothing moves.
@@ -206,13 +217,7 @@ pub fn rename(
         )
     };
     let tx = conn.transaction()?;
-    let taken_by_file = tx
-        .prepare_cached("SELECT 1 FROM files WHERE owner_id = ?1 AND display_name = ?2")?
-        .exists(params![owner_id, to])?;
-    let taken_by_folder = tx
-        .prepare_cached("SELECT 1 FROM folders WHERE owner_id = ?1 AND path = ?2")?
-        .exists(params![owner_id, to])?;
-    if taken_by_file || taken_by_folder {
+    if is_taken(&tx, owner_id, to)? {
         return Err(taken());
     }
     // Exact prefix comparison again (see `delete_tree`): `parts` never matches `parts2`.

@@ -249,6 +249,136 @@ pub async fn move_folder(
     Ok(to)
 }
 
+/// Copies a file of `principal` to `destination` (into an existing folder, or to a new path
+/// whose folder exists, as for a move); returns the copy, a new file with its own id. A name
+/// that is taken is a 409 `already_exists`.
+pub async fn copy_file(
+    state: &AppState,
+    principal: &Principal,
+    record: &FileRecord,
+    destination: &str,
+) -> Result<FileRecord, ApiError> {
+    let (_, name) = folders::split_display_path(&record.display_name);
+    let to = move_target(state, principal, destination, name, Some(record.kind)).await?;
+    let mut copies = copy_entries(state, principal, vec![(record.clone(), to)], Vec::new()).await?;
+    Ok(copies.remove(0))
+}
+
+/// Copies a folder of `principal` with everything in it (files and empty folders) to
+/// `destination`, as for a move; returns the copy's path. A folder cannot be copied into
+/// itself (409 `invalid_copy`).
+pub async fn copy_folder(
+    state: &AppState,
+    principal: &Principal,
+    folder: &folders::FolderPath,
+    destination: &str,
+) -> Result<folders::FolderPath, ApiError> {
+    let to = move_target(state, principal, destination, folder.name(), None).await?;
+    let to = folders::FolderPath::parse(&to)?;
+    if to == *folder || folders::contains(folder, to.as_str()) {
+        return Err(ApiError::conflict(
+            "invalid_copy",
+            format!("cannot copy {:?} into itself", folder.as_str()),
+        ));
+    }
+    // `a/b/c` in `a` copied to `x` is `x/b/c`: the folder's own path swapped for the new one.
+    let renamed = |path: &str| format!("{}{}", to.as_str(), &path[folder.as_str().len()..]);
+    let files = list(state, principal)
+        .await?
+        .into_iter()
+        .filter(|r| folders::contains(folder, &r.display_name))
+        .map(|r| {
+            let new = renamed(&r.display_name);
+            (r, new)
+        })
+        .collect();
+    let mut new_folders = vec![to.clone()];
+    for path in list_folders(state, principal).await? {
+        if folders::contains(folder, &path) {
+            new_folders.push(folders::FolderPath::parse(&renamed(&path))?);
+        }
+    }
+    copy_entries(state, principal, files, new_folders).await?;
+    Ok(to)
+}
+
+/// Copies `files` (each to its new display path) and creates `new_folders`, all or nothing:
+/// the bytes first ([`store::FileStore::duplicate`]), then every record in one transaction
+/// that checks the names are free and the copies fit the owner's quota. On any error the new
+/// bytes go again and nothing is recorded.
+async fn copy_entries(
+    state: &AppState,
+    principal: &Principal,
+    files: Vec<(FileRecord, String)>,
+    new_folders: Vec<folders::FolderPath>,
+) -> Result<Vec<FileRecord>, ApiError> {
+    let limits = &state.config.limits;
+    let bytes: u64 = files.iter().map(|(r, _)| r.size).sum();
+    // Hard links take no space, but a file system without them gets real copies.
+    if let Some((free, _)) = state.files.disk_space() {
+        if free.saturating_sub(bytes) < limits.min_free_bytes {
+            return Err(ApiError::InsufficientStorage {
+                floor: limits.min_free_bytes,
+            });
+        }
+    }
+    let mut stored = Vec::with_capacity(files.len());
+    for (record, _) in &files {
+        match state
+            .files
+            .duplicate(&record.stored_name, record.kind)
+            .await
+        {
+            Ok(name) => stored.push(name),
+            Err(err) => {
+                forget_stored(state, &stored).await;
+                return Err(err.into());
+            }
+        }
+    }
+    let (owner, quota) = (principal.user.id, limits.user_quota_bytes);
+    let names = stored.clone();
+    let result = state
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            let used = store::bytes_used(&tx, owner)?;
+            if used.saturating_add(bytes) > quota {
+                return Err(ApiError::QuotaExceeded { quota, used });
+            }
+            let new_paths = new_folders.iter().map(|f| f.as_str());
+            for path in new_paths.chain(files.iter().map(|(_, to)| to.as_str())) {
+                if folders::is_taken(&tx, owner, path)? {
+                    return Err(ApiError::conflict(
+                        "already_exists",
+                        format!("{path:?} already exists, nothing was copied"),
+                    ));
+                }
+            }
+            for folder in &new_folders {
+                folders::ensure(&tx, owner, folder)?;
+            }
+            let mut copies = Vec::with_capacity(files.len());
+            for ((record, to), stored_name) in files.iter().zip(&names) {
+                copies.push(store::record_copy(&tx, record, to, stored_name)?);
+            }
+            tx.commit()?;
+            Ok(copies)
+        })
+        .await;
+    if result.is_err() {
+        forget_stored(state, &stored).await;
+    }
+    result
+}
+
+/// Removes stored files no record refers to (best effort: the start-up sweep removes the rest).
+async fn forget_stored(state: &AppState, stored: &[String]) {
+    for name in stored {
+        let _ = tokio::fs::remove_file(state.files.path_of(name)).await;
+    }
+}
+
 /// Deletes `folder` of `principal` with everything in it, as OctoPrint does; stops at the
 /// first file that cannot go (nothing is half-deleted: each file goes record first, then
 /// bytes).

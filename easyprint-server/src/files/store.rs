@@ -119,6 +119,29 @@ impl FileStore {
         Ok(report)
     }
 
+    /// A second stored file with the bytes of `stored_name`, under a fresh random name: a hard
+    /// link (stored files are never changed in place, and removing one name leaves the other),
+    /// or, where the file system has none, a copy made durable like an upload.
+    pub async fn duplicate(&self, stored_name: &str, kind: FileKind) -> std::io::Result<String> {
+        let source = self.path_of(stored_name);
+        let name = format!("{}.{}", random_id(), kind.stored_extension());
+        let target = self.path_of(&name);
+        let temp = self.tmp.join(format!("{}.part", random_id()));
+        let uploads = self.uploads.clone();
+        tokio::task::spawn_blocking(move || {
+            if std::fs::hard_link(&source, &target).is_err() {
+                // An interrupted copy is left in tmp/, which the start-up sweep empties.
+                std::fs::copy(&source, &temp)?;
+                std::fs::File::open(&temp)?.sync_all()?;
+                std::fs::rename(&temp, &target)?;
+            }
+            std::fs::File::open(&uploads)?.sync_all()
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(name)
+    }
+
     /// Free and total bytes of the upload file system.
     pub fn disk_space(&self) -> Option<(u64, u64)> {
         let stat = rustix::fs::statvfs(&self.uploads).ok()?;
@@ -292,22 +315,47 @@ pub fn record_upload(
         userdata: userdata.map(str::to_owned),
         created_at: unix_now(),
     };
-    tx.execute(
-        &format!("INSERT INTO files ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-        params![
-            record.id,
-            record.owner_id,
-            record.display_name,
-            record.stored_name,
-            record.kind.stored_extension(),
-            record.size as i64,
-            record.sha256,
-            record.userdata,
-            record.created_at,
-        ],
-    )?;
+    insert(&tx, &record)?;
     tx.commit()?;
     Ok(Recorded { record, replaced })
+}
+
+fn insert(conn: &Connection, record: &FileRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO files ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?
+    .execute(params![
+        record.id,
+        record.owner_id,
+        record.display_name,
+        record.stored_name,
+        record.kind.stored_extension(),
+        record.size as i64,
+        record.sha256,
+        record.userdata,
+        record.created_at,
+    ])?;
+    Ok(())
+}
+
+/// Records a copy of `original` (same owner, content and user data; a new id and time) at
+/// `display_name`, its bytes at `stored_name` ([`FileStore::duplicate`]). The caller checked
+/// that the name is free.
+pub fn record_copy(
+    conn: &Connection,
+    original: &FileRecord,
+    display_name: &str,
+    stored_name: &str,
+) -> Result<FileRecord, ApiError> {
+    let record = FileRecord {
+        id: random_id(),
+        display_name: display_name.to_owned(),
+        stored_name: stored_name.to_owned(),
+        created_at: unix_now(),
+        ..original.clone()
+    };
+    insert(conn, &record)?;
+    Ok(record)
 }
 
 /// Records a generated file for `owner_id` under the first free name of `stem (n).ext`

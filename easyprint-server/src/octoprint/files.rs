@@ -324,8 +324,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/files/local/<path>` with `{"command": "select", "print": bool}` or
-/// `{"command": "move", "destination": "folder/or/new/path"}`.
+/// `POST /api/files/local/<path>` with `{"command": "select", "print": bool}`, or
+/// `{"command": "move" | "copy", "destination": "folder/or/new/path"}`.
 #[derive(Debug, Deserialize)]
 struct FileCommand {
     command: String,
@@ -341,13 +341,20 @@ async fn command(
     Path(path): Path<String>,
     ApiJson(body): ApiJson<FileCommand>,
 ) -> Result<Response, ApiError> {
-    if body.command == "move" {
-        let destination = body
-            .destination
-            .as_deref()
-            .ok_or_else(|| ApiError::bad_request("invalid_json", "move needs a \"destination\""))?;
+    let relocation = match body.command.as_str() {
+        "move" => Some(Relocation::Move),
+        "copy" => Some(Relocation::Copy),
+        _ => None,
+    };
+    if let Some(relocation) = relocation {
+        let destination = body.destination.as_deref().ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("{} needs a \"destination\"", body.command),
+            )
+        })?;
         let base = base_url(&headers, state.config.listen);
-        return move_entry(&state, &principal, &path, destination, &base).await;
+        return relocate(&state, &principal, relocation, &path, destination, &base).await;
     }
     let record = files::find_by_name(&state, &principal, path).await?;
     let handle = printer::target(&state, &principal)?;
@@ -374,24 +381,45 @@ async fn command(
     }
 }
 
-/// OctoPrint's `move`: 201 with the entry at its new place and its `Location`.
-async fn move_entry(
+/// What a `move` or `copy` command does with the entry.
+#[derive(Debug, Clone, Copy)]
+enum Relocation {
+    Move,
+    Copy,
+}
+
+/// OctoPrint's `move` and `copy`: 201 with the entry at its new place (the moved one, or the
+/// copy) and its `Location`.
+async fn relocate(
     state: &AppState,
     principal: &Principal,
+    relocation: Relocation,
     path: &str,
     destination: &str,
     base: &str,
 ) -> Result<Response, ApiError> {
     let new_path = match files::find_by_name(state, principal, path.to_owned()).await {
-        Ok(record) => files::move_file(state, principal, &record, destination).await?,
+        Ok(record) => match relocation {
+            Relocation::Move => files::move_file(state, principal, &record, destination).await?,
+            Relocation::Copy => {
+                files::copy_file(state, principal, &record, destination)
+                    .await?
+                    .display_name
+            }
+        },
         Err(ApiError::NotFound(_)) => {
             let folder = folder_at(state, principal, path)
                 .await?
                 .ok_or(ApiError::NotFound("file"))?;
-            files::move_folder(state, principal, &folder, destination)
-                .await?
-                .as_str()
-                .to_owned()
+            let to = match relocation {
+                Relocation::Move => {
+                    files::move_folder(state, principal, &folder, destination).await?
+                }
+                Relocation::Copy => {
+                    files::copy_folder(state, principal, &folder, destination).await?
+                }
+            };
+            to.as_str().to_owned()
         }
         Err(e) => return Err(e),
     };

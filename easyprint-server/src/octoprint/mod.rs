@@ -5,6 +5,7 @@
 //! not operational); bodies carry OctoPrint's `error` text plus our stable `code`.
 
 pub mod appkeys;
+pub mod current;
 mod files;
 mod printer;
 mod status;

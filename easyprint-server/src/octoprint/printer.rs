@@ -1,7 +1,8 @@
 //! `/api/connection`, `/api/printer[/command|/tool|/bed|/printhead]` and `/api/job`, on the
 //! caller's current printer: OctoPrint has exactly one, so each user's is the printer they
-//! chose with `/api/connection` `connect`, else the configured `default_printer`, else the only
-//! printer (see [`crate::printers::PrinterRegistry::target_for`]). Commands with several
+//! chose with `/api/connection` `connect` (kept across restarts, see [`super::current`]), else
+//! the configured `default_printer`, else the only printer (see
+//! [`crate::printers::PrinterRegistry::target_for`]). Commands with several
 //! printers and no choice answer 409 `printer_ambiguous`; state reads then fall back to the
 //! first operational printer so that status displays keep working.
 
@@ -146,7 +147,7 @@ async fn connection_command(
     match body.command.as_str() {
         "connect" => {
             // Connecting makes it the caller's current printer, as in OctoPrint.
-            state.printers.choose(principal.user.id, handle.id());
+            super::current::choose(&state, principal.user.id, handle.id()).await?;
             handle.connect(&state).await?
         }
         "disconnect" => handle.disconnect().await,

@@ -14,7 +14,11 @@
 //!   1008 by its connection task), because silently losing events would be worse.
 //!
 //! The hub also keeps the latest value of every status `(topic, key)`, sent as a snapshot
-//! when a client subscribes.
+//! when a client subscribes, and the recent history of every key of the topics that keep one
+//! ([`Topic::keeps_history`]: the terminal), sent as one `{"history": [data, ...]}` message per
+//! key. The snapshot is queued under the same lock publishers take, so a subscriber sees each
+//! line exactly once: in the history, or live after it. A page that (re)connects after a
+//! command was echoed still shows the echo, as OctoPrint's terminal does.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 /// What an update is about.
@@ -61,10 +66,22 @@ impl Topic {
         !matches!(self, Topic::Terminal | Topic::Notifications)
     }
 
+    /// Whether a new subscriber gets the recent messages of each key (the terminal's last
+    /// [`HISTORY_LINES`] lines). Notifications have none: they are announcements of the moment.
+    pub fn keeps_history(self) -> bool {
+        matches!(self, Topic::Terminal)
+    }
+
     fn bit(self) -> u8 {
         1 << (self as u8)
     }
 }
+
+/// Messages kept per key of a topic that [keeps history](Topic::keeps_history).
+pub const HISTORY_LINES: usize = 300;
+/// Bytes of `data` JSON kept per key at most: a printer that prints very long lines keeps
+/// fewer of them, never more memory.
+pub const HISTORY_BYTES: usize = 64 * 1024;
 
 /// Who may receive a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +140,61 @@ pub struct Hub {
 struct HubInner {
     clients: HashMap<u64, Arc<ClientQueue>>,
     latest: HashMap<(Topic, String), (Audience, Utf8Bytes)>,
+    history: HashMap<(Topic, String), History>,
     next_id: u64,
+}
+
+/// The recent messages of one key: each one's audience and `data` JSON, oldest first.
+#[derive(Debug, Default)]
+struct History {
+    entries: VecDeque<(Audience, Box<RawValue>)>,
+    bytes: usize,
+}
+
+/// The `data` of a history snapshot.
+#[derive(Serialize)]
+struct HistoryData<'a> {
+    history: Vec<&'a RawValue>,
+}
+
+impl History {
+    fn push(&mut self, audience: Audience, data: Box<RawValue>) {
+        self.bytes += data.get().len();
+        self.entries.push_back((audience, data));
+        while self.entries.len() > HISTORY_LINES || self.bytes > HISTORY_BYTES {
+            let Some((_, old)) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= old.get().len();
+        }
+    }
+
+    /// `{"topic", "key", "data": {"history": [...]}}` with the entries `admits` lets through,
+    /// or `None` when there are none.
+    fn message(
+        &self,
+        topic: Topic,
+        key: &str,
+        admits: impl Fn(Audience) -> bool,
+    ) -> Option<Utf8Bytes> {
+        let history: Vec<&RawValue> = self
+            .entries
+            .iter()
+            .filter(|(audience, _)| admits(*audience))
+            .map(|(_, data)| &**data)
+            .collect();
+        if history.is_empty() {
+            return None;
+        }
+        let data = HistoryData { history };
+        let text = serde_json::to_string(&Envelope {
+            topic,
+            key,
+            data: &data,
+        });
+        // Only already-serialised JSON goes in: this cannot fail.
+        text.ok().map(Utf8Bytes::from)
+    }
 }
 
 /// One client's queues, shared between the hub and the client's connection task.
@@ -204,16 +275,25 @@ impl Hub {
         lock(&self.inner).clients.len()
     }
 
-    /// Subscribes a client to topics and queues the current value of each status key.
+    /// Subscribes a client to topics and queues the current value of each status key and the
+    /// history of each key of the topics that keep one.
     pub fn subscribe(&self, client: &ClientQueue, topics: &[Topic]) {
         let inner = lock(&self.inner);
         let mut state = lock(&client.state);
         for &topic in topics {
             state.subscriptions |= topic.bit();
         }
+        let admits = |audience: Audience| audience.admits(client.user_id, client.admin);
         for ((topic, key), (audience, message)) in &inner.latest {
-            if topics.contains(topic) && audience.admits(client.user_id, client.admin) {
+            if topics.contains(topic) && admits(*audience) {
                 state.put_status(*topic, key, message.clone());
+            }
+        }
+        for ((topic, key), history) in &inner.history {
+            if topics.contains(topic) {
+                if let Some(message) = history.message(*topic, key, admits) {
+                    state.events.push_back(message);
+                }
             }
         }
         drop(state);
@@ -231,10 +311,18 @@ impl Hub {
     }
 
     /// Publishes `data` on `topic` for `key` (a printer id, a job id...). Never blocks on a
-    /// client: the cost is one serialisation plus a short lock per subscribed client.
+    /// client: the cost is one serialisation (two for a topic that keeps history) plus a short
+    /// lock per subscribed client.
     pub fn publish<T: Serialize>(&self, topic: Topic, key: &str, audience: Audience, data: &T) {
-        let text = match serde_json::to_string(&Envelope { topic, key, data }) {
-            Ok(text) => text,
+        let serialised = serde_json::to_string(&Envelope { topic, key, data }).and_then(|text| {
+            let kept = topic
+                .keeps_history()
+                .then(|| serde_json::value::to_raw_value(data))
+                .transpose()?;
+            Ok((text, kept))
+        });
+        let (text, kept) = match serialised {
+            Ok(texts) => texts,
             Err(err) => {
                 tracing::error!(?topic, %err, "unserialisable update dropped");
                 return;
@@ -247,6 +335,13 @@ impl Hub {
             inner
                 .latest
                 .insert((topic, key.to_owned()), (audience, message.clone()));
+        }
+        if let Some(data) = kept {
+            inner
+                .history
+                .entry((topic, key.to_owned()))
+                .or_default()
+                .push(audience, data);
         }
         let mut overflowed = Vec::new();
         for client in inner.clients.values() {
@@ -280,9 +375,13 @@ impl Hub {
         }
     }
 
-    /// Forgets the latest value of a status key (a printer was removed, a job finished).
+    /// Forgets the latest value of a status key, or the history of a key (a printer was
+    /// removed, a job finished).
     pub fn forget(&self, topic: Topic, key: &str) {
-        lock(&self.inner).latest.remove(&(topic, key.to_owned()));
+        let mut inner = lock(&self.inner);
+        let slot = (topic, key.to_owned());
+        inner.latest.remove(&slot);
+        inner.history.remove(&slot);
     }
 }
 
@@ -381,20 +480,100 @@ mod tests {
             Audience::Everyone,
             &json!({"t": 21}),
         );
-        hub.publish(Topic::Terminal, "p1", Audience::Everyone, &"ok");
+        hub.publish(Topic::Notifications, "n", Audience::Everyone, &"done");
         let client = hub.register(1).unwrap();
         assert!(
             texts(client.drain()).is_empty(),
             "nothing before subscribing"
         );
-        hub.subscribe(&client, &[Topic::Temperatures, Topic::Terminal]);
+        hub.subscribe(&client, &[Topic::Temperatures, Topic::Notifications]);
         let got = texts(client.drain());
         assert_eq!(
             got,
-            [json!({"topic": "temperatures", "key": "p1", "data": {"t": 21}})]
+            [json!({"topic": "temperatures", "key": "p1", "data": {"t": 21}})],
+            "the latest status, no past event"
         );
+        hub.subscribe(&client, &[Topic::Terminal]);
         hub.publish(Topic::Terminal, "p1", Audience::Everyone, &"echo:busy");
         assert_eq!(texts(client.drain())[0]["data"], "echo:busy");
+    }
+
+    #[test]
+    fn terminal_history_then_live_lines_each_exactly_once() {
+        let hub = Hub::new(10, 10);
+        let line = |text: &str| json!({ "line": text });
+        hub.publish(Topic::Terminal, "p1", Audience::Everyone, &line("> M105"));
+        hub.publish(Topic::Terminal, "p1", Audience::Everyone, &line("ok T:20"));
+        hub.publish(Topic::Terminal, "p2", Audience::Everyone, &line("start"));
+        hub.publish(Topic::Notifications, "n", Audience::Everyone, &"done");
+        let client = hub.register(1).unwrap();
+        hub.subscribe(&client, &[Topic::Terminal, Topic::Notifications]);
+        hub.publish(Topic::Terminal, "p1", Audience::Everyone, &line("> G28"));
+        let mut got = texts(client.drain());
+        // One history message per key (in no particular order), then the live line.
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(
+            got.pop().unwrap(),
+            json!({"topic": "terminal", "key": "p1", "data": line("> G28")})
+        );
+        got.sort_by_key(|m| m["key"].as_str().unwrap().to_owned());
+        assert_eq!(
+            got,
+            [
+                json!({"topic": "terminal", "key": "p1", "data": {"history": [line("> M105"), line("ok T:20")]}}),
+                json!({"topic": "terminal", "key": "p2", "data": {"history": [line("start")]}}),
+            ]
+        );
+        // A removed printer's lines are forgotten.
+        hub.forget(Topic::Terminal, "p1");
+        let late = hub.register(1).unwrap();
+        hub.subscribe(&late, &[Topic::Terminal]);
+        assert_eq!(texts(late.drain()).len(), 1, "only p2's history");
+    }
+
+    #[test]
+    fn terminal_history_is_bounded_by_lines_and_bytes() {
+        let hub = Hub::new(10, 10);
+        for i in 0..HISTORY_LINES + 50 {
+            hub.publish(Topic::Terminal, "p", Audience::Everyone, &i);
+        }
+        let client = hub.register(1).unwrap();
+        hub.subscribe(&client, &[Topic::Terminal]);
+        let got = texts(client.drain());
+        let history = got[0]["data"]["history"].as_array().unwrap();
+        assert_eq!(history.len(), HISTORY_LINES);
+        assert_eq!(history[0], 50, "the oldest lines went first");
+        assert_eq!(history[HISTORY_LINES - 1], HISTORY_LINES + 49);
+
+        let long = "x".repeat(HISTORY_BYTES / 4);
+        for _ in 0..10 {
+            hub.publish(Topic::Terminal, "long", Audience::Everyone, &long);
+        }
+        let late = hub.register(1).unwrap();
+        hub.subscribe(&late, &[Topic::Terminal]);
+        let got = texts(late.drain());
+        let long_history = got.iter().find(|m| m["key"] == "long").unwrap();
+        let kept = long_history["data"]["history"].as_array().unwrap().len();
+        assert_eq!(kept, 3, "four quoted quarters exceed the byte budget");
+    }
+
+    #[test]
+    fn terminal_history_respects_the_audience() {
+        let hub = Hub::new(10, 10);
+        hub.publish(Topic::Terminal, "p", Audience::User(1), &"alice's line");
+        hub.publish(Topic::Terminal, "p", Audience::Everyone, &"everyone's line");
+        let bob = hub.register(2).unwrap();
+        hub.subscribe(&bob, &[Topic::Terminal]);
+        let got = texts(bob.drain());
+        assert_eq!(got[0]["data"]["history"], json!(["everyone's line"]));
+        let carol = hub.register(3).unwrap();
+        hub.publish(Topic::Terminal, "q", Audience::User(1), &"private");
+        hub.subscribe(&carol, &[Topic::Terminal]);
+        assert_eq!(
+            texts(carol.drain()).len(),
+            1,
+            "no message for a key with nothing visible"
+        );
     }
 
     #[test]

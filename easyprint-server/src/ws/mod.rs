@@ -3,7 +3,8 @@
 //! Protocol (one JSON object per text frame):
 //! - client → server: `{"subscribe": ["printer_status", ...]}`, `{"unsubscribe": [...]}`,
 //!   `{"ping": <any>}`;
-//! - server → client: updates `{"topic", "key", "data"}` (a snapshot of every status key right
+//! - server → client: updates `{"topic", "key", "data"}` (a snapshot of every status key and,
+//!   for `terminal`, one `{"history": [data, ...]}` per printer with its recent lines, right
 //!   after subscribing, then changes), `{"subscribed": [...]}`, `{"pong": <any>}`, and
 //!   `{"error", "code"}` for a message it did not understand.
 //!

@@ -152,3 +152,42 @@ async fn without_a_choice_the_configured_default_printer_is_used() {
     let (_, c) = get_json(&app, &key, "/api/connection").await;
     assert_eq!(c["current"]["port"], "left", "{c}");
 }
+
+#[tokio::test]
+async fn the_chosen_printer_is_still_chosen_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    config.slicer.preload_profiles = false;
+    two_printers(None)(&mut config);
+    let app = spawn_app_from(config.clone()).await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    let bob = app.add_user(&admin, "bob").await;
+    let bob_key = app.api_key(&bob).await;
+    ready(&app, &key).await;
+    // The administrator chooses twice (the last choice counts); bob never chooses.
+    for port in ["left", "right"] {
+        let connect = json!({ "command": "connect", "port": port });
+        let response = post_json(&app, &key, "/api/connection", connect).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+    app.stop().await;
+
+    let app = spawn_app_from(config).await;
+    ready(&app, &key).await;
+    let (_, c) = get_json(&app, &key, "/api/connection").await;
+    assert_eq!(c["current"]["port"], "right", "{c}");
+    let response = upload_printing(&app, &key, "a.gcode").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(jobs(&app, &key).await[0]["printer"], "right");
+    assert_error(
+        upload_printing(&app, &bob_key, "b.gcode").await,
+        StatusCode::CONFLICT,
+        "printer_ambiguous",
+    )
+    .await;
+}

@@ -292,3 +292,170 @@ async fn files_and_folders_move_and_rename_without_touching_their_neighbours() {
     let (_, after) = get_json(&app, &key, "/api/files?recursive=true").await;
     assert_eq!(after["files"], tree["files"]);
 }
+
+/// `{"command": "copy"}` on `path` (OctoPrint's files API).
+async fn copy(app: &TestApp, key: &str, path: &str, destination: &str) -> reqwest::Response {
+    let body = json!({ "command": "copy", "destination": destination });
+    crate::pipeline::post_json(app, key, &format!("/api/files/local/{path}"), body).await
+}
+
+async fn download(app: &TestApp, key: &str, name: &str) -> Vec<u8> {
+    let id = file_named(app, key, name).await.expect("the file")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = app
+        .get(&format!("/api/v1/files/{id}/download"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn files_and_folders_copy_with_their_content_and_outlive_their_originals() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    upload_into(&app, &key, "parts", "a.gcode").await;
+    upload_into(&app, &key, "parts2", "b.gcode").await;
+    upload_into(&app, &key, "", "c.gcode").await;
+    assert_eq!(
+        create_folder(&app, &key, b"empty", b"parts").await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        create_folder(&app, &key, b"archive", b"").await.status(),
+        StatusCode::CREATED
+    );
+
+    // A file into an existing folder: the name stays, the original too.
+    let response = copy(&app, &key, "c.gcode", "archive").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(response.headers()["location"]
+        .to_str()
+        .unwrap()
+        .ends_with("/api/files/local/archive/c.gcode"));
+    assert_eq!(body(response).await["path"], "archive/c.gcode");
+    assert_eq!(download(&app, &key, "archive/c.gcode").await, GCODE);
+    let (status, _) = get_json(&app, &key, "/api/files/local/c.gcode").await;
+    assert_eq!(status, StatusCode::OK);
+    // To a new path.
+    let response = copy(&app, &key, "c.gcode", "archive/d.gcode").await;
+    assert_eq!(body(response).await["path"], "archive/d.gcode");
+    // A folder with its files and its empty folders; `parts2` is not part of `parts`.
+    let response = copy(&app, &key, "parts", "archive").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(body(response).await["path"], "archive/parts");
+    let (_, tree) = get_json(&app, &key, "/api/files/local/archive?recursive=true").await;
+    let mut copied: Vec<(String, String)> = names(&tree["children"]);
+    for child in tree["children"].as_array().unwrap() {
+        if let Some(children) = child.get("children") {
+            copied.extend(names(children));
+        }
+    }
+    copied.sort();
+    assert_eq!(
+        copied,
+        [
+            ("folder".into(), "archive/parts".into()),
+            ("folder".into(), "archive/parts/empty".into()),
+            ("machinecode".into(), "archive/c.gcode".into()),
+            ("machinecode".into(), "archive/d.gcode".into()),
+            ("machinecode".into(), "archive/parts/a.gcode".into()),
+        ],
+        "{tree}"
+    );
+
+    // The copies do not depend on the originals.
+    assert_eq!(
+        delete_with_key(&app, &key, "/api/files/local/parts")
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(download(&app, &key, "archive/parts/a.gcode").await, GCODE);
+
+    // Refused, and nothing is copied (no record, no stored bytes): a taken name, into itself,
+    // a missing parent, a hostile path, a missing source.
+    let (_, before) = get_json(&app, &key, "/api/files?recursive=true").await;
+    let stored = app.stored_files();
+    let response = copy(&app, &key, "c.gcode", "archive").await;
+    assert_error(response, StatusCode::CONFLICT, "already_exists").await;
+    let response = copy(&app, &key, "archive", "archive/parts").await;
+    assert_error(response, StatusCode::CONFLICT, "invalid_copy").await;
+    let response = copy(&app, &key, "c.gcode", "nowhere/c.gcode").await;
+    assert_error(response, StatusCode::CONFLICT, "no_such_folder").await;
+    let response = copy(&app, &key, "c.gcode", "../../c.gcode").await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_folder").await;
+    let response = copy(&app, &key, "missing.gcode", "archive").await;
+    assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    let response = crate::pipeline::post_json(
+        &app,
+        &key,
+        "/api/files/local/c.gcode",
+        json!({ "command": "copy" }),
+    )
+    .await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_json").await;
+    let (_, after) = get_json(&app, &key, "/api/files?recursive=true").await;
+    assert_eq!(after["files"], before["files"]);
+    assert_eq!(app.stored_files(), stored);
+}
+
+#[tokio::test]
+async fn a_copy_counts_against_the_quota_and_leaves_nothing_when_refused() {
+    let quota = GCODE.len() as u64 * 3 / 2;
+    let app = spawn_app_with(|c| c.limits.user_quota_bytes = quota).await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    upload_into(&app, &key, "parts", "a.gcode").await;
+    let stored = app.stored_files();
+    let response = copy(&app, &key, "parts", "more").await;
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded").await;
+    let response = copy(&app, &key, "parts/a.gcode", "b.gcode").await;
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded").await;
+    assert_eq!(app.stored_files(), stored, "the copied bytes went again");
+    let (status, _) = get_json(&app, &key, "/api/files/local/more").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_native_api_copies_files_and_folders() {
+    use crate::pipeline::post_json;
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let key = app.api_key(&admin).await;
+    upload_into(&app, &key, "parts", "a.gcode").await;
+    let original = file_named(&app, &key, "parts/a.gcode").await.unwrap();
+    let id = original["id"].as_str().unwrap();
+
+    let path = format!("/api/v1/files/{id}/copy");
+    let response = post_json(&app, &key, &path, json!({ "destination": "b.gcode" })).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let copy = body(response).await;
+    assert_eq!(copy["name"], "b.gcode");
+    assert_ne!(copy["id"], original["id"]);
+    assert_eq!(copy["sha256"], original["sha256"]);
+    assert_eq!(download(&app, &key, "b.gcode").await, GCODE);
+    let response = post_json(&app, &key, &path, json!({ "destination": "b.gcode" })).await;
+    assert_error(response, StatusCode::CONFLICT, "already_exists").await;
+    let response = post_json(&app, &key, &path, json!({ "to": "c.gcode" })).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_json").await;
+
+    let folder = json!({ "folder": "parts", "destination": "copies" });
+    let response = post_json(&app, &key, "/api/v1/folders/copy", folder).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(body(response).await, json!({ "folder": "copies" }));
+    assert!(file_named(&app, &key, "copies/a.gcode").await.is_some());
+    let missing = json!({ "folder": "nowhere", "destination": "copies2" });
+    let response = post_json(&app, &key, "/api/v1/folders/copy", missing).await;
+    assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    // Another user's file is as missing as one that never existed.
+    let bob = app.add_user(&admin, "bob").await;
+    let bob_key = app.api_key(&bob).await;
+    let response = post_json(&app, &bob_key, &path, json!({ "destination": "x.gcode" })).await;
+    assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+}

@@ -438,3 +438,63 @@ async fn client_messages_span_several_reads_up_to_the_size_limit() {
         "an oversized message must end the connection"
     );
 }
+
+#[tokio::test]
+async fn a_late_terminal_subscriber_gets_the_recent_lines_then_live_ones() {
+    use crate::pipeline::{post_json, ready_app, PRINTER};
+    use easyprint_server::config::SimulationConfig;
+    use reqwest::StatusCode;
+    let (app, key) = ready_app(SimulationConfig::instant()).await;
+    let commands = format!("/api/v1/printers/{PRINTER}/commands");
+    // Sent and answered before any WebSocket exists (a page that is still connecting).
+    let response = post_json(&app, &key, &commands, json!({ "commands": ["M115"] })).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let mut socket = connect(&app, &[("x-api-key", key.clone())]).await.unwrap();
+    send_json(&mut socket, json!({ "subscribe": ["terminal"] })).await;
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!({ "subscribed": ["terminal"] })
+    );
+    let snapshot = next_json(&mut socket).await;
+    assert_eq!(snapshot["key"], PRINTER, "{snapshot}");
+    let lines: Vec<&str> = snapshot["data"]["history"]
+        .as_array()
+        .expect("a history")
+        .iter()
+        .map(|d| d["line"].as_str().unwrap())
+        .collect();
+    let echo = lines.iter().position(|l| *l == "> M115").expect("the echo");
+    assert!(
+        lines[echo + 1..]
+            .iter()
+            .any(|l| l.contains("FIRMWARE_NAME")),
+        "the reply follows the echo: {lines:?}"
+    );
+
+    // Then each new line once, live.
+    let response = post_json(&app, &key, &commands, json!({ "commands": ["M105"] })).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        next_json(&mut socket).await,
+        json!({ "topic": "terminal", "key": PRINTER, "data": { "line": "> M105" } })
+    );
+
+    // A removed printer's lines are gone for the next subscriber.
+    let response = app
+        .http
+        .delete(app.url(&format!("/api/v1/printers/{PRINTER}")))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let mut late = connect(&app, &[("x-api-key", key.clone())]).await.unwrap();
+    send_json(&mut late, json!({ "subscribe": ["terminal"] })).await;
+    send_json(&mut late, json!({ "ping": "end" })).await;
+    assert_eq!(
+        next_json(&mut late).await,
+        json!({ "subscribed": ["terminal"] })
+    );
+    assert_eq!(next_json(&mut late).await, json!({ "pong": "end" }));
+}

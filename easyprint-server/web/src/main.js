@@ -3,7 +3,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, connectLive, setUnauthenticatedHandler } from "./api.js";
-import { html, store, changed, toast, useStore } from "./ui.js";
+import { html, store, changed, resetLiveData, toast, useStore } from "./ui.js";
 import { Login } from "./pages/login.js";
 import { Dashboard } from "./pages/dashboard.js";
 import { Files } from "./pages/files.js";
@@ -28,19 +28,31 @@ function currentPage() {
 
 const HISTORY_SECS = 600;
 let live = null;
+// Until the printer list arrived, the printers the WebSocket announces wait here: its snapshot
+// comes in no particular order, and every page should list the printers (and pick the first)
+// in the server's order.
+let unlisted = null;
 
-/** Connects the WebSocket and feeds the store. */
+/** Connects the WebSocket, loads the printer list and feeds the store. */
 function startLive() {
-  live = connectLive();
+  unlisted = {};
+  const current = (live = connectLive());
   live.onState((s) => {
     store.live = s;
+    // Each (re)connection brings every printer's recent terminal lines: start from those.
+    if (s === "open") store.terminal = {};
     changed();
   });
   live.on("printer_status", (id, slot) => {
     // An administrator removed the printer.
     if (slot?.removed) {
       delete store.printers[id];
+      delete store.terminal[id];
       changed();
+      return;
+    }
+    if (unlisted) {
+      unlisted[id] = slot;
       return;
     }
     if (!store.printers[id]) {
@@ -79,9 +91,14 @@ function startLive() {
     changed();
   });
   live.on("terminal", (id, data) => {
-    const lines = (store.terminal[id] ||= []);
-    lines.push({ n: (lines.at(-1)?.n ?? 0) + 1, line: data.line });
-    if (lines.length > 500) lines.splice(0, lines.length - 500);
+    // The recent lines come first, as one history message; then each line as it happens.
+    if (data.history) {
+      store.terminal[id] = data.history.map((d, i) => ({ n: i + 1, line: d.line }));
+    } else {
+      const lines = (store.terminal[id] ||= []);
+      lines.push({ n: (lines.at(-1)?.n ?? 0) + 1, line: data.line });
+      if (lines.length > 500) lines.splice(0, lines.length - 500);
+    }
     changed();
   });
   live.on("queue", (id, job) => {
@@ -103,6 +120,22 @@ function startLive() {
     }
     notify(n);
   });
+  const showPrinters = (list) => {
+    if (live !== current) return; // signed out meanwhile
+    // A slot the WebSocket sent is at least as fresh as the list.
+    for (const p of list) store.printers[p.id] = unlisted?.[p.id] ?? p;
+    for (const [id, p] of Object.entries(unlisted ?? {})) store.printers[id] ??= p;
+    unlisted = null;
+    changed();
+  };
+  api("GET", "/api/v1/printers").then(showPrinters, () => showPrinters([]));
+}
+
+/** Closes the WebSocket and forgets what it delivered. */
+function stopLive() {
+  live?.close();
+  live = null;
+  resetLiveData();
 }
 
 const EVENT_TEXT = {
@@ -163,29 +196,20 @@ function App() {
   const [user, setUser] = useState(undefined);
   useEffect(() => {
     setUnauthenticatedHandler(() => {
-      live?.close();
-      live = null;
+      stopLive();
       setUser(null);
     });
     api("GET", "/api/v1/session").then(setUser, () => setUser(null));
   }, []);
   useEffect(() => {
-    if (user && !live) {
-      startLive();
-      // The printers' first snapshot also arrives on the WebSocket; this fills the page at once.
-      api("GET", "/api/v1/printers").then((list) => {
-        for (const p of list) store.printers[p.id] ??= p;
-        changed();
-      }, () => {});
-    }
+    if (user && !live) startLive();
     if (user && location.pathname === "/login") history.replaceState(null, "", "/");
   }, [user]);
   if (user === undefined) return html`<p class="loading">Loading easyprint…</p>`;
   if (user === null) return html`<${Login} onDone=${setUser} /><${Toasts} />`;
   const logout = async () => {
     await api("DELETE", "/api/v1/session").catch(() => {});
-    live?.close();
-    live = null;
+    stopLive();
     setUser(null);
   };
   return html`<${Shell} user=${user} onLogout=${logout} />`;

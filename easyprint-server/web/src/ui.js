@@ -18,6 +18,13 @@ export const store = {
   live: "connecting",
   toasts: [],
 };
+
+/** Forgets what the last session's WebSocket delivered (another user may sign in next). */
+export function resetLiveData() {
+  Object.assign(store, { printers: {}, temperatures: {}, progress: {}, lastJob: {}, slicing: {}, terminal: {}, jobs: {} });
+  store.queueVersion++;
+  changed();
+}
 const subscribers = new Set();
 let scheduled = false;
 /** Marks the store changed; subscribers re-render once per animation frame at most. */

@@ -4,16 +4,18 @@ import { api } from "../api.js";
 import { html, useStore } from "../ui.js";
 
 const sent = [];
+// The printer chosen here stays chosen when the user comes back to the page.
+let chosen;
 
 export function Terminal() {
   const s = useStore();
   const printers = Object.values(s.printers);
-  const [printer, setPrinter] = useState(printers[0]?.id);
+  const [printer, setPrinter] = useState(chosen);
   const [line, setLine] = useState("");
   const [cursor, setCursor] = useState(-1);
   const [error, setError] = useState("");
   const log = useRef(null);
-  const id = printer ?? printers[0]?.id;
+  const id = s.printers[printer] ? printer : printers[0]?.id;
   const lines = s.terminal[id] || [];
   useEffect(() => {
     const el = log.current;
@@ -51,7 +53,10 @@ export function Terminal() {
   return html`<section class="card terminal">
     <header class="row wrap">
       <h1>Terminal</h1>
-      ${printers.length > 1 && html`<select value=${id} onChange=${(e) => setPrinter(e.target.value)}>
+      ${printers.length > 1 && html`<select aria-label="Printer" value=${id} onChange=${(e) => {
+        chosen = e.target.value;
+        setPrinter(chosen);
+      }}>
         ${printers.map((p) => html`<option value=${p.id}>${p.name}</option>`)}</select>`}
     </header>
     <pre class="log" ref=${log} data-testid="terminal-log">${lines.map((l) => html`<div key=${l.n}>${l.line}</div>`)}</pre>
