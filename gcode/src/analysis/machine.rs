@@ -541,7 +541,7 @@ impl Machine {
             }
             _ => {}
         }
-        self.planner.set_limits(limits);
+        self.planner.set_limits(limits, &mut self.timeline);
     }
 
     fn tool_change(&mut self, tool: u32, line: u64, config: &AnalysisConfig) {

@@ -13,6 +13,8 @@ use super::float::{max, min};
 const LOOKAHEAD: usize = 64;
 /// Plan when this many moves are queued (amortises the passes to O(1) per move).
 const REPLAN_AT: usize = 4 * LOOKAHEAD;
+/// Moves planned together (see [`Planner::add_move`]).
+const BATCH: usize = 64;
 /// Feedrates below this are treated as a stop at the junction.
 const MIN_PREVIOUS_FEEDRATE: f64 = 1e-4;
 /// Marlin's MINIMUM_PLANNER_SPEED, mm/s (junction deviation mode).
@@ -107,6 +109,10 @@ pub(crate) struct Planner {
     /// Time of all finalised moves.
     time: f64,
     next_seq: u64,
+    /// Sequence number of the next block pushed to `blocks`.
+    block_seq: u64,
+    /// Moves accepted but not yet turned into blocks (see [`Planner::add_move`]).
+    pending: Vec<([f64; 4], f64)>,
 }
 
 impl Planner {
@@ -119,8 +125,10 @@ impl Planner {
             previous: Previous::default(),
             time: 0.0,
             next_seq: 0,
+            block_seq: 0,
+            pending: Vec::with_capacity(BATCH),
         };
-        planner.set_limits(limits);
+        planner.apply_limits(limits);
         planner
     }
 
@@ -130,7 +138,12 @@ impl Planner {
     }
 
     /// Changes the limits for the moves that follow (the firmware applies M201 & co. the same way).
-    pub(crate) fn set_limits(&mut self, limits: MachineLimits) {
+    pub(crate) fn set_limits(&mut self, limits: MachineLimits, sink: &mut impl TimeSink) {
+        self.drain_pending(sink);
+        self.apply_limits(limits);
+    }
+
+    fn apply_limits(&mut self, limits: MachineLimits) {
         let inverse = |v: f64| {
             if v > 0.0 && v.is_finite() {
                 1.0 / v
@@ -149,17 +162,46 @@ impl Planner {
     }
 
     /// Queues a move of `delta` (mm, XYZE) at `feedrate` (mm/s).
+    ///
+    /// Moves are planned in batches of [`BATCH`]: in a loop over moves only, the long chains of
+    /// dependent square roots and divisions of consecutive moves overlap in the processor, while
+    /// between the parsing of lines they stall it.
     pub(crate) fn add_move(&mut self, delta: [f64; 4], feedrate: f64, sink: &mut impl TimeSink) {
+        let xyz2 = delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2];
+        let length2 = if xyz2 > 0.0 {
+            xyz2
+        } else {
+            delta[3] * delta[3]
+        };
+        // Moves shorter than 1e-9 mm, infinite or without a speed are skipped (NaN compares
+        // false): one branch for all.
+        if !(length2 >= 1e-18 && length2 < f64::INFINITY && feedrate > 0.0) {
+            return;
+        }
+        self.next_seq += 1;
+        self.pending.push((delta, feedrate));
+        if self.pending.len() >= BATCH {
+            self.drain_pending(sink);
+        }
+    }
+
+    /// Turns the pending moves into blocks.
+    fn drain_pending(&mut self, sink: &mut impl TimeSink) {
+        let mut pending = std::mem::take(&mut self.pending);
+        for &(delta, feedrate) in &pending {
+            self.add_block(delta, feedrate, sink);
+        }
+        pending.clear();
+        self.pending = pending;
+    }
+
+    fn add_block(&mut self, delta: [f64; 4], feedrate: f64, sink: &mut impl TimeSink) {
         let xyz2 = delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2];
         let distance = if xyz2 > 0.0 {
             xyz2.sqrt()
         } else {
             delta[3].abs()
         };
-        // One branch for the rare skipped moves (NaN compares false).
-        if !(distance >= 1e-9 && distance < f64::INFINITY && feedrate > 0.0) {
-            return;
-        }
         let l = &self.limits;
         let extruder_only = xyz2 == 0.0;
         let travel = !extruder_only && delta[3] <= 0.0;
@@ -243,7 +285,7 @@ impl Planner {
             safe_feedrate,
             nominal_length: cruise <= v_allowable,
         });
-        self.next_seq += 1;
+        self.block_seq += 1;
         self.previous = Previous {
             feedrate: cruise,
             safe_feedrate,
@@ -261,12 +303,14 @@ impl Planner {
         if seconds > 0.0 && seconds.is_finite() {
             sink.move_starts(self.next_seq, self.time);
             self.next_seq += 1;
+            self.block_seq += 1;
             self.time += seconds;
         }
     }
 
     /// Plans and finalises every queued move; the next move starts from rest.
     pub(crate) fn flush(&mut self, sink: &mut impl TimeSink) {
+        self.drain_pending(sink);
         self.plan(0, sink);
         self.previous = Previous::default();
     }
@@ -308,7 +352,7 @@ impl Planner {
         }
         // Finalise: each move ends at the next one's entry speed, the newest at its safe speed.
         let done = blocks.len() - keep.min(blocks.len());
-        let first_seq = self.next_seq - blocks.len() as u64;
+        let first_seq = self.block_seq - blocks.len() as u64;
         for (i, b) in blocks[..done].iter().enumerate() {
             let exit = blocks.get(i + 1).map_or(b.safe_feedrate, |next| next.entry);
             sink.move_starts(first_seq + i as u64, self.time);
