@@ -6,7 +6,7 @@ use super::planner::Planner;
 use super::timeline::Timeline;
 use super::{Analysis, AnalysisConfig, BoundingBox, Counts, Diagnostic, Filament, Layer};
 use crate::parse::line::{RawWord, ValueKind};
-use crate::{Line, ParseError, Parser};
+use crate::{Code, Line, ParseError, Parser};
 
 /// Highest tool number tracked.
 const MAX_TOOL: u32 = 63;
@@ -136,6 +136,22 @@ impl Machine {
     #[inline]
     pub(crate) fn line(&mut self, line: Result<Line<'_>, ParseError>, config: &AnalysisConfig) {
         match line {
+            // `G0`/`G1`, most lines of a print, are dispatched here, inlined into the loop.
+            Ok(line)
+                if matches!(
+                    line.command(),
+                    Some(Code {
+                        letter: b'G',
+                        major: 0 | 1,
+                        minor: None
+                    })
+                ) && !self.metadata.in_thumbnail() =>
+            {
+                self.checkpoint(line.number(), line.offset(), config);
+                self.counts.commands += 1;
+                self.counts.moves += 1;
+                self.linear(&line);
+            }
             Ok(line) => self.parsed_line(&line, config),
             Err(e) => {
                 self.checkpoint(e.line, e.offset, config);
@@ -281,27 +297,36 @@ impl Machine {
     /// The target of a move's X/Y/Z/E words, and sets the modal feedrate from `F`.
     #[inline]
     fn target(&mut self, words: &[RawWord]) -> [f64; 4] {
-        let scale = self.scale();
-        // The modes are looked up once per line, not per word.
-        let absolute_e = self.absolute_axis(E);
-        let absolute = [self.absolute, self.absolute, self.absolute, absolute_e];
-        let mut target = self.position;
+        // Each number word lands in its slot (X, Y, Z, E, F, or a slot for the rest) and sets its
+        // bit: no branch per word on its letter, which alternates and mispredicts.
+        let mut values = [0.0; SLOTS];
+        let mut seen = 0u32;
         for w in words {
-            if w.kind != ValueKind::Number {
-                continue;
-            }
-            match axis(w.letter) {
-                Some(a) => {
-                    target[a] = if absolute[a] {
-                        w.value() * scale
-                    } else {
-                        self.position[a] + w.value() * scale
-                    }
-                }
-                None if w.letter == b'F' && w.value() > 0.0 => {
-                    self.feedrate = w.value() * scale / 60.0
-                }
-                None => {}
+            let slot = match usize::from(SLOT_OF[usize::from(w.letter)]) {
+                // Only a positive `F` sets the feedrate (a later one wins).
+                F if !(w.value() > 0.0) => OTHER,
+                slot if w.kind == ValueKind::Number => slot,
+                _ => OTHER,
+            };
+            values[slot] = w.value();
+            seen |= 1 << slot;
+        }
+        let scale = self.scale();
+        if seen & 1 << F != 0 {
+            self.feedrate = values[F] * scale / 60.0;
+        }
+        // The modes are looked up once per line, not per word.
+        let absolute = [
+            self.absolute,
+            self.absolute,
+            self.absolute,
+            self.absolute_axis(E),
+        ];
+        let mut target = self.position;
+        for a in [X, Y, Z, E] {
+            if seen & 1 << a != 0 {
+                let v = values[a] * scale;
+                target[a] = if absolute[a] { v } else { self.position[a] + v };
             }
         }
         target
@@ -541,7 +566,7 @@ impl Machine {
             }
             _ => {}
         }
-        self.planner.set_limits(limits);
+        self.planner.set_limits(limits, &mut self.timeline);
     }
 
     fn tool_change(&mut self, tool: u32, line: u64, config: &AnalysisConfig) {
@@ -662,6 +687,21 @@ const AXIS_OF: [u8; 256] = {
     table
 };
 const NO_AXIS: u8 = u8::MAX;
+
+/// Slots of [`Machine::target`]: the axes, then `F`, then one for every other letter.
+const F: usize = 4;
+const OTHER: usize = 5;
+const SLOTS: usize = 6;
+/// Slot of each letter (either case is upper case by now).
+const SLOT_OF: [u8; 256] = {
+    let mut table = [OTHER as u8; 256];
+    table[b'X' as usize] = X as u8;
+    table[b'Y' as usize] = Y as u8;
+    table[b'Z' as usize] = Z as u8;
+    table[b'E' as usize] = E as u8;
+    table[b'F' as usize] = F as u8;
+    table
+};
 
 /// Index of an axis letter.
 #[inline]

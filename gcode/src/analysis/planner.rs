@@ -13,92 +13,80 @@ use super::float::{max, min};
 const LOOKAHEAD: usize = 64;
 /// Plan when this many moves are queued (amortises the passes to O(1) per move).
 const REPLAN_AT: usize = 4 * LOOKAHEAD;
+/// Moves planned together (see [`Planner::add_move`]).
+const BATCH: usize = 64;
 /// Feedrates below this are treated as a stop at the junction.
 const MIN_PREVIOUS_FEEDRATE: f64 = 1e-4;
 /// Marlin's MINIMUM_PLANNER_SPEED, mm/s (junction deviation mode).
 const MIN_PLANNER_SPEED: f64 = 0.05;
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Trapezoid {
-    accelerate_until: f64,
-    decelerate_after: f64,
-    cruise_feedrate: f64,
-}
-
+/// A queued move: only what the look-ahead passes and the final time need.
 #[derive(Debug, Clone, Copy)]
 struct Block {
-    /// Sequence number of the move, for attributing time to lines.
-    seq: u64,
     distance: f64,
     acceleration: f64,
+    /// `2 * acceleration * distance`: the change of the squared speed over the whole move.
+    two_a_d: f64,
     entry: f64,
     cruise: f64,
-    exit: f64,
     max_entry: f64,
     safe_feedrate: f64,
     nominal_length: bool,
-    recalculate: bool,
-    trapezoid: Trapezoid,
-    /// A dwell: fixed time, no motion.
-    fixed_time: f64,
 }
 
 impl Block {
-    fn calculate_trapezoid(&mut self, exit: f64) {
-        // `acceleration` is always positive (see `add_move`), so one division serves the block.
-        let h = 0.5 / self.acceleration;
-        let (entry2, exit2) = (self.entry * self.entry, exit * exit);
-        let mut cruise = self.cruise;
-        let mut accelerate = max(0.0, (cruise * cruise - entry2) * h);
-        let decelerate = max(0.0, (cruise * cruise - exit2) * h);
-        let mut cruise_distance = self.distance - accelerate - decelerate;
-        if cruise_distance < 0.0 {
-            // Not enough room to reach the nominal speed: accelerate then decelerate.
-            accelerate = min(
-                self.distance,
-                max(0.0, 0.5 * self.distance + 0.5 * (exit2 - entry2) * h),
-            );
-            cruise_distance = 0.0;
-            cruise = max(0.0, entry2 + 2.0 * self.acceleration * accelerate).sqrt();
-        }
-        self.trapezoid = Trapezoid {
-            accelerate_until: accelerate,
-            decelerate_after: accelerate + cruise_distance,
-            cruise_feedrate: cruise,
-        };
-    }
-
-    fn time(&self) -> f64 {
-        if self.distance <= 0.0 {
-            return self.fixed_time;
-        }
-        let t = &self.trapezoid;
-        let a = self.acceleration;
+    /// Time of the move from its entry speed to `exit`: a trapezoid (accelerate, cruise,
+    /// decelerate), or a triangle when the move is too short to reach its cruise speed.
+    ///
+    /// Computed once, when the move is finalised. The trapezoid needs no square root (its speeds
+    /// are the entry, cruise and exit speeds) and two divisions; only a triangle's peak speed needs
+    /// roots.
+    #[inline]
+    fn time(&self, exit: f64) -> f64 {
+        let (entry, cruise, a) = (self.entry, self.cruise, self.acceleration);
         let inv_a = 1.0 / a;
-        let peak = max(0.0, self.entry * self.entry + 2.0 * a * t.accelerate_until).sqrt();
-        let accel_time = (peak - self.entry) * inv_a;
-        let cruise_time = if t.cruise_feedrate > 0.0 {
-            (t.decelerate_after - t.accelerate_until) / t.cruise_feedrate
-        } else {
-            0.0
-        };
-        let c = t.cruise_feedrate;
-        let end = max(0.0, c * c - 2.0 * a * (self.distance - t.decelerate_after)).sqrt();
-        let decel_time = (c - end) * inv_a;
-        accel_time + cruise_time + decel_time
+        let h = 0.5 * inv_a;
+        let (entry2, exit2, cruise2) = (entry * entry, exit * exit, cruise * cruise);
+        let accelerate = max(0.0, (cruise2 - entry2) * h);
+        let decelerate = max(0.0, (cruise2 - exit2) * h);
+        let cruise_distance = self.distance - accelerate - decelerate;
+        if cruise_distance >= 0.0 {
+            // Speeds above the cruise speed at either end are left as they are (no ramp), as the
+            // firmware's trapezoid does.
+            let ramps = max(0.0, cruise - entry) + max(0.0, cruise - exit);
+            let cruise_time = if cruise > 0.0 {
+                cruise_distance / cruise
+            } else {
+                0.0
+            };
+            return ramps * inv_a + cruise_time;
+        }
+        // Not enough room to reach the cruise speed: accelerate to a peak, then decelerate.
+        let accelerate = min(
+            self.distance,
+            max(0.0, 0.5 * self.distance + 0.5 * (exit2 - entry2) * h),
+        );
+        let peak = max(0.0, entry2 + 2.0 * a * accelerate).sqrt();
+        let end = max(0.0, peak * peak - 2.0 * a * (self.distance - accelerate)).sqrt();
+        (peak - entry + (peak - end)) * inv_a
     }
 }
 
-fn max_allowable_speed(accel: f64, target: f64, distance: f64) -> f64 {
-    max(0.0, target * target - 2.0 * accel * distance).sqrt()
+/// The highest speed from which a move of `two_a_d` (see [`Block::two_a_d`]) can end at `speed`
+/// (or, forwards, the highest speed it can reach from `speed`).
+#[inline]
+fn max_allowable_speed(speed: f64, two_a_d: f64) -> f64 {
+    max(0.0, speed * speed + two_a_d).sqrt()
 }
 
-/// State of the previous move, for junction speeds.
+/// State of the previous move, for junction speeds (all zero after a stop).
 #[derive(Debug, Clone, Copy, Default)]
 struct Previous {
+    /// Cruise speed; 0 after a stop (no junction to plan).
     feedrate: f64,
     safe_feedrate: f64,
     axis_feedrate: [f64; 4],
+    /// Direction (junction deviation mode only).
     unit: [f64; 3],
 }
 
@@ -117,10 +105,14 @@ pub(crate) struct Planner {
     /// `1 / limits.max_acceleration` per axis (0 for no limit).
     inverse_max_acceleration: [f64; 4],
     blocks: Vec<Block>,
-    previous: Option<Previous>,
+    previous: Previous,
     /// Time of all finalised moves.
     time: f64,
     next_seq: u64,
+    /// Sequence number of the next block pushed to `blocks`.
+    block_seq: u64,
+    /// Moves accepted but not yet turned into blocks (see [`Planner::add_move`]).
+    pending: Vec<([f64; 4], f64)>,
 }
 
 impl Planner {
@@ -130,11 +122,13 @@ impl Planner {
             inverse_max_feedrate: [0.0; 4],
             inverse_max_acceleration: [0.0; 4],
             blocks: Vec::with_capacity(REPLAN_AT + 1),
-            previous: None,
+            previous: Previous::default(),
             time: 0.0,
             next_seq: 0,
+            block_seq: 0,
+            pending: Vec::with_capacity(BATCH),
         };
-        planner.set_limits(limits);
+        planner.apply_limits(limits);
         planner
     }
 
@@ -144,7 +138,12 @@ impl Planner {
     }
 
     /// Changes the limits for the moves that follow (the firmware applies M201 & co. the same way).
-    pub(crate) fn set_limits(&mut self, limits: MachineLimits) {
+    pub(crate) fn set_limits(&mut self, limits: MachineLimits, sink: &mut impl TimeSink) {
+        self.drain_pending(sink);
+        self.apply_limits(limits);
+    }
+
+    fn apply_limits(&mut self, limits: MachineLimits) {
         let inverse = |v: f64| {
             if v > 0.0 && v.is_finite() {
                 1.0 / v
@@ -163,16 +162,46 @@ impl Planner {
     }
 
     /// Queues a move of `delta` (mm, XYZE) at `feedrate` (mm/s).
+    ///
+    /// Moves are planned in batches of [`BATCH`]: in a loop over moves only, the long chains of
+    /// dependent square roots and divisions of consecutive moves overlap in the processor, while
+    /// between the parsing of lines they stall it.
     pub(crate) fn add_move(&mut self, delta: [f64; 4], feedrate: f64, sink: &mut impl TimeSink) {
+        let xyz2 = delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2];
+        let length2 = if xyz2 > 0.0 {
+            xyz2
+        } else {
+            delta[3] * delta[3]
+        };
+        // Moves shorter than 1e-9 mm, infinite or without a speed are skipped (NaN compares
+        // false): one branch for all.
+        if !(length2 >= 1e-18 && length2 < f64::INFINITY && feedrate > 0.0) {
+            return;
+        }
+        self.next_seq += 1;
+        self.pending.push((delta, feedrate));
+        if self.pending.len() >= BATCH {
+            self.drain_pending(sink);
+        }
+    }
+
+    /// Turns the pending moves into blocks.
+    fn drain_pending(&mut self, sink: &mut impl TimeSink) {
+        let mut pending = std::mem::take(&mut self.pending);
+        for &(delta, feedrate) in &pending {
+            self.add_block(delta, feedrate, sink);
+        }
+        pending.clear();
+        self.pending = pending;
+    }
+
+    fn add_block(&mut self, delta: [f64; 4], feedrate: f64, sink: &mut impl TimeSink) {
         let xyz2 = delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2];
         let distance = if xyz2 > 0.0 {
             xyz2.sqrt()
         } else {
             delta[3].abs()
         };
-        if distance < 1e-9 || !distance.is_finite() || feedrate.is_nan() || feedrate <= 0.0 {
-            return;
-        }
         let l = &self.limits;
         let extruder_only = xyz2 == 0.0;
         let travel = !extruder_only && delta[3] <= 0.0;
@@ -206,59 +235,63 @@ impl Planner {
         };
         let mut worst: f64 = 0.0;
         for (d, inv_max) in delta.iter().zip(self.inverse_max_acceleration) {
-            worst = max(worst, d.abs() * inv_distance * inv_max);
+            worst = max(worst, d.abs() * inv_max);
         }
-        if worst > 0.0 {
-            acceleration = min(acceleration, 1.0 / worst);
+        let worst = worst * inv_distance;
+        // `acceleration > 1 / worst` without the division when no axis limit binds.
+        if worst * acceleration > 1.0 {
+            acceleration = 1.0 / worst;
         }
-        if acceleration.is_nan() || acceleration <= 0.0 {
+        if !(acceleration > 0.0) {
             acceleration = 1.0;
         }
 
         // Exit speed that is always safe: within every axis's jerk.
         let mut safe_feedrate = cruise;
         for (v, jerk) in axis_feedrate.iter().zip(l.jerk) {
-            if v.abs() > jerk {
-                safe_feedrate = min(safe_feedrate, jerk);
-            }
+            let cap = if v.abs() > jerk { jerk } else { f64::INFINITY };
+            safe_feedrate = min(safe_feedrate, cap);
         }
 
-        let unit = [
-            delta[0] * inv_distance,
-            delta[1] * inv_distance,
-            delta[2] * inv_distance,
-        ];
-        let vmax_junction = match self.previous {
-            Some(prev) if prev.feedrate > MIN_PREVIOUS_FEEDRATE => match l.junction_deviation {
-                Some(jd) => junction_deviation_speed(jd, acceleration, &prev, unit, cruise),
-                None => jerk_junction_speed(l, &prev, cruise, &axis_feedrate, safe_feedrate),
-            },
-            _ => safe_feedrate,
+        let prev = &self.previous;
+        let mut unit = prev.unit;
+        let vmax_junction = match l.junction_deviation {
+            Some(jd) => {
+                unit = [
+                    delta[0] * inv_distance,
+                    delta[1] * inv_distance,
+                    delta[2] * inv_distance,
+                ];
+                if prev.feedrate > MIN_PREVIOUS_FEEDRATE {
+                    junction_deviation_speed(jd, acceleration, prev, unit, cruise)
+                } else {
+                    safe_feedrate
+                }
+            }
+            None if prev.feedrate > MIN_PREVIOUS_FEEDRATE => {
+                jerk_junction_speed(l, prev, cruise, &axis_feedrate, safe_feedrate)
+            }
+            None => safe_feedrate,
         };
-        let v_allowable = max_allowable_speed(-acceleration, safe_feedrate, distance);
-        let block = Block {
-            seq: self.next_seq,
+        let two_a_d = 2.0 * acceleration * distance;
+        let v_allowable = max_allowable_speed(safe_feedrate, two_a_d);
+        self.blocks.push(Block {
             distance,
             acceleration,
+            two_a_d,
             entry: min(vmax_junction, v_allowable),
             cruise,
-            exit: safe_feedrate,
             max_entry: vmax_junction,
             safe_feedrate,
             nominal_length: cruise <= v_allowable,
-            recalculate: true,
-            trapezoid: Trapezoid::default(),
-            fixed_time: 0.0,
-        };
-        // The trapezoid is computed when the block is planned (`recalculate` is set).
-        self.next_seq += 1;
-        self.previous = Some(Previous {
+        });
+        self.block_seq += 1;
+        self.previous = Previous {
             feedrate: cruise,
             safe_feedrate,
             axis_feedrate,
             unit,
-        });
-        self.blocks.push(block);
+        };
         if self.blocks.len() >= REPLAN_AT {
             self.plan(LOOKAHEAD, sink);
         }
@@ -270,14 +303,16 @@ impl Planner {
         if seconds > 0.0 && seconds.is_finite() {
             sink.move_starts(self.next_seq, self.time);
             self.next_seq += 1;
+            self.block_seq += 1;
             self.time += seconds;
         }
     }
 
     /// Plans and finalises every queued move; the next move starts from rest.
     pub(crate) fn flush(&mut self, sink: &mut impl TimeSink) {
+        self.drain_pending(sink);
         self.plan(0, sink);
-        self.previous = None;
+        self.previous = Previous::default();
     }
 
     /// Total time of finalised moves (all moves after [`flush`](Self::flush)).
@@ -293,16 +328,11 @@ impl Planner {
         }
         // Forward pass: an accelerating move too short to reach the next entry speed limits it.
         for i in 0..blocks.len().saturating_sub(1) {
-            let (prev, next) = (blocks[i], &mut blocks[i + 1]);
-            if !prev.nominal_length && prev.entry < next.entry {
-                let entry = min(
-                    next.entry,
-                    max_allowable_speed(-prev.acceleration, prev.entry, prev.distance),
-                );
-                if next.entry != entry {
-                    next.entry = entry;
-                    next.recalculate = true;
-                }
+            let prev = &blocks[i];
+            let (nominal_length, entry, two_a_d) = (prev.nominal_length, prev.entry, prev.two_a_d);
+            let next = &mut blocks[i + 1];
+            if !nominal_length && entry < next.entry {
+                next.entry = min(next.entry, max_allowable_speed(entry, two_a_d));
             }
         }
         // Reverse pass: each move must be able to decelerate to the next one's entry speed.
@@ -313,37 +343,20 @@ impl Planner {
                 cur.entry = if !cur.nominal_length && cur.max_entry > next_entry {
                     min(
                         cur.max_entry,
-                        max_allowable_speed(-cur.acceleration, next_entry, cur.distance),
+                        max_allowable_speed(next_entry, cur.two_a_d),
                     )
                 } else {
                     cur.max_entry
                 };
-                cur.recalculate = true;
             }
         }
-        // Trapezoids where an entry or exit speed changed; the newest ends at its safe speed.
-        for i in 0..blocks.len() {
-            let exit = blocks.get(i + 1).map(|b| b.entry);
-            let next_changed = blocks.get(i + 1).is_some_and(|b| b.recalculate);
-            let cur = &mut blocks[i];
-            match exit {
-                Some(exit) if cur.recalculate || next_changed => {
-                    cur.exit = exit;
-                    cur.calculate_trapezoid(exit);
-                    cur.recalculate = false;
-                }
-                Some(_) => {}
-                None => {
-                    cur.exit = cur.safe_feedrate;
-                    cur.calculate_trapezoid(cur.safe_feedrate);
-                    cur.recalculate = false;
-                }
-            }
-        }
+        // Finalise: each move ends at the next one's entry speed, the newest at its safe speed.
         let done = blocks.len() - keep.min(blocks.len());
-        for b in &blocks[..done] {
-            sink.move_starts(b.seq, self.time);
-            self.time += b.time();
+        let first_seq = self.block_seq - blocks.len() as u64;
+        for (i, b) in blocks[..done].iter().enumerate() {
+            let exit = blocks.get(i + 1).map_or(b.safe_feedrate, |next| next.entry);
+            sink.move_starts(first_seq + i as u64, self.time);
+            self.time += b.time(exit);
         }
         blocks.drain(..done);
     }
@@ -359,43 +372,33 @@ fn jerk_junction_speed(
     safe_feedrate: f64,
 ) -> f64 {
     let prev_larger = prev.feedrate > cruise;
+    // Only used when the previous move was faster.
     let smaller_factor = if prev_larger {
         cruise / prev.feedrate
     } else {
-        prev.feedrate / cruise
+        1.0
     };
     let mut vmax = if prev_larger { cruise } else { prev.feedrate };
-    let mut v_factor = 1.0;
-    let mut limited = false;
-    for ((&exit, &entry), &max_jerk) in prev.axis_feedrate.iter().zip(axis_feedrate).zip(&l.jerk) {
-        let mut v_exit = exit;
-        let mut v_entry = entry;
-        if prev_larger {
-            v_exit *= smaller_factor;
-        }
-        if limited {
-            v_exit *= v_factor;
-            v_entry *= v_factor;
-        }
-        let jerk = if v_exit > v_entry {
-            if v_entry > 0.0 || v_exit < 0.0 {
-                v_exit - v_entry
-            } else {
-                max(v_exit, -v_entry)
-            }
-        } else if v_entry < 0.0 || v_exit > 0.0 {
-            v_entry - v_exit
+    // Marlin scales the speeds by the factor found so far before checking the next axis. A jerk
+    // scales with the speeds, so that sequence ends at the smallest `max_jerk / jerk` over the
+    // axes (at most 1). It is found here as a fraction `num / den`, compared by
+    // cross-multiplication: no branch per axis (which axes exceed is data, and mispredicted) and
+    // one division instead of one per axis.
+    let (mut num, mut den): (f64, f64) = (1.0, 1.0);
+    for ((&exit, &v_entry), &max_jerk) in prev.axis_feedrate.iter().zip(axis_feedrate).zip(&l.jerk) {
+        let v_exit = exit * smaller_factor;
+        // Same direction: the change of speed; through zero (or from/to rest): the larger speed.
+        let jerk = if v_exit * v_entry > 0.0 {
+            (v_exit - v_entry).abs()
         } else {
-            max(-v_exit, v_entry)
+            max(v_exit.abs(), v_entry.abs())
         };
-        if jerk > max_jerk {
-            v_factor *= max_jerk / jerk;
-            limited = true;
-        }
+        // `max_jerk / jerk < num / den`, for `jerk`, `den` >= 0 (false for a jerk of 0).
+        let smaller = max_jerk * den < num * jerk;
+        num = if smaller { max_jerk } else { num };
+        den = if smaller { jerk } else { den };
     }
-    if limited {
-        vmax *= v_factor;
-    }
+    vmax *= num / den;
     // Not coasting: both moves would start and stop at their safe speeds anyway.
     let threshold = vmax * 0.99;
     if prev.safe_feedrate > threshold && safe_feedrate > threshold {

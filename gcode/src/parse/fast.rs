@@ -91,6 +91,26 @@ fn flag(window: &[u8; WINDOW], rest: &[u8], i: usize, letter: u8) -> Option<(Raw
     Some((RawWord::flag(letter), i + 1))
 }
 
+/// Index of the first `\n` in `window` at or after `from`, if any.
+#[inline(always)]
+fn newline_in_window(window: &[u8; WINDOW], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut k = from;
+    while k + 8 <= WINDOW {
+        let chunk = u64::from_le_bytes(window[k..k + 8].try_into().expect("8 bytes"));
+        let x = chunk ^ NEWLINES;
+        // The lowest flagged byte is the first zero byte of `x` (higher flags may be false).
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(k + (found.trailing_zeros() / 8) as usize);
+        }
+        k += 8;
+    }
+    window[k..].iter().position(|&b| b == b'\n').map(|n| k + n)
+}
+
 /// Parses the line at the start of `rest` (which may run on past it), or returns `None` to hand it
 /// to the general grammar (also for lines whose words run past the window). Words go to the start
 /// of `words`.
@@ -195,7 +215,14 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
             b'\n' => break (i, (i + 1).min(avail)),
             b'\r' if window[i + 1] == b'\n' && i + 1 < avail => break (i, i + 2),
             b';' => {
-                let end = memchr::memchr(b'\n', &rest[i..]).map_or(rest.len(), |n| i + n);
+                // Most comments (`;WIDTH:0.45`, `;TYPE:Perimeter`) end inside the window: look
+                // for the newline there, 8 bytes at a time, before calling memchr (whose setup
+                // costs more than such a line). In a padded window the padding stops the search
+                // at the input's end.
+                let end = match newline_in_window(window, i + 1) {
+                    Some(n) => n.min(rest.len()),
+                    None => memchr::memchr(b'\n', &rest[WINDOW..]).map_or(rest.len(), |n| WINDOW + n),
+                };
                 let consumed = if end < rest.len() { end + 1 } else { end };
                 let len = if end > i && rest[end - 1] == b'\r' {
                     end - 1
