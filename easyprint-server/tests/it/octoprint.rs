@@ -182,6 +182,7 @@ async fn configured_printers_are_listed_as_closed_ports() {
         json!([{
             "id": "anet", "name": "anet", "port": "/dev/ttyUSB0", "baudrate": 115200,
             "autoconnect": false, "simulation": null,
+            "host_scripts": easyprint_server::config::HostScriptsConfig::default(),
             "state": "closed", "error": null, "temperatures": null, "job": null,
         }])
     );
