@@ -218,6 +218,10 @@ pub struct Session {
     /// After a rewind to this line, lines go one at a time until it is acknowledged: the
     /// lines it replaced may still be in (or on their way to) the firmware's receive buffer.
     recovering: Option<i64>,
+    /// Without ADVANCED_OK, after the same line was requested twice in a row (a resend storm:
+    /// several copies of lines on the wire, and `ok`s that cannot be matched to a copy), a
+    /// credit window sends one line at a time until this line is acknowledged.
+    ping_pong_until: Option<i64>,
     resend_streak: Option<(i64, u32)>,
     last_error: Option<FirmwareError>,
     /// The last `echo:` text, which explains a following halt.
@@ -278,6 +282,7 @@ impl Session {
             awaiting_resend_ok: None,
             duplicates: None,
             recovering: None,
+            ping_pong_until: None,
             barrier_due: false,
             since_sync: 0,
             resend_streak: None,
