@@ -14,7 +14,7 @@
 //! Run with `cargo run --release -p easyprint-benches --bin stream-bench` (`--quick` for short
 //! runs, `--cpu` or `--slicing` for one section alone, `--files dense,denser --baud 250000` for
 //! some rows of the table and nothing else, `--latency-ms 16` for those rows behind an FTDI
-//! bridge's latency timer).
+//! bridge's latency timer, `--ack-batching-ms 0` to read every `ok` as it comes).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -110,14 +110,23 @@ const BIG: Board = Board {
     slots: 32,
 };
 
+/// `--ack-batching-ms N`: the session's longest read deferral (default: the library's).
+static ACK_BATCHING: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+
 /// Connects with `flow` and no temperature reporting (nothing but the job on the wire).
 async fn connect(spec: &PortSpec, flow: FlowPolicy) -> Printer {
+    let defaults = SessionConfig::default();
     Printer::connect(
         spec,
         PrinterConfig {
             session: SessionConfig {
                 flow,
-                ..SessionConfig::default()
+                ack_batching: ACK_BATCHING
+                    .get()
+                    .copied()
+                    .flatten()
+                    .unwrap_or(defaults.ack_batching),
+                ..defaults
             },
             ..PrinterConfig::default()
         },
@@ -623,6 +632,12 @@ fn main() {
 
 async fn bench(args: &[String]) {
     let quick = args.iter().any(|a| a == "--quick");
+    let ack_batching = args
+        .iter()
+        .position(|a| a == "--ack-batching-ms")
+        .and_then(|i| args.get(i + 1)?.parse::<u64>().ok())
+        .map(Duration::from_millis);
+    let _ = ACK_BATCHING.set(ack_batching);
     let cpu_secs = if quick { 5 } else { 30 };
     if args.iter().any(|a| a == "--cpu") {
         cpu_section(cpu_secs).await;

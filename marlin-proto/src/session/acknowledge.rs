@@ -258,6 +258,9 @@ impl Session {
             if self.recovering.is_some_and(|l| n >= l) {
                 self.recovering = None;
             }
+            if self.ping_pong_until.is_some_and(|l| n >= l) {
+                self.ping_pong_until = None;
+            }
             if self.resend_streak.is_some_and(|(l, _)| n >= l) {
                 self.resend_streak = None;
             }

@@ -221,6 +221,10 @@ pub struct Session {
     /// The line the probe sent again while host commands are off (an upload): `Resend:` of
     /// the line after it says the firmware had stored it and its `ok` was lost.
     retransmitted: Option<i64>,
+    /// Without ADVANCED_OK, after the same line was requested twice in a row (a resend storm:
+    /// several copies of lines on the wire, and `ok`s that cannot be matched to a copy), a
+    /// credit window sends one line at a time until this line is acknowledged.
+    ping_pong_until: Option<i64>,
     resend_streak: Option<(i64, u32)>,
     last_error: Option<FirmwareError>,
     /// The last `echo:` text, which explains a following halt.
@@ -282,6 +286,7 @@ impl Session {
             duplicates: None,
             recovering: None,
             retransmitted: None,
+            ping_pong_until: None,
             barrier_due: false,
             since_sync: 0,
             resend_streak: None,

@@ -45,12 +45,13 @@ impl AckPace {
 impl Session {
     /// Until when the driver may leave bytes from the firmware unread (`None`: read them as
     /// they come). Only while a credit window is full with more lines queued, the planner at
-    /// least half full (when ADVANCED_OK's `P` tells), no resend is
+    /// least three quarters full (as ADVANCED_OK's `P` tells: without it, never), no resend is
     /// under way, the acknowledgement rate is known and a burst would gather at least one and
     /// a half `ok`s on average: then the deferral is at most
-    /// [`SessionConfig::ack_batching`] and at most a quarter of the time the firmware needs
-    /// for the work it holds (the commands in flight, plus the planner's moves when ADVANCED_OK
-    /// reports them), so the printer never runs dry waiting for the host.
+    /// [`SessionConfig::ack_batching`], a third of the time the firmware needs for the
+    /// commands in flight (so the stream keeps its pace) and a quarter of the time it needs
+    /// for all the work it holds, planner included (so the printer never runs dry waiting for
+    /// the host).
     ///
     /// Deterministic: depends only on what the session received and when (`now`). The driver
     /// stops watching the port until the deadline (requests still wake it), then reads
@@ -76,15 +77,24 @@ impl Session {
             return None;
         }
         let interval = self.pace.interval?;
-        let planned = match (self.planner_free, self.learned_planner) {
-            // ADVANCED_OK's `P`: the planner must be at least half full, else the stream is
-            // what limits the printer (the link, or the host) and nothing may wait.
-            (Some(free), most) if free * 2 > most => return None,
-            (Some(free), most) => most - free,
-            _ => 0,
+        // ADVANCED_OK's `P`: the planner must be at least three quarters full, so the
+        // firmware is what limits the stream. Otherwise the link (or the host) is, and a
+        // deferral leaves the link idle for time it cannot make up (at 92 % link use a 5 ms
+        // deferral with the planner half full starved the printer).
+        let (Some(free), most) = (self.planner_free, self.learned_planner) else {
+            return None;
         };
+        if free * 4 > most {
+            return None;
+        }
+        let planned = most - free;
+        // While the host sleeps, the firmware works through the window; the deferral and the
+        // round trip after it must take less than that, or the stream slows down: a third of
+        // the window's time. And at most a quarter of all the work held (planner included),
+        // so a misjudged pace cannot starve the printer.
+        let window = interval.saturating_mul(self.gated);
         let work = interval.saturating_mul(self.gated + planned);
-        let deferral = (work / 4).min(max);
+        let deferral = (window / 3).min(work / 4).min(max);
         // Worth it only if a burst gathers more than one `ok` (one and a half expected):
         // otherwise the timer's wake-up just replaces the `ok`'s, or adds to it.
         let gathers = deferral * 2 >= interval * 3;

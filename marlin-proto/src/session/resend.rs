@@ -83,6 +83,15 @@ impl Session {
             return;
         }
         self.resend_streak = Some((n, times));
+        if times >= 2
+            && !self.firmware.advanced_ok
+            && matches!(self.policy(), ActivePolicy::Credit { .. })
+        {
+            // A storm: back off to ping-pong, where an `ok` can only be the one line's and
+            // each sync `M105` goes alone, until a sync's worth of lines went through.
+            let until = self.next_line + i64::from(SYNC_EVERY);
+            self.ping_pong_until = Some(self.ping_pong_until.map_or(until, |l| l.max(until)));
+        }
         self.acknowledge_through(n - 1);
         // Everything from `n` on is lost: forget it and send it again from the history.
         let lost = self.take_back_from(n);

@@ -103,8 +103,8 @@ impl Session {
             return false;
         }
         match self.policy() {
-            ActivePolicy::PingPong => self.gated == 0,
-            ActivePolicy::Credit { .. } => true,
+            ActivePolicy::Credit { .. } if self.ping_pong_until.is_none() => true,
+            _ => self.gated == 0,
         }
     }
 
@@ -119,6 +119,9 @@ impl Session {
                 .in_flight
                 .iter()
                 .any(|f| f.line.is_some_and(|l| l >= from));
+        }
+        if self.ping_pong_until.is_some() {
+            return false;
         }
         match self.policy() {
             ActivePolicy::PingPong => false,
@@ -166,6 +169,7 @@ impl Session {
         self.resend_cursor = None;
         self.duplicates = None;
         self.recovering = None;
+        self.ping_pong_until = None;
         self.resend_streak = None;
         self.awaiting_resend_ok = None;
         self.next_line = 0;

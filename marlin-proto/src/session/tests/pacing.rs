@@ -36,10 +36,10 @@ fn no_deferral_until_the_pace_is_known() {
     assert_eq!(h.s.read_deferral(h.t), None, "no acknowledgement seen yet");
     // The first ok starts a sample; eight more complete it.
     for _ in 0..8 {
-        ack_next(&mut h, 1, 5);
+        ack_next(&mut h, 1, 3);
         assert_eq!(h.s.read_deferral(h.t), None);
     }
-    ack_next(&mut h, 1, 5);
+    ack_next(&mut h, 1, 3);
     assert!(h.s.read_deferral(h.t).is_some());
 }
 
@@ -47,14 +47,18 @@ fn no_deferral_until_the_pace_is_known() {
 fn deferral_is_bounded_by_the_config_and_the_work_held() {
     let mut h = streaming(SessionConfig::default(), 100);
     for _ in 0..9 {
-        // 2 ms per command, the planner holds 15 - 5 = 10 moves.
-        ack_next(&mut h, 2, 5);
+        // 2 ms per command, the planner holds 15 - 3 = 12 moves.
+        ack_next(&mut h, 2, 3);
     }
     let held = h.s.in_flight_len() as u32;
     assert!(held >= 4, "{held}");
-    // 2 × (held + 10) ms of work: a quarter of it is more than the bound.
-    let work = Duration::from_millis(2) * (held + 10);
-    assert!(work / 4 > bound(), "{held}");
+    // 2 × held ms of work in the window, 2 × (held + 12) ms in all: a third of the first and
+    // a quarter of the second are more than the bound.
+    assert!(Duration::from_millis(2) * held / 3 > bound(), "{held}");
+    assert!(
+        Duration::from_millis(2) * (held + 12) / 4 > bound(),
+        "{held}"
+    );
     assert_eq!(h.s.read_deferral(h.t), Some(h.t + bound()));
 
     // Fast commands (0.1 ms each): a quarter of the work held.
@@ -62,15 +66,18 @@ fn deferral_is_bounded_by_the_config_and_the_work_held() {
     for _ in 0..9 {
         h.t += Duration::from_micros(100);
         let n = h.s.last_acknowledged().unwrap() + 1;
-        h.rx(&format!("ok N{n} P5 B0\n"));
+        h.rx(&format!("ok N{n} P3 B0\n"));
         h.events();
         h.tx();
     }
-    // The planner holds 15 - 5 = 10 moves.
+    // The planner holds 15 - 3 = 12 moves.
     let held = h.s.in_flight_len() as u32;
-    let work = Duration::from_micros(100) * (held + 10);
-    assert!(work / 4 >= Duration::from_micros(250), "{held} lines");
-    assert_eq!(h.s.read_deferral(h.t), Some(h.t + work / 4));
+    assert_eq!(held, 12, "127 bytes of short lines");
+    // A third of the window's 1.2 ms (a quarter of all 2.4 ms would be 0.6 ms).
+    assert_eq!(
+        h.s.read_deferral(h.t),
+        Some(h.t + Duration::from_micros(400))
+    );
 }
 
 #[test]
@@ -80,7 +87,7 @@ fn a_slowdown_counts_only_when_confirmed_a_speedup_at_once() {
     for _ in 0..9 {
         h.t += Duration::from_micros(100);
         let n = h.s.last_acknowledged().unwrap() + 1;
-        h.rx(&format!("ok N{n} P5 B0\n"));
+        h.rx(&format!("ok N{n} P3 B0\n"));
         h.events();
         h.tx();
     }
@@ -90,7 +97,7 @@ fn a_slowdown_counts_only_when_confirmed_a_speedup_at_once() {
         for _ in 0..8 {
             h.t += Duration::from_micros(1500);
             let n = h.s.last_acknowledged().unwrap() + 1;
-            h.rx(&format!("ok N{n} P5 B0\n"));
+            h.rx(&format!("ok N{n} P3 B0\n"));
             h.events();
             h.tx();
         }
@@ -100,8 +107,9 @@ fn a_slowdown_counts_only_when_confirmed_a_speedup_at_once() {
     // …a second one does (up to the bound).
     slow(&mut h);
     let held = h.s.in_flight_len() as u32;
-    let work = Duration::from_micros(1500) * (held + 10);
-    assert_eq!(h.s.read_deferral(h.t).unwrap() - h.t, bound().min(work / 4));
+    assert_eq!(held, 12);
+    // A third of 12 × 1.5 ms is 6 ms: the 5 ms bound applies.
+    assert_eq!(h.s.read_deferral(h.t).unwrap() - h.t, bound());
 }
 
 #[test]
@@ -109,13 +117,13 @@ fn no_deferral_when_a_burst_would_not_gather_oks() {
     // 10 ms per command: a burst of at most 5 ms would mostly gather nothing.
     let mut h = streaming(SessionConfig::default(), 100);
     for _ in 0..9 {
-        ack_next(&mut h, 10, 5);
+        ack_next(&mut h, 10, 3);
     }
     assert!(h.s.in_flight_len() >= 4);
     assert_eq!(h.s.read_deferral(h.t), None);
     // 2 ms per command: a 5 ms burst gathers two and a half on average.
     for _ in 0..16 {
-        ack_next(&mut h, 2, 5);
+        ack_next(&mut h, 2, 3);
     }
     assert_eq!(h.s.read_deferral(h.t), Some(h.t + bound()));
 }
@@ -124,27 +132,24 @@ fn no_deferral_when_a_burst_would_not_gather_oks() {
 fn no_deferral_when_the_window_runs_low_or_nothing_waits() {
     let mut h = streaming(SessionConfig::default(), 30);
     for _ in 0..9 {
-        ack_next(&mut h, 1, 5);
+        ack_next(&mut h, 1, 3);
     }
     assert!(h.s.read_deferral(h.t).is_some());
-    // A planner less than half full: the stream limits the printer, nothing may wait.
-    let n = h.s.last_acknowledged().unwrap() + 1;
-    h.t += Duration::from_millis(1);
-    h.rx(&format!("ok N{n} P8 B0\n"));
-    h.events();
-    h.tx();
-    assert_eq!(h.s.read_deferral(h.t), None, "7 of 15 planner blocks used");
-    ack_next(&mut h, 1, 7);
-    assert!(h.s.read_deferral(h.t).is_some(), "8 of 15 used");
+    // A planner less than three quarters full: the stream limits the printer, nothing may
+    // wait.
+    ack_next(&mut h, 1, 4);
+    assert_eq!(h.s.read_deferral(h.t), None, "11 of 15 planner blocks used");
+    ack_next(&mut h, 1, 3);
+    assert!(h.s.read_deferral(h.t).is_some(), "12 of 15 used");
     // Let the queue run dry: once nothing waits to go out, answers are read at once.
     while h.s.queued_len() > 0 {
-        ack_next(&mut h, 1, 5);
+        ack_next(&mut h, 1, 3);
     }
     assert_eq!(h.s.read_deferral(h.t), None, "nothing left to send");
     // Paused: nothing would be sent either.
     let mut h = streaming(SessionConfig::default(), 30);
     for _ in 0..9 {
-        ack_next(&mut h, 1, 5);
+        ack_next(&mut h, 1, 3);
     }
     h.s.set_paused(true);
     assert_eq!(h.s.read_deferral(h.t), None);
@@ -175,7 +180,7 @@ fn no_deferral_when_the_window_runs_low_or_nothing_waits() {
 fn no_deferral_during_a_resend() {
     let mut h = streaming(SessionConfig::default(), 50);
     for _ in 0..9 {
-        ack_next(&mut h, 1, 5);
+        ack_next(&mut h, 1, 3);
     }
     assert!(h.s.read_deferral(h.t).is_some());
     let next = h.s.last_acknowledged().unwrap() + 1;
@@ -194,13 +199,35 @@ fn no_deferral_during_a_resend() {
 }
 
 #[test]
-fn no_deferral_in_ping_pong_or_when_turned_off() {
+fn no_deferral_in_ping_pong_without_advanced_ok_or_when_turned_off() {
     let mut h = Host::plain();
     for i in 0..30 {
         h.send(&format!("G1 X{i}"));
     }
     for _ in 0..20 {
         h.tx();
+        h.t += Duration::from_millis(1);
+        h.rx("ok\n");
+        assert_eq!(h.s.read_deferral(h.t), None);
+    }
+    // A forced credit window without ADVANCED_OK: the planner's fill is unknown.
+    let mut h = Host::connected(
+        SessionConfig {
+            flow: FlowPolicy::Credit {
+                slots: 4,
+                rx_bytes: 128,
+            },
+            ..SessionConfig::default()
+        },
+        "ok",
+        "",
+    );
+    for i in 0..30 {
+        h.send(&format!("G1 X{i}"));
+    }
+    for _ in 0..20 {
+        h.tx();
+        assert_eq!(h.s.in_flight_len(), 4);
         h.t += Duration::from_millis(1);
         h.rx("ok\n");
         assert_eq!(h.s.read_deferral(h.t), None);
@@ -213,7 +240,7 @@ fn no_deferral_in_ping_pong_or_when_turned_off() {
         50,
     );
     for _ in 0..9 {
-        ack_next(&mut h, 1, 5);
+        ack_next(&mut h, 1, 3);
     }
     assert_eq!(h.s.read_deferral(h.t), None);
 }

@@ -119,3 +119,68 @@ fn a_rewind_with_lines_waiting_in_the_receive_buffer_resends_one_at_a_time() {
         .collect();
     assert_eq!(done, ids, "N2..N13");
 }
+
+#[test]
+fn a_blind_credit_window_backs_off_to_ping_pong_in_a_resend_storm() {
+    let mut h = Host::connected(
+        SessionConfig {
+            flow: FlowPolicy::Credit {
+                slots: 4,
+                rx_bytes: 128,
+            },
+            ..SessionConfig::default()
+        },
+        "ok",
+        "",
+    );
+    for i in 0..40 {
+        h.send(&format!("G1 X{i}"));
+    }
+    assert_eq!(h.tx().lines().count(), 4, "N2..N5");
+    h.rx("ok\n");
+    assert_eq!(h.completed(), vec![2]);
+    // N3 is asked for once: a rewind, one line at a time until it is acknowledged.
+    h.rx("Error:checksum mismatch, Last Line: 2\nResend: 3\nok\n");
+    assert_eq!(h.tx(), line(3, "G1 X1"));
+    h.rx("ok\n");
+    // Once N3 is acknowledged, the window opens again.
+    assert!(h.tx().lines().count() > 1);
+    let mut h = Host::connected(
+        SessionConfig {
+            flow: FlowPolicy::Credit {
+                slots: 4,
+                rx_bytes: 128,
+            },
+            ..SessionConfig::default()
+        },
+        "ok",
+        "",
+    );
+    for i in 0..40 {
+        h.send(&format!("G1 X{i}"));
+    }
+    h.tx();
+    h.rx("ok\n");
+    h.rx("Error:checksum mismatch, Last Line: 2\nResend: 3\nok\n");
+    assert_eq!(h.tx(), line(3, "G1 X1"));
+    // Asked for again (its copy was corrupted too): a storm.
+    h.rx("Error:checksum mismatch, Last Line: 2\nResend: 3\nok\n");
+    assert_eq!(h.tx(), line(3, "G1 X1"));
+    h.rx("ok\n");
+    // Ping-pong now: the rest of the rewind, the sync M105 (after a rewind), then new lines,
+    // each alone.
+    assert_eq!(h.tx(), line(4, "G1 X2"));
+    h.rx("ok\n");
+    assert_eq!(h.tx(), line(5, "G1 X3"));
+    h.rx("ok\n");
+    assert_eq!(h.tx(), line(6, "M105"));
+    h.rx("ok T:20.0 /0.0\n");
+    for n in 7..=38 {
+        let sent = h.tx();
+        assert_eq!(sent.lines().count(), 1, "N{n}: {sent}");
+        h.rx("ok\n");
+    }
+    // A sync's worth of lines after the storm (through N38) went through: the window opens
+    // again.
+    assert!(h.tx().lines().count() > 1);
+}
