@@ -225,6 +225,49 @@ pub async fn move_file(
     Ok(to)
 }
 
+/// What a move or copy request does with a file or folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relocation {
+    /// The entry changes place or name.
+    Move,
+    /// A new entry with the same content appears; the original stays.
+    Copy,
+}
+
+impl Relocation {
+    fn verb(self) -> &'static str {
+        match self {
+            Relocation::Move => "move",
+            Relocation::Copy => "copy",
+        }
+    }
+}
+
+/// Where `folder` goes when moved or copied to `destination` ([`move_target`]); a folder
+/// cannot go into itself (409 `invalid_move` / `invalid_copy`).
+async fn folder_target(
+    state: &AppState,
+    principal: &Principal,
+    folder: &folders::FolderPath,
+    destination: &str,
+    relocation: Relocation,
+) -> Result<folders::FolderPath, ApiError> {
+    let to = move_target(state, principal, destination, folder.name(), None).await?;
+    let to = folders::FolderPath::parse(&to)?;
+    if to == *folder || folders::contains(folder, to.as_str()) {
+        let code = match relocation {
+            Relocation::Move => "invalid_move",
+            Relocation::Copy => "invalid_copy",
+        };
+        let verb = relocation.verb();
+        return Err(ApiError::conflict(
+            code,
+            format!("cannot {verb} {:?} into itself", folder.as_str()),
+        ));
+    }
+    Ok(to)
+}
+
 /// Moves a folder of `principal` with everything in it to `destination`; returns its new path.
 /// A folder cannot move into itself.
 pub async fn move_folder(
@@ -233,14 +276,7 @@ pub async fn move_folder(
     folder: &folders::FolderPath,
     destination: &str,
 ) -> Result<folders::FolderPath, ApiError> {
-    let to = move_target(state, principal, destination, folder.name(), None).await?;
-    let to = folders::FolderPath::parse(&to)?;
-    if to == *folder || folders::contains(folder, to.as_str()) {
-        return Err(ApiError::conflict(
-            "invalid_move",
-            format!("cannot move {:?} into itself", folder.as_str()),
-        ));
-    }
+    let to = folder_target(state, principal, folder, destination, Relocation::Move).await?;
     let (owner, from, new) = (principal.user.id, folder.as_str().to_owned(), to.clone());
     state
         .db
@@ -273,14 +309,7 @@ pub async fn copy_folder(
     folder: &folders::FolderPath,
     destination: &str,
 ) -> Result<folders::FolderPath, ApiError> {
-    let to = move_target(state, principal, destination, folder.name(), None).await?;
-    let to = folders::FolderPath::parse(&to)?;
-    if to == *folder || folders::contains(folder, to.as_str()) {
-        return Err(ApiError::conflict(
-            "invalid_copy",
-            format!("cannot copy {:?} into itself", folder.as_str()),
-        ));
-    }
+    let to = folder_target(state, principal, folder, destination, Relocation::Copy).await?;
     // `a/b/c` in `a` copied to `x` is `x/b/c`: the folder's own path swapped for the new one.
     let renamed = |path: &str| format!("{}{}", to.as_str(), &path[folder.as_str().len()..]);
     let files = list(state, principal)

@@ -18,7 +18,7 @@ use super::{base_url, path_segment, printer};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson};
 use crate::files::folders::{self, FolderPath};
-use crate::files::{self, store::FileRecord};
+use crate::files::{self, store::FileRecord, Relocation};
 use crate::pipeline::{self, control};
 use crate::state::AppState;
 
@@ -379,13 +379,6 @@ async fn command(
             format!("unsupported file command {other:?}"),
         )),
     }
-}
-
-/// What a `move` or `copy` command does with the entry.
-#[derive(Debug, Clone, Copy)]
-enum Relocation {
-    Move,
-    Copy,
 }
 
 /// OctoPrint's `move` and `copy`: 201 with the entry at its new place (the moved one, or the

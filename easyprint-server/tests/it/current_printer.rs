@@ -156,12 +156,7 @@ async fn without_a_choice_the_configured_default_printer_is_used() {
 #[tokio::test]
 async fn the_chosen_printer_is_still_chosen_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        ..Config::default()
-    };
-    config.slicer.preload_profiles = false;
+    let mut config = test_config(dir.path());
     two_printers(None)(&mut config);
     let app = spawn_app_from(config.clone()).await;
     let admin = app.setup_admin().await;

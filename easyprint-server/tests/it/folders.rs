@@ -300,18 +300,8 @@ async fn copy(app: &TestApp, key: &str, path: &str, destination: &str) -> reqwes
 }
 
 async fn download(app: &TestApp, key: &str, name: &str) -> Vec<u8> {
-    let id = file_named(app, key, name).await.expect("the file")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let response = app
-        .get(&format!("/api/v1/files/{id}/download"))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.bytes().await.unwrap().to_vec()
+    let file = file_named(app, key, name).await.expect("the file");
+    download_by_id(app, key, file["id"].as_str().unwrap()).await
 }
 
 #[tokio::test]

@@ -27,16 +27,22 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    start(config, dir).await
+}
+
+/// The configuration of a test server keeping its data under `dir`.
+pub fn test_config(dir: &std::path::Path) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
+        data_dir: dir.join("data"),
         ..Config::default()
     };
     // Each of the many test servers would read Cura's definitions (a second of CPU): the test
     // of preloading turns it back on.
     config.slicer.preload_profiles = false;
-    tweak(&mut config);
-    start(config, dir).await
+    config
 }
 
 /// A server on `config` as is (for restarts on the same data directory).
@@ -308,6 +314,18 @@ pub async fn send(browser: &Browser, method: Method, path: &str, body: Value) ->
         .send()
         .await
         .unwrap()
+}
+
+/// The bytes of the user's file `id` (native download).
+pub async fn download_by_id(app: &TestApp, key: &str, id: &str) -> Vec<u8> {
+    let response = app
+        .get(&format!("/api/v1/files/{id}/download"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.bytes().await.unwrap().to_vec()
 }
 
 /// The user's file called `name` (native API JSON), if any.

@@ -55,14 +55,7 @@ async fn admin_key(app: &TestApp) -> String {
 }
 
 async fn download(app: &TestApp, key: &str, id: &str) -> String {
-    let response = app
-        .get(&format!("/api/v1/files/{id}/download"))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.text().await.unwrap()
+    String::from_utf8(download_by_id(app, key, id).await).unwrap()
 }
 
 #[tokio::test]
