@@ -139,8 +139,10 @@ fn time_follows_limits_from_file_or_caller() {
 fn limits_apply_from_the_line_that_sets_them() {
     // Moves are planned in batches: a limit change must still only reach the moves after it.
     // 100 mm at 50 mm/s from and to rest: 2.05 s at 1000 mm/s², then 2.5 s at 100 mm/s².
-    let a = run("M201 X1000 Y1000\nM204 P1000 T1000\nM205 X0 Y0\nG1 X100 F3000\n\
-                 M201 X100\nM204 P100 T100\nG1 X0\n");
+    let a = run(
+        "M201 X1000 Y1000\nM204 P1000 T1000\nM205 X0 Y0\nG1 X100 F3000\n\
+                 M201 X100\nM204 P100 T100\nG1 X0\n",
+    );
     assert!(
         (a.estimated_time - 4.55).abs() < 1e-9,
         "{}",
