@@ -4,7 +4,9 @@
 //!
 //! It follows the structure of Marlin's planner (and of PrusaSlicer's estimator, which mirrors it):
 //! moves are queued; once `4 * LOOKAHEAD` are waiting, all but the newest `LOOKAHEAD` are planned
-//! and their time is final. Memory is bounded by that window.
+//! and their time is final. Memory is bounded by that window. New moves wait in batches of
+//! `BATCH` before they are turned into queued blocks (see [`Planner::add_move`]); limits, dwells
+//! and flushes take the waiting moves first, so the batching changes no result.
 
 use super::config::MachineLimits;
 use super::float::{max, min};
@@ -341,10 +343,7 @@ impl Planner {
             let cur = &mut blocks[i - 1];
             if cur.entry != cur.max_entry {
                 cur.entry = if !cur.nominal_length && cur.max_entry > next_entry {
-                    min(
-                        cur.max_entry,
-                        max_allowable_speed(next_entry, cur.two_a_d),
-                    )
+                    min(cur.max_entry, max_allowable_speed(next_entry, cur.two_a_d))
                 } else {
                     cur.max_entry
                 };
@@ -385,7 +384,8 @@ fn jerk_junction_speed(
     // cross-multiplication: no branch per axis (which axes exceed is data, and mispredicted) and
     // one division instead of one per axis.
     let (mut num, mut den): (f64, f64) = (1.0, 1.0);
-    for ((&exit, &v_entry), &max_jerk) in prev.axis_feedrate.iter().zip(axis_feedrate).zip(&l.jerk) {
+    for ((&exit, &v_entry), &max_jerk) in prev.axis_feedrate.iter().zip(axis_feedrate).zip(&l.jerk)
+    {
         let v_exit = exit * smaller_factor;
         // Same direction: the change of speed; through zero (or from/to rest): the larger speed.
         let jerk = if v_exit * v_entry > 0.0 {

@@ -221,7 +221,9 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
                 // at the input's end.
                 let end = match newline_in_window(window, i + 1) {
                     Some(n) => n.min(rest.len()),
-                    None => memchr::memchr(b'\n', &rest[WINDOW..]).map_or(rest.len(), |n| WINDOW + n),
+                    None => {
+                        memchr::memchr(b'\n', &rest[WINDOW..]).map_or(rest.len(), |n| WINDOW + n)
+                    }
                 };
                 let consumed = if end < rest.len() { end + 1 } else { end };
                 let len = if end > i && rest[end - 1] == b'\r' {
