@@ -62,7 +62,8 @@ impl FirmwareFlavor {
     }
 }
 
-/// Behaviours that differ between firmwares (see the [module table](self)).
+/// Behaviours that differ between firmwares; [`Quirks::for_flavor`] gives each
+/// [`FirmwareFlavor`]'s entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Quirks {
