@@ -12,7 +12,7 @@
 //! out through buffers, so every behaviour is testable step by step and deterministically.
 //!
 //! # Layout
-//! - [`line`]: framing (comment stripping, payload validation, `N<n> … *<checksum>`).
+//! - [`line`](mod@line): framing (comment stripping, payload validation, `N<n> … *<checksum>`).
 //! - [`response`]: typed parsing of every firmware line a host meets; never fails.
 //! - [`session`]: the protocol state machine: handshake, numbering, resend history, flow
 //!   control (ping-pong or a credit window driven by ADVANCED_OK), keepalive and timeouts,

@@ -207,8 +207,9 @@ async fn move_target(
     Ok(parent.join(&new_name))
 }
 
-/// Moves (renames) a file of `principal` to `destination` (see [`move_target`]); returns its
-/// new display path. The stored bytes stay where they are.
+/// Moves (renames) a file of `principal` to `destination`: into it if it is an existing folder
+/// (keeping the name), else to it as the new path, whose parent must exist (OctoPrint's rule);
+/// returns its new display path. The stored bytes stay where they are.
 pub async fn move_file(
     state: &AppState,
     principal: &Principal,

@@ -4,7 +4,7 @@
 //!
 //! The marlin I/O thread owns the serial line; this module only sends it requests and reads its
 //! `watch`/`broadcast` channels, so nothing here (HTTP handlers, WebSocket clients) can slow the
-//! printer down. [`monitor`] feeds the WebSocket topics; [`commands`] turns typed requests into
+//! printer down. The `monitor` submodule feeds the WebSocket topics; [`commands`] turns typed requests into
 //! G-code that cannot smuggle a second command onto the line.
 
 pub mod commands;

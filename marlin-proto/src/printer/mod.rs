@@ -1,4 +1,4 @@
-//! The tokio-facing [`Printer`] handle over a [`Session`] driven by a dedicated I/O thread.
+//! The tokio-facing [`Printer`] handle over a [`Session`](crate::Session) driven by a dedicated I/O thread.
 //!
 //! ```text
 //!  async callers ── Request (std mpsc) + wake ──▶ I/O thread: Link ⇄ Session ──▶ watch<Status>
@@ -8,7 +8,7 @@
 //! The I/O thread owns the session and the job being streamed, so a busy tokio runtime or a
 //! loaded CPU cannot delay an `ok` → next-line turnaround. It sleeps in `epoll` (through `mio`)
 //! until the port is readable, a request arrives (the handle wakes it with a `mio::Waker`), or
-//! the session's next deadline ([`Session::poll_timeout`]) passes: an idle printer costs no
+//! the session's next deadline ([`Session::poll_timeout`](crate::Session::poll_timeout)) passes: an idle printer costs no
 //! wake-ups at all.
 //!
 //! - [`JobControl`] (sans-IO): the job, pause/resume/cancel with the host's [`HostScripts`],

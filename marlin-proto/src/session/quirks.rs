@@ -125,9 +125,9 @@ impl FirmwareFlavor {
     }
 }
 
-/// Behaviours that differ between firmwares: one entry per flavor, each read from that
-/// firmware's source (the table, the differences and the links are in `session/quirks.rs`
-/// and the crate README).
+/// Behaviours that differ between firmwares; [`Quirks::for_flavor`] gives each
+/// [`FirmwareFlavor`]'s entry, each read from that firmware's source (the differences and
+/// the links are in the crate README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Quirks {

@@ -20,9 +20,9 @@ pub struct Progress {
 /// What the engine said on stderr, accumulated line by line.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CuraLog {
-    /// `[ERROR]` lines (first [`MAX_KEPT_LINES`]).
+    /// `[ERROR]` lines (the first 64; [`error_count`](Self::error_count) counts them all).
     pub errors: Vec<String>,
-    /// `[WARNING]` lines worth showing (first [`MAX_KEPT_LINES`]; the settings dump and the
+    /// `[WARNING]` lines worth showing (the first 64; the settings dump and the
     /// "no default_value" noise are skipped).
     pub warnings: Vec<String>,
     /// The real header lines (`;TIME:1144`...) printed after slicing.
