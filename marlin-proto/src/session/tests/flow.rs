@@ -65,17 +65,7 @@ fn s03_advanced_ok_opens_a_credit_window() {
 
 #[test]
 fn credit_window_respects_receive_buffer_bytes() {
-    let mut h = Host::connected(
-        SessionConfig {
-            flow: FlowPolicy::Credit {
-                slots: 8,
-                rx_bytes: 64,
-            },
-            ..SessionConfig::default()
-        },
-        "ok",
-        "",
-    );
+    let mut h = blind_credit(8, 64);
     for i in 0..5 {
         h.send(&format!("G1 X{i}.12345 Y{i}.12345"));
     }

@@ -85,6 +85,18 @@ fn advanced() -> Host {
     Host::connected(SessionConfig::default(), "ok N0 P15 B3", "")
 }
 
+/// A plain-`ok` Marlin with a credit window forced on (no ADVANCED_OK to match `ok`s).
+fn blind_credit(slots: u32, rx_bytes: u32) -> Host {
+    Host::connected(
+        SessionConfig {
+            flow: FlowPolicy::Credit { slots, rx_bytes },
+            ..SessionConfig::default()
+        },
+        "ok",
+        "",
+    )
+}
+
 mod flow;
 mod keepalive;
 mod lifecycle;

@@ -19,14 +19,19 @@ fn streaming(config: SessionConfig, n: usize) -> Host {
     h
 }
 
-/// Acknowledges the oldest line in flight `every` ms after the last one, with `P`/`B` as given,
-/// and refills the window.
-fn ack_next(h: &mut Host, every: u64, planner_free: u32) {
-    h.t += Duration::from_millis(every);
+/// Acknowledges the oldest line in flight `every` after the last one, with `P` as given and
+/// `B0`, and refills the window.
+fn ack_after(h: &mut Host, every: Duration, planner_free: u32) {
+    h.t += every;
     let n = h.s.last_acknowledged().unwrap() + 1;
     h.rx(&format!("ok N{n} P{planner_free} B0\n"));
     h.events();
     h.tx();
+}
+
+/// [`ack_after`] in whole milliseconds.
+fn ack_next(h: &mut Host, every_ms: u64, planner_free: u32) {
+    ack_after(h, Duration::from_millis(every_ms), planner_free);
 }
 
 #[test]
@@ -64,11 +69,7 @@ fn deferral_is_bounded_by_the_config_and_the_work_held() {
     // Fast commands (0.1 ms each): a quarter of the work held.
     let mut h = streaming(SessionConfig::default(), 100);
     for _ in 0..9 {
-        h.t += Duration::from_micros(100);
-        let n = h.s.last_acknowledged().unwrap() + 1;
-        h.rx(&format!("ok N{n} P3 B0\n"));
-        h.events();
-        h.tx();
+        ack_after(&mut h, Duration::from_micros(100), 3);
     }
     // The planner holds 15 - 3 = 12 moves.
     let held = h.s.in_flight_len() as u32;
@@ -85,21 +86,13 @@ fn a_slowdown_counts_only_when_confirmed_a_speedup_at_once() {
     let mut h = streaming(SessionConfig::default(), 200);
     // First sample: 0.1 ms per command.
     for _ in 0..9 {
-        h.t += Duration::from_micros(100);
-        let n = h.s.last_acknowledged().unwrap() + 1;
-        h.rx(&format!("ok N{n} P3 B0\n"));
-        h.events();
-        h.tx();
+        ack_after(&mut h, Duration::from_micros(100), 3);
     }
     let fast = h.s.read_deferral(h.t).unwrap() - h.t;
     // One slow sample (1.5 ms per command) does not lengthen the deferral…
     let slow = |h: &mut Host| {
         for _ in 0..8 {
-            h.t += Duration::from_micros(1500);
-            let n = h.s.last_acknowledged().unwrap() + 1;
-            h.rx(&format!("ok N{n} P3 B0\n"));
-            h.events();
-            h.tx();
+            ack_after(h, Duration::from_micros(1500), 3);
         }
     };
     slow(&mut h);
@@ -211,17 +204,7 @@ fn no_deferral_in_ping_pong_without_advanced_ok_or_when_turned_off() {
         assert_eq!(h.s.read_deferral(h.t), None);
     }
     // A forced credit window without ADVANCED_OK: the planner's fill is unknown.
-    let mut h = Host::connected(
-        SessionConfig {
-            flow: FlowPolicy::Credit {
-                slots: 4,
-                rx_bytes: 128,
-            },
-            ..SessionConfig::default()
-        },
-        "ok",
-        "",
-    );
+    let mut h = blind_credit(4, 128);
     for i in 0..30 {
         h.send(&format!("G1 X{i}"));
     }

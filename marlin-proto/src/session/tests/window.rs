@@ -64,17 +64,7 @@ fn the_receive_buffer_is_never_overfilled() {
 
 #[test]
 fn without_advanced_ok_the_window_stays_at_the_slots() {
-    let mut h = Host::connected(
-        SessionConfig {
-            flow: FlowPolicy::Credit {
-                slots: 4,
-                rx_bytes: 1024,
-            },
-            ..SessionConfig::default()
-        },
-        "ok",
-        "",
-    );
+    let mut h = blind_credit(4, 1024);
     for i in 0..10 {
         h.send(&format!("G1 X{i}"));
     }
@@ -122,17 +112,7 @@ fn a_rewind_with_lines_waiting_in_the_receive_buffer_resends_one_at_a_time() {
 
 #[test]
 fn a_blind_credit_window_backs_off_to_ping_pong_in_a_resend_storm() {
-    let mut h = Host::connected(
-        SessionConfig {
-            flow: FlowPolicy::Credit {
-                slots: 4,
-                rx_bytes: 128,
-            },
-            ..SessionConfig::default()
-        },
-        "ok",
-        "",
-    );
+    let mut h = blind_credit(4, 128);
     for i in 0..40 {
         h.send(&format!("G1 X{i}"));
     }
@@ -145,17 +125,7 @@ fn a_blind_credit_window_backs_off_to_ping_pong_in_a_resend_storm() {
     h.rx("ok\n");
     // Once N3 is acknowledged, the window opens again.
     assert!(h.tx().lines().count() > 1);
-    let mut h = Host::connected(
-        SessionConfig {
-            flow: FlowPolicy::Credit {
-                slots: 4,
-                rx_bytes: 128,
-            },
-            ..SessionConfig::default()
-        },
-        "ok",
-        "",
-    );
+    let mut h = blind_credit(4, 128);
     for i in 0..40 {
         h.send(&format!("G1 X{i}"));
     }
