@@ -26,12 +26,36 @@
 //!
 //! # Running
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = easyprint_server::config::Config::default();
-//! let server = easyprint_server::Server::bind(config).await?;
-//! println!("listening on {}", server.local_addr());
-//! server.run(std::future::pending()).await?;
+//! A server on a free port with its data in a temporary directory, asked whether first-run
+//! setup is needed (it is: no account exists yet), then shut down; the `easyprint` binary does
+//! the same with a configuration file and Ctrl-C:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use easyprint_server::{config::Config, Server};
+//!
+//! let data = tempfile::tempdir()?;
+//! let config = Config {
+//!     listen: "127.0.0.1:0".parse()?,
+//!     data_dir: data.path().to_owned(),
+//!     ..Config::default()
+//! };
+//! let server = Server::bind(config).await?;
+//! let base = format!("http://{}", server.local_addr());
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let running = tokio::spawn(server.run(async {
+//!     let _ = stopped.await;
+//! }));
+//!
+//! let setup: serde_json::Value = reqwest::get(format!("{base}/api/v1/setup")).await?.json().await?;
+//! assert_eq!(setup["needed"], true);
+//! // Everything else needs a session or an API key.
+//! let denied = reqwest::get(format!("{base}/api/v1/jobs")).await?;
+//! assert_eq!(denied.status(), 401);
+//!
+//! let _ = stop.send(());
+//! running.await??;
 //! # Ok(())
 //! # }
 //! ```

@@ -6,18 +6,29 @@
 //! timeout, checks the output and publishes it atomically with a true header; [`cache`]
 //! returns repeated slices at once.
 //!
-//! ```no_run
+//! Slicing a generated 20 mm cube for an Anet A8 with the installed CuraEngine (Debian's
+//! `cura-engine` and `cura` packages; [`CuraSlicer::discover`] says what is missing):
+//!
+//! ```
+//! use easyprint_slicer::model::{save_binary_stl, shapes::cuboid};
 //! use easyprint_slicer::{CancelToken, CuraOptions, CuraSlicer, Profile, SliceRequest, Slicer};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let model = dir.path().join("cube.stl");
+//! save_binary_stl(&cuboid([0.0; 3], [20.0; 3]), &model)?;
 //! let slicer = CuraSlicer::discover(CuraOptions::default())?;
-//! let profile = Profile::machine("anet3d_a8").set("layer_height=0.2")?;
+//! let profile = Profile::machine("anet3d_a8").set("layer_height=0.3")?;
+//! let mut fractions = Vec::new();
 //! let report = slicer.slice(SliceRequest {
-//!     model: "cube.stl".as_ref(),
+//!     model: &model,
 //!     profile: &profile,
-//!     output: "cube.gcode".as_ref(),
-//!     progress: Some(&mut |p| eprintln!("{:.0} %", p.fraction * 100.0)),
+//!     output: &dir.path().join("cube.gcode"),
+//!     progress: Some(&mut |p| fractions.push(p.fraction)),
 //!     cancel: CancelToken::new(),
 //! })?;
-//! println!("{:?}", report.stats.print_time_s);
+//! assert!(report.stats.layer_count >= 60, "{:?}", report.stats);
+//! assert!(report.stats.print_time_s.is_some_and(|s| s > 0));
+//! assert!(fractions.windows(2).all(|w| w[0] <= w[1]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

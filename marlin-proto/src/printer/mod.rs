@@ -212,20 +212,41 @@ impl Default for PrinterConfig {
 
 /// A connected printer. Cheap to share behind an `Arc`; every method takes `&self`.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use easyprint_marlin::printer::{Printer, PrinterConfig};
+/// Here the printer is the simulated Marlin served on a real pseudo-terminal
+/// ([`VirtualPrinter`](crate::sim::VirtualPrinter)); a real one is
+/// `PortSpec::Serial { path: "/dev/ttyUSB0".into(), baud: 115_200 }`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use easyprint_marlin::printer::{Printer, PrinterConfig, PrinterEvent};
+/// use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
 /// use easyprint_marlin::transport::PortSpec;
 ///
-/// let spec = PortSpec::Serial { path: "/dev/ttyUSB0".into(), baud: 115_200 };
+/// let sim = SimConfig {
+///     moves: MoveTiming::Instant,
+///     homing_time: Duration::from_millis(20),
+///     ..SimConfig::default()
+/// };
+/// let virtual_printer = VirtualPrinter::spawn(sim, LinkConfig::default())?;
+/// let path = virtual_printer.path().to_string_lossy().into_owned();
+/// let spec = PortSpec::Serial { path, baud: 115_200 };
 /// let printer = Printer::connect(&spec, PrinterConfig::default()).await?;
+///
 /// let reply = printer.send("M105").await?;
-/// println!("{reply:?}");
-/// printer.stream(vec!["G28".to_string(), "G1 X10 F3000".to_string()], None).await?;
-/// let mut status = printer.status();
-/// while status.borrow().state == easyprint_marlin::printer::PrinterState::Printing {
-///     status.changed().await?;
+/// assert!(reply[0].starts_with("ok T:"), "{reply:?}");
+///
+/// let mut events = printer.events();
+/// let job = ["G28", "G1 X10 F3000", "G1 X20"].map(String::from);
+/// printer.stream(job, Some(3)).await?;
+/// loop {
+///     if let PrinterEvent::JobFinished(progress) = events.recv().await? {
+///         assert_eq!(progress.acknowledged, 3);
+///         break;
+///     }
 /// }
+/// printer.close().await;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

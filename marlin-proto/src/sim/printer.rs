@@ -85,6 +85,28 @@ enum Block {
 /// UART with [`handle_rx`](Self::handle_rx), call [`handle_timeout`](Self::handle_timeout)
 /// at [`poll_timeout`](Self::poll_timeout), and collect its output with
 /// [`poll_transmit`](Self::poll_transmit).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use easyprint_marlin::sim::{SimConfig, SimPrinter};
+///
+/// let mut now = Instant::now();
+/// let mut printer = SimPrinter::new(SimConfig::default());
+/// printer.handle_rx(now, b"M104 S200\nG1 X5 F600\nM105\n");
+/// // Virtual time: jump from one of the printer's own deadlines to the next.
+/// while let Some(next) = printer.poll_timeout().filter(|_| !printer.is_idle()) {
+///     now = now.max(next);
+///     printer.handle_timeout(now);
+/// }
+/// let executed: Vec<&str> = printer.ledger().iter().map(|e| e.command.as_str()).collect();
+/// assert_eq!(executed, ["M104 S200", "G1 X5 F600", "M105"]);
+/// assert_eq!(printer.position()[0], 5.0);
+/// let mut output = Vec::new();
+/// printer.poll_transmit(&mut output);
+/// let output = String::from_utf8(output).unwrap();
+/// assert_eq!(output.lines().filter(|l| l.starts_with("ok")).count(), 3, "{output}");
+/// assert!(output.contains("T:"), "{output}");
+/// ```
 #[derive(Debug)]
 pub struct SimPrinter {
     config: SimConfig,

@@ -87,7 +87,7 @@ pub struct CuraOptions {
     pub run: RunOptions,
 }
 
-/// CuraEngine behind the [`Slicer`] trait.
+/// CuraEngine behind the [`Slicer`] trait; the [crate example](crate) slices a cube with it.
 #[derive(Debug, Clone)]
 pub struct CuraSlicer {
     engine: CuraEngine,
