@@ -304,7 +304,7 @@ impl Machine {
         for w in words {
             let slot = match usize::from(SLOT_OF[usize::from(w.letter)]) {
                 // Only a positive `F` sets the feedrate (a later one wins).
-                F if !(w.value() > 0.0) => OTHER,
+                F if w.value().is_nan() || w.value() <= 0.0 => OTHER,
                 slot if w.kind == ValueKind::Number => slot,
                 _ => OTHER,
             };

@@ -177,7 +177,7 @@ impl Planner {
         };
         // Moves shorter than 1e-9 mm, infinite or without a speed are skipped (NaN compares
         // false): one branch for all.
-        if !(length2 >= 1e-18 && length2 < f64::INFINITY && feedrate > 0.0) {
+        if !((1e-18..f64::INFINITY).contains(&length2) && feedrate > 0.0) {
             return;
         }
         self.next_seq += 1;
@@ -244,7 +244,7 @@ impl Planner {
         if worst * acceleration > 1.0 {
             acceleration = 1.0 / worst;
         }
-        if !(acceleration > 0.0) {
+        if acceleration.is_nan() || acceleration <= 0.0 {
             acceleration = 1.0;
         }
 
