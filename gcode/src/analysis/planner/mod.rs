@@ -45,8 +45,10 @@ impl Block {
     ///
     /// Computed once, when the move is finalised. The trapezoid needs no square root (its speeds
     /// are the entry, cruise and exit speeds) and two divisions; only a triangle's peak speed needs
-    /// roots.
-    #[inline]
+    /// roots. Both are computed and one is picked, without a branch: which one applies is data
+    /// (mispredicted), and the moves of a window are timed in one loop (see [`durations`]), where
+    /// the roots of consecutive moves overlap, or run in SIMD lanes.
+    #[inline(always)]
     fn time(&self, exit: f64) -> f64 {
         let (entry, cruise, a) = (self.entry, self.cruise, self.acceleration);
         let inv_a = 1.0 / a;
@@ -55,17 +57,12 @@ impl Block {
         let accelerate = max(0.0, (cruise2 - entry2) * h);
         let decelerate = max(0.0, (cruise2 - exit2) * h);
         let cruise_distance = self.distance - accelerate - decelerate;
-        if cruise_distance >= 0.0 {
-            // Speeds above the cruise speed at either end are left as they are (no ramp), as the
-            // firmware's trapezoid does.
-            let ramps = max(0.0, cruise - entry) + max(0.0, cruise - exit);
-            let cruise_time = if cruise > 0.0 {
-                cruise_distance / cruise
-            } else {
-                0.0
-            };
-            return ramps * inv_a + cruise_time;
-        }
+        // Speeds above the cruise speed at either end are left as they are (no ramp), as the
+        // firmware's trapezoid does.
+        let ramps = max(0.0, cruise - entry) + max(0.0, cruise - exit);
+        let cruise_time = cruise_distance / cruise;
+        let cruise_time = if cruise > 0.0 { cruise_time } else { 0.0 };
+        let trapezoid = ramps * inv_a + cruise_time;
         // Not enough room to reach the cruise speed: accelerate to a peak, then decelerate.
         let accelerate = min(
             self.distance,
@@ -73,7 +70,47 @@ impl Block {
         );
         let peak = max(0.0, entry2 + 2.0 * a * accelerate).sqrt();
         let end = max(0.0, peak * peak - 2.0 * a * (self.distance - accelerate)).sqrt();
-        (peak - entry + (peak - end)) * inv_a
+        let triangle = (peak - entry + (peak - end)) * inv_a;
+        if cruise_distance >= 0.0 {
+            trapezoid
+        } else {
+            triangle
+        }
+    }
+}
+
+/// The times of `blocks[..out.len()]`, each ending at the next block's entry speed (the last
+/// block of `blocks` at its safe speed).
+fn durations(blocks: &[Block], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            #[allow(unsafe_code)]
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe {
+                durations_avx2(blocks, out)
+            };
+            return;
+        }
+    }
+    durations_portable(blocks, out);
+}
+
+/// [`durations`] compiled for AVX2 (no FMA, see [`batch`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn durations_avx2(blocks: &[Block], out: &mut [f64]) {
+    durations_portable(blocks, out);
+}
+
+#[inline(always)]
+fn durations_portable(blocks: &[Block], out: &mut [f64]) {
+    let with_next = out.len().min(blocks.len().saturating_sub(1));
+    for (t, pair) in out.iter_mut().zip(blocks.windows(2)).take(with_next) {
+        *t = pair[0].time(pair[1].entry);
+    }
+    if let (Some(t), Some(last)) = (out.get_mut(with_next), blocks.get(with_next)) {
+        *t = last.time(last.safe_feedrate);
     }
 }
 
@@ -118,6 +155,8 @@ pub(crate) struct Planner {
     pending: Pending,
     /// The per-move quantities of the batch being turned into blocks (kept to reuse the memory).
     columns: Columns,
+    /// The times of the moves being finalised (kept to reuse the memory).
+    durations: Box<[f64]>,
 }
 
 impl Planner {
@@ -135,6 +174,7 @@ impl Planner {
             block_seq: 0,
             pending: Pending::new(),
             columns: Columns::new(),
+            durations: vec![0.0; REPLAN_AT].into_boxed_slice(),
         };
         planner.apply_limits(limits);
         planner
@@ -286,12 +326,14 @@ impl Planner {
             }
         }
         // Finalise: each move ends at the next one's entry speed, the newest at its safe speed.
+        // The times are independent of each other; only their sum is a chain.
         let done = blocks.len() - keep.min(blocks.len());
         let first_seq = self.block_seq - blocks.len() as u64;
-        for (i, b) in blocks[..done].iter().enumerate() {
-            let exit = blocks.get(i + 1).map_or(b.safe_feedrate, |next| next.entry);
+        let durations_of_done = &mut self.durations[..done];
+        durations(blocks, durations_of_done);
+        for (i, &t) in durations_of_done.iter().enumerate() {
             sink.move_starts(first_seq + i as u64, self.time);
-            self.time += b.time(exit);
+            self.time += t;
         }
         blocks.drain(..done);
     }
