@@ -322,14 +322,19 @@ impl Machine {
             self.absolute,
             self.absolute_axis(E),
         ];
-        let mut target = self.position;
-        for a in [X, Y, Z, E] {
+        // Element by element into registers: a loop over a target array updating some of its
+        // elements leaves it in memory as 8-byte stores, which the move then reloads 16 bytes at
+        // a time, and the processor cannot forward such a load from the stores (a stall per move).
+        let axis = |a: usize| {
+            let v = values[a] * scale;
+            let moved = if absolute[a] { v } else { self.position[a] + v };
             if seen & 1 << a != 0 {
-                let v = values[a] * scale;
-                target[a] = if absolute[a] { v } else { self.position[a] + v };
+                moved
+            } else {
+                self.position[a]
             }
-        }
-        target
+        };
+        [axis(X), axis(Y), axis(Z), axis(E)]
     }
 
     fn linear(&mut self, line: &Line<'_>) {
@@ -337,6 +342,7 @@ impl Machine {
         self.move_to(target, self.feedrate, line);
     }
 
+    #[inline(always)]
     fn move_to(&mut self, target: [f64; 4], feedrate: f64, line: &Line<'_>) {
         let delta = [
             target[X] - self.position[X],

@@ -335,3 +335,70 @@ fn junction_deviation_speeds(n: usize, jd: f64, c: &mut Columns) {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The columns as bit patterns, to compare NaN and signed zeros too.
+    fn bits(c: &Columns) -> Vec<u64> {
+        let mut all: Vec<f64> = Vec::new();
+        for column in [
+            &c.distance,
+            &c.acceleration,
+            &c.two_a_d,
+            &c.v_allowable,
+            &c.max_entry,
+        ] {
+            all.extend_from_slice(column);
+        }
+        for column in [&c.cruise, &c.safe_feedrate] {
+            all.extend_from_slice(column);
+        }
+        for column in c.axis_feedrate.iter().chain(&c.unit) {
+            all.extend_from_slice(column);
+        }
+        all.into_iter().map(f64::to_bits).collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// The SIMD build this CPU dispatches to gives the same bits as the portable code.
+        #[test]
+        fn dispatched_and_portable_columns_are_identical(
+            moves in proptest::collection::vec(
+                (proptest::array::uniform4(-50.0..50.0f64), 0.01..300.0f64),
+                1..=BATCH,
+            ),
+            jerk in proptest::array::uniform4(0.0..20.0f64),
+            junction_deviation in proptest::option::of(0.001..0.1f64),
+            max_feedrate in proptest::array::uniform4(0.0..400.0f64),
+        ) {
+            let limits = MachineLimits {
+                jerk,
+                junction_deviation,
+                max_feedrate,
+                ..MachineLimits::default()
+            };
+            let inverse = InverseLimits {
+                max_feedrate: max_feedrate.map(|v| if v > 0.0 { 1.0 / v } else { 0.0 }),
+                max_acceleration: limits.max_acceleration.map(|v| if v > 0.0 { 1.0 / v } else { 0.0 }),
+            };
+            let mut pending = Pending::new();
+            for &(d, f) in &moves {
+                pending.push(d, f);
+            }
+            let prev = Previous {
+                feedrate: 40.0,
+                safe_feedrate: 10.0,
+                axis_feedrate: [30.0, -20.0, 0.0, 1.5],
+                unit: [0.6, -0.8, 0.0],
+            };
+            let (mut dispatched, mut portable) = (Columns::new(), Columns::new());
+            compute(&pending, &prev, &limits, &inverse, &mut dispatched);
+            compute_portable(&pending, &prev, &limits, &inverse, &mut portable);
+            proptest::prop_assert_eq!(bits(&dispatched), bits(&portable));
+        }
+    }
+}
