@@ -122,6 +122,8 @@ fn long_runs_are_planned_in_windows() {
 
 /// A plain reference of the same model: one move at a time, straight from the formulas (Marlin's
 /// and PrusaSlicer's planner), with the same look-ahead windows. The planner must agree with it.
+// Axis loops by index, as the firmware writes them.
+#[allow(clippy::needless_range_loop)]
 mod reference {
     use super::super::{LOOKAHEAD, MIN_PLANNER_SPEED, MIN_PREVIOUS_FEEDRATE, REPLAN_AT};
     use crate::analysis::config::MachineLimits;
@@ -175,7 +177,12 @@ mod reference {
             let l = self.limits;
             let xyz = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
             let distance = if xyz > 0.0 { xyz } else { d[3].abs() };
-            if !(distance >= 1e-9 && distance.is_finite() && feedrate > 0.0) {
+            if distance.is_nan()
+                || distance < 1e-9
+                || !distance.is_finite()
+                || feedrate.is_nan()
+                || feedrate <= 0.0
+            {
                 return;
             }
             let seq = self.next_seq;
@@ -210,7 +217,7 @@ mod reference {
                     acceleration = limit * distance / d[a].abs();
                 }
             }
-            if !(acceleration > 0.0) {
+            if acceleration.is_nan() || acceleration <= 0.0 {
                 acceleration = 1.0;
             }
             let mut safe = cruise;
