@@ -122,6 +122,19 @@ fn leading_digits(chunk: u64) -> usize {
     ((below | above) & (ONES * 0x80)).trailing_zeros() as usize / 8
 }
 
+/// Flags (high bit) every byte of `chunk` that is not an ASCII digit. Unlike [`leading_digits`]
+/// exact for every byte, not only the lowest flagged one: the range checks run on the low 7 bits,
+/// where neither adding nor the high bit can carry into the next byte.
+#[inline(always)]
+fn non_digit_flags(chunk: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES * 0x80;
+    let low7 = chunk & !HIGHS;
+    let at_least_0 = low7 + ONES * (0x80 - b'0' as u64);
+    let above_9 = low7 + ONES * (0x80 - b'9' as u64 - 1);
+    (above_9 | chunk | !at_least_0) & HIGHS
+}
+
 /// The value of the first `n` (at most 7) ASCII digits of `chunk`, first byte most significant:
 /// they are shifted to the top (the bytes below become leading zeros) and combined pairwise.
 #[inline(always)]
@@ -169,15 +182,16 @@ pub(crate) fn window_unsigned<const N: usize, const DIGIT_FIRST: bool>(
             .map(u64::from_le_bytes)
     };
     let chunk = load(start)?;
-    let int_digits = leading_digits(chunk);
+    let flags = non_digit_flags(chunk);
+    let int_digits = flags.trailing_zeros() as usize / 8;
     if int_digits == 8 {
         return None;
     }
     let shift = 8 * int_digits;
     let after_int = (chunk >> shift) as u8;
     let (mantissa, fraction, end, terminator) = if after_int == b'.' {
-        // With the dot made a digit ('.' + 2 = '0'), the first non-digit ends the number.
-        let end_in_chunk = leading_digits(chunk + (2 << shift));
+        // The flags are exact: the second one ends the number.
+        let end_in_chunk = (flags & (flags - 1)).trailing_zeros() as usize / 8;
         if end_in_chunk < 8 {
             // Drop the dot: the fraction digits move down one byte onto it.
             let int_part = chunk & ((1u64 << shift) - 1);

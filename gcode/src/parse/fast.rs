@@ -9,6 +9,8 @@ use super::line::{Code, LineParts, RawWord, Span};
 use crate::number::{window_code, window_decimal, window_unsigned};
 
 /// Most words a fast line holds (more, e.g. a long run of flags, go to the general grammar).
+/// A power of two: words are stored at `count % FAST_WORDS`, and a line that stored more is
+/// rejected once at its end rather than checked word by word.
 pub(crate) const FAST_WORDS: usize = 32;
 
 /// The fast path's word storage: fixed, so storing a word needs no capacity check.
@@ -189,9 +191,6 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
         // Letters first: after a number, the next word is the usual case.
         let letter = c & !0x20;
         if letter.wrapping_sub(b'A') < 26 {
-            if count >= FAST_WORDS {
-                return None;
-            }
             let (word, next_word, line_ends) = if starts_number(window[i + 1]) {
                 let (word, next_word, terminator) = number_word(window, i, letter)?;
                 // The number's scan saw the byte after it: a newline ends the line here, without
@@ -201,7 +200,8 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
                 let (word, next_word) = flag(window, rest, i, letter)?;
                 (word, next_word, false)
             };
-            words[count] = word;
+            // Masked: in bounds without a check; too many words are rejected at the line's end.
+            words[count % FAST_WORDS] = word;
             i = next_word;
             count += 1;
             if line_ends {
@@ -240,7 +240,7 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
             _ => return None,
         }
     };
-    if len > max_len {
+    if len > max_len || count > FAST_WORDS {
         return None;
     }
     Some(FastLine {
