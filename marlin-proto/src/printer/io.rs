@@ -79,6 +79,8 @@ impl IoThread {
         // Until when the port is left unwatched (see `Session::read_deferral`).
         let mut deferring: Option<Instant> = None;
         let mut may_defer = true;
+        // Whether the poller reports the port's bytes (off while deferring).
+        let mut watching = true;
         let mut now = Instant::now();
         loop {
             // Requests first: they are cheap and may queue lines to send.
@@ -107,12 +109,15 @@ impl IoThread {
                 self.bytes_written += out.len() as u64;
             }
             self.drain_events();
-            if deferring.is_none() && may_defer {
-                // While the firmware holds plenty of work, stop watching the port for a few
+            if deferring.is_none() {
+                // While the firmware holds plenty of work, leave the port unwatched for a few
                 // milliseconds: its `ok`s then wake this thread once per burst, not once each.
-                deferring = self.session.read_deferral(now);
-                if deferring.is_some() {
-                    if let Err(e) = self.watch_port(false) {
+                // The interest changes only when watching does: one burst after another costs
+                // no `epoll_ctl` at all.
+                deferring = may_defer.then(|| self.session.read_deferral(now)).flatten();
+                if watching == deferring.is_some() {
+                    watching = !watching;
+                    if let Err(e) = self.watch_port(watching) {
                         self.fail_io(&format!("poll: {e}"));
                         return;
                     }
@@ -168,13 +173,9 @@ impl IoThread {
                 }
             }
             if deferral_over {
-                // After reading: bytes that came since are reported by this call (no event
-                // for bytes already read).
+                // The port stays unwatched until the next pass decides: another burst, or
+                // watching again (whose `epoll_ctl` reports bytes that came since this read).
                 deferring = None;
-                if let Err(e) = self.watch_port(true) {
-                    self.fail_io(&format!("poll: {e}"));
-                    return;
-                }
             }
             if self.session.poll_timeout().is_some_and(|t| t <= now) {
                 self.session.handle_timeout(now);
