@@ -12,7 +12,7 @@
 //! a model over and over on the same machine, at idle and at normal priority.
 //!
 //! Run with `cargo run --release -p easyprint-benches --bin stream-bench` (`--quick` for short
-//! runs, `--cpu` or `--slicing` for one section alone, `--cpu-rates 1000` for one row of the
+//! runs, `--cpu`, `--slicing` or `--host-limited` for one section alone, `--cpu-rates 1000` for one row of the
 //! CPU section, `--files dense,denser --baud 250000` for
 //! some rows of the table and nothing else, `--latency-ms 16` for those rows behind an FTDI
 //! bridge's latency timer, `--ack-batching-ms 0` to read every `ok` as it comes).
@@ -655,6 +655,10 @@ async fn bench(args: &[String]) {
         cpu_section(cpu_secs, pick("--cpu-rates").as_deref()).await;
         return;
     }
+    if args.iter().any(|a| a == "--host-limited") {
+        host_limited_section(quick).await;
+        return;
+    }
     if args.iter().any(|a| a == "--slicing") {
         slicing_section(&curves(if quick { 600 } else { 2400 }, 0.25)).await;
         return;
@@ -731,6 +735,14 @@ async fn bench(args: &[String]) {
     if files.is_some() || bauds.is_some() || usb.is_some() {
         return;
     }
+    host_limited_section(quick).await;
+    slicing_section(&curves(if quick { 600 } else { 2400 }, 0.25)).await;
+    cpu_section(cpu_secs, None).await;
+}
+
+/// The host-limited rate: instant moves and an unthrottled pty, so only the host, the pty and
+/// the simulator's round trip set the pace.
+async fn host_limited_section(quick: bool) {
     println!();
     println!("host-limited rate: instant moves, unthrottled pty (OctoPrint 1.11: ~{OCTOPRINT_HOST_LIMITED} lines/s, from ../shared/peers/octoprint, not re-measured here)");
     let job = curves(if quick { 20_000 } else { 100_000 }, 0.1);
@@ -751,6 +763,4 @@ async fn bench(args: &[String]) {
             r.cpu_per_1000.as_micros()
         );
     }
-    slicing_section(&curves(if quick { 600 } else { 2400 }, 0.25)).await;
-    cpu_section(cpu_secs, None).await;
 }

@@ -29,6 +29,24 @@ fn ack_after(h: &mut Host, every: Duration, planner_free: u32) {
     h.tx();
 }
 
+/// A connected ADVANCED_OK host with `count` copies of `line` queued, after twelve
+/// acknowledgements one millisecond apart, each ending in `tail` (`P… B…`).
+fn acked_every_ms(line: &str, count: usize, tail: &str) -> Host {
+    let mut h = Host::connected(SessionConfig::default(), "ok N0 P15 B3", "");
+    for _ in 0..count {
+        h.send(line);
+    }
+    for _ in 0..12 {
+        h.tx();
+        h.t += Duration::from_millis(1);
+        let n = h.s.last_acknowledged().unwrap() + 1;
+        h.rx(&format!("ok N{n} {tail}\n"));
+        h.events();
+    }
+    h.tx();
+    h
+}
+
 /// [`ack_after`] in whole milliseconds.
 fn ack_next(h: &mut Host, every_ms: u64, planner_free: u32) {
     ack_after(h, Duration::from_millis(every_ms), planner_free);
@@ -86,18 +104,7 @@ fn deferral_is_bounded_by_the_time_the_window_lasts() {
     // 36-byte lines and `B2`: two lines in the firmware's command queue, two in its receive
     // buffer; the planner is full (`P0`). At 1 ms per command the window lasts 4 ms, less
     // than a quarter of all the work (19 ms / 4) and than the bound.
-    let mut h = Host::connected(SessionConfig::default(), "ok N0 P15 B3", "");
-    for _ in 0..60 {
-        h.send("G1 X123.456 Y123.456 E0.1234");
-    }
-    for _ in 0..12 {
-        h.tx();
-        h.t += Duration::from_millis(1);
-        let n = h.s.last_acknowledged().unwrap() + 1;
-        h.rx(&format!("ok N{n} P0 B2\n"));
-        h.events();
-    }
-    h.tx();
+    let h = acked_every_ms("G1 X123.456 Y123.456 E0.1234", 60, "P0 B2");
     assert_eq!(h.s.in_flight_len(), 4);
     assert_eq!(h.s.read_deferral(h.t), Some(h.t + Duration::from_millis(4)));
 }
@@ -170,18 +177,7 @@ fn no_deferral_when_the_window_runs_low_or_nothing_waits() {
 
     // A window below the command slots: long lines, and `B3` says the firmware's command
     // queue holds nothing but the acknowledged line, so only two lines fit in its buffer.
-    let mut h = Host::connected(SessionConfig::default(), "ok N0 P15 B3", "");
-    for _ in 0..40 {
-        h.send("G1 X123.456 Y123.456 Z0.3 E0.12345 F1234");
-    }
-    for _ in 0..12 {
-        h.tx();
-        h.t += Duration::from_millis(1);
-        let n = h.s.last_acknowledged().unwrap() + 1;
-        h.rx(&format!("ok N{n} P15 B3\n"));
-        h.events();
-    }
-    h.tx();
+    let h = acked_every_ms("G1 X123.456 Y123.456 Z0.3 E0.12345 F1234", 40, "P15 B3");
     assert_eq!(h.s.in_flight_len(), 2);
     assert_eq!(
         h.s.read_deferral(h.t),

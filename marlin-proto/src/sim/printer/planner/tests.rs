@@ -61,6 +61,12 @@ impl Fw {
         self.run_until(self.t0 + ms(at_ms));
         self.p.is_idle()
     }
+
+    /// Checks that motion still runs 0.1 ms before `at_ms` and has stopped 0.1 ms after.
+    fn motion_ends_at(&mut self, at_ms: f64) {
+        assert!(!self.idle_at(at_ms - 0.1), "still moving before {at_ms} ms");
+        assert!(self.idle_at(at_ms + 0.1), "stopped after {at_ms} ms");
+    }
 }
 
 const MOVE: &str = "G1 X0.1 F600";
@@ -71,8 +77,7 @@ fn a_lone_first_move_waits_for_the_first_move_delay() {
     let mut fw = Fw::new(SimConfig::default());
     // Parsed at 0.3 ms, held 100 ms, then 10 ms of motion.
     fw.send(&[MOVE]);
-    assert!(!fw.idle_at(110.2), "still moving (started at 100.3 ms)");
-    assert!(fw.idle_at(110.4), "done at 110.3 ms");
+    fw.motion_ends_at(110.3);
     assert_eq!(fw.p.stats().underruns, 0, "a print's start is no underrun");
 }
 
@@ -81,8 +86,7 @@ fn three_queued_moves_start_at_once() {
     let mut fw = Fw::new(SimConfig::default());
     // The third is planned at 0.9 ms: motion starts then, 30 ms of it.
     fw.send(&[MOVE, BACK, MOVE]);
-    assert!(!fw.idle_at(30.8));
-    assert!(fw.idle_at(31.0));
+    fw.motion_ends_at(30.9);
     assert_eq!(fw.p.stats().underruns, 0);
 }
 
@@ -98,8 +102,7 @@ fn two_moves_wait_for_a_third() {
     );
     // The third arrives at 50 ms, is planned at 50.3: all three run, 30 ms.
     fw.send(&[MOVE]);
-    assert!(!fw.idle_at(80.2));
-    assert!(fw.idle_at(80.4));
+    fw.motion_ends_at(80.3);
 }
 
 #[test]
@@ -109,8 +112,7 @@ fn moves_joining_running_motion_are_not_held() {
     fw.run_until(fw.t0 + ms(20.0));
     // One move joins while the third runs: it follows at once (ends at 40.9 ms).
     fw.send(&[BACK]);
-    assert!(!fw.idle_at(40.8));
-    assert!(fw.idle_at(41.0));
+    fw.motion_ends_at(40.9);
     assert_eq!(fw.p.stats().underruns, 0);
 }
 
@@ -123,8 +125,7 @@ fn a_host_too_slow_to_keep_up_is_an_underrun_lasting_until_motion_resumes() {
     assert!(fw.idle_at(60.0));
     fw.send(&[BACK]);
     assert_eq!(fw.p.stats().underruns, 0, "counted when motion resumes");
-    assert!(!fw.idle_at(170.2));
-    assert!(fw.idle_at(170.4));
+    fw.motion_ends_at(170.3);
     assert_eq!(fw.p.stats().underruns, 1);
     let starved = fw.p.stats().starved;
     assert!(starved > ms(129.3) && starved < ms(129.5), "{starved:?}");
