@@ -12,7 +12,8 @@
 //! a model over and over on the same machine, at idle and at normal priority.
 //!
 //! Run with `cargo run --release -p easyprint-benches --bin stream-bench` (`--quick` for short
-//! runs, `--cpu` or `--slicing` for one section alone, `--files dense,denser --baud 250000` for
+//! runs, `--cpu`, `--slicing` or `--host-limited` for one section alone, `--cpu-rates 1000` for one row of the
+//! CPU section, `--files dense,denser --baud 250000` for
 //! some rows of the table and nothing else, `--latency-ms 16` for those rows behind an FTDI
 //! bridge's latency timer, `--ack-batching-ms 0` to read every `ok` as it comes).
 
@@ -392,7 +393,7 @@ fn thread_groups(
 }
 
 /// Host CPU while connected: idle, and streaming moves that pace the job at a low line rate.
-async fn cpu_section(secs: u64) {
+async fn cpu_section(secs: u64, rates: Option<&[String]>) {
     println!();
     println!("host CPU while connected (this process only; simulator in a child process; {secs} s per row)");
     println!("cpu_%, us/line: all threads, nanosecond schedstat; then per thread group: us/line and wakeups (voluntary context switches) per line");
@@ -414,6 +415,9 @@ async fn cpu_section(secs: u64) {
         ("500 lines/s, credit, 250000", 250_000, true, 500),
         ("1000 lines/s, credit, 2 Mbaud", 2_000_000, true, 1000),
     ] {
+        if rates.is_some_and(|r| !r.contains(&rate.to_string())) {
+            continue;
+        }
         let sim = SimProcess::spawn(baud, credit);
         let spec = PortSpec::Serial {
             path: sim.path.clone(),
@@ -639,8 +643,20 @@ async fn bench(args: &[String]) {
         .map(Duration::from_millis);
     let _ = ACK_BATCHING.set(ack_batching);
     let cpu_secs = if quick { 5 } else { 30 };
+    // `--files dense,curves` and `--baud 250000` pick rows of the table, `--cpu-rates 0,1000`
+    // rows of the CPU section.
+    let pick = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+    };
     if args.iter().any(|a| a == "--cpu") {
-        cpu_section(cpu_secs).await;
+        cpu_section(cpu_secs, pick("--cpu-rates").as_deref()).await;
+        return;
+    }
+    if args.iter().any(|a| a == "--host-limited") {
+        host_limited_section(quick).await;
         return;
     }
     if args.iter().any(|a| a == "--slicing") {
@@ -651,13 +667,6 @@ async fn bench(args: &[String]) {
     let dense = curves(2400 / scale, 0.1);
     // Needs 1200 lines/s: more than either link carries, so utilisation shows the protocol.
     let denser = curves(2400 / scale, 0.05);
-    // `--files dense,curves` and `--baud 250000` pick rows of the table.
-    let pick = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
-    };
     let (files, bauds) = (pick("--files"), pick("--baud"));
     // `--latency-ms 16`: the board's FTDI bridge holds printer->host bytes for its latency
     // timer (or until a 62-byte packet fills).
@@ -726,6 +735,14 @@ async fn bench(args: &[String]) {
     if files.is_some() || bauds.is_some() || usb.is_some() {
         return;
     }
+    host_limited_section(quick).await;
+    slicing_section(&curves(if quick { 600 } else { 2400 }, 0.25)).await;
+    cpu_section(cpu_secs, None).await;
+}
+
+/// The host-limited rate: instant moves and an unthrottled pty, so only the host, the pty and
+/// the simulator's round trip set the pace.
+async fn host_limited_section(quick: bool) {
     println!();
     println!("host-limited rate: instant moves, unthrottled pty (OctoPrint 1.11: ~{OCTOPRINT_HOST_LIMITED} lines/s, from ../shared/peers/octoprint, not re-measured here)");
     let job = curves(if quick { 20_000 } else { 100_000 }, 0.1);
@@ -746,6 +763,4 @@ async fn bench(args: &[String]) {
             r.cpu_per_1000.as_micros()
         );
     }
-    slicing_section(&curves(if quick { 600 } else { 2400 }, 0.25)).await;
-    cpu_section(cpu_secs).await;
 }

@@ -79,6 +79,9 @@ impl IoThread {
         // Until when the port is left unwatched (see `Session::read_deferral`).
         let mut deferring: Option<Instant> = None;
         let mut may_defer = true;
+        // Whether the poller reports the port's bytes (off while deferring).
+        let mut watching = true;
+        let mut now = Instant::now();
         loop {
             // Requests first: they are cheap and may queue lines to send.
             loop {
@@ -97,7 +100,6 @@ impl IoThread {
                 upload.top_up(&mut self.session);
             }
             self.drain_events();
-            let now = Instant::now();
             out.clear();
             if self.session.poll_transmit(now, &mut out) > 0 {
                 if let Err(e) = self.link.write_all(&out) {
@@ -107,12 +109,15 @@ impl IoThread {
                 self.bytes_written += out.len() as u64;
             }
             self.drain_events();
-            if deferring.is_none() && may_defer {
-                // While the firmware holds plenty of work, stop watching the port for a few
+            if deferring.is_none() {
+                // While the firmware holds plenty of work, leave the port unwatched for a few
                 // milliseconds: its `ok`s then wake this thread once per burst, not once each.
-                deferring = self.session.read_deferral(now);
-                if deferring.is_some() {
-                    if let Err(e) = self.watch_port(false) {
+                // The interest changes only when watching does: one burst after another costs
+                // no `epoll_ctl` at all.
+                deferring = may_defer.then(|| self.session.read_deferral(now)).flatten();
+                if watching == deferring.is_some() {
+                    watching = !watching;
+                    if let Err(e) = self.watch_port(watching) {
                         self.fail_io(&format!("poll: {e}"));
                         return;
                     }
@@ -137,19 +142,28 @@ impl IoThread {
                     return;
                 }
             }
+            // One clock read per wake-up serves what follows (it costs a syscall's worth on
+            // some virtual machines).
+            now = Instant::now();
             // At the end of a deferral, whatever came meanwhile is read now.
-            let deferral_over = deferring.is_some_and(|t| t <= Instant::now());
+            let deferral_over = deferring.is_some_and(|t| t <= now);
             if deferral_over || ready.iter().any(|e| e.token() == PORT) {
                 // A burst that gathered nothing is not tried again before the next bytes come
                 // (the timer's wake-up was wasted).
                 may_defer = false;
-                // Edge-triggered: read until the port has nothing more.
+                // Edge-triggered: read until the port has nothing more. A read that did not
+                // fill the buffer took everything there was (bytes that come later raise a
+                // new edge, or are reported when the port is watched again): no trailing
+                // read just to hear `EAGAIN`.
                 loop {
                     match self.link.read_timeout(&mut buf, Duration::ZERO) {
                         Ok(0) => break,
                         Ok(n) => {
                             may_defer = true;
-                            self.session.handle_rx(Instant::now(), &buf[..n]);
+                            self.session.handle_rx(now, &buf[..n]);
+                            if n < buf.len() {
+                                break;
+                            }
                         }
                         Err(e) => {
                             self.fail_io(&e.to_string());
@@ -159,15 +173,10 @@ impl IoThread {
                 }
             }
             if deferral_over {
-                // After reading: bytes that came since are reported by this call (no event
-                // for bytes already read).
+                // The port stays unwatched until the next pass decides: another burst, or
+                // watching again (whose `epoll_ctl` reports bytes that came since this read).
                 deferring = None;
-                if let Err(e) = self.watch_port(true) {
-                    self.fail_io(&format!("poll: {e}"));
-                    return;
-                }
             }
-            let now = Instant::now();
             if self.session.poll_timeout().is_some_and(|t| t <= now) {
                 self.session.handle_timeout(now);
             }
@@ -282,8 +291,11 @@ impl IoThread {
     /// Hands every pending session event to the job controller, the upload and the callers,
     /// then publishes what changed.
     fn drain_events(&mut self) {
+        // One clock read per batch: the events came from one read or one transmit (a clock
+        // read costs a syscall's worth on some virtual machines).
+        let mut now = None;
         while let Some(ev) = self.session.poll_event() {
-            let now = Instant::now();
+            let now = *now.get_or_insert_with(Instant::now);
             // Every part sees every event (a fatal one ends each of them).
             let sd_handled = self.sd.handle_event(&ev);
             let mut handled = self.control.handle_event(now, &ev, &mut self.session) || sd_handled;
@@ -397,10 +409,12 @@ impl IoThread {
     }
 
     fn drain_job_events(&mut self) {
+        // Only the latest progress counts (one clock read per batch, not per line).
+        let mut progress = None;
         while let Some(ev) = self.control.poll_event() {
             let event = match ev {
                 JobEvent::Progress(p) => {
-                    self.job_progress(p);
+                    progress = Some(p);
                     continue;
                 }
                 JobEvent::Finished(p) => {
@@ -413,7 +427,13 @@ impl IoThread {
                 }
                 other => PrinterEvent::Job(other),
             };
+            if let Some(p) = progress.take() {
+                self.job_progress(p);
+            }
             let _ = self.events.send(event);
+        }
+        if let Some(p) = progress {
+            self.job_progress(p);
         }
         if let Some(upload) = &self.upload {
             let p = upload.progress();

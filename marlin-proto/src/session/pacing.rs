@@ -48,10 +48,10 @@ impl Session {
     /// least three quarters full (as ADVANCED_OK's `P` tells: without it, never), no resend is
     /// under way, the acknowledgement rate is known and a burst would gather at least one and
     /// a half `ok`s on average: then the deferral is at most
-    /// [`SessionConfig::ack_batching`], a third of the time the firmware needs for the
-    /// commands in flight (so the stream keeps its pace) and a quarter of the time it needs
-    /// for all the work it holds, planner included (so the printer never runs dry waiting for
-    /// the host).
+    /// [`SessionConfig::ack_batching`], the time the firmware needs for the commands in
+    /// flight (so it has their successors before its queue runs dry) and a quarter of the
+    /// time it needs for all the work it holds, planner included (so the printer never runs
+    /// dry waiting for the host).
     ///
     /// Deterministic: depends only on what the session received and when (`now`). The driver
     /// stops watching the port until the deadline (requests still wake it), then reads
@@ -88,13 +88,15 @@ impl Session {
             return None;
         }
         let planned = most - free;
-        // While the host sleeps, the firmware works through the window; the deferral and the
-        // round trip after it must take less than that, or the stream slows down: a third of
-        // the window's time. And at most a quarter of all the work held (planner included),
-        // so a misjudged pace cannot starve the printer.
+        // At most a quarter of all the work held (planner included), so a misjudged pace
+        // cannot starve the printer, and no longer than the firmware needs for the lines in
+        // flight, so it still has their successors before its command queue runs dry. (A
+        // third of the window, as before, kept bursts at two or three `ok`s at 1000 lines/s:
+        // with the planner this full the firmware, not the link, sets the pace, and the
+        // link's idle time costs nothing.)
         let window = interval.saturating_mul(self.gated);
         let work = interval.saturating_mul(self.gated + planned);
-        let deferral = (window / 3).min(work / 4).min(max);
+        let deferral = window.min(work / 4).min(max);
         // Worth it only if a burst gathers more than one `ok` (one and a half expected):
         // otherwise the timer's wake-up just replaces the `ok`'s, or adds to it.
         let gathers = deferral * 2 >= interval * 3;

@@ -109,7 +109,9 @@ impl FirmwareFlavor {
     /// assert_eq!(FirmwareFlavor::detect("Prusa-Firmware 3.13.3"), FirmwareFlavor::Prusa);
     /// ```
     pub fn detect(name: &str) -> Self {
-        let name = name.trim_start().to_ascii_lowercase();
+        // Called for every line the session handles (through `Session::quirks`): no
+        // allocation, a case-insensitive prefix match.
+        let name = name.trim_start().as_bytes();
         let table = [
             ("prusa-firmware", Self::Prusa),
             ("marlin", Self::Marlin),
@@ -120,7 +122,10 @@ impl FirmwareFlavor {
         ];
         table
             .into_iter()
-            .find(|(prefix, _)| name.starts_with(prefix))
+            .find(|(prefix, _)| {
+                name.get(..prefix.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+            })
             .map_or(Self::Other, |(_, flavor)| flavor)
     }
 }

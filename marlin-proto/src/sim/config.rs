@@ -100,6 +100,10 @@ pub struct SimConfig {
     pub keepalive: Option<Duration>,
     /// Move durations.
     pub moves: MoveTiming,
+    /// `BLOCK_DELAY_FOR_1ST_MOVE` (100 ms): a move queued while the planner is empty waits
+    /// this long, or until three moves are queued, before it starts, so the planner can join
+    /// it to the moves that follow. Not applied to [`MoveTiming::Instant`].
+    pub first_move_delay: Duration,
     /// Time the firmware spends parsing and planning each command.
     pub command_time: Duration,
     /// Heating speed in °C per second (cooling is four times slower).
@@ -130,6 +134,7 @@ impl Default for SimConfig {
             autoreport_temp: true,
             keepalive: Some(Duration::from_secs(2)),
             moves: MoveTiming::Kinematic,
+            first_move_delay: Duration::from_millis(100),
             command_time: Duration::from_micros(300),
             heating_rate: 5.0,
             homing_time: Duration::from_secs(8),

@@ -46,9 +46,12 @@ pub struct SimStats {
     pub line_errors: u64,
     /// Faults injected, all kinds together.
     pub faults_injected: u64,
-    /// Times the planner ran empty while more moves followed.
+    /// Times the planner ran empty while more moves followed (not counting the print's start,
+    /// nor a wait the firmware asked for: `G4`, `G28`, `M400`, `M109`, `M190`).
     pub underruns: u64,
-    /// Total time the planner sat empty before such a move arrived.
+    /// Total time motion stood still in those underruns: from the planner running empty until
+    /// the next move started (its first-move delay included, see
+    /// [`SimConfig::first_move_delay`]).
     pub starved: Duration,
     /// Resets performed.
     pub resets: u64,
@@ -130,7 +133,10 @@ pub struct SimPrinter {
     /// `M155`: the interval and when the next unsolicited report is due.
     autoreport: Option<(Duration, Instant)>,
     planner: VecDeque<Duration>,
+    /// When the running (front) block ends; `None` while none runs.
     head_end: Option<Instant>,
+    /// A first move waiting for more (`BLOCK_DELAY_FOR_1ST_MOVE`): when it starts anyway.
+    first_move_due: Option<Instant>,
     empty_since: Option<Instant>,
     hotend: Heater,
     bed: Heater,
@@ -177,6 +183,7 @@ impl SimPrinter {
             autoreport: None,
             planner: VecDeque::new(),
             head_end: None,
+            first_move_due: None,
             empty_since: None,
             hotend: Heater::new(),
             bed: Heater::new(),
@@ -285,6 +292,7 @@ impl SimPrinter {
                 _ => None,
             },
             self.head_end,
+            self.first_move_due,
             self.next_busy,
             self.next_report,
             self.autoreport.map(|(_, t)| t),
@@ -328,13 +336,14 @@ impl SimPrinter {
         self.next_busy = None;
         self.next_report = None;
         self.autoreport = None;
-        self.head_end = None;
+        self.halt_motion();
     }
 
     /// Motion stops: the planner is flushed.
-    fn halt_motion(&mut self) {
+    pub(super) fn halt_motion(&mut self) {
         self.planner.clear();
         self.head_end = None;
+        self.first_move_due = None;
     }
 
     fn reset(&mut self) {
@@ -342,8 +351,7 @@ impl SimPrinter {
         self.rx.clear();
         self.line_buf.clear();
         self.ring.clear();
-        self.planner.clear();
-        self.head_end = None;
+        self.halt_motion();
         self.empty_since = None;
         self.blocked = None;
         self.next_busy = None;

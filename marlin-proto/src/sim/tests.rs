@@ -240,11 +240,13 @@ fn emergency_parser_breaks_a_heating_wait_and_m112_kills() {
 fn planner_takes_time_and_underruns_are_counted() {
     let mut fw = Fw::new(SimConfig::default());
     fw.rx(&numbered(0, "M110 N0"));
-    // 10 mm at 600 mm/min: one second.
+    // 10 mm at 600 mm/min: one second, after the first-move delay (100 ms).
     fw.rx(&numbered(1, "G1 X10 F600"));
     fw.run_ms(1500);
     assert!(fw.p.is_idle());
     fw.rx(&numbered(2, "G1 X20"));
+    // Counted when motion resumes: alone, the move is held for the first-move delay.
+    fw.run_ms(150);
     assert_eq!(fw.p.stats().underruns, 1);
     let starved = fw.p.stats().starved;
     assert!(

@@ -94,9 +94,9 @@ pub fn open(spec: &PortSpec) -> Result<Box<dyn Link>, TransportError> {
                         },
                     }
                 })?;
-            // Non-blocking: the I/O thread reads until `EAGAIN` after each readiness event
-            // with one `read` per chunk (serialport's own read adds a `poll` before each).
-            // Its reads and writes still wait in `poll` first, so they behave as before.
+            // Non-blocking: the I/O thread reads after each readiness event with one `read`
+            // per chunk and writes with one `write` per burst (serialport's own read and
+            // write add a `poll` before each); `write_nonblocking` waits only when full.
             set_nonblocking(port.as_raw_fd()).map_err(|e| TransportError::Open {
                 what: path.clone(),
                 source: e.into(),
@@ -162,8 +162,41 @@ impl Link for SerialLink {
     }
 
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        Write::write_all(&mut self.0, data)
+        write_nonblocking(self.0.as_raw_fd(), data)
     }
+}
+
+/// Writes all of `data` to the non-blocking `fd`: straight away, and only when the port's
+/// buffer is full (`EAGAIN`) waits in `poll` for room, at most [`WRITE_TIMEOUT`] without
+/// progress. (serialport's own `write` polls before every write: one syscall more per burst.)
+#[allow(unsafe_code)]
+fn write_nonblocking(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+    use nix::errno::Errno;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    // SAFETY: `fd` belongs to the link that called this, which keeps it open throughout.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let timeout = PollTimeout::try_from(WRITE_TIMEOUT).unwrap_or(PollTimeout::MAX);
+                let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                match poll(&mut fds, timeout) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the port accepted no bytes for 5 s",
+                        ))
+                    }
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// What a link over a stream socket needs (TCP and Unix streams have it all).
@@ -268,3 +301,6 @@ impl Link for MemoryLink {
         self.0.write_all(data)
     }
 }
+
+#[cfg(test)]
+mod tests;

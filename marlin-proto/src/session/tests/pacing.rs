@@ -29,6 +29,24 @@ fn ack_after(h: &mut Host, every: Duration, planner_free: u32) {
     h.tx();
 }
 
+/// A connected ADVANCED_OK host with `count` copies of `line` queued, after twelve
+/// acknowledgements one millisecond apart, each ending in `tail` (`P… B…`).
+fn acked_every_ms(line: &str, count: usize, tail: &str) -> Host {
+    let mut h = Host::connected(SessionConfig::default(), "ok N0 P15 B3", "");
+    for _ in 0..count {
+        h.send(line);
+    }
+    for _ in 0..12 {
+        h.tx();
+        h.t += Duration::from_millis(1);
+        let n = h.s.last_acknowledged().unwrap() + 1;
+        h.rx(&format!("ok N{n} {tail}\n"));
+        h.events();
+    }
+    h.tx();
+    h
+}
+
 /// [`ack_after`] in whole milliseconds.
 fn ack_next(h: &mut Host, every_ms: u64, planner_free: u32) {
     ack_after(h, Duration::from_millis(every_ms), planner_free);
@@ -57,9 +75,9 @@ fn deferral_is_bounded_by_the_config_and_the_work_held() {
     }
     let held = h.s.in_flight_len() as u32;
     assert!(held >= 4, "{held}");
-    // 2 × held ms of work in the window, 2 × (held + 12) ms in all: a third of the first and
-    // a quarter of the second are more than the bound.
-    assert!(Duration::from_millis(2) * held / 3 > bound(), "{held}");
+    // 2 × held ms of work in the window, 2 × (held + 12) ms in all: the first and a quarter
+    // of the second are more than the bound.
+    assert!(Duration::from_millis(2) * held > bound(), "{held}");
     assert!(
         Duration::from_millis(2) * (held + 12) / 4 > bound(),
         "{held}"
@@ -74,11 +92,21 @@ fn deferral_is_bounded_by_the_config_and_the_work_held() {
     // The planner holds 15 - 3 = 12 moves.
     let held = h.s.in_flight_len() as u32;
     assert_eq!(held, 12, "127 bytes of short lines");
-    // A third of the window's 1.2 ms (a quarter of all 2.4 ms would be 0.6 ms).
+    // A quarter of all 2.4 ms of work (the window alone holds 1.2 ms).
     assert_eq!(
         h.s.read_deferral(h.t),
-        Some(h.t + Duration::from_micros(400))
+        Some(h.t + Duration::from_micros(600))
     );
+}
+
+#[test]
+fn deferral_is_bounded_by_the_time_the_window_lasts() {
+    // 36-byte lines and `B2`: two lines in the firmware's command queue, two in its receive
+    // buffer; the planner is full (`P0`). At 1 ms per command the window lasts 4 ms, less
+    // than a quarter of all the work (19 ms / 4) and than the bound.
+    let h = acked_every_ms("G1 X123.456 Y123.456 E0.1234", 60, "P0 B2");
+    assert_eq!(h.s.in_flight_len(), 4);
+    assert_eq!(h.s.read_deferral(h.t), Some(h.t + Duration::from_millis(4)));
 }
 
 #[test]
@@ -101,7 +129,7 @@ fn a_slowdown_counts_only_when_confirmed_a_speedup_at_once() {
     slow(&mut h);
     let held = h.s.in_flight_len() as u32;
     assert_eq!(held, 12);
-    // A third of 12 × 1.5 ms is 6 ms: the 5 ms bound applies.
+    // The window's 12 × 1.5 ms is 18 ms: the 5 ms bound applies.
     assert_eq!(h.s.read_deferral(h.t).unwrap() - h.t, bound());
 }
 
@@ -149,18 +177,7 @@ fn no_deferral_when_the_window_runs_low_or_nothing_waits() {
 
     // A window below the command slots: long lines, and `B3` says the firmware's command
     // queue holds nothing but the acknowledged line, so only two lines fit in its buffer.
-    let mut h = Host::connected(SessionConfig::default(), "ok N0 P15 B3", "");
-    for _ in 0..40 {
-        h.send("G1 X123.456 Y123.456 Z0.3 E0.12345 F1234");
-    }
-    for _ in 0..12 {
-        h.tx();
-        h.t += Duration::from_millis(1);
-        let n = h.s.last_acknowledged().unwrap() + 1;
-        h.rx(&format!("ok N{n} P15 B3\n"));
-        h.events();
-    }
-    h.tx();
+    let h = acked_every_ms("G1 X123.456 Y123.456 Z0.3 E0.12345 F1234", 40, "P15 B3");
     assert_eq!(h.s.in_flight_len(), 2);
     assert_eq!(
         h.s.read_deferral(h.t),

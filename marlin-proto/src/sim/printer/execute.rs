@@ -175,8 +175,7 @@ impl SimPrinter {
                 return;
             }
             "M410" => {
-                self.planner.clear();
-                self.head_end = None;
+                self.halt_motion();
             }
             "M155" if self.config.autoreport_temp => {
                 // Marlin: `S` seconds, 0 stops, at most 60; no `S` leaves the interval as is.

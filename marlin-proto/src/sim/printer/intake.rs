@@ -128,8 +128,7 @@ impl SimPrinter {
                 self.blocked = Some(Block::Until(now));
             }
         } else if s.starts_with(b"M410") {
-            self.planner.clear();
-            self.head_end = None;
+            self.halt_motion();
         }
     }
 

@@ -117,8 +117,7 @@ impl SimPrinter {
     pub(super) fn repetier_fatal(&mut self) {
         self.repetier.fatal = Some(HALT_MESSAGE);
         self.ring.clear();
-        self.planner.clear();
-        self.head_end = None;
+        self.halt_motion();
         report_fatal(&mut self.out, HALT_MESSAGE);
     }
 
