@@ -241,6 +241,11 @@ pub(super) struct Upload {
     sizes: std::collections::HashMap<CommandId, u64>,
     progress: UploadProgress,
     reply: Option<Reply>,
+    /// The firmware said what the phase's command answers (`Writing to file`, `Done saving
+    /// file.`), whichever command's response the line was counted in: when the command's
+    /// `ok` was lost, the session learns it ran from a later line's resend request, and the
+    /// line is not in its response.
+    confirmed: bool,
 }
 
 /// Lines kept queued ahead of the flow-control window.
@@ -255,6 +260,10 @@ impl Upload {
         total: Option<u64>,
         reply: Reply,
     ) -> Option<Self> {
+        if let Err(e) = upload_name(&name) {
+            let _ = reply.send(Err(e));
+            return None;
+        }
         session.set_host_commands(false);
         let m28 = match session.send(&format!("M28 {name}")) {
             Ok(Some(id)) => id,
@@ -281,6 +290,7 @@ impl Upload {
                 ..UploadProgress::default()
             },
             reply: Some(reply),
+            confirmed: false,
         })
     }
 
@@ -325,7 +335,10 @@ impl Upload {
 
     fn close(&mut self, session: &mut Session) {
         match session.send("M29") {
-            Ok(Some(id)) => self.phase = Phase::Closing(id),
+            Ok(Some(id)) => {
+                self.phase = Phase::Closing(id);
+                self.confirmed = false;
+            }
             _ => self.finish(session, Err(CommandError::Abandoned.into())),
         }
     }
@@ -361,7 +374,8 @@ impl Upload {
                 }
                 match self.phase {
                     Phase::Opening(m28) if m28 == *id => {
-                        if answered(response, |s| matches!(s, SdStatus::Writing { .. })) {
+                        let writing = |s: &SdStatus| matches!(s, SdStatus::Writing { .. });
+                        if self.confirmed || answered(response, writing) {
                             self.phase = Phase::Writing;
                         } else {
                             let name = self.name.clone();
@@ -370,7 +384,8 @@ impl Upload {
                         true
                     }
                     Phase::Closing(m29) if m29 == *id => {
-                        let result = if answered(response, |s| *s == SdStatus::DoneSaving) {
+                        let saved = |s: &SdStatus| *s == SdStatus::DoneSaving;
+                        let result = if self.confirmed || answered(response, saved) {
                             Ok(self.progress)
                         } else {
                             Err(SdError::NotSaved {
@@ -382,6 +397,15 @@ impl Upload {
                     }
                     _ => false,
                 }
+            }
+            Event::Sd(status) => {
+                self.confirmed |= match self.phase {
+                    Phase::Opening(_) => matches!(status, SdStatus::Writing { .. }),
+                    Phase::Closing(_) => *status == SdStatus::DoneSaving,
+                    Phase::Writing => false,
+                };
+                // Others may want it too (status, events).
+                false
             }
             Event::Fatal(_) => {
                 self.finish(session, Err(CommandError::Abandoned.into()));
@@ -398,6 +422,24 @@ impl Upload {
             _ => false,
         }
     }
+}
+
+/// Refuses a name `M28` would not take as a name: Marlin built with `BINARY_FILE_TRANSFER`
+/// reads a leading `B` and digit as its binary-transfer switch (`M28 B1 name`: the binary
+/// protocol, which the host does not speak; `B0` is dropped from the name) and one built with
+/// `DMA_FILE_TRANSFER` a leading `D` and digits as a transfer size.
+fn upload_name(name: &str) -> Result<(), SdError> {
+    let mut bytes = name.bytes();
+    let flag = matches!(bytes.next(), Some(b'B' | b'D'))
+        && bytes.next().is_some_and(|b| b.is_ascii_digit());
+    if flag {
+        return Err(SdError::InvalidName {
+            name: name.to_owned(),
+            reason: "M28 reads a leading `B` or `D` and a digit as a transfer-mode switch \
+                     (binary transfer, `M28 B1`, is not supported)",
+        });
+    }
+    Ok(())
 }
 
 /// Marlin's `is_M29`: `M29` not followed by a digit anywhere in the line.

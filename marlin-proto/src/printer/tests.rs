@@ -1083,3 +1083,5 @@ fn upload_survives_lost_oks_and_lost_lines_without_advanced_ok() {
         assert!(probes > 0, "seed {seed}: faults were met");
     }
 }
+
+mod sd_faults;

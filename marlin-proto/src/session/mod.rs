@@ -120,7 +120,7 @@ struct InFlight {
 }
 
 /// The longest firmware line kept; longer ones are cut (the rest is reported as another line).
-const MAX_RX_LINE: usize = 1024;
+pub(crate) const MAX_RX_LINE: usize = 1024;
 
 /// The host side of one connection to a Marlin printer, without any I/O.
 ///

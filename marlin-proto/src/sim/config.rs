@@ -51,6 +51,10 @@ pub struct Faults {
     pub reset_after: Option<u64>,
     /// The firmware halts (thermal runaway) right after executing this many commands.
     pub halt_after: Option<u64>,
+    /// Commands (by code, such as `M28`) whose `ok` is lost the first time each is done:
+    /// a targeted [`lost_ok`](Self::lost_ok), for the exchanges a random schedule rarely hits
+    /// (the `M28`/`M29` around an SD upload). Not for Repetier, which acknowledges on receipt.
+    pub lose_ok_of: Vec<String>,
 }
 
 impl Faults {
@@ -66,6 +70,7 @@ impl Faults {
             spurious_resend: 0.0,
             reset_after: None,
             halt_after: None,
+            lose_ok_of: Vec::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::audit::{WireAudit, WireViolation};
 use super::link::{Link, LinkConfig};
 use super::printer::SimPrinter;
 use super::SimConfig;
@@ -60,6 +61,10 @@ pub struct Harness {
     record_events: bool,
     /// Most commands kept queued in the session ahead of the window.
     lookahead: usize,
+    /// Checks every numbered line the session writes, when on.
+    audit: Option<WireAudit>,
+    /// What the audit found.
+    violations: Vec<WireViolation>,
 }
 
 impl Harness {
@@ -76,12 +81,31 @@ impl Harness {
             events: Vec::new(),
             record_events: false,
             lookahead: 8,
+            audit: None,
+            violations: Vec::new(),
         }
     }
 
     /// Keeps every session event for [`events`](Self::events) (off by default).
     pub fn record_events(&mut self, on: bool) {
         self.record_events = on;
+    }
+
+    /// Audits the wire from now on (off by default): every numbered line the session writes
+    /// must be the next one or a copy the firmware asked for ([`WireAudit`]); breaches are
+    /// kept for [`wire_violations`](Self::wire_violations).
+    pub fn audit_wire(&mut self) {
+        self.audit.get_or_insert_with(WireAudit::default);
+    }
+
+    /// The wire audit, if [`audit_wire`](Self::audit_wire) turned it on.
+    pub fn wire_audit(&self) -> Option<&WireAudit> {
+        self.audit.as_ref()
+    }
+
+    /// Rules of the resend protocol the session broke while audited.
+    pub fn wire_violations(&self) -> &[WireViolation] {
+        &self.violations
     }
 
     /// Recorded events.
@@ -201,6 +225,11 @@ impl Harness {
         self.buf.clear();
         if self.session.poll_transmit(self.now, &mut self.buf) > 0 {
             self.to_printer.send(self.now, &self.buf);
+            if let Some(audit) = &mut self.audit {
+                if let Err(v) = audit.host_wrote(&self.buf) {
+                    self.violations.push(v);
+                }
+            }
         }
         self.buf.clear();
         self.printer.poll_transmit(&mut self.buf);
@@ -238,6 +267,9 @@ impl Harness {
         self.buf.clear();
         self.to_host.deliver(self.now, &mut self.buf);
         if !self.buf.is_empty() {
+            if let Some(audit) = &mut self.audit {
+                audit.firmware_said(&self.buf);
+            }
             self.session.handle_rx(self.now, &self.buf);
         }
         if self.session.poll_timeout().is_some_and(|t| t <= self.now) {

@@ -14,9 +14,11 @@
 //!   stored, not run), `M24` printing through the planner, `M27` reports and autoreport.
 //! - [`Link`]: one direction of a baud-limited serial link with latency, and optionally a
 //!   USB-serial bridge's batching ([`UsbBatching`], the FTDI latency timer).
-//! - [`Harness`]: session + links + printer in virtual time.
+//! - [`Harness`]: session + links + printer in virtual time; it can record the wire for a
+//!   [`WireAudit`] (no line skipped, none re-sent unasked).
 //! - [`VirtualPrinter`]: the printer served on a real pseudo-terminal, in real time.
 
+mod audit;
 mod config;
 mod flavor;
 mod harness;
@@ -26,11 +28,12 @@ mod pty;
 mod rng;
 mod sd;
 
+pub use audit::{WireAudit, WireViolation};
 pub use config::{Faults, MarlinVersion, MoveTiming, SimConfig};
 pub use flavor::SimFlavor;
 pub use harness::{Harness, RunReport};
 pub use link::{Link, LinkConfig, UsbBatching};
-pub use printer::{Executed, SimPrinter, SimStats};
+pub use printer::{Executed, FaultCounts, SimPrinter, SimStats};
 pub use pty::VirtualPrinter;
 pub use sd::{SdCard, SdConfig, SdFile};
 

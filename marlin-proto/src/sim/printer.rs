@@ -46,6 +46,8 @@ pub struct SimStats {
     pub line_errors: u64,
     /// Faults injected, all kinds together.
     pub faults_injected: u64,
+    /// Faults injected, by kind (a schedule can be checked to have exercised each).
+    pub faults: FaultCounts,
     /// Times the planner ran empty while more moves followed (not counting the print's start,
     /// nor a wait the firmware asked for: `G4`, `G28`, `M400`, `M109`, `M190`).
     pub underruns: u64,
@@ -58,6 +60,54 @@ pub struct SimStats {
     /// The longest time between two lines arriving while the planner still had moves (how
     /// long the host left a printing firmware without data).
     pub max_line_gap: Duration,
+}
+
+/// How many faults of each kind [`Faults`](super::Faults) injected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Host lines that arrived with one byte changed.
+    pub corrupt_line: u64,
+    /// Host lines that arrived with one byte missing.
+    pub drop_byte: u64,
+    /// Host lines lost entirely.
+    pub lose_line: u64,
+    /// `ok`s never sent.
+    pub lost_ok: u64,
+    /// `ok`s sent twice.
+    pub duplicate_ok: u64,
+    /// Good lines rejected as a checksum mismatch anyway.
+    pub spurious_resend: u64,
+    /// Resets mid-stream ([`Faults::reset_after`](super::Faults::reset_after)).
+    pub reset: u64,
+    /// Halts ([`Faults::halt_after`](super::Faults::halt_after)).
+    pub halt: u64,
+}
+
+impl FaultCounts {
+    /// All kinds together.
+    pub fn total(&self) -> u64 {
+        self.corrupt_line
+            + self.drop_byte
+            + self.lose_line
+            + self.lost_ok
+            + self.duplicate_ok
+            + self.spurious_resend
+            + self.reset
+            + self.halt
+    }
+}
+
+impl std::ops::AddAssign for FaultCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.corrupt_line += other.corrupt_line;
+        self.drop_byte += other.drop_byte;
+        self.lose_line += other.lose_line;
+        self.lost_ok += other.lost_ok;
+        self.duplicate_ok += other.duplicate_ok;
+        self.spurious_resend += other.spurious_resend;
+        self.reset += other.reset;
+        self.halt += other.halt;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +207,8 @@ pub struct SimPrinter {
     repetier: Repetier,
     /// Halted but still reading: Smoothieware answers `!!`, Prusa-Firmware drops commands.
     stopped: bool,
+    /// Commands whose next `ok` is still to be lost ([`Faults::lose_ok_of`](super::Faults)).
+    lose_ok_of: Vec<String>,
 }
 
 impl SimPrinter {
@@ -199,7 +251,9 @@ impl SimPrinter {
             klipper: None,
             repetier: Repetier::default(),
             stopped: false,
+            lose_ok_of: Vec::new(),
         };
+        p.lose_ok_of = p.config.faults.lose_ok_of.clone();
         if p.config.flavor == SimFlavor::Klipper {
             p.klipper = Some(Klipper::default());
         }
@@ -344,6 +398,12 @@ impl SimPrinter {
         self.planner.clear();
         self.head_end = None;
         self.first_move_due = None;
+    }
+
+    /// Counts one injected fault of the kind `kind` picks.
+    fn injected(&mut self, kind: fn(&mut FaultCounts) -> &mut u64) {
+        self.stats.faults_injected += 1;
+        *kind(&mut self.stats.faults) += 1;
     }
 
     fn reset(&mut self) {

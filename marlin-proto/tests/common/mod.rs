@@ -1,8 +1,11 @@
-//! What the pseudo-terminal tests share: the simulator's link, connecting over the real
-//! serial code path, and waiting on conditions (never fixed sleeps).
+//! What the tests share: the simulator's link, connecting over the real serial code path,
+//! and waiting on conditions (never fixed sleeps); [`streams`]: streaming through the
+//! in-process harness and checking the ledger.
 
 // Each test file is its own crate and uses a part of this module.
 #![allow(dead_code)]
+
+pub mod streams;
 
 use std::future::Future;
 use std::time::Duration;

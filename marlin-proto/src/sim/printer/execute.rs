@@ -25,16 +25,29 @@ impl SimPrinter {
                 return;
             }
         }
+        if self.config.flavor == SimFlavor::Smoothieware {
+            let code = Words::new(&cmd.text).code.to_ascii_uppercase();
+            if self.smoothie_refuses(&code) {
+                // Answered `!!` without `ok`, and not run (so not in the ledger).
+                self.ring.pop_front();
+                return;
+            }
+        }
         self.ledger.push(Executed {
             line: cmd.line,
             command: cmd.text.clone(),
         });
         self.stats.executed += 1;
-        let faults = &self.config.faults;
-        if faults.halt_after == Some(self.stats.executed) {
+        let (halt_after, reset_after) = (
+            self.config.faults.halt_after,
+            self.config.faults.reset_after,
+        );
+        if halt_after == Some(self.stats.executed) {
+            self.injected(|c| &mut c.halt);
             return self.halt_fault();
         }
-        if faults.reset_after == Some(self.stats.executed) {
+        if reset_after == Some(self.stats.executed) {
+            self.injected(|c| &mut c.reset);
             self.reset();
             return;
         }
@@ -50,16 +63,11 @@ impl SimPrinter {
                 return;
             }
         }
-        if self.config.flavor == SimFlavor::Smoothieware {
-            let refused = self.smoothie_refuses(&code);
-            if !refused && code == "M112" {
-                self.smoothie_emergency_stop();
-            }
-            if refused || code == "M112" {
-                // Answered already, without another `ok`.
-                self.ring.pop_front();
-                return;
-            }
+        if self.config.flavor == SimFlavor::Smoothieware && code == "M112" {
+            self.smoothie_emergency_stop();
+            // Answered already, without another `ok`.
+            self.ring.pop_front();
+            return;
         }
         match self.config.flavor {
             SimFlavor::Repetier if code == "M105" => {
@@ -227,7 +235,13 @@ impl SimPrinter {
         if Words::new(&cmd.text).code.eq_ignore_ascii_case("M600") {
             self.out.extend_from_slice(b"//action:resumed\n");
         }
-        if self.config.flavor != SimFlavor::Repetier {
+        let code = Words::new(&cmd.text).code;
+        let targeted = (self.lose_ok_of.iter())
+            .position(|c| c.eq_ignore_ascii_case(code))
+            .map(|i| self.lose_ok_of.swap_remove(i));
+        if targeted.is_some() {
+            self.injected(|c| &mut c.lost_ok);
+        } else if self.config.flavor != SimFlavor::Repetier {
             // (Repetier acknowledged it when it was stored.)
             self.acknowledge(line);
         }
@@ -240,10 +254,10 @@ impl SimPrinter {
     /// Sends a command's `ok`, or loses or doubles it (injected faults).
     pub(super) fn acknowledge(&mut self, line: Option<i64>) {
         if self.rng.chance(self.config.faults.lost_ok) {
-            self.stats.faults_injected += 1;
+            self.injected(|c| &mut c.lost_ok);
         } else {
             let copies = if self.rng.chance(self.config.faults.duplicate_ok) {
-                self.stats.faults_injected += 1;
+                self.injected(|c| &mut c.duplicate_ok);
                 2
             } else {
                 1

@@ -43,7 +43,7 @@ impl SimPrinter {
         let f = &self.config.faults;
         let (lose, corrupt, drop) = (f.lose_line, f.corrupt_line, f.drop_byte);
         if self.rng.chance(lose) {
-            self.stats.faults_injected += 1;
+            self.injected(|c| &mut c.lose_line);
             line.clear();
             return;
         }
@@ -68,7 +68,7 @@ impl SimPrinter {
             }
         };
         if line.len() > 2 && self.rng.chance(corrupt) {
-            self.stats.faults_injected += 1;
+            self.injected(|c| &mut c.corrupt_line);
             let i = pick(&mut self.rng, line);
             let old = line[i];
             let mut new = b'!' + self.rng.below(90) as u8;
@@ -79,7 +79,7 @@ impl SimPrinter {
             }
             line[i] = new;
         } else if line.len() > 2 && self.rng.chance(drop) {
-            self.stats.faults_injected += 1;
+            self.injected(|c| &mut c.drop_byte);
             let i = pick(&mut self.rng, line);
             line.remove(i);
         }
@@ -250,7 +250,7 @@ impl SimPrinter {
             return self.line_error(now, "checksum mismatch, Last Line: ");
         }
         if self.rng.chance(self.config.faults.spurious_resend) {
-            self.stats.faults_injected += 1;
+            self.injected(|c| &mut c.spurious_resend);
             return self.line_error(now, "checksum mismatch, Last Line: ");
         }
         let body = &text[..apos];

@@ -27,12 +27,15 @@ impl SimPrinter {
     }
 
     /// `ThermalStop` after a thermal runaway with no recovery: from now on commands are
-    /// dropped without an answer (`Stopped`).
+    /// dropped without an answer (`Stopped`), and so are those already queued.
     pub(super) fn prusa_thermal_stop(&mut self) {
         self.out.extend_from_slice(
             b"Error: HOTEND THERMAL RUNAWAY\nError:Printer stopped due to errors. Supervision required.\n",
         );
         self.halt_motion();
+        // The command that was running and those queued behind it are dropped too (before,
+        // the running one stayed at the front and ran again).
+        self.ring.clear();
         self.stopped = true;
     }
 }

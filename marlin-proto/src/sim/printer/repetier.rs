@@ -82,7 +82,7 @@ impl SimPrinter {
                 return;
             }
             if self.rng.chance(self.config.faults.spurious_resend) {
-                self.stats.faults_injected += 1;
+                self.injected(|c| &mut c.spurious_resend);
                 return self.repetier_resend();
             }
             self.last_n = n;

@@ -54,7 +54,7 @@ impl SimPrinter {
         }
         let spurious = sum_ok && self.rng.chance(self.config.faults.spurious_resend);
         if spurious {
-            self.stats.faults_injected += 1;
+            self.injected(|c| &mut c.spurious_resend);
         }
         if !sum_ok || n != self.last_n + 1 || spurious {
             self.stats.line_errors += 1;
@@ -101,6 +101,9 @@ impl SimPrinter {
     /// A temperature fault (`TemperatureControl`): halted until `M999`.
     pub(super) fn smoothie_halt(&mut self) {
         self.halt_motion();
+        // The queue is flushed, the command that was running included (before, it stayed at
+        // the front and ran again).
+        self.ring.clear();
         self.stopped = true;
         self.out.extend_from_slice(
             b"Temperature reading is unreliable on T HALT asserted - reset or M999 required\n",
