@@ -997,5 +997,8 @@ fn history_where(mut sql: String, f: &HistoryFilter) -> (String, Vec<Value>) {
     if let Some(until) = f.until {
         add(" AND r.started_at < ?", Value::Integer(until.0));
     }
+    if f.ended {
+        sql.push_str(" AND r.ended_at IS NOT NULL");
+    }
     (sql, args)
 }
