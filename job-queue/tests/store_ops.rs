@@ -719,6 +719,17 @@ fn a_waiting_job_changes_printer_and_a_running_one_does_not() {
         .unwrap();
     assert_eq!(any.state, JobState::Interrupted);
     assert_eq!(any.target, Target::Any(Requirements::default()));
+    // Every requirement column is written, and read back as enqueued.
+    let needs = Target::Any(Requirements {
+        nozzle_um: Some(600),
+        material: Some("PETG".into()),
+        min_build_volume: Some(BuildVolume::new(10.0, 20.0, 30.0)),
+    });
+    let retargeted = store.set_target(job.id, &needs, t(8)).unwrap();
+    assert_eq!(retargeted.target, needs);
+    let mut new = gcode_job("ann", 2);
+    new.target = needs.clone();
+    assert_eq!(store.enqueue(&new, t(9)).unwrap().target, needs);
 }
 
 #[test]
