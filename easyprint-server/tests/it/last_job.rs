@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 use crate::pipeline::{
-    post_json, restartable_config, slow_gcode, slow_moves, upload, wait_for, wait_job_state,
+    post_json, ready, restartable_config, slow_gcode, slow_moves, upload, wait_for, wait_job_state,
     wait_printer, PRINTER,
 };
 use crate::ws::{connect, next_json, send_json};
@@ -37,10 +37,7 @@ async fn last_job(app: &TestApp, key: &str) -> Value {
 async fn the_last_ended_print_survives_a_reload_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let config = restartable_config(dir.path(), slow_moves());
-    let first = spawn_app_from(config.clone()).await;
-    let admin = first.setup_admin().await;
-    let key = first.api_key(&admin).await;
-    wait_printer(&first, &key).await;
+    let (first, key) = ready(spawn_app_from(config.clone()).await).await;
     assert_eq!(last_job(&first, &key).await, Value::Null);
 
     upload(&first, &key, "first.gcode", &slow_gcode(2), true).await;
