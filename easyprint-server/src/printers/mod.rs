@@ -226,7 +226,7 @@ pub struct LastJob {
 }
 
 impl LastJob {
-    /// The filter selecting printer `id`'s latest ended print run.
+    /// The history filter selecting `printer`'s latest ended print run.
     pub fn filter(printer: &str) -> HistoryFilter {
         HistoryFilter {
             printer: Some(printer.to_owned()),

@@ -33,6 +33,20 @@ async fn last_job(app: &TestApp, key: &str) -> Value {
     printer["last_job"].clone()
 }
 
+/// Waits until the printer's `last_job` is job `id`'s print, and returns it.
+async fn wait_last_job(app: &TestApp, key: &str, id: i64) -> Value {
+    wait_for(
+        app,
+        key,
+        &format!("/api/v1/printers/{PRINTER}"),
+        Duration::from_secs(20),
+        &format!("job {id} as the printer's last job"),
+        |p| p["last_job"]["id"] == id,
+    )
+    .await["last_job"]
+        .clone()
+}
+
 #[tokio::test]
 async fn the_last_ended_print_survives_a_reload_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,20 +59,12 @@ async fn the_last_ended_print_survives_a_reload_and_a_restart() {
         .as_i64()
         .unwrap();
     wait_job_state(&first, &key, first_id, "done", Duration::from_secs(30)).await;
-    let done = wait_for(
-        &first,
-        &key,
-        &format!("/api/v1/printers/{PRINTER}"),
-        Duration::from_secs(10),
-        "the finished print in the printer's status",
-        |p| p["last_job"]["id"] == first_id,
-    )
-    .await;
-    assert_eq!(done["last_job"]["file"], "first.gcode", "{done}");
-    assert_eq!(done["last_job"]["result"], "completed", "{done}");
-    let ended = done["last_job"]["ended_at"].as_i64().unwrap();
-    assert!(ended >= done["last_job"]["started_at"].as_i64().unwrap());
-    assert_eq!(last_job_in_snapshot(&first, &key).await, done["last_job"]);
+    let done = wait_last_job(&first, &key, first_id).await;
+    assert_eq!(done["file"], "first.gcode", "{done}");
+    assert_eq!(done["result"], "completed", "{done}");
+    let ended = done["ended_at"].as_i64().unwrap();
+    assert!(ended >= done["started_at"].as_i64().unwrap(), "{done}");
+    assert_eq!(last_job_in_snapshot(&first, &key).await, done);
 
     // While the next one prints, the last ended one stays; cancelled, it takes its place.
     upload(&first, &key, "second.gcode", &slow_gcode(400), true).await;
@@ -76,16 +82,7 @@ async fn the_last_ended_print_survives_a_reload_and_a_restart() {
     let cancel = format!("/api/v1/printers/{PRINTER}/job/cancel");
     let response = post_json(&first, &key, &cancel, json!({})).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let cancelled = wait_for(
-        &first,
-        &key,
-        &format!("/api/v1/printers/{PRINTER}"),
-        Duration::from_secs(20),
-        "the cancelled print in the printer's status",
-        |p| p["last_job"]["id"] == second_id,
-    )
-    .await["last_job"]
-        .clone();
+    let cancelled = wait_last_job(&first, &key, second_id).await;
     assert_eq!(cancelled["result"], "cancelled", "{cancelled}");
     assert_eq!(cancelled["file"], "second.gcode", "{cancelled}");
     assert_eq!(last_job_in_snapshot(&first, &key).await, cancelled);
