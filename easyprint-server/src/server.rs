@@ -176,6 +176,9 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
             "job left over from the previous run"
         );
     }
+    for handle in printers.handles() {
+        handle.set_last_job(queue.last_print_blocking(handle.id())?);
+    }
     Ok(AppState::new(Shared {
         db,
         files,

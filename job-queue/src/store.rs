@@ -338,6 +338,8 @@ pub struct HistoryFilter {
     pub kind: Option<RunKind>,
     /// Only runs that ended this way.
     pub result: Option<RunResult>,
+    /// Only runs that ended (any result), e.g. a printer's last finished print.
+    pub ended: bool,
     /// Started at or after.
     pub since: Option<Timestamp>,
     /// Started before.

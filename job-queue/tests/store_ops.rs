@@ -719,4 +719,73 @@ fn a_waiting_job_changes_printer_and_a_running_one_does_not() {
         .unwrap();
     assert_eq!(any.state, JobState::Interrupted);
     assert_eq!(any.target, Target::Any(Requirements::default()));
+    // Every requirement column is written, and read back as enqueued.
+    let needs = Target::Any(Requirements {
+        nozzle_um: Some(600),
+        material: Some("PETG".into()),
+        min_build_volume: Some(BuildVolume::new(10.0, 20.0, 30.0)),
+    });
+    let retargeted = store.set_target(job.id, &needs, t(8)).unwrap();
+    assert_eq!(retargeted.target, needs);
+    let mut new = gcode_job("ann", 2);
+    new.target = needs.clone();
+    assert_eq!(store.enqueue(&new, t(9)).unwrap().target, needs);
+}
+
+#[test]
+fn a_printers_last_ended_print_skips_the_running_one_and_other_printers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("q.db"));
+    let last_ended = |printer: &str| {
+        store
+            .history(&HistoryFilter {
+                printer: Some(printer.into()),
+                kind: Some(RunKind::Print),
+                ended: true,
+                limit: 1,
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let first = store.enqueue(&gcode_job("ann", 1), t(0)).unwrap();
+    let second = store.enqueue(&gcode_job("ann", 2), t(0)).unwrap();
+    let other = store.enqueue(&gcode_job("bob", 3), t(0)).unwrap();
+    assert!(last_ended("p").is_empty());
+
+    let claim = store
+        .claim_print(&printer("p"), "h", LEASE, t(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.job.id, first.id);
+    store
+        .fail(&claim.lease, "thermal runaway", &Usage::default(), t(2))
+        .unwrap();
+    let running = store
+        .claim_print(&printer("p"), "h", LEASE, t(3))
+        .unwrap()
+        .unwrap();
+    assert_eq!(running.job.id, second.id);
+    let on_q = store
+        .claim_print(&printer("q"), "h", LEASE, t(4))
+        .unwrap()
+        .unwrap();
+    assert_eq!(on_q.job.id, other.id);
+    store
+        .complete(&on_q.lease, &Usage::default(), t(5))
+        .unwrap();
+
+    // The running print and printer q's newer one do not count.
+    let last = last_ended("p");
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].job, first.id);
+    assert_eq!(last[0].result, Some(RunResult::Failed));
+    assert_eq!(last[0].failure.as_deref(), Some("thermal runaway"));
+    assert_eq!(last[0].ended_at, Some(t(2)));
+
+    store
+        .complete(&running.lease, &Usage::default(), t(6))
+        .unwrap();
+    let last = last_ended("p");
+    assert_eq!(last[0].job, second.id);
+    assert_eq!(last[0].result, Some(RunResult::Completed));
 }

@@ -239,6 +239,9 @@ fn install(state: &AppState, config: PrinterConfig) -> PrinterSlot {
     let handle = Arc::new(PrinterHandle::new(config));
     state.printers.put(handle.clone());
     crate::pipeline::start_printer(state, handle.clone());
+    // A printer of a removed one's id takes over its history.
+    let (s, h) = (state.clone(), handle.clone());
+    tokio::spawn(async move { crate::pipeline::refresh_last_job(&s, &h).await });
     // Jobs held for a printer of this id can run again.
     state.queue_republish.notify_one();
     let slot = handle.slot();

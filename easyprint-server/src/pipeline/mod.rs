@@ -28,7 +28,9 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::files::names::FileKind;
 use crate::files::store::FileRecord;
+use crate::printers::{LastJob, PrinterHandle};
 use crate::state::AppState;
+use crate::ws::hub::{Audience, Topic};
 
 /// Worker name of the slicing worker.
 pub const SLICING_WORKER: &str = "easyprint/slicer";
@@ -88,6 +90,36 @@ impl JobQueue {
         }
         changed.extend(self.store.expire_leases(now)?);
         Ok(changed)
+    }
+
+    /// Printer `id`'s latest ended print, blocking (start-up; handlers use [`refresh_last_job`]).
+    pub fn last_print_blocking(&self, printer: &str) -> Result<Option<LastJob>, StoreError> {
+        last_print(&self.store, printer)
+    }
+}
+
+fn last_print(store: &SqliteStore, printer: &str) -> Result<Option<LastJob>, StoreError> {
+    Ok(store
+        .history(&LastJob::filter(printer))?
+        .first()
+        .and_then(LastJob::of))
+}
+
+/// Reads the printer's latest ended print back from the queue's history into its status and
+/// publishes that status, so pages (and, after a restart, the next server) show the same.
+pub async fn refresh_last_job(state: &AppState, handle: &PrinterHandle) {
+    let id = handle.id().to_owned();
+    match state.queue.call(move |s, _| last_print(s, &id)).await {
+        Ok(last) => {
+            handle.set_last_job(last);
+            state.hub.publish(
+                Topic::PrinterStatus,
+                handle.id(),
+                Audience::Everyone,
+                &handle.slot(),
+            );
+        }
+        Err(e) => tracing::warn!(printer = %handle.id(), error = %e, "cannot read the last print"),
     }
 }
 
@@ -298,7 +330,7 @@ pub fn warm_profiles(state: &AppState) {
 }
 
 /// Starts a printer's job runner and, if marked `autoconnect`, connects it.
-pub fn start_printer(state: &AppState, handle: Arc<crate::printers::PrinterHandle>) {
+pub fn start_printer(state: &AppState, handle: Arc<PrinterHandle>) {
     tokio::spawn(runner::run_printer(state.clone(), handle.clone()));
     if handle.config.autoconnect {
         let state = state.clone();

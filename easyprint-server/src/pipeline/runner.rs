@@ -464,6 +464,7 @@ async fn finish(
             tracing::warn!(printer = %handle.id(), error = %e, "could not record the end of a print")
         }
     }
+    super::refresh_last_job(state, handle).await;
     state.hub.publish(
         Topic::JobProgress,
         handle.id(),

@@ -23,7 +23,7 @@ use easyprint_marlin::printer::{Printer, PrinterConfig as MarlinConfig, PrinterS
 use easyprint_marlin::response::{Heater, Temperatures};
 use easyprint_marlin::sim::{LinkConfig, MoveTiming, SimConfig, VirtualPrinter};
 use easyprint_marlin::transport::PortSpec;
-use easyprint_queue::{JobId, Lease};
+use easyprint_queue::{HistoryFilter, JobId, Lease, RunKind, RunRecord};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -203,6 +203,51 @@ pub struct PrinterSlot {
     pub temperatures: Option<TemperatureSnapshot>,
     /// The queue job being printed, if any.
     pub job: Option<JobSummary>,
+    /// The print that ended last on this printer, from the queue's history (so a reloaded page
+    /// or a restarted server still shows it).
+    pub last_job: Option<LastJob>,
+}
+
+/// A print that ended, as the API shows it: the printer's latest ended print run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastJob {
+    /// Queue job id.
+    pub id: i64,
+    /// File name.
+    pub file: String,
+    /// How it ended: `completed`, `failed`, `cancelled` or `interrupted`.
+    pub result: &'static str,
+    /// Why it failed or was interrupted.
+    pub failure: Option<String>,
+    /// When it started, milliseconds since the Unix epoch.
+    pub started_at: i64,
+    /// When it ended, milliseconds since the Unix epoch.
+    pub ended_at: i64,
+}
+
+impl LastJob {
+    /// The history filter selecting `printer`'s latest ended print run.
+    pub fn filter(printer: &str) -> HistoryFilter {
+        HistoryFilter {
+            printer: Some(printer.to_owned()),
+            kind: Some(RunKind::Print),
+            ended: true,
+            limit: 1,
+            ..HistoryFilter::default()
+        }
+    }
+
+    /// The run as the API shows it; `None` for a run that has not ended.
+    pub fn of(run: &RunRecord) -> Option<LastJob> {
+        Some(LastJob {
+            id: run.job.0,
+            file: run.file_name.clone(),
+            result: run.result?.as_str(),
+            failure: run.failure.clone(),
+            started_at: run.started_at.0,
+            ended_at: run.ended_at?.0,
+        })
+    }
 }
 
 /// The running print as the API shows it.
@@ -258,6 +303,8 @@ pub struct PrinterHandle {
     temperatures: Mutex<Option<TemperatureSnapshot>>,
     /// The print being streamed.
     pub active: Mutex<Option<ActiveJob>>,
+    /// The print that ended last (see [`PrinterSlot::last_job`]).
+    last_job: Mutex<Option<LastJob>>,
     /// The file OctoPrint clients selected (`/api/files/local/<f>` `select`), by file id.
     pub selected: Mutex<Option<String>>,
     /// Woken when the printer may take a job (connected, job finished, queue changed).
@@ -291,6 +338,7 @@ impl PrinterHandle {
             error: Mutex::new(None),
             temperatures: Mutex::new(None),
             active: Mutex::new(None),
+            last_job: Mutex::new(None),
             selected: Mutex::new(None),
             wake: Notify::new(),
             retired: CancellationToken::new(),
@@ -335,6 +383,11 @@ impl PrinterHandle {
         lock(&self.active).clone()
     }
 
+    /// Sets the print that ended last, as read back from the queue's history.
+    pub fn set_last_job(&self, last: Option<LastJob>) {
+        *lock(&self.last_job) = last;
+    }
+
     /// Snapshot for the API.
     pub fn slot(&self) -> PrinterSlot {
         let state = self.state();
@@ -363,6 +416,7 @@ impl PrinterHandle {
             },
             temperatures: self.temperatures(),
             job: lock(&self.active).as_ref().map(JobSummary::of),
+            last_job: lock(&self.last_job).clone(),
         }
     }
 

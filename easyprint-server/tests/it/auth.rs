@@ -190,9 +190,7 @@ async fn csrf_token_must_match_cookie_and_session() {
 
 #[tokio::test]
 async fn api_keys_in_header_bearer_and_query() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, admin, key) = spawn_app_with_key().await;
     for request in [
         app.get("/api/v1/session").header("x-api-key", &key),
         app.get("/api/v1/session").bearer_auth(&key),

@@ -53,8 +53,7 @@ async fn a_print_streams_untouched_while_200_websocket_clients_come_go_and_stall
     let mut config = config_for_pty(sim.path(), dir.path());
     config.limits.max_ws_clients = 300;
     let app = spawn_app_from(config).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     let auth = [("x-api-key", key.clone())];
     wait_printer(&app, &key).await;
 

@@ -40,8 +40,7 @@ async fn jobs(app: &TestApp, key: &str) -> Vec<Value> {
 #[tokio::test]
 async fn select_and_print_go_to_the_chosen_printer_or_answer_409() {
     let app = spawn_app_with(two_printers(None)).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (admin, key) = app.admin_and_key().await;
     let bob = app.add_user(&admin, "bob").await;
     let bob_key = app.api_key(&bob).await;
     ready(&app, &key).await;
@@ -142,8 +141,7 @@ async fn select_and_print_go_to_the_chosen_printer_or_answer_409() {
 #[tokio::test]
 async fn without_a_choice_the_configured_default_printer_is_used() {
     let app = spawn_app_with(two_printers(Some("left"))).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     ready(&app, &key).await;
     let response = upload_printing(&app, &key, "a.gcode").await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -159,8 +157,7 @@ async fn the_chosen_printer_is_still_chosen_after_a_restart() {
     let mut config = test_config(dir.path());
     two_printers(None)(&mut config);
     let app = spawn_app_from(config.clone()).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (admin, key) = app.admin_and_key().await;
     let bob = app.add_user(&admin, "bob").await;
     let bob_key = app.api_key(&bob).await;
     ready(&app, &key).await;

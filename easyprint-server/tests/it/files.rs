@@ -13,9 +13,7 @@ type Case<'a> = (&'a str, &'a str, String, Vec<u8>, StatusCode, &'a str);
 /// no temporary file, and not disturb a normal upload right after it.
 #[tokio::test]
 async fn hostile_upload_variants_are_rejected_and_normal_uploads_still_work() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, _, key) = spawn_app_with_key().await;
     let secret = app.dir.path().join("secret.gcode");
     std::fs::write(&secret, b"SECRET").unwrap();
     let secret_path = secret.display().to_string();
@@ -330,9 +328,7 @@ async fn hostile_upload_variants_are_rejected_and_normal_uploads_still_work() {
 
 #[tokio::test]
 async fn traversal_names_are_reduced_to_a_display_name_and_stored_randomly() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, _, key) = spawn_app_with_key().await;
     for (raw, shown) in [
         ("../../etc/passwd.gcode", "passwd.gcode"),
         ("..\\..\\win.gcode", "win.gcode"),
@@ -362,8 +358,7 @@ async fn traversal_names_are_reduced_to_a_display_name_and_stored_randomly() {
 #[tokio::test]
 async fn oversized_uploads_get_413_and_leave_nothing_behind() {
     let app = spawn_app_with(|c| c.limits.max_upload_bytes = 64 * 1024).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     let big = vec![b'G'; 200 * 1024];
     let (ct, body) = multipart(&[(&file_part("big.gcode"), &big)]);
     let response = upload_raw(&app, &key, "", &ct, body.clone()).await;
@@ -434,9 +429,7 @@ async fn users_see_only_their_own_files() {
 
 #[tokio::test]
 async fn same_name_replaces_unless_no_overwrite() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, _, key) = spawn_app_with_key().await;
     assert_eq!(
         upload_gcode(&app, &key, "a.gcode").await.status(),
         StatusCode::CREATED
@@ -467,9 +460,7 @@ async fn same_name_replaces_unless_no_overwrite() {
 
 #[tokio::test]
 async fn downloads_are_attachments_that_are_never_sniffed() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, _, key) = spawn_app_with_key().await;
     let name = "wü \"rfel\".gcode";
     let (ct, body) = multipart(&[(
         "Content-Disposition: form-data; name=\"file\"; filename*=UTF-8''w%C3%BC%20%22rfel%22.gcode",
@@ -501,9 +492,7 @@ async fn downloads_are_attachments_that_are_never_sniffed() {
 
 #[tokio::test]
 async fn start_up_sweeps_what_a_crash_left_behind() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, _, key) = spawn_app_with_key().await;
     assert_eq!(
         upload_gcode(&app, &key, "kept.gcode").await.status(),
         StatusCode::CREATED
@@ -565,8 +554,7 @@ async fn stalled_uploads_time_out_and_concurrency_is_bounded() {
         c.limits.upload_idle_timeout_secs = 1;
     })
     .await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     let (ct, body) = multipart(&[(&file_part("slow.gcode"), &[b'G'; 4096])]);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     tx.send(Ok(body[..2048].to_vec())).await.unwrap();
@@ -607,8 +595,7 @@ fn tokio_stream_from(
 async fn uploads_beyond_the_user_quota_are_refused_with_413() {
     let quota = 2 * GCODE.len() as u64 + 10;
     let app = spawn_app_with(|c| c.limits.user_quota_bytes = quota).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (admin, key) = app.admin_and_key().await;
     let bob = app.add_user(&admin, "bob").await;
     let bob_key = app.api_key(&bob).await;
     for name in ["a.gcode", "b.gcode"] {
@@ -649,8 +636,7 @@ async fn uploads_beyond_the_user_quota_are_refused_with_413() {
 #[tokio::test]
 async fn uploads_that_would_cross_the_free_space_floor_get_507() {
     let app = spawn_app_with(|c| c.limits.min_free_bytes = u64::MAX / 2).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     let value = assert_error(
         upload_gcode(&app, &key, "a.gcode").await,
         StatusCode::INSUFFICIENT_STORAGE,

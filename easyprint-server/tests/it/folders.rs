@@ -25,6 +25,30 @@ async fn upload_into(app: &TestApp, key: &str, path: &str, name: &str) -> Value 
     value
 }
 
+/// What the move and copy tests start from: `parts/a.gcode`, `parts2/b.gcode` (a folder whose
+/// name starts with another's) and `c.gcode` at the root.
+async fn parts_parts2_and_root(app: &TestApp, key: &str) {
+    upload_into(app, key, "parts", "a.gcode").await;
+    upload_into(app, key, "parts2", "b.gcode").await;
+    upload_into(app, key, "", "c.gcode").await;
+}
+
+/// OctoPrint's `{"command": "move" | "copy", "destination"}` on `path`.
+async fn file_command(
+    app: &TestApp,
+    key: &str,
+    command: &str,
+    path: &str,
+    destination: &str,
+) -> reqwest::Response {
+    let body = json!({ "command": command, "destination": destination });
+    crate::pipeline::post_json(app, key, &format!("/api/files/local/{path}"), body).await
+}
+
+async fn copy(app: &TestApp, key: &str, path: &str, destination: &str) -> reqwest::Response {
+    file_command(app, key, "copy", path, destination).await
+}
+
 fn names(entries: &Value) -> Vec<(String, String)> {
     entries
         .as_array()
@@ -41,9 +65,7 @@ fn names(entries: &Value) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn folders_are_created_listed_and_deleted_like_octoprints() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, admin, key) = spawn_app_with_key().await;
 
     let response = create_folder(&app, &key, b"parts", b"").await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -184,9 +206,7 @@ async fn folders_are_created_listed_and_deleted_like_octoprints() {
 
 #[tokio::test]
 async fn hostile_folder_names_are_refused_with_a_typed_error() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, _, key) = spawn_app_with_key().await;
     let long = "x".repeat(300);
     let cases: [(&str, &[u8], &[u8]); 10] = [
         ("dot-dot", b"..", b""),
@@ -235,21 +255,10 @@ async fn hostile_folder_names_are_refused_with_a_typed_error() {
 
 #[tokio::test]
 async fn files_and_folders_move_and_rename_without_touching_their_neighbours() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
-    upload_into(&app, &key, "parts", "a.gcode").await;
-    upload_into(&app, &key, "parts2", "b.gcode").await;
-    upload_into(&app, &key, "", "c.gcode").await;
+    let (app, _, key) = spawn_app_with_key().await;
+    parts_parts2_and_root(&app, &key).await;
     upload_into(&app, &key, "archive", "c.gcode").await;
-    let moving = |path: &str, destination: &str| {
-        let (app, key) = (&app, &key);
-        let (path, destination) = (path.to_owned(), destination.to_owned());
-        async move {
-            let body = json!({ "command": "move", "destination": destination });
-            crate::pipeline::post_json(app, key, &format!("/api/files/local/{path}"), body).await
-        }
-    };
+    let moving = |path, destination| file_command(&app, &key, "move", path, destination);
 
     // Into an existing folder: the name stays.
     let response = moving("parts2/b.gcode", "archive").await;
@@ -293,12 +302,6 @@ async fn files_and_folders_move_and_rename_without_touching_their_neighbours() {
     assert_eq!(after["files"], tree["files"]);
 }
 
-/// `{"command": "copy"}` on `path` (OctoPrint's files API).
-async fn copy(app: &TestApp, key: &str, path: &str, destination: &str) -> reqwest::Response {
-    let body = json!({ "command": "copy", "destination": destination });
-    crate::pipeline::post_json(app, key, &format!("/api/files/local/{path}"), body).await
-}
-
 async fn download(app: &TestApp, key: &str, name: &str) -> Vec<u8> {
     let file = file_named(app, key, name).await.expect("the file");
     download_by_id(app, key, file["id"].as_str().unwrap()).await
@@ -306,12 +309,8 @@ async fn download(app: &TestApp, key: &str, name: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn files_and_folders_copy_with_their_content_and_outlive_their_originals() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
-    upload_into(&app, &key, "parts", "a.gcode").await;
-    upload_into(&app, &key, "parts2", "b.gcode").await;
-    upload_into(&app, &key, "", "c.gcode").await;
+    let (app, _, key) = spawn_app_with_key().await;
+    parts_parts2_and_root(&app, &key).await;
     assert_eq!(
         create_folder(&app, &key, b"empty", b"parts").await.status(),
         StatusCode::CREATED
@@ -399,8 +398,7 @@ async fn files_and_folders_copy_with_their_content_and_outlive_their_originals()
 async fn a_copy_counts_against_the_quota_and_leaves_nothing_when_refused() {
     let quota = GCODE.len() as u64 * 3 / 2;
     let app = spawn_app_with(|c| c.limits.user_quota_bytes = quota).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     upload_into(&app, &key, "parts", "a.gcode").await;
     let stored = app.stored_files();
     let response = copy(&app, &key, "parts", "more").await;
@@ -415,9 +413,7 @@ async fn a_copy_counts_against_the_quota_and_leaves_nothing_when_refused() {
 #[tokio::test]
 async fn the_native_api_copies_files_and_folders() {
     use crate::pipeline::post_json;
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, admin, key) = spawn_app_with_key().await;
     upload_into(&app, &key, "parts", "a.gcode").await;
     let original = file_named(&app, &key, "parts/a.gcode").await.unwrap();
     let id = original["id"].as_str().unwrap();

@@ -25,6 +25,14 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// A fresh server with its administrator set up: the app, the administrator's browser and an
+/// API key of theirs.
+pub async fn spawn_app_with_key() -> (TestApp, Browser, String) {
+    let app = spawn_app().await;
+    let (admin, key) = app.admin_and_key().await;
+    (app, admin, key)
+}
+
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
@@ -107,6 +115,13 @@ impl TestApp {
             .unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
         Browser::from_response(self, &response)
+    }
+
+    /// Runs first-run setup; returns the administrator's browser and an API key of theirs.
+    pub async fn admin_and_key(&self) -> (Browser, String) {
+        let admin = self.setup_admin().await;
+        let key = self.api_key(&admin).await;
+        (admin, key)
     }
 
     /// Logs in and returns the browser.

@@ -17,8 +17,7 @@ async fn host_scripts_are_configured_validated_persisted_and_used() {
     let dir = tempfile::tempdir().unwrap();
     let config = restartable_config(dir.path(), slow_moves());
     let app = spawn_app_from(config.clone()).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (admin, key) = app.admin_and_key().await;
     let path = format!("/api/v1/printers/{PRINTER}");
 
     // The defaults are easyprint-marlin's.

@@ -71,8 +71,7 @@ async fn queue_file(app: &TestApp, key: &str, name: &str) -> i64 {
 #[tokio::test]
 async fn the_queue_topic_carries_whole_jobs_to_their_owner_and_administrators() {
     let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let admin_key = app.api_key(&admin).await;
+    let (admin, admin_key) = app.admin_and_key().await;
     let bob = app.add_user(&admin, "bob").await;
     let bob_key = app.api_key(&bob).await;
     let mut admin_ws = subscribed(&app, &admin_key, json!(["queue"])).await;
@@ -160,9 +159,7 @@ async fn slice_only(app: &TestApp, key: &str, name: &str, model: &[u8]) -> i64 {
 
 #[tokio::test]
 async fn slicing_progress_and_a_failed_slice_reach_the_owner() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, _, key) = spawn_app_with_key().await;
     let mut socket = subscribed(&app, &key, json!(["slicing_progress", "notifications"])).await;
     let job = slice_only(&app, &key, "cube.stl", &cube_stl(10.0)).await;
     let mut last = 0.0;

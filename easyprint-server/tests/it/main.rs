@@ -8,6 +8,7 @@ mod files;
 mod folders;
 mod helpers;
 mod host_scripts;
+mod last_job;
 mod live;
 mod octoprint;
 mod pipeline;

@@ -6,16 +6,9 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-async fn app_with_key() -> (TestApp, Browser, String) {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
-    (app, admin, key)
-}
-
 #[tokio::test]
 async fn version_satisfies_prusaslicer_and_needs_a_key() {
-    let (app, _, key) = app_with_key().await;
+    let (app, _, key) = spawn_app_with_key().await;
     let (status, v) = get_json(&app, &key, "/api/version").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["api"], "0.1");
@@ -36,7 +29,7 @@ async fn version_satisfies_prusaslicer_and_needs_a_key() {
 
 #[tokio::test]
 async fn server_settings_and_profiles_have_the_fields_clients_read() {
-    let (app, _, key) = app_with_key().await;
+    let (app, _, key) = spawn_app_with_key().await;
     let (_, server) = get_json(&app, &key, "/api/server").await;
     assert!(server["version"].is_string());
     assert!(server["safemode"].is_null());
@@ -71,7 +64,7 @@ async fn server_settings_and_profiles_have_the_fields_clients_read() {
 
 #[tokio::test]
 async fn passive_login_with_a_key_returns_the_user() {
-    let (app, _, key) = app_with_key().await;
+    let (app, _, key) = spawn_app_with_key().await;
     let response = app
         .post("/api/login")
         .header("x-api-key", &key)
@@ -110,7 +103,7 @@ async fn passive_login_with_a_key_returns_the_user() {
 
 #[tokio::test]
 async fn printer_endpoints_say_not_operational_while_no_printer_is_connected() {
-    let (app, _, key) = app_with_key().await;
+    let (app, _, key) = spawn_app_with_key().await;
     for path in ["/api/printer", "/api/printer/tool", "/api/printer/bed"] {
         let response = app
             .get(path)
@@ -162,8 +155,7 @@ async fn configured_printers_are_listed_as_closed_ports() {
         c.printers = vec![printer];
     })
     .await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     let (_, c) = get_json(&app, &key, "/api/connection").await;
     assert_eq!(c["current"]["state"], "Closed");
     assert_eq!(c["options"]["ports"], json!(["/dev/ttyUSB0"]));
@@ -183,7 +175,7 @@ async fn configured_printers_are_listed_as_closed_ports() {
             "id": "anet", "name": "anet", "port": "/dev/ttyUSB0", "baudrate": 115200,
             "autoconnect": false, "simulation": null,
             "host_scripts": easyprint_server::config::HostScriptsConfig::default(),
-            "state": "closed", "error": null, "temperatures": null, "job": null,
+            "state": "closed", "error": null, "temperatures": null, "job": null, "last_job": null,
         }])
     );
 }
@@ -191,7 +183,7 @@ async fn configured_printers_are_listed_as_closed_ports() {
 /// PrusaSlicer's "Send to printer": libcurl mime parts `print`, `path`, `file`, in that order.
 #[tokio::test]
 async fn prusaslicer_upload() {
-    let (app, _, key) = app_with_key().await;
+    let (app, _, key) = spawn_app_with_key().await;
     let (ct, body_bytes) = multipart(&[
         (&text_part("print"), b"false"),
         (&text_part("path"), b""),
@@ -249,7 +241,7 @@ async fn prusaslicer_upload() {
 /// Cura's OctoPrint plugin: Qt multipart with `path` (text/plain), `file`, `select`, `print`.
 #[tokio::test]
 async fn cura_upload_with_select_and_print() {
-    let (app, _, key) = app_with_key().await;
+    let (app, _, key) = spawn_app_with_key().await;
     let (ct, body_bytes) = multipart(&[
         (
             "Content-Type: text/plain\r\nContent-Disposition: form-data; name=\"path\"",
@@ -303,7 +295,7 @@ async fn cura_upload_with_select_and_print() {
 /// octorest's `upload()`: only a `file` part, made by requests (reqwest here, as a real client).
 #[tokio::test]
 async fn file_only_upload_list_and_delete() {
-    let (app, _, key) = app_with_key().await;
+    let (app, _, key) = spawn_app_with_key().await;
     let form = reqwest::multipart::Form::new().part(
         "file",
         reqwest::multipart::Part::bytes(GCODE.to_vec()).file_name("octorest.gcode"),
@@ -351,7 +343,7 @@ async fn file_only_upload_list_and_delete() {
 
 #[tokio::test]
 async fn upload_without_a_file_is_400_and_bad_type_415() {
-    let (app, _, key) = app_with_key().await;
+    let (app, _, key) = spawn_app_with_key().await;
     let (ct, b) = multipart(&[(&text_part("select"), b"true")]);
     let response = upload_raw(&app, &key, "", &ct, b).await;
     assert_error(response, StatusCode::BAD_REQUEST, "no_file").await;

@@ -133,9 +133,13 @@ pub(crate) async fn wait_for(
 }
 
 pub(crate) async fn ready_app(simulation: SimulationConfig) -> (TestApp, String) {
-    let app = spawn_app_with(with_printer(simulation)).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    ready(spawn_app_with(with_printer(simulation)).await).await
+}
+
+/// `app` with its administrator set up (returned: an API key of theirs) and its simulated
+/// printer operational.
+pub(crate) async fn ready(app: TestApp) -> (TestApp, String) {
+    let (_, key) = app.admin_and_key().await;
     wait_printer(&app, &key).await;
     (app, key)
 }
@@ -507,10 +511,7 @@ async fn printer_endpoints_report_real_temperatures_and_connection() {
 async fn a_print_running_at_shutdown_is_interrupted_after_restart_and_not_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let config = restartable_config(dir.path(), slow_moves());
-    let first = spawn_app_from(config.clone()).await;
-    let admin = first.setup_admin().await;
-    let key = first.api_key(&admin).await;
-    wait_printer(&first, &key).await;
+    let (first, key) = ready(spawn_app_from(config.clone()).await).await;
     let id = print_and_wait(&first, &key, "long.gcode", &slow_gcode(400)).await;
     // Let a progress checkpoint reach the queue.
     wait_for(

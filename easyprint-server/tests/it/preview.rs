@@ -10,9 +10,7 @@ use crate::pipeline::{cube_stl, post_json, upload, wait_job_state};
 
 #[tokio::test]
 async fn layers_of_a_curaengine_slice_match_its_analysis_and_geometry() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, admin, key) = spawn_app_with_key().await;
     upload(&app, &key, "block.stl", &cube_stl(10.0), false).await;
     let (_, files) = get_json(&app, &key, "/api/v1/files").await;
     let model = files[0]["id"].as_str().unwrap().to_owned();

@@ -34,8 +34,7 @@ async fn printers_are_added_changed_and_removed_at_runtime_and_persist() {
     let dir = tempfile::tempdir().unwrap();
     let config = restartable_config(dir.path(), SimulationConfig::instant());
     let app = spawn_app_from(config.clone()).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (admin, key) = app.admin_and_key().await;
 
     let added = send(
         &admin,
@@ -123,8 +122,7 @@ async fn printer_changes_are_for_administrators_and_validated() {
         c.printers = vec![PrinterConfig::simulated(PRINTER, slow_moves())];
     })
     .await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (admin, key) = app.admin_and_key().await;
     let bob = app.add_user(&admin, "bob").await;
     let printer = json!({ "id": "p2", "port": "virtual" });
     for (method, path) in [
@@ -234,8 +232,7 @@ async fn jobs_of_a_removed_printer_are_held_visibly_until_moved_or_cancelled() {
         ];
     })
     .await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (admin, key) = app.admin_and_key().await;
     wait_operational(&app, &key, PRINTER).await;
     upload(&app, &key, "held.gcode", GCODE, false).await;
     let (_, files) = get_json(&app, &key, "/api/v1/files").await;

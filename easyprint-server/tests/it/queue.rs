@@ -42,9 +42,7 @@ async fn order(browser: &Browser) -> Vec<i64> {
 
 #[tokio::test]
 async fn jobs_move_within_the_queue_and_show_their_position() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, admin, key) = spawn_app_with_key().await;
     let a = queued(&app, &admin, &key, "a.gcode").await;
     let b = queued(&app, &admin, &key, "b.gcode").await;
     let c = queued(&app, &admin, &key, "c.gcode").await;
@@ -151,9 +149,7 @@ async fn jobs_move_within_the_queue_and_show_their_position() {
 
 #[tokio::test]
 async fn jobs_are_scheduled_with_rfc3339_or_milliseconds_and_validated() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, admin, key) = spawn_app_with_key().await;
     let id = queued(&app, &admin, &key, "later.gcode").await;
     let path = format!("/api/v1/jobs/{id}");
     for (value, expected) in [
@@ -211,8 +207,7 @@ async fn jobs_are_scheduled_with_rfc3339_or_milliseconds_and_validated() {
 #[tokio::test]
 async fn only_the_owner_or_an_admin_moves_and_schedules_a_job() {
     let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let admin_key = app.api_key(&admin).await;
+    let (admin, admin_key) = app.admin_and_key().await;
     let bob = app.add_user(&admin, "bob").await;
     let bob_key = app.api_key(&bob).await;
     let mine = queued(&app, &admin, &admin_key, "admin.gcode").await;

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 use crate::pipeline::{
-    config_for_pty, post_json, print_and_wait, wait_for, wait_job_state, wait_printer,
+    config_for_pty, post_json, print_and_wait, ready, wait_for, wait_job_state, wait_printer,
 };
 
 /// Moves of the test print (100 ms each on the simulator).
@@ -111,10 +111,7 @@ async fn resume_scenario(from: ResumeFrom) {
     let config = config_for_pty(sim.path(), dir.path());
     let gcode = print_file();
 
-    let first = spawn_app_from(config.clone()).await;
-    let admin = first.setup_admin().await;
-    let key = first.api_key(&admin).await;
-    wait_printer(&first, &key).await;
+    let (first, key) = ready(spawn_app_from(config.clone()).await).await;
     let id = print_and_wait(&first, &key, "resume.gcode", gcode.as_bytes()).await;
     // A checkpoint a few moves into the print.
     wait_for(

@@ -137,8 +137,7 @@ async fn websockets_close_when_their_credentials_end() {
 async fn websockets_close_when_their_session_expires() {
     // Sessions live 2 s (stored with second precision, so they end 1–2 s after login).
     let app = spawn_app_with(|c| c.limits.session_ttl_secs = 2).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (admin, key) = app.admin_and_key().await;
     let mut session_ws = with_session(&app, &admin).await;
     let mut key_ws = with_key(&app, &key).await;
     assert_open(&mut session_ws, "fresh session").await;

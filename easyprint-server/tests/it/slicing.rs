@@ -238,9 +238,7 @@ async fn chosen_settings_reach_the_gcode_and_reslicing_never_replaces_a_file() {
 
 #[tokio::test]
 async fn slice_requests_are_validated_with_the_field_named() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, admin, key) = spawn_app_with_key().await;
     upload(&app, &key, "part.stl", &cube_stl(5.0), false).await;
     upload(&app, &key, "part.gcode", GCODE, false).await;
     let model = file_named(&app, &key, "part.stl").await.unwrap();

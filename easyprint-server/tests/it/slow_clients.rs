@@ -97,8 +97,7 @@ async fn a_client_dribbling_a_json_body_gets_408() {
 #[tokio::test]
 async fn a_slow_but_steady_upload_outlives_the_body_deadline() {
     let app = spawn_app_with(slow_limits).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     let (ct, body) = multipart(&[(&file_part("slow.gcode"), GCODE)]);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
     let request = app

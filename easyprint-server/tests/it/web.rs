@@ -140,9 +140,7 @@ async fn logged_in_users_get_the_interface_and_the_docs() {
 /// Every operation the OpenAPI document lists is routed (no 405, no "route not found").
 #[tokio::test]
 async fn the_openapi_document_matches_the_router() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, _, key) = spawn_app_with_key().await;
     let spec: Value = serde_json::from_str(easyprint_server::web::OPENAPI).unwrap();
     let mut checked = 0;
     for (path, operations) in spec["paths"].as_object().unwrap() {

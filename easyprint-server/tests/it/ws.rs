@@ -101,9 +101,7 @@ async fn handshake_needs_credentials_and_a_same_site_origin() {
 
 #[tokio::test]
 async fn snapshot_on_subscribe_then_updates_and_protocol_pings() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, _, key) = spawn_app_with_key().await;
     let hub = &app.state.hub;
     hub.publish(
         Topic::PrinterStatus,
@@ -174,8 +172,7 @@ async fn snapshot_on_subscribe_then_updates_and_protocol_pings() {
 #[tokio::test]
 async fn a_full_server_closes_new_connections_with_1008() {
     let app = spawn_app_with(|c| c.limits.max_ws_clients = 2).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     let mut first = connect(&app, &[("x-api-key", key.clone())]).await.unwrap();
     let _second = connect(&app, &[("x-api-key", key.clone())]).await.unwrap();
     send_json(&mut first, json!({ "ping": 0 })).await;
@@ -220,8 +217,7 @@ async fn two_hundred_clients_never_slow_the_publisher() {
         c.limits.ws_client_queue = QUEUE;
     })
     .await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     let auth = [("x-api-key", key.clone())];
 
     let mut readers = Vec::new();
@@ -378,8 +374,7 @@ async fn two_hundred_clients_never_slow_the_publisher() {
 #[tokio::test]
 async fn silent_clients_are_closed_after_the_idle_timeout() {
     let app = spawn_app_with(|c| c.limits.ws_idle_timeout_secs = 1).await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (_, key) = app.admin_and_key().await;
     let mut alive = connect(&app, &[("x-api-key", key.clone())]).await.unwrap();
     let silent = connect(&app, &[("x-api-key", key)]).await.unwrap();
     // Reading lets tungstenite answer the server's pings.
@@ -410,9 +405,7 @@ async fn silent_clients_are_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn client_messages_span_several_reads_up_to_the_size_limit() {
-    let app = spawn_app().await;
-    let admin = app.setup_admin().await;
-    let key = app.api_key(&admin).await;
+    let (app, _, key) = spawn_app_with_key().await;
     let mut socket = connect(&app, &[("x-api-key", key)]).await.unwrap();
     // Three times the server's 4 KiB read buffer, under the 16 KiB message limit.
     let payload = "x".repeat(12 * 1024);

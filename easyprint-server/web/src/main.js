@@ -112,14 +112,9 @@ function startLive() {
     }
     changed();
   });
-  live.on("notifications", (printer, n) => {
-    if (n && store.printers[printer] && n.event?.startsWith("print_")) {
-      // A completed print acknowledged every line; otherwise keep where it stopped.
-      const completion = n.state === "done" ? 100 : store.progress[printer]?.completion ?? 0;
-      store.lastJob[printer] = { file: n.file, state: n.state === "done" ? "completed" : n.state, failure: n.failure, completion };
-    }
-    notify(n);
-  });
+  // The print that ended last comes with the printer's status (`last_job`, from the server's
+  // history), so it survives a reload.
+  live.on("notifications", (_, n) => notify(n));
   const showPrinters = (list) => {
     if (live !== current) return; // signed out meanwhile
     // A slot the WebSocket sent is at least as fresh as the list.

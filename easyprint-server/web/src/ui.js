@@ -10,7 +10,6 @@ export const store = {
   printers: {}, // id → printer slot (printer_status)
   temperatures: {}, // id → [{t, tool, toolTarget, bed, bedTarget}], last 10 minutes
   progress: {}, // id → job summary or null (job_progress)
-  lastJob: {}, // id → {file, state, failure, completion} of the print that ended last
   slicing: {}, // job id → {stage, progress, error}
   terminal: {}, // id → [{n, line}]
   jobs: {}, // job id → the job as the REST API shows it (queue topic)
@@ -21,7 +20,7 @@ export const store = {
 
 /** Forgets what the last session's WebSocket delivered (another user may sign in next). */
 export function resetLiveData() {
-  Object.assign(store, { printers: {}, temperatures: {}, progress: {}, lastJob: {}, slicing: {}, terminal: {}, jobs: {} });
+  Object.assign(store, { printers: {}, temperatures: {}, progress: {}, slicing: {}, terminal: {}, jobs: {} });
   store.queueVersion++;
   changed();
 }

@@ -55,54 +55,67 @@ homing_secs = 0.0
 link_baud = 2000000
 `;
 
-/** Runs `easyprint serve` on 127.0.0.1:0 and resolves once it printed its address. */
+/** Runs `easyprint serve` on 127.0.0.1:0 and resolves once it printed its address. `restart()`
+ * stops it and serves the same data directory again (on a new port: `url` follows). */
 export async function startServer() {
   if (!existsSync(binary)) throw new Error(`${binary} does not exist: run cargo build -p easyprint-server first`);
   const dir = mkdtempSync(join(tmpdir(), "easyprint-ui-"));
   dataDirs.add(dir);
   const config = join(dir, "easyprint.toml");
   writeFileSync(config, `listen = "127.0.0.1:0"\ndata_dir = ${JSON.stringify(join(dir, "data"))}\n${PRINTERS}`);
-  const child = spawn(binary, ["serve", "--config", config], {
-    env: { ...process.env, NO_COLOR: "1", EASYPRINT_LOG: "info" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
+  let child;
   let log = "";
-  const url = await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`server did not start within 30 s:\n${log}`)), 30000);
-    const read = (chunk) => {
-      log += chunk;
-      // Strip colour codes in case the subscriber ignores NO_COLOR.
-      const m = log.replace(/\x1b\[[0-9;]*m/g, "").match(/easyprint listening address=(\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        ok(`http://${m[1]}`);
-      }
-    };
-    child.stdout.on("data", read);
-    child.stderr.on("data", read);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      fail(new Error(`server exited with ${code}:\n${log}`));
+  const launch = async () => {
+    child = spawn(binary, ["serve", "--config", config], {
+      env: { ...process.env, NO_COLOR: "1", EASYPRINT_LOG: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
     });
-  });
-  return {
-    url,
+    children.add(child);
+    const started = log.length;
+    return new Promise((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error(`server did not start within 30 s:\n${log}`)), 30000);
+      const read = (chunk) => {
+        log += chunk;
+        // Strip colour codes in case the subscriber ignores NO_COLOR.
+        const m = log.slice(started).replace(/\x1b\[[0-9;]*m/g, "").match(/easyprint listening address=(\S+)/);
+        if (m) {
+          clearTimeout(timer);
+          ok(`http://${m[1]}`);
+        }
+      };
+      child.stdout.on("data", read);
+      child.stderr.on("data", read);
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        fail(new Error(`server exited with ${code}:\n${log}`));
+      });
+    });
+  };
+  const terminate = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((ok) => child.once("exit", ok));
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10000);
+      await exited;
+      clearTimeout(timer);
+    }
+    children.delete(child);
+  };
+  const server = {
+    url: await launch(),
     dir,
     log: () => log,
+    async restart() {
+      await terminate();
+      server.url = await launch();
+    },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((ok) => child.once("exit", ok));
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 10000);
-        await exited;
-        clearTimeout(timer);
-      }
-      children.delete(child);
+      await terminate();
       rmSync(dir, { recursive: true, force: true });
       dataDirs.delete(dir);
     },
   };
+  return server;
 }
 
 /** Headless Debian Chromium. */

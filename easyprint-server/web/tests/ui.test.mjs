@@ -151,9 +151,7 @@ test("an STL is uploaded, sliced with a chosen profile, printed to 100 % and lan
   await page.getByRole("status").filter({ hasText: "Print finished — cube.stl" }).waitFor({ timeout: 120000 });
   await page.waitForFunction(() => window.shownNotifications.includes("easyprint: Print finished: cube.stl"));
   await page.evaluate(() => delete document.visibilityState);
-  const last = card("fast").getByTestId("last-job");
-  await last.filter({ hasText: "completed" }).waitFor();
-  assert.equal(await last.getByRole("progressbar").getAttribute("aria-valuenow"), "100");
+  await card("fast").getByTestId("last-job").filter({ hasText: "cube.stl" }).filter({ hasText: "completed" }).waitFor();
   const max = await page.evaluate(() => window.maxProgress);
   assert.ok(max > 0, `the dashboard showed the print's progress while it ran (max ${max} %)`);
   await nav("Queue");
@@ -249,6 +247,20 @@ test("a print is cancelled from the dashboard", async () => {
   await card("slow").getByTestId("last-job").filter({ hasText: "cancelled" }).waitFor();
   await nav("Queue");
   await page.locator('table.history tr[data-result="cancelled"]').filter({ hasText: "slow.gcode" }).waitFor();
+});
+
+test("the last print's result stays on the dashboard after a reload and a server restart", async () => {
+  const lastCancelled = () => card("slow").getByTestId("last-job").filter({ hasText: "slow.gcode" }).filter({ hasText: "cancelled" });
+  await page.goto(server.url + "/#/dashboard");
+  await page.reload();
+  await lastCancelled().waitFor();
+  await server.restart();
+  await page.goto(server.url + "/#/dashboard");
+  await lastCancelled().waitFor();
+  assert.match(await lastCancelled().textContent(), /ended .+ after /);
+  // The printers reconnect, so the tests after this one find them ready.
+  await card("fast").getByTestId("state").filter({ hasText: "operational" }).waitFor();
+  await card("slow").getByTestId("state").filter({ hasText: "operational" }).waitFor();
 });
 
 test("a model too large for the printer shows why slicing failed", async () => {

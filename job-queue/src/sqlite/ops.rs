@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, OptionalExtension};
+use rusqlite::{params, params_from_iter, OptionalExtension, ToSql};
 
 use super::rows::{self, to_i64, JOB_COLUMNS, PROGRESS_COLUMNS, RUN_COLUMNS};
 use super::{SqliteStore, Tx};
@@ -300,8 +300,11 @@ impl SqliteStore {
     }
 }
 
-/// A target as the `jobs` columns `target_printer, req_nozzle_um, req_material, req_x_mm,
-/// req_y_mm, req_z_mm`.
+/// The `jobs` columns a [`Target`] is stored in, in the order of [`TargetColumns::values`].
+const TARGET_COLUMNS: &str =
+    "target_printer, req_nozzle_um, req_material, req_x_mm, req_y_mm, req_z_mm";
+
+/// A target as the values of [`TARGET_COLUMNS`].
 struct TargetColumns<'a> {
     printer: Option<&'a str>,
     nozzle_um: Option<u32>,
@@ -329,6 +332,13 @@ impl TargetColumns<'_> {
             }
         }
     }
+
+    /// The values of [`TARGET_COLUMNS`], in order; statements bind them after their other
+    /// parameters.
+    fn values(&self) -> [&dyn ToSql; 6] {
+        let [x, y, z] = &self.volume;
+        [&self.printer, &self.nozzle_um, &self.material, x, y, z]
+    }
 }
 
 impl Store for SqliteStore {
@@ -340,31 +350,30 @@ impl Store for SqliteStore {
         };
         let t = TargetColumns::of(&job.target);
         self.write("enqueue", now, |w| {
+            let settings = job.settings.to_string();
+            let not_before = job.not_before.map(|t| t.0);
+            let fields: [&dyn ToSql; 11] = [
+                &job.owner,
+                &job.source.hash.as_str(),
+                &job.source.file_name,
+                &job.source.kind.as_str(),
+                &gcode,
+                &settings,
+                &job.priority,
+                &job.copies,
+                &not_before,
+                &state.as_str(),
+                &now.0,
+            ];
             let r = w.exec(
-                "INSERT INTO jobs (owner, source_hash, source_name, source_kind, gcode_hash,
-                     settings, target_printer, req_nozzle_um, req_material, req_x_mm, req_y_mm,
-                     req_z_mm, priority, rank, copies, not_before, state, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-                     (SELECT COALESCE(MAX(rank), 0) + 1 FROM jobs), ?14, ?15, ?16, ?17, ?17)",
-                params![
-                    job.owner,
-                    job.source.hash.as_str(),
-                    job.source.file_name,
-                    job.source.kind.as_str(),
-                    gcode,
-                    job.settings.to_string(),
-                    t.printer,
-                    t.nozzle_um,
-                    t.material,
-                    t.volume[0],
-                    t.volume[1],
-                    t.volume[2],
-                    job.priority,
-                    job.copies,
-                    job.not_before.map(|t| t.0),
-                    state.as_str(),
-                    now.0,
-                ],
+                &format!(
+                    "INSERT INTO jobs (owner, source_hash, source_name, source_kind, gcode_hash,
+                         settings, priority, rank, copies, not_before, state, created_at,
+                         updated_at, {TARGET_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT COALESCE(MAX(rank), 0) + 1 FROM jobs),
+                         ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+                ),
+                params_from_iter(fields.into_iter().chain(t.values())),
             );
             w.db(r)?;
             let id = JobId(w.tx.last_insert_rowid());
@@ -460,20 +469,13 @@ impl Store for SqliteStore {
                     state: job.state,
                 });
             }
+            let fields: [&dyn ToSql; 2] = [&id.0, &now.0];
             let r = w.exec(
-                "UPDATE jobs SET target_printer = ?2, req_nozzle_um = ?3, req_material = ?4,
-                     req_x_mm = ?5, req_y_mm = ?6, req_z_mm = ?7, updated_at = ?8
-                 WHERE id = ?1",
-                params![
-                    id.0,
-                    t.printer,
-                    t.nozzle_um,
-                    t.material,
-                    t.volume[0],
-                    t.volume[1],
-                    t.volume[2],
-                    now.0
-                ],
+                &format!(
+                    "UPDATE jobs SET updated_at = ?2, ({TARGET_COLUMNS}) = (?3, ?4, ?5, ?6, ?7, ?8)
+                     WHERE id = ?1"
+                ),
+                params_from_iter(fields.into_iter().chain(t.values())),
             );
             w.db(r)?;
             w.log(id, ChangeKind::Retargeted, job.state)?;
@@ -996,6 +998,9 @@ fn history_where(mut sql: String, f: &HistoryFilter) -> (String, Vec<Value>) {
     }
     if let Some(until) = f.until {
         add(" AND r.started_at < ?", Value::Integer(until.0));
+    }
+    if f.ended {
+        sql.push_str(" AND r.ended_at IS NOT NULL");
     }
     (sql, args)
 }

@@ -2,7 +2,7 @@
 // its controls (pause/resume/cancel, emergency stop, preheat, jog, home, connect).
 import { useState } from "preact/hooks";
 import { api } from "../api.js";
-import { html, useStore, attempt, temp, formatDuration, ProgressBar } from "../ui.js";
+import { html, useStore, attempt, temp, formatDuration, formatTimeMs, ProgressBar } from "../ui.js";
 import { TemperatureChart } from "../chart.js";
 
 const PRESETS = [
@@ -63,11 +63,7 @@ function PrinterCard({ printer }) {
           <button class="danger" onClick=${() => confirm(`Cancel the print of ${job.file}?`) && post("/job/cancel")()}>Cancel</button>
         </div>
       </div>`
-      : html`${s.lastJob[id] && html`<div class="job" data-testid="last-job">
-          <div class="jobline"><strong>${s.lastJob[id].file}</strong> <span class=${`state ${s.lastJob[id].state}`}>${s.lastJob[id].state}</span></div>
-          ${s.lastJob[id].failure && html`<p class="error">${s.lastJob[id].failure}</p>`}
-          <${ProgressBar} value=${s.lastJob[id].completion} />
-        </div>`}
+      : html`${printer.last_job && html`<${LastJob} last=${printer.last_job} />`}
         <p class="muted">${operational ? "Idle. Start a print from Files." : "Not connected."}</p>`}
     <div class="row">
       ${operational
@@ -79,6 +75,16 @@ function PrinterCard({ printer }) {
     </div>
     ${operational && html`<${Controls} printer=${printer} busy=${!!job && !job.paused} post=${post} />`}
   </section>`;
+}
+
+/** The print that ended last on this printer (the server keeps it in its history). */
+function LastJob({ last }) {
+  return html`<div class="job" data-testid="last-job">
+    <div class="jobline"><span class="label">Last print</span> <strong>${last.file}</strong>
+      <span class=${`state ${last.result}`}>${last.result}</span></div>
+    ${last.failure && html`<p class="error">${last.failure}</p>`}
+    <div class="muted">ended ${formatTimeMs(last.ended_at)} after ${formatDuration((last.ended_at - last.started_at) / 1000)}</div>
+  </div>`;
 }
 
 function Controls({ printer, busy, post }) {
