@@ -80,7 +80,7 @@ impl WireAudit {
     }
 
     /// Bytes the firmware wrote, as the host received them, cut into lines as the session
-    /// cuts them (at `\n` or `\r`, and [`MAX_RX_LINE`] bytes at most).
+    /// cuts them (at `\n` or `\r`, and 1024 bytes at most).
     pub fn firmware_said(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
         while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
