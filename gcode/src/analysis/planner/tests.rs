@@ -424,8 +424,11 @@ fn arb_step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// Agreement of two formulations of the same model. Not 1e-9: a triangle's end speed is the root
+/// of a difference that cancels to about 0 when the move ends near rest, so a rounding of 1e-16 in
+/// the reference's other order of operations becomes about 1e-8 there (seen: 4e-9 relative).
 fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    (a - b).abs() <= 1e-7 * a.abs().max(b.abs()).max(1.0)
 }
 
 use proptest::prelude::Strategy;
