@@ -427,6 +427,26 @@ mod tests {
         }
     }
 
+    /// Every byte is flagged exactly, whatever its neighbours (a borrow or carry from one byte into
+    /// the next, e.g. from a dot into a following `0`, would misplace a dotted number's end).
+    #[test]
+    fn non_digit_flags_are_exact_for_every_byte() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                for fill in [b'0', b'9', b'.', 0x00, 0xFF, b'/', b':'] {
+                    let mut bytes = [fill; 8];
+                    bytes[at] = b;
+                    let flags = non_digit_flags(u64::from_le_bytes(bytes));
+                    for (k, &byte) in bytes.iter().enumerate() {
+                        let flagged = (flags >> (8 * k + 7)) & 1 == 1;
+                        assert_eq!(flagged, !byte.is_ascii_digit(), "{bytes:?} byte {k}");
+                    }
+                    assert_eq!(flags & !0x8080_8080_8080_8080, 0);
+                }
+            }
+        }
+    }
+
     #[test]
     fn rejects_no_digits_and_overflow() {
         assert!(decimal(b"-").is_err());
