@@ -85,6 +85,43 @@ async fn missing_port_is_a_clear_error() {
     );
 }
 
+/// A real serial device (a pty) the user may not open. The test suite runs as root in CI, and root
+/// opens anything: so the opening thread first takes an ordinary user's filesystem identity
+/// (`setfsuid` is per thread on Linux and drops root's file-permission override with it).
+#[test]
+fn permission_denied_names_the_port_and_the_fix() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::PermissionsExt;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd()))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let spec = PortSpec::Serial {
+        path: path.clone(),
+        baud: 115_200,
+    };
+    let err = std::thread::spawn(move || {
+        // 65534 is `nobody`; for a non-root user this fails harmlessly and the mode alone refuses.
+        nix::unistd::setfsuid(nix::unistd::Uid::from_raw(65_534));
+        easyprint_marlin::transport::open(&spec)
+            .map(|_| ())
+            .unwrap_err()
+    })
+    .join()
+    .unwrap();
+    assert!(
+        matches!(&err, TransportError::PermissionDenied { path: p } if *p == path),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("permission denied opening {path} (is the user in the dialout group?)")
+    );
+    drop(pty);
+}
+
 /// A pty whose far end never answers (or answers garbage, like a wrong baud rate).
 fn dumb_pty(
     garbage: bool,
