@@ -529,6 +529,27 @@ fn regression_lines_rewound_and_never_re_sent_are_reported() {
     assert_completes(CREDIT, MarlinVersion::V2_1, false, 250_000, faults);
 }
 
+/// The credit window without ADVANCED_OK: the firmware reset while lines a resend request had
+/// taken back waited in the history to be sent again. They were neither completed nor reported
+/// abandoned: the stream stopped without saying what had not run.
+#[test]
+fn regression_lines_waiting_for_a_resend_are_abandoned_on_a_reset() {
+    let faults = Faults {
+        seed: 12_356_809_238_848_491_375,
+        corrupt_line: 0.012_405_381_572_676_85,
+        drop_byte: 0.009_844_384_804_357_243,
+        lose_line: 0.009_111_886_120_327_85,
+        lost_ok: 0.009_980_033_676_434_01,
+        duplicate_ok: 0.003_152_532_024_467_902_5,
+        spurious_resend: 0.003_041_862_979_479_965_7,
+        reset_after: Some(907),
+        ..Faults::none()
+    };
+    let setup = setup(SimFlavor::Marlin, CREDIT, false);
+    let (h, report) = stream(setup, faults, MarlinVersion::V1, 115_200).run(STOPPED_LINES);
+    assert_stopped(setup, Ending::Reset(907), &h, &report);
+}
+
 /// A credit window full of bytes, every `ok` for it lost, and no probe ever went out (it
 /// would not have fitted the receive buffer), so after 30 s of silence the printer was
 /// declared lost. Only a long command keeps lines in the receive buffer.

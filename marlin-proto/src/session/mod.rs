@@ -510,6 +510,19 @@ impl Session {
                 self.events.push_back(Event::Abandoned(id));
             }
         }
+        // Lines a resend request took back wait only in the history (never in flight again
+        // until re-sent): they are unfinished too.
+        if let Some(cursor) = self.resend_cursor {
+            for h in self
+                .history
+                .iter()
+                .filter(|h| h.line >= cursor && !h.reported)
+            {
+                if let (Some(id), Kind::Command) = (h.id, h.kind) {
+                    self.events.push_back(Event::Abandoned(id));
+                }
+            }
+        }
         self.in_flight_bytes = 0;
         self.in_ring = 0;
         self.gated = 0;
