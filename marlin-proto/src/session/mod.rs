@@ -122,6 +122,31 @@ struct InFlight {
 /// The longest firmware line kept; longer ones are cut (the rest is reported as another line).
 pub(crate) const MAX_RX_LINE: usize = 1024;
 
+/// Cuts bytes received from the firmware into lines, as the session reads them: at `\n` or
+/// `\r`, and at most [`MAX_RX_LINE`] bytes each (a longer run is handed out in pieces).
+/// `partial` holds an unfinished line between calls; a line that arrives whole is handed out
+/// without a copy.
+pub(crate) fn cut_rx_lines(partial: &mut Vec<u8>, bytes: &[u8], mut on_line: impl FnMut(&[u8])) {
+    let mut rest = bytes;
+    while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
+        if partial.is_empty() {
+            on_line(&rest[..i]);
+        } else {
+            partial.extend_from_slice(&rest[..i]);
+            on_line(partial);
+            partial.clear();
+        }
+        rest = &rest[i + 1..];
+    }
+    for chunk in rest.chunks(MAX_RX_LINE) {
+        if partial.len() + chunk.len() > MAX_RX_LINE {
+            on_line(partial);
+            partial.clear();
+        }
+        partial.extend_from_slice(chunk);
+    }
+}
+
 /// The host side of one connection to a Marlin printer, without any I/O.
 ///
 /// Methods fall into four groups, as in `quinn-proto`:
@@ -476,26 +501,9 @@ impl Session {
         self.last_rx = now;
         self.last_probe = None;
         self.rx_total += bytes.len();
-        let mut rest = bytes;
-        while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
-            if self.rx_partial.is_empty() {
-                self.handle_line(now, &rest[..i]);
-            } else {
-                self.rx_partial.extend_from_slice(&rest[..i]);
-                let line = std::mem::take(&mut self.rx_partial);
-                self.handle_line(now, &line);
-                self.rx_partial = line;
-                self.rx_partial.clear();
-            }
-            rest = &rest[i + 1..];
-        }
-        for chunk in rest.chunks(MAX_RX_LINE) {
-            if self.rx_partial.len() + chunk.len() > MAX_RX_LINE {
-                let line = std::mem::take(&mut self.rx_partial);
-                self.handle_line(now, &line);
-            }
-            self.rx_partial.extend_from_slice(chunk);
-        }
+        let mut partial = std::mem::take(&mut self.rx_partial);
+        cut_rx_lines(&mut partial, bytes, |line| self.handle_line(now, line));
+        self.rx_partial = partial;
     }
 
     // ----- internals ---------------------------------------------------------------------

@@ -2,7 +2,7 @@
 //! both: every numbered line is the next one, or a copy of one the firmware asked for again.
 
 use crate::response::FirmwareLine;
-use crate::session::MAX_RX_LINE;
+use crate::session::cut_rx_lines;
 
 /// A rule of the resend protocol the host broke, found by [`WireAudit`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,28 +82,12 @@ impl WireAudit {
     /// Bytes the firmware wrote, as the host received them, cut into lines as the session
     /// cuts them (at `\n` or `\r`, and 1024 bytes at most).
     pub fn firmware_said(&mut self, bytes: &[u8]) {
-        let mut rest = bytes;
-        while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
-            self.firmware_partial.extend_from_slice(&rest[..i]);
-            self.firmware_line();
-            rest = &rest[i + 1..];
-        }
-        for chunk in rest.chunks(MAX_RX_LINE) {
-            if self.firmware_partial.len() + chunk.len() > MAX_RX_LINE {
-                self.firmware_line();
+        cut_rx_lines(&mut self.firmware_partial, bytes, |line| {
+            self.seq += 1;
+            if let FirmwareLine::Resend { line: Some(n) } = FirmwareLine::parse(line) {
+                self.requests.push((self.seq, n));
             }
-            self.firmware_partial.extend_from_slice(chunk);
-        }
-    }
-
-    /// The firmware line in `firmware_partial` is complete.
-    fn firmware_line(&mut self) {
-        self.seq += 1;
-        if let FirmwareLine::Resend { line: Some(n) } = FirmwareLine::parse(&self.firmware_partial)
-        {
-            self.requests.push((self.seq, n));
-        }
-        self.firmware_partial.clear();
+        });
     }
 
     /// Resend requests with a line number received so far.
@@ -171,6 +155,7 @@ impl WireAudit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::MAX_RX_LINE;
 
     #[test]
     fn new_lines_must_follow_the_highest() {
