@@ -186,7 +186,10 @@ fn write_nonblocking(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
                     Ok(0) => {
                         return Err(io::Error::new(
                             io::ErrorKind::TimedOut,
-                            "the port accepted no bytes for 5 s",
+                            format!(
+                                "the port accepted no bytes for {} s",
+                                WRITE_TIMEOUT.as_secs()
+                            ),
                         ))
                     }
                     Ok(_) | Err(Errno::EINTR) => {}
