@@ -16,8 +16,23 @@ use crate::printers::{ActiveJob, PrinterHandle};
 use crate::state::AppState;
 
 /// The active job, if the caller may control it.
-fn controllable(handle: &PrinterHandle, principal: &Principal) -> Result<ActiveJob, ApiError> {
-    let job = handle.active_job().ok_or_else(|| {
+///
+/// A job the queue already shows as printing may still be starting (its G-code being found
+/// and analysed, under the printer's `starting` lock); waiting for that lock means a person
+/// who cancels as soon as they see "printing" cancels that job instead of hearing "not
+/// printing anything".
+async fn controllable(
+    handle: &PrinterHandle,
+    principal: &Principal,
+) -> Result<ActiveJob, ApiError> {
+    let job = match handle.active_job() {
+        Some(job) => Some(job),
+        None => {
+            drop(handle.starting.lock().await);
+            handle.active_job()
+        }
+    };
+    let job = job.ok_or_else(|| {
         ApiError::conflict("no_active_job", "the printer is not printing anything")
     })?;
     if job.owner_id != principal.user.id && !principal.user.admin {
@@ -53,7 +68,7 @@ pub async fn pause(
     handle: &PrinterHandle,
     principal: &Principal,
 ) -> Result<(), ApiError> {
-    let job = controllable(handle, principal)?;
+    let job = controllable(handle, principal).await?;
     if job.paused {
         return Ok(());
     }
@@ -75,7 +90,7 @@ pub async fn resume(
     handle: &PrinterHandle,
     principal: &Principal,
 ) -> Result<(), ApiError> {
-    let job = controllable(handle, principal)?;
+    let job = controllable(handle, principal).await?;
     if !job.paused {
         return Ok(());
     }
@@ -100,7 +115,7 @@ pub async fn cancel(
     handle: &PrinterHandle,
     principal: &Principal,
 ) -> Result<(), ApiError> {
-    let job = controllable(handle, principal)?;
+    let job = controllable(handle, principal).await?;
     cancel_job(state, job.job_id).await?;
     if let Some(printer) = handle.printer() {
         let _ = printer.cancel();
