@@ -562,7 +562,7 @@ fn reopening_keeps_everything_and_refuses_newer_schema() {
     match SqliteStore::open(&path, SqliteOptions::default()) {
         Err(StoreError::SchemaTooNew {
             found: 99,
-            supported: 1,
+            supported: 2,
             ..
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
