@@ -403,6 +403,7 @@ async fn job(State(state): State<AppState>, principal: Principal) -> axum::Json<
         }));
     };
     let analysis = job.analysis.octoprint_json();
+    let (time_left, origin) = job.time_left();
     axum::Json(json!({
         "job": {
             "file": {
@@ -423,8 +424,8 @@ async fn job(State(state): State<AppState>, principal: Principal) -> axum::Json<
             "completion": job.completion_percent(),
             "filepos": job.position.byte_offset,
             "printTime": job.started.elapsed().as_secs(),
-            "printTimeLeft": job.time_left_secs().round() as u64,
-            "printTimeLeftOrigin": "analysis",
+            "printTimeLeft": time_left.round() as u64,
+            "printTimeLeftOrigin": origin.as_str(),
         },
         "state": state_text,
     }))

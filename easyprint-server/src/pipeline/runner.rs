@@ -19,6 +19,7 @@ use super::{now, print_worker, queue_changed, LEASE};
 use crate::auth::store as users;
 use crate::error::ApiError;
 use crate::files::store::{self as file_store, FileRecord};
+use crate::printers::eta::PaceTracker;
 use crate::printers::{ActiveJob, JobSummary, PrinterHandle};
 use crate::state::AppState;
 use crate::ws::hub::{Audience, Topic};
@@ -166,7 +167,7 @@ async fn start_job(
     let lines = command_lines_from(&path, byte_offset)
         .map_err(|e| format!("cannot open the G-code file: {e}"))?;
     let events = printer.events();
-    *handle.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(ActiveJob {
+    let mut active = ActiveJob {
         job_id: job.id,
         lease: lease.clone(),
         owner_id,
@@ -178,7 +179,10 @@ async fn start_job(
         paused: false,
         skipped_commands,
         prelude_lines,
-    });
+        pace: PaceTracker::default(),
+    };
+    active.advance(active.position, active.started);
+    *handle.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(active);
     let total = prelude_lines + analysis.commands.len() as u64 - skipped_commands;
     if let Err(e) = printer
         .stream(prelude.into_iter().chain(lines), Some(total))
@@ -316,7 +320,7 @@ async fn progress(
     let (summary, layer) = {
         let mut active = handle.active.lock().unwrap_or_else(|e| e.into_inner());
         let Some(job) = active.as_mut() else { return };
-        job.position = job.position_after(p.acknowledged);
+        job.advance(job.position_after(p.acknowledged), Instant::now());
         (
             JobSummary::of(job),
             job.analysis.layer_at(job.position.line),

@@ -8,6 +8,7 @@
 //! G-code that cannot smuggle a second command onto the line.
 
 pub mod commands;
+pub mod eta;
 mod monitor;
 mod registry;
 pub mod store;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{HostScriptsConfig, PrinterConfig, SimulationConfig};
 use crate::error::ApiError;
 use crate::pipeline::analysis::FileAnalysis;
+use eta::{EstimateOrigin, PaceTracker};
 
 /// Connection state of one printer, named as OctoPrint names it in `/api/connection`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,6 +153,8 @@ pub struct ActiveJob {
     pub skipped_commands: u64,
     /// Lines of a resume prelude streamed before the file's.
     pub prelude_lines: u64,
+    /// The pace kept against the analysis' estimate (see [`eta`]).
+    pub pace: PaceTracker,
 }
 
 impl ActiveJob {
@@ -170,11 +174,28 @@ impl ActiveJob {
         (self.position.byte_offset as f64 / self.size as f64 * 100.0).min(100.0)
     }
 
-    /// Estimated seconds left, from the analysis' timeline at the current position.
+    /// Moves to `position`, acknowledged at `now`.
+    pub fn advance(&mut self, position: JobPosition, now: Instant) {
+        self.position = position;
+        self.pace.observe(
+            now,
+            self.analysis.analysis.time_at_offset(position.byte_offset),
+        );
+    }
+
+    /// Estimated seconds left: the analysis' timeline from the current position, scaled by
+    /// the pace observed so far.
+    pub fn time_left(&self) -> (f64, EstimateOrigin) {
+        self.pace.time_left(
+            self.analysis
+                .analysis
+                .remaining_time_at_offset(self.position.byte_offset),
+        )
+    }
+
+    /// [`ActiveJob::time_left`] in seconds.
     pub fn time_left_secs(&self) -> f64 {
-        self.analysis
-            .analysis
-            .remaining_time_at_offset(self.position.byte_offset)
+        self.time_left().0
     }
 }
 
@@ -265,6 +286,9 @@ pub struct JobSummary {
     pub print_time: f64,
     /// Estimated seconds left.
     pub print_time_left: f64,
+    /// What the estimate rests on: `analysis`, or `mixed-analysis` once the observed pace is
+    /// blended in (OctoPrint's names).
+    pub print_time_left_origin: &'static str,
     /// Paused by a person.
     pub paused: bool,
 }
@@ -272,13 +296,15 @@ pub struct JobSummary {
 impl JobSummary {
     /// Summarises an active job.
     pub fn of(job: &ActiveJob) -> JobSummary {
+        let (print_time_left, origin) = job.time_left();
         JobSummary {
             id: job.job_id.0,
             file: job.file_name.clone(),
             completion: job.completion_percent(),
             position: job.position,
             print_time: job.started.elapsed().as_secs_f64(),
-            print_time_left: job.time_left_secs(),
+            print_time_left,
+            print_time_left_origin: origin.as_str(),
             paused: job.paused,
         }
     }
