@@ -689,3 +689,22 @@ fn regression_an_unanswered_m115_proves_nothing() {
     };
     assert_rrf_stops_unconfirmed(faults, false);
 }
+
+/// Marlin with ADVANCED_OK, credit window: a rewind waited (the `ok` of the line in flight
+/// lost), a probe went out as a new line (N687), its `ok T:` let the rewind go on, and the
+/// rewind re-sent every line up to the newest, the probe included: unasked. A rewind now
+/// ends at the line that was next when it began.
+#[test]
+fn regression_a_rewind_never_re_sends_a_probe_sent_while_it_waited() {
+    let faults = Faults {
+        seed: 17_024_956_482_827_688_628,
+        corrupt_line: 0.017_596_560_894_513_426,
+        drop_byte: 0.014_044_744_702_413_535,
+        lose_line: 0.002_387_242_317_133_217,
+        lost_ok: 0.004_999_935_589_360_849,
+        duplicate_ok: 0.001,
+        spurious_resend: 0.002_030_697_201_320_487_8,
+        ..Faults::none()
+    };
+    assert_completes(CREDIT, MarlinVersion::V2_1, true, 115_200, faults);
+}

@@ -184,7 +184,7 @@ impl Session {
             return false;
         }
         let (id, kind) = (sent.id, sent.kind);
-        self.resend_cursor = (cursor + 1 < self.next_line).then_some(cursor + 1);
+        self.resend_cursor = self.rewind_after(cursor);
         self.complete(InFlight {
             line: Some(cursor),
             id,
