@@ -184,7 +184,7 @@ impl Session {
             return false;
         }
         let (id, kind) = (sent.id, sent.kind);
-        self.resend_cursor = (cursor + 1 < self.next_line).then_some(cursor + 1);
+        self.resend_cursor = self.rewind_after(cursor);
         self.complete(InFlight {
             line: Some(cursor),
             id,
@@ -222,7 +222,16 @@ impl Session {
     /// Completes the `pos` oldest outstanding commands (their `ok`s were lost: a later
     /// acknowledgement proves they ran) and takes the one at `pos`.
     pub(super) fn ack_through(&mut self, pos: usize) -> Option<InFlight> {
-        if pos > 0 && !self.quirks().checks_line_numbers {
+        // A later line answered while `M115` never was: a firmware checking line numbers
+        // would have asked for `M115` again, so this one may drop lines silently
+        // (RepRapFirmware drops a line with a bad checksum) and is not identified yet.
+        let unidentified = self.firmware.info.is_none()
+            && self
+                .in_flight
+                .iter()
+                .take(pos)
+                .any(|f| f.kind == Kind::Identify);
+        if pos > 0 && (unidentified || !self.quirks().checks_line_numbers) {
             // The proof rests on the firmware rejecting a line after a missing one.
             let line = self.in_flight.front().and_then(|f| f.line);
             self.fail(FatalError::Unconfirmed { line });

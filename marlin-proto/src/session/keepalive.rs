@@ -150,7 +150,7 @@ impl Session {
             return;
         };
         self.take_back_from(n);
-        self.resend_cursor = Some(n);
+        self.rewind_from(n);
         self.retransmitted = Some(n);
         self.events.push_back(Event::Warning(Warning::Probed));
     }

@@ -220,6 +220,9 @@ pub struct Session {
     /// against `rx_bytes`.
     in_ring: usize,
     resend_cursor: Option<i64>,
+    /// The first line a rewind does not re-send: `next_line` when it began. A line first sent
+    /// after that (a probe while the rewind waited) was never asked for again.
+    resend_end: i64,
     urgent: Vec<u8>,
     /// The firmware's pace, for [`read_deferral`](Self::read_deferral).
     pace: pacing::AckPace,
@@ -299,6 +302,7 @@ impl Session {
             learned_slots: 0,
             in_ring: 0,
             resend_cursor: None,
+            resend_end: 0,
             urgent: Vec::new(),
             pace: pacing::AckPace::default(),
             planner_free: None,
@@ -524,7 +528,7 @@ impl Session {
             for h in self
                 .history
                 .iter()
-                .filter(|h| h.line >= cursor && !h.reported)
+                .filter(|h| h.line >= cursor && h.line < self.resend_end && !h.reported)
             {
                 if let (Some(id), Kind::Command) = (h.id, h.kind) {
                     self.events.push_back(Event::Abandoned(id));

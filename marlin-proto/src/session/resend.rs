@@ -101,7 +101,7 @@ impl Session {
         let pending = self.duplicates.map_or(0, |(_, d)| d);
         let ghosts = (pending + lost as u32).saturating_sub(1);
         self.duplicates = (ghosts > 0).then_some((n, ghosts));
-        self.resend_cursor = Some(n);
+        self.rewind_from(n);
         self.recovering = Some(n);
         // A rewind may leave stale `ok`s on their way (old Marlin answers every line in flight
         // behind a bad one): without ADVANCED_OK, resynchronise with an M105 right after,
@@ -110,6 +110,17 @@ impl Session {
             self.since_sync = SYNC_EVERY;
         }
         self.events.push_back(Event::Resending { from: n, reason });
+    }
+
+    /// Re-sends the lines from `n` up to the newest sent so far, from the history.
+    pub(super) fn rewind_from(&mut self, n: i64) {
+        self.resend_cursor = Some(n);
+        self.resend_end = self.next_line;
+    }
+
+    /// The cursor's next line after `line`, `None` past the rewind's end.
+    pub(super) fn rewind_after(&self, line: i64) -> Option<i64> {
+        (line + 1 < self.resend_end.min(self.next_line)).then_some(line + 1)
     }
 
     /// Takes every line from `n` on out of flight, to be sent again from the history; returns

@@ -44,7 +44,7 @@ impl Session {
                 let (id, kind, long, len) = (sent.id, sent.kind, sent.long, sent.bytes.len());
                 let m105 = sent.m105;
                 self.push_in_flight(now, Some(line), id, kind, long, m105, len as u32);
-                self.resend_cursor = (line + 1 < self.next_line).then_some(line + 1);
+                self.resend_cursor = self.rewind_after(line);
                 continue;
             }
             if self.identify_due {

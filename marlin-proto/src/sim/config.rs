@@ -84,7 +84,8 @@ impl Default for Faults {
 /// Everything about the simulated printer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
-    /// Resend behaviour.
+    /// Marlin's resend behaviour (Prusa-Firmware has its own whatever this says: the receive
+    /// buffer drained and one `ok` after every `Resend:`).
     pub version: MarlinVersion,
     /// `RX_BUFFER_SIZE` in bytes (128 on AVR).
     pub rx_buffer: usize,

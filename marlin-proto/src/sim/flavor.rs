@@ -27,7 +27,8 @@ pub enum SimFlavor {
     /// Smoothieware: no boot banner; a bad checksum or line number gets `rs N<n>` only (no
     /// error, no `ok`, no drain); `M112` (in order) answers `ok Emergency Stop Requested - …`
     /// and halts; a halt (`… HALT asserted - reset or M999 required`) makes it answer every
-    /// later command `!!`, without `ok`, until `M999`; no `busy:` lines.
+    /// later command `!!`, without `ok`, until `M999`, except the status queries of its
+    /// `allowed_mcodes` (`M105`, `M114`, `M115`, …), which still run; no `busy:` lines.
     Smoothieware,
     /// RepRapFirmware in Marlin emulation (its USB default): no boot banner; `M115` as
     /// `FIRMWARE_NAME: RepRapFirmware for Duet 3 MB6HC FIRMWARE_VERSION: …`; line numbers are

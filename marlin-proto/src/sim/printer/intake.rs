@@ -272,12 +272,15 @@ impl SimPrinter {
     pub(super) fn line_error(&mut self, _now: Instant, text: &str) {
         self.stats.line_errors += 1;
         let _ = writeln!(self.out, "Error:{text}{}", self.last_n);
-        if self.config.version != MarlinVersion::V1 {
+        // Prusa-Firmware's `FlushSerialRequestResend` always drains the receive buffer and
+        // answers `Resend:` with one `ok`, whichever Marlin release `version` names.
+        let prusa = self.config.flavor == SimFlavor::Prusa;
+        if prusa || self.config.version != MarlinVersion::V1 {
             self.rx.clear();
         }
         self.line_buf.clear();
         let _ = writeln!(self.out, "Resend: {}", self.last_n + 1);
-        if self.config.version != MarlinVersion::V2_0 {
+        if prusa || self.config.version != MarlinVersion::V2_0 {
             self.out.extend_from_slice(b"ok\n");
         }
     }
