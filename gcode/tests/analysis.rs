@@ -379,3 +379,21 @@ fn purge_lines_are_not_layers_when_the_file_has_feature_tags() {
     // Without tags every extrusion layer counts.
     assert_eq!(run(&g.replace(";TYPE:WALL-OUTER\n", "")).layer_count, 3);
 }
+
+#[test]
+fn bounding_boxes_exist_only_for_what_was_extruded() {
+    // Travel, retraction and a Z move only: no extrusion, so no boxes.
+    let a = run("G1 X10 Y10\nG1 E-1\nG1 Z2\nG1 E1\n");
+    assert_eq!((a.extrusion_bbox, a.print_bbox), (None, None));
+    // Untagged extrusion: an extrusion box, no print box. Its first point is the move's start.
+    let a = run("G1 X-5 Y-0.0 Z0.2\nG1 X-1 Y3 E1\n");
+    let b = a.extrusion_bbox.unwrap();
+    assert_eq!((b.min, b.max), ([-5.0, 0.0, 0.2], [-1.0, 3.0, 0.2]));
+    assert!(b.min[1].is_sign_negative(), "the start's -0.0 is kept");
+    assert_eq!(a.print_bbox, None);
+    // Tagged extrusion after untagged: the print box holds only the tagged segment.
+    let a = run("G1 X0 Y0 Z0.2\nG1 X50 E1\n;TYPE:WALL-OUTER\nG1 X50 Y20 E2\n");
+    let p = a.print_bbox.unwrap();
+    assert_eq!((p.min, p.max), ([50.0, 0.0, 0.2], [50.0, 20.0, 0.2]));
+    assert_eq!(a.extrusion_bbox.unwrap().min[0], 0.0);
+}

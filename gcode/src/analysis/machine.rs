@@ -40,16 +40,21 @@ pub(crate) struct Machine {
     /// Modal feedrate, mm/s.
     feedrate: f64,
     tool: usize,
+    /// Extruded per tool; the current tool's running sums are in `tool_filament`/`tool_printed`
+    /// (stored back at a tool change and at the end: no indexing per move).
     filament: Vec<f64>,
     /// Extruded under feature tags, per tool.
     printed: Vec<f64>,
+    tool_filament: f64,
+    tool_printed: f64,
     retracted: bool,
     retract: super::FirmwareRetract,
     planner: Planner,
     timeline: Timeline,
     metadata: MetadataReader,
-    extrusion_bbox: Option<BoundingBox>,
-    print_bbox: Option<BoundingBox>,
+    /// Empty ([`EMPTY_BOX`]) until the first extrusion: growing it needs no check for a first point.
+    extrusion_bbox: BoundingBox,
+    print_bbox: BoundingBox,
     /// Under a slicer feature tag other than `Custom`.
     typed: bool,
     /// End of the last extruding move, and whether it was tagged.
@@ -83,13 +88,15 @@ impl Machine {
             tool: 0,
             filament: vec![0.0],
             printed: vec![0.0],
+            tool_filament: 0.0,
+            tool_printed: 0.0,
             retracted: false,
             retract: config.firmware_retract,
             planner: Planner::new(config.limits),
             timeline: Timeline::default(),
             metadata: MetadataReader::default(),
-            extrusion_bbox: None,
-            print_bbox: None,
+            extrusion_bbox: EMPTY_BOX,
+            print_bbox: EMPTY_BOX,
             typed: false,
             last_extrusion_end: [f64::NAN; 3],
             last_extrusion_typed: false,
@@ -337,6 +344,7 @@ impl Machine {
         [axis(X), axis(Y), axis(Z), axis(E)]
     }
 
+    #[inline(always)]
     fn linear(&mut self, line: &Line<'_>) {
         let target = self.target(line.raw_args());
         self.move_to(target, self.feedrate, line);
@@ -356,7 +364,7 @@ impl Machine {
             self.position = target;
             return;
         }
-        self.filament[self.tool] += delta[E];
+        self.tool_filament += delta[E];
         let moves_xyz = delta[X] != 0.0 || delta[Y] != 0.0 || delta[Z] != 0.0;
         if delta[Z] != 0.0 {
             self.mark_layer_start(line);
@@ -370,9 +378,10 @@ impl Machine {
         self.position = target;
     }
 
+    #[inline(always)]
     fn extrusion(&mut self, target: [f64; 4], line: &Line<'_>) {
         if self.typed {
-            self.printed[self.tool] += target[E] - self.position[E];
+            self.tool_printed += target[E] - self.position[E];
         }
         let from = [self.position[X], self.position[Y], self.position[Z]];
         let to = [target[X], target[Y], target[Z]];
@@ -392,36 +401,50 @@ impl Machine {
         self.last_extrusion_typed = self.typed;
         let z = target[Z];
         if self.layer_z.is_none_or(|lz| (z - lz).abs() > LAYER_EPSILON) {
-            let start = self.layer_start.take().unwrap_or(LayerStart {
-                offset: line.offset(),
-                line: line.number(),
-                seq: self.planner.next_seq(),
-            });
-            self.layer_count += 1;
-            self.layer_z = Some(z);
-            let layer = Layer {
-                z,
-                offset: start.offset,
-                line: start.line,
-                start_time: f64::NAN,
-            };
-            self.current_layer_printed = false;
-            if self.timeline.layers.len() < self.layer_limit {
-                self.timeline.push_layer(layer, start.seq);
-                self.layer_printed.push(false);
-            }
+            self.new_layer(z, line);
         }
         if self.typed && !self.current_layer_printed {
-            self.current_layer_printed = true;
-            self.printed_layer_count += 1;
-            if self.layer_printed.len() as u64 == self.layer_count {
-                if let Some(p) = self.layer_printed.last_mut() {
-                    *p = true;
-                }
-            }
+            self.layer_printed_now();
         }
         self.layer_start = None;
         self.timeline.unwatch();
+    }
+
+    /// Extrusion at a new Z: a layer starts (out of line: once per layer, not per move).
+    #[cold]
+    #[inline(never)]
+    fn new_layer(&mut self, z: f64, line: &Line<'_>) {
+        let start = self.layer_start.take().unwrap_or(LayerStart {
+            offset: line.offset(),
+            line: line.number(),
+            seq: self.planner.next_seq(),
+        });
+        self.layer_count += 1;
+        self.layer_z = Some(z);
+        let layer = Layer {
+            z,
+            offset: start.offset,
+            line: start.line,
+            start_time: f64::NAN,
+        };
+        self.current_layer_printed = false;
+        if self.timeline.layers.len() < self.layer_limit {
+            self.timeline.push_layer(layer, start.seq);
+            self.layer_printed.push(false);
+        }
+    }
+
+    /// The first tagged extrusion of the current layer: it is a layer of the print.
+    #[cold]
+    #[inline(never)]
+    fn layer_printed_now(&mut self) {
+        self.current_layer_printed = true;
+        self.printed_layer_count += 1;
+        if self.layer_printed.len() as u64 == self.layer_count {
+            if let Some(p) = self.layer_printed.last_mut() {
+                *p = true;
+            }
+        }
     }
 }
 
@@ -502,7 +525,7 @@ impl Machine {
         } else {
             (self.retract.length, self.retract.recover_feedrate)
         };
-        self.filament[self.tool] += length;
+        self.tool_filament += length;
         self.planner
             .add_move([0.0, 0.0, 0.0, length], feedrate, &mut self.timeline);
     }
@@ -588,11 +611,20 @@ impl Machine {
             return;
         }
         self.counts.tool_changes += 1;
+        self.store_tool_sums();
         self.tool = tool as usize;
         if self.filament.len() <= self.tool {
             self.filament.resize(self.tool + 1, 0.0);
             self.printed.resize(self.tool + 1, 0.0);
         }
+        self.tool_filament = self.filament[self.tool];
+        self.tool_printed = self.printed[self.tool];
+    }
+
+    /// Stores the current tool's running sums in the per-tool lists.
+    fn store_tool_sums(&mut self) {
+        self.filament[self.tool] = self.tool_filament;
+        self.printed[self.tool] = self.tool_printed;
     }
 
     pub(crate) fn finish(mut self, bytes: u64, config: &AnalysisConfig) -> Analysis {
@@ -600,6 +632,7 @@ impl Machine {
             self.thumbnail_issue(issue, self.lines, config);
         }
         self.planner.flush(&mut self.timeline);
+        self.store_tool_sums();
         let total = self.planner.time();
         self.timeline.finish(total);
         // With slicer feature tags, layers of untagged extrusion only (start G-code purge lines)
@@ -627,8 +660,8 @@ impl Machine {
             lines: self.lines,
             layers,
             layer_count,
-            extrusion_bbox: self.extrusion_bbox,
-            print_bbox: self.print_bbox,
+            extrusion_bbox: non_empty(self.extrusion_bbox),
+            print_bbox: non_empty(self.print_bbox),
             filament,
             estimated_time: total,
             checkpoints: self.timeline.checkpoints,
@@ -663,22 +696,25 @@ fn centre_from_radius(
     Some((cx - start[X], cy - start[Y]))
 }
 
+/// A box no point is in: adding a point to it gives the box of that point (the minimum of
+/// infinity and a finite value is that value), so the first extrusion needs no special case.
+const EMPTY_BOX: BoundingBox = BoundingBox {
+    min: [f64::INFINITY; 3],
+    max: [f64::NEG_INFINITY; 3],
+};
+
+/// The box, or `None` if nothing was added to it (points are finite: see [`Machine::move_to`]).
+fn non_empty(bbox: BoundingBox) -> Option<BoundingBox> {
+    (bbox.min[X] <= bbox.max[X]).then_some(bbox)
+}
+
 /// Adds a segment to a bounding box (`from` is already in it when `chained`).
 #[inline]
-fn grow(bbox: &mut Option<BoundingBox>, from: [f64; 3], to: [f64; 3], chained: bool) {
-    match bbox {
-        Some(b) => {
-            if !chained {
-                b.add(from);
-            }
-            b.add(to);
-        }
-        None => {
-            let mut b = BoundingBox::point(from);
-            b.add(to);
-            *bbox = Some(b);
-        }
+fn grow(bbox: &mut BoundingBox, from: [f64; 3], to: [f64; 3], chained: bool) {
+    if !chained {
+        bbox.add(from);
     }
+    bbox.add(to);
 }
 
 /// Axis index of each byte (`X`, `Y`, `Z`, `E`), [`NO_AXIS`] for the others. A table rather than a

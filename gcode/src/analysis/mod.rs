@@ -49,10 +49,6 @@ pub struct BoundingBox {
 }
 
 impl BoundingBox {
-    fn point(p: [f64; 3]) -> Self {
-        BoundingBox { min: p, max: p }
-    }
-
     #[inline]
     fn add(&mut self, p: [f64; 3]) {
         // Points are finite (moves with a non-finite delta are skipped), so the one-instruction
