@@ -658,7 +658,7 @@ fn regression_prusa_credit_window_never_re_sends_unasked() {
 fn regression_a_halted_smoothieware_answers_only_status_queries() {
     let faults = Faults {
         seed: 3_498_495_122_751_880_606,
-        corrupt_line: 0.005_780_853_291_799_261_6,
+        corrupt_line: 0.005_780_853_291_799_262,
         drop_byte: 0.002_711_926_071_949_267,
         lose_line: 0.003_121_970_652_546_504,
         lost_ok: 0.002_568_156_734_441_862_8,
