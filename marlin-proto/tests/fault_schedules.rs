@@ -708,3 +708,25 @@ fn regression_a_rewind_never_re_sends_a_probe_sent_while_it_waited() {
     };
     assert_completes(CREDIT, MarlinVersion::V2_1, true, 115_200, faults);
 }
+
+/// Marlin 1.x, ping-pong, reset after 574 commands: a doubled `ok` completed N572 early, the
+/// firmware then asked for N572 (its first copy was corrupted), the copy ran, and the reset
+/// came before its `ok`. The copy in flight was reported abandoned too: two outcomes for one
+/// command. A copy of a line already reported complete now keeps that report.
+#[test]
+fn regression_a_re_sent_copy_of_a_completed_line_is_not_abandoned() {
+    let faults = Faults {
+        seed: 13_118_952_860_917_697_259,
+        corrupt_line: 0.011_636_544_890_640_171,
+        drop_byte: 0.011_384_997_742_324_156,
+        lose_line: 0.007_323_307_870_854_642,
+        lost_ok: 0.005_281_185_913_702_639_5,
+        duplicate_ok: 0.001,
+        spurious_resend: 0.004_810_748_460_163_489,
+        reset_after: Some(574),
+        ..Faults::none()
+    };
+    let setup = setup(SimFlavor::Marlin, FlowPolicy::PingPong, false);
+    let (h, report) = stream(setup, faults, MarlinVersion::V1, 115_200).run(STOPPED_LINES);
+    assert_stopped(setup, Ending::Reset(574), &h, &report);
+}

@@ -89,7 +89,10 @@ pub enum Event {
     },
     /// A command was acknowledged (`ok`). `response` holds the lines the firmware wrote for it
     /// (between the previous acknowledgement and this one, autoreports and busy lines excluded)
-    /// and the `ok` line itself when it carried data (`ok T:…`).
+    /// and the `ok` line itself when it carried data (`ok T:…`). Each command ends in exactly
+    /// one `Completed` or [`Event::Abandoned`]. A doubled `ok` can complete a line before it
+    /// ran; if the firmware then asks for it again the copy goes out unreported, and a fatal
+    /// error's `last_acknowledged` names only lines the firmware itself confirmed.
     Completed {
         /// Which command.
         id: CommandId,

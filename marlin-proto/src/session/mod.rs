@@ -518,7 +518,13 @@ impl Session {
         }
         self.phase = Phase::Failed;
         for f in std::mem::take(&mut self.in_flight) {
-            if let (Some(id), Kind::Command) = (f.id, f.kind) {
+            // A copy of a line already reported complete (a resend request came after its
+            // `ok`) keeps that report: one outcome per command.
+            let settled = f
+                .line
+                .and_then(|l| self.history_index(l))
+                .is_some_and(|i| self.history[i].reported);
+            if let (Some(id), Kind::Command, false) = (f.id, f.kind, settled) {
                 self.events.push_back(Event::Abandoned(id));
             }
         }

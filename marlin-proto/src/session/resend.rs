@@ -93,6 +93,11 @@ impl Session {
             self.ping_pong_until = Some(self.ping_pong_until.map_or(until, |l| l.max(until)));
         }
         self.acknowledge_through(n - 1);
+        if self.last_acked.is_some_and(|a| a >= n) {
+            // An `ok` taken for `n` was not its own (a doubled one): the firmware holds only
+            // the lines before `n`. `n` keeps its `Completed`; its copy is not reported again.
+            self.last_acked = Some(n - 1);
+        }
         // Everything from `n` on is lost: forget it and send it again from the history.
         let lost = self.take_back_from(n);
         // Every transmission the firmware has not answered yet may still come back as the same

@@ -93,6 +93,32 @@ fn s27_reset_mid_print_is_fatal() {
     );
 }
 
+/// A doubled `ok` completed N3 early; the firmware then asked for N3 (its first copy was
+/// corrupted) and reset before the copy ran. The reset names N2, the last line the firmware
+/// confirmed, and N3 keeps its one outcome: completed, never abandoned as well.
+#[test]
+fn s27_reset_after_a_request_for_a_completed_line() {
+    let mut h = Host::plain();
+    h.send("G1 X1");
+    let x2 = h.send("G1 X2");
+    h.tx();
+    h.rx("ok\n");
+    assert!(h.tx().starts_with("N3 "));
+    h.rx("ok\n");
+    assert_eq!(h.completed(), vec![2, 3]);
+    h.rx("Error:checksum mismatch, Last Line: 2\nResend: 3\nok\n");
+    assert!(h.tx().starts_with("N3 "));
+    h.rx("start\n");
+    assert_eq!(
+        h.s.fatal(),
+        Some(&FatalError::FirmwareReset {
+            last_acknowledged: Some(2),
+            unfinished: 1
+        })
+    );
+    assert!(!h.events().contains(&Event::Abandoned(x2)));
+}
+
 #[test]
 fn s28_reset_while_idle_resyncs() {
     let mut h = Host::plain();
