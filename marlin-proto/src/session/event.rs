@@ -91,8 +91,8 @@ pub enum Event {
     /// (between the previous acknowledgement and this one, autoreports and busy lines excluded)
     /// and the `ok` line itself when it carried data (`ok T:…`). Each command ends in exactly
     /// one `Completed` or [`Event::Abandoned`]. A doubled `ok` can complete a line before it
-    /// ran; if the firmware then asks for it again the copy goes out unreported, and a fatal
-    /// error's `last_acknowledged` names only lines the firmware itself confirmed.
+    /// ran; if the firmware then asks for it again the copy goes out unreported, and
+    /// [`FatalError::FirmwareReset`]'s `last_acknowledged` goes back to the line before.
     Completed {
         /// Which command.
         id: CommandId,
@@ -217,7 +217,9 @@ pub enum FatalError {
     /// `start` arrived while commands were outstanding: the firmware lost its state.
     #[error("firmware reset while {unfinished} commands were unfinished (last acknowledged line: {last_acknowledged:?})")]
     FirmwareReset {
-        /// Last line acknowledged before the reset.
+        /// Last line acknowledged before the reset. Without ADVANCED_OK's line number a
+        /// doubled `ok` looks like the next line's own: unless a resend request exposed it
+        /// before the reset, this can be ahead of what ran by such `ok`s.
         last_acknowledged: Option<i64>,
         /// Commands queued or in flight that are lost.
         unfinished: usize,
