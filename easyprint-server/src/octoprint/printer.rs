@@ -404,12 +404,14 @@ async fn job(State(state): State<AppState>, principal: Principal) -> axum::Json<
     };
     let analysis = job.analysis.octoprint_json();
     let (time_left, origin) = job.time_left();
+    // OctoPrint names the file being printed: the G-code, by base name and path.
+    let name = job.gcode_path.rsplit('/').next().unwrap_or(&job.gcode_path);
     axum::Json(json!({
         "job": {
             "file": {
-                "name": job.file_name,
-                "path": job.file_name,
-                "display": job.file_name,
+                "name": name,
+                "path": job.gcode_path,
+                "display": name,
                 "origin": "local",
                 "size": job.size,
                 "date": null,

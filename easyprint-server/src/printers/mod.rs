@@ -137,8 +137,10 @@ pub struct ActiveJob {
     pub lease: Lease,
     /// Id of the owning user.
     pub owner_id: i64,
-    /// The G-code file's display name.
+    /// The job's file as the queue and history name it (a model's name for a sliced job).
     pub file_name: String,
+    /// The G-code file being streamed: its path in the owner's files.
+    pub gcode_path: String,
     /// Its size in bytes.
     pub size: u64,
     /// Its analysis (estimates, layers, line index).
@@ -276,8 +278,10 @@ impl LastJob {
 pub struct JobSummary {
     /// Queue job id.
     pub id: i64,
-    /// File name.
+    /// The job's file, as the queue and history name it (`cube.stl` for a sliced model).
     pub file: String,
+    /// The G-code being streamed, its path in the owner's files (`cube.gcode`).
+    pub gcode: String,
     /// Percent of the file acknowledged.
     pub completion: f64,
     /// Last acknowledged line and byte offset.
@@ -300,6 +304,7 @@ impl JobSummary {
         JobSummary {
             id: job.job_id.0,
             file: job.file_name.clone(),
+            gcode: job.gcode_path.clone(),
             completion: job.completion_percent(),
             position: job.position,
             print_time: job.started.elapsed().as_secs_f64(),

@@ -249,6 +249,35 @@ async fn uploaded_stl_is_sliced_by_curaengine_and_printed_to_the_end() {
     assert_eq!(printer["state"]["flags"]["ready"], true);
 }
 
+/// A sliced model prints under the name the queue and history give it (the model's); the
+/// G-code it streams is named beside it, and OctoPrint's job API names that G-code.
+#[tokio::test]
+async fn a_sliced_model_prints_under_its_own_name_beside_its_gcode() {
+    let (app, key) = ready_app(slow_moves()).await;
+    upload(&app, &key, "cube.stl", &cube_stl(8.0), true).await;
+    let printer = wait_for(
+        &app,
+        &key,
+        &format!("/api/v1/printers/{PRINTER}"),
+        Duration::from_secs(90),
+        "the sliced print to start",
+        |p| p["job"].is_object(),
+    )
+    .await;
+    assert_eq!(printer["job"]["file"], "cube.stl", "{printer}");
+    assert_eq!(printer["job"]["gcode"], "cube.gcode", "{printer}");
+    let (_, job) = get_json(&app, &key, "/api/job").await;
+    assert_eq!(job["job"]["file"]["name"], "cube.gcode", "{job}");
+    assert_eq!(job["job"]["file"]["path"], "cube.gcode", "{job}");
+    let id = only_job(&app, &key).await["id"].as_i64().unwrap();
+    let cancel = json!({ "command": "cancel" });
+    assert_eq!(
+        post_json(&app, &key, "/api/job", cancel).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    wait_job_state(&app, &key, id, "cancelled", Duration::from_secs(10)).await;
+}
+
 #[tokio::test]
 async fn prusaslicer_upload_with_print_true_prints_the_gcode() {
     let (app, key) = ready_app(SimulationConfig::instant()).await;

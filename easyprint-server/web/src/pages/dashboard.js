@@ -52,7 +52,7 @@ function PrinterCard({ printer }) {
     </div>
     <${TemperatureChart} points=${s.temperatures[id] || []} />
     ${job ? html`<div class="job" data-testid="job">
-        <div class="jobline"><strong>${job.file}</strong>${job.paused && html` <em>paused</em>`}</div>
+        <div class="jobline"><strong>${job.file}</strong>${job.gcode && job.gcode !== job.file && html` <span class="muted">${job.gcode}</span>`}${job.paused && html` <em>paused</em>`}</div>
         <${ProgressBar} value=${job.completion} />
         <div class="muted">elapsed ${formatDuration(job.print_time)} · left ${formatDuration(job.print_time_left)}
           · ETA ${new Date(Date.now() + job.print_time_left * 1000).toLocaleTimeString()}</div>
