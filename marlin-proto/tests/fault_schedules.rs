@@ -765,3 +765,25 @@ fn regression_a_doubled_ok_just_before_a_reset_is_indistinguishable() {
     ));
     assert!(h.printer().stats().faults.duplicate_ok > 0);
 }
+
+/// Marlin with EMERGENCY_PARSER: the line noise changed one digit of `N0 M110` into `M112`,
+/// and the emergency parser (it reads raw bytes, before any checksum) killed the printer at
+/// once. That is a risk of the protocol, on a real board too, not of the host: the
+/// simulator's noise no longer forges an emergency command.
+#[test]
+fn regression_line_noise_never_forges_an_emergency_command() {
+    let faults = Faults {
+        seed: 9_571_793_419_803_713_847,
+        corrupt_line: 0.019_382_774_808_025_253,
+        drop_byte: 0.014_383_517_602_886_786,
+        lose_line: 0.004_463_106_439_633_453,
+        lost_ok: 0.001_657_910_218_859_620_2,
+        duplicate_ok: 0.001,
+        spurious_resend: 0.007_239_043_990_038_925_5,
+        halt_after: Some(20),
+        ..Faults::none()
+    };
+    let setup = setup(SimFlavor::Marlin, CREDIT, true);
+    let (h, report) = stream(setup, faults, MarlinVersion::V1, 115_200).run(STOPPED_LINES);
+    assert_stopped(setup, Ending::Halt(20), &h, &report);
+}

@@ -67,8 +67,12 @@ impl SimPrinter {
                 i
             }
         };
+        // Nor a change that turns the line into an emergency command (`M110` into `M112`):
+        // the emergency parser acts on it before any checksum, on a real board too.
+        let parser = self.config.emergency_parser;
+        let emergency = emergency_command(line);
+        let forged = |line: &[u8]| parser && emergency_command(line) != emergency;
         if line.len() > 2 && self.rng.chance(corrupt) {
-            self.injected(|c| &mut c.corrupt_line);
             let i = pick(&mut self.rng, line);
             let old = line[i];
             let mut new = b'!' + self.rng.below(90) as u8;
@@ -78,10 +82,19 @@ impl SimPrinter {
                 new = if old == b'#' { b'$' } else { b'#' };
             }
             line[i] = new;
+            if forged(line) {
+                line[i] = old;
+            } else {
+                self.injected(|c| &mut c.corrupt_line);
+            }
         } else if line.len() > 2 && self.rng.chance(drop) {
-            self.injected(|c| &mut c.drop_byte);
             let i = pick(&mut self.rng, line);
-            line.remove(i);
+            let old = line.remove(i);
+            if forged(line) {
+                line.insert(i, old);
+            } else {
+                self.injected(|c| &mut c.drop_byte);
+            }
         }
     }
 
@@ -108,27 +121,21 @@ impl SimPrinter {
             return;
         }
         let line = std::mem::take(&mut self.estop_line);
-        let mut s = line.as_slice();
-        if s.first() == Some(&b'N') {
-            s = &s[1..];
-            while s.first().is_some_and(|c| c.is_ascii_digit() || *c == b'-') {
-                s = &s[1..];
+        match emergency_command(&line) {
+            Some(b"M112") => self.kill("Killed by M112"),
+            Some(b"M108") => {
+                if matches!(self.blocked, Some(Block::Heat(_) | Block::User)) {
+                    self.blocked = Some(Block::Until(now));
+                }
             }
-        }
-        let s = s.trim_ascii_start();
-        if s.starts_with(b"M112") {
-            self.kill("Killed by M112");
-        } else if s.starts_with(b"M108") {
-            if matches!(self.blocked, Some(Block::Heat(_) | Block::User)) {
-                self.blocked = Some(Block::Until(now));
+            Some(b"M876") => {
+                // A prompt answer releases a wait for the user (M0, M600).
+                if self.blocked == Some(Block::User) {
+                    self.blocked = Some(Block::Until(now));
+                }
             }
-        } else if s.starts_with(b"M876") {
-            // A prompt answer releases a wait for the user (M0, M600).
-            if self.blocked == Some(Block::User) {
-                self.blocked = Some(Block::Until(now));
-            }
-        } else if s.starts_with(b"M410") {
-            self.halt_motion();
+            Some(b"M410") => self.halt_motion(),
+            _ => {}
         }
     }
 
@@ -302,4 +309,19 @@ fn strtol(s: &str) -> i64 {
     } else {
         v
     }
+}
+
+/// The command the emergency parser acts on in `line` (its `N<n>` skipped), if any.
+fn emergency_command(line: &[u8]) -> Option<&'static [u8; 4]> {
+    let mut s = line;
+    if s.first() == Some(&b'N') {
+        s = &s[1..];
+        while s.first().is_some_and(|c| c.is_ascii_digit() || *c == b'-') {
+            s = &s[1..];
+        }
+    }
+    let s = s.trim_ascii_start();
+    [b"M112", b"M108", b"M876", b"M410"]
+        .into_iter()
+        .find(|c| s.starts_with(*c))
 }
