@@ -123,16 +123,12 @@ impl SimPrinter {
         let line = std::mem::take(&mut self.estop_line);
         match emergency_command(&line) {
             Some(b"M112") => self.kill("Killed by M112"),
-            Some(b"M108") => {
-                if matches!(self.blocked, Some(Block::Heat(_) | Block::User)) {
-                    self.blocked = Some(Block::Until(now));
-                }
+            Some(b"M108") if matches!(self.blocked, Some(Block::Heat(_) | Block::User)) => {
+                self.blocked = Some(Block::Until(now));
             }
-            Some(b"M876") => {
-                // A prompt answer releases a wait for the user (M0, M600).
-                if self.blocked == Some(Block::User) {
-                    self.blocked = Some(Block::Until(now));
-                }
+            // A prompt answer releases a wait for the user (M0, M600).
+            Some(b"M876") if self.blocked == Some(Block::User) => {
+                self.blocked = Some(Block::Until(now));
             }
             Some(b"M410") => self.halt_motion(),
             _ => {}
