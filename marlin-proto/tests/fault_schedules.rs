@@ -787,3 +787,21 @@ fn regression_line_noise_never_forges_an_emergency_command() {
     let (h, report) = stream(setup, faults, MarlinVersion::V1, 115_200).run(STOPPED_LINES);
     assert_stopped(setup, Ending::Halt(20), &h, &report);
 }
+
+/// Smoothieware takes the line number of a numbered `M110` before it checks the checksum:
+/// line noise in `N0 M110`'s number set its line counter ahead, and it asked for `N6` when
+/// `N2` was next. A risk of the protocol, not of the host: the simulator's noise leaves a
+/// Smoothieware `M110` alone, and never makes one.
+#[test]
+fn regression_line_noise_never_renumbers_a_smoothieware() {
+    let faults = Faults {
+        seed: 10_380_819_819_060_763_972,
+        corrupt_line: 0.005_455_544_307_765_622,
+        lose_line: 0.005_458_939_863_138_753_5,
+        duplicate_ok: 0.001,
+        ..Faults::none()
+    };
+    let setup = setup(SimFlavor::Smoothieware, FlowPolicy::PingPong, false);
+    let (h, report) = stream(setup, faults, MarlinVersion::V1, 115_200).run(LINES);
+    assert_exactly_once(&h, &report, LINES);
+}

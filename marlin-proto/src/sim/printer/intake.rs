@@ -68,10 +68,16 @@ impl SimPrinter {
             }
         };
         // Nor a change that turns the line into an emergency command (`M110` into `M112`):
-        // the emergency parser acts on it before any checksum, on a real board too.
+        // the emergency parser acts on it before any checksum, on a real board too. Nor, on
+        // Smoothieware, a change to or into a numbered `M110`, which it obeys unchecked.
         let parser = self.config.emergency_parser;
+        let smoothie = self.config.flavor == SimFlavor::Smoothieware;
         let emergency = emergency_command(line);
-        let forged = |line: &[u8]| parser && emergency_command(line) != emergency;
+        let renumbers = smoothie && super::smoothieware::sets_line_number(line);
+        let forged = |line: &[u8]| {
+            (parser && emergency_command(line) != emergency)
+                || (smoothie && (renumbers || super::smoothieware::sets_line_number(line)))
+        };
         if line.len() > 2 && self.rng.chance(corrupt) {
             let i = pick(&mut self.rng, line);
             let old = line[i];

@@ -12,6 +12,23 @@ const ALLOWED_WHEN_HALTED: [&str; 14] = [
     "M107",
 ];
 
+/// Whether Smoothieware reads `raw` as a numbered `M110`: it takes the line number from its
+/// `N` before checking anything, the checksum included.
+pub(super) fn sets_line_number(raw: &[u8]) -> bool {
+    let Some(after_n) = raw.trim_ascii().strip_prefix(b"N") else {
+        return false;
+    };
+    let digits = after_n.iter().take_while(|c| c.is_ascii_digit()).count();
+    let rest = &after_n[digits..];
+    let body = rest
+        .iter()
+        .rposition(|&c| c == b'*')
+        .map_or(rest, |a| &rest[..a]);
+    body.split(u8::is_ascii_whitespace)
+        .find(|w| !w.is_empty())
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"M110"))
+}
+
 impl SimPrinter {
     /// A complete line read from serial.
     pub(super) fn smoothie_line(&mut self, raw: &[u8]) {
@@ -42,11 +59,7 @@ impl SimPrinter {
             None => (rest, true),
         };
         let body = body.trim();
-        if body
-            .split_ascii_whitespace()
-            .next()
-            .is_some_and(|c| c.eq_ignore_ascii_case("M110"))
-        {
+        if sets_line_number(raw) {
             // `M110` sets the line number from its own `N`, checked before anything else.
             self.last_n = n;
             self.out.extend_from_slice(b"ok\n");
