@@ -30,6 +30,22 @@ struct LayerStart {
     seq: u64,
 }
 
+/// Where a line is: its number and byte offset (what moves need of it, for layer starts).
+#[derive(Debug, Clone, Copy)]
+struct At {
+    number: u64,
+    offset: u64,
+}
+
+impl At {
+    fn of(line: &Line<'_>) -> At {
+        At {
+            number: line.number(),
+            offset: line.offset(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Machine {
     position: [f64; 4],
@@ -135,7 +151,25 @@ impl Machine {
     /// Every line of `parser`: the loop of whole-buffer and in-chunk analysis (one copy of it,
     /// so the per-line work is inlined into one place).
     pub(crate) fn lines(&mut self, parser: &mut Parser<'_>, config: &AnalysisConfig) {
-        while let Some(line) = parser.next_line() {
+        loop {
+            // Plain `G0`/`G1` lines, most lines of a print, go straight from the bytes into the
+            // move: their words are collected as they are read (see `Parser::next_move`).
+            if !self.metadata.in_thumbnail() {
+                let mut slots = Slots::new();
+                if let Some((number, offset)) =
+                    parser.next_move(|letter, value| slots.add(letter, value))
+                {
+                    self.checkpoint(number, offset, config);
+                    self.counts.commands += 1;
+                    self.counts.moves += 1;
+                    let target = self.target(&slots);
+                    self.move_to(target, self.feedrate, At { number, offset });
+                    continue;
+                }
+            }
+            let Some(line) = parser.next_line() else {
+                break;
+            };
             self.line(line, config);
         }
     }
@@ -256,7 +290,7 @@ impl Machine {
             .metadata
             .comment(c, line.number(), config.max_thumbnail_bytes)
         {
-            Ok(true) => self.mark_layer_start(line),
+            Ok(true) => self.mark_layer_start(At::of(line)),
             Ok(false) => {}
             Err(issue) => self.thumbnail_issue(issue, line.number(), config),
         }
@@ -271,12 +305,12 @@ impl Machine {
         self.diagnose(Diagnostic::Thumbnail { line, reason }, config);
     }
 
-    fn mark_layer_start(&mut self, line: &Line<'_>) {
+    fn mark_layer_start(&mut self, at: At) {
         if self.layer_start.is_none() {
             let seq = self.planner.next_seq();
             self.layer_start = Some(LayerStart {
-                offset: line.offset(),
-                line: line.number(),
+                offset: at.offset,
+                line: at.number,
                 seq,
             });
             self.timeline.watch_layer_start(seq);
@@ -302,25 +336,12 @@ impl Machine {
     }
 
     /// The target of a move's X/Y/Z/E words, and sets the modal feedrate from `F`.
-    #[inline]
-    fn target(&mut self, words: &[RawWord]) -> [f64; 4] {
-        // Each number word lands in its slot (X, Y, Z, E, F, or a slot for the rest) and sets its
-        // bit: no branch per word on its letter, which alternates and mispredicts.
-        let mut values = [0.0; SLOTS];
-        let mut seen = 0u32;
-        for w in words {
-            let slot = match usize::from(SLOT_OF[usize::from(w.letter)]) {
-                // Only a positive `F` sets the feedrate (a later one wins).
-                F if w.value().is_nan() || w.value() <= 0.0 => OTHER,
-                slot if w.kind == ValueKind::Number => slot,
-                _ => OTHER,
-            };
-            values[slot] = w.value();
-            seen |= 1 << slot;
-        }
+    #[inline(always)]
+    fn target(&mut self, slots: &Slots) -> [f64; 4] {
+        let seen = slots.seen;
         let scale = self.scale();
         if seen & 1 << F != 0 {
-            self.feedrate = values[F] * scale / 60.0;
+            self.feedrate = slots.get(F) * scale / 60.0;
         }
         // The modes are looked up once per line, not per word.
         let absolute = [
@@ -333,7 +354,7 @@ impl Machine {
         // elements leaves it in memory as 8-byte stores, which the move then reloads 16 bytes at
         // a time, and the processor cannot forward such a load from the stores (a stall per move).
         let axis = |a: usize| {
-            let v = values[a] * scale;
+            let v = slots.get(a) * scale;
             let moved = if absolute[a] { v } else { self.position[a] + v };
             if seen & 1 << a != 0 {
                 moved
@@ -346,12 +367,12 @@ impl Machine {
 
     #[inline(always)]
     fn linear(&mut self, line: &Line<'_>) {
-        let target = self.target(line.raw_args());
-        self.move_to(target, self.feedrate, line);
+        let target = self.target(&Slots::of(line.raw_args()));
+        self.move_to(target, self.feedrate, At::of(line));
     }
 
     #[inline(always)]
-    fn move_to(&mut self, target: [f64; 4], feedrate: f64, line: &Line<'_>) {
+    fn move_to(&mut self, target: [f64; 4], feedrate: f64, at: At) {
         let delta = [
             target[X] - self.position[X],
             target[Y] - self.position[Y],
@@ -367,10 +388,10 @@ impl Machine {
         self.tool_filament += delta[E];
         let moves_xyz = delta[X] != 0.0 || delta[Y] != 0.0 || delta[Z] != 0.0;
         if delta[Z] != 0.0 {
-            self.mark_layer_start(line);
+            self.mark_layer_start(at);
         }
         if moves_xyz && delta[E] > 0.0 {
-            self.extrusion(target, line);
+            self.extrusion(target, at);
         } else if !moves_xyz && delta[E] < 0.0 {
             self.counts.retractions += 1;
         }
@@ -379,7 +400,7 @@ impl Machine {
     }
 
     #[inline(always)]
-    fn extrusion(&mut self, target: [f64; 4], line: &Line<'_>) {
+    fn extrusion(&mut self, target: [f64; 4], at: At) {
         if self.typed {
             self.tool_printed += target[E] - self.position[E];
         }
@@ -401,7 +422,7 @@ impl Machine {
         self.last_extrusion_typed = self.typed;
         let z = target[Z];
         if self.layer_z.is_none_or(|lz| (z - lz).abs() > LAYER_EPSILON) {
-            self.new_layer(z, line);
+            self.new_layer(z, at);
         }
         if self.typed && !self.current_layer_printed {
             self.layer_printed_now();
@@ -413,10 +434,10 @@ impl Machine {
     /// Extrusion at a new Z: a layer starts (out of line: once per layer, not per move).
     #[cold]
     #[inline(never)]
-    fn new_layer(&mut self, z: f64, line: &Line<'_>) {
+    fn new_layer(&mut self, z: f64, at: At) {
         let start = self.layer_start.take().unwrap_or(LayerStart {
-            offset: line.offset(),
-            line: line.number(),
+            offset: at.offset,
+            line: at.number,
             seq: self.planner.next_seq(),
         });
         self.layer_count += 1;
@@ -454,7 +475,8 @@ impl Machine {
     fn arc(&mut self, line: &Line<'_>, clockwise: bool, config: &AnalysisConfig) {
         let scale = self.scale();
         let start = self.position;
-        let target = self.target(line.raw_args());
+        let target = self.target(&Slots::of(line.raw_args()));
+        let at = At::of(line);
         let (i, j) = (line.arg(b'I'), line.arg(b'J'));
         let centre_offset = if i.is_some() || j.is_some() {
             Some((i.unwrap_or(0.0) * scale, j.unwrap_or(0.0) * scale))
@@ -469,7 +491,7 @@ impl Machine {
                 },
                 config,
             );
-            self.move_to(target, self.feedrate, line);
+            self.move_to(target, self.feedrate, at);
             return;
         };
         let (cx, cy) = (start[X] + ci, start[Y] + cj);
@@ -510,7 +532,7 @@ impl Machine {
             if !p.iter().all(|v| v.is_finite()) {
                 p = target;
             }
-            self.move_to(p, feedrate, line);
+            self.move_to(p, feedrate, at);
         }
     }
 
@@ -544,7 +566,7 @@ impl Machine {
         };
         for a in axes {
             if a == Z && self.position[Z] != 0.0 {
-                self.mark_layer_start(line);
+                self.mark_layer_start(At::of(line));
             }
             self.position[a] = 0.0;
         }
@@ -730,10 +752,64 @@ const AXIS_OF: [u8; 256] = {
 };
 const NO_AXIS: u8 = u8::MAX;
 
-/// Slots of [`Machine::target`]: the axes, then `F`, then one for every other letter.
+/// Slots of [`Slots`]: the axes, then `F`; every other letter is `OTHER` (no slot).
 const F: usize = 4;
 const OTHER: usize = 5;
-const SLOTS: usize = 6;
+
+/// A move's number words by letter: X, Y, Z, E and F, the last of each (an `F` only if positive).
+///
+/// Each word is stored in its slot and sets its bit: no branch on its letter (which alternates and
+/// mispredicts). The axes' slots are 16 bytes apart ([`SLOT_AT`]): for adjacent ones the compiler
+/// reads two axes with one 16-byte load, which the processor cannot forward from the two 8-byte
+/// stores that wrote them (a stall per move); apart, each is an 8-byte load of an 8-byte store.
+#[derive(Debug)]
+struct Slots {
+    values: [f64; 8],
+    seen: u32,
+}
+
+/// Index in [`Slots::values`] of each slot.
+const SLOT_AT: [usize; OTHER + 1] = [0, 2, 4, 6, 1, 3];
+
+impl Slots {
+    #[inline(always)]
+    fn new() -> Slots {
+        Slots {
+            values: [0.0; 8],
+            seen: 0,
+        }
+    }
+
+    /// The number words of a parsed line's arguments.
+    #[inline(always)]
+    fn of(words: &[RawWord]) -> Slots {
+        let mut slots = Slots::new();
+        for w in words {
+            if w.kind == ValueKind::Number {
+                slots.add(w.letter, w.value());
+            }
+        }
+        slots
+    }
+
+    #[inline(always)]
+    fn add(&mut self, letter: u8, value: f64) {
+        let slot = match usize::from(SLOT_OF[usize::from(letter)]) {
+            // Only a positive `F` sets the feedrate (a later one wins); NaN compares false.
+            F if !(value > 0.0) => OTHER,
+            slot => slot,
+        };
+        self.values[SLOT_AT[slot]] = value;
+        self.seen |= 1 << slot;
+    }
+
+    /// The value of slot `slot` (meaningful if its bit is set).
+    #[inline(always)]
+    fn get(&self, slot: usize) -> f64 {
+        self.values[SLOT_AT[slot]]
+    }
+}
+
 /// Slot of each letter (either case is upper case by now).
 const SLOT_OF: [u8; 256] = {
     let mut table = [OTHER as u8; 256];

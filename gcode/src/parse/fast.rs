@@ -255,6 +255,49 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
     })
 }
 
+/// A `G0`/`G1` line of number words with the letters `X`, `Y`, `Z`, `E` and `F` only, one blank
+/// or none apart (`G1 X91.369 Y107.387 E0.02112`): the shape of almost every line of a print.
+/// Each word goes to `word` (letter, value) as it is read, so a caller that only needs the values
+/// keeps them in registers: no word is stored, no [`Line`](super::Line) is built. Returns the
+/// bytes consumed with the line's terminator, or `None` for anything else (a
+/// comment, another letter, a flag, two blanks, a line within [`WINDOW`] bytes of the input's
+/// end...), and then the caller takes the line through [`scan`] or the grammar, which give these
+/// lines the same words (the values come from the same number reader), so `word` may have been
+/// called for words of a line that is then rejected.
+#[inline(always)]
+pub(crate) fn scan_move(
+    rest: &[u8],
+    max_len: usize,
+    mut word: impl FnMut(u8, f64),
+) -> Option<usize> {
+    let window = rest.first_chunk::<WINDOW>()?;
+    if window[0] != b'G' || !matches!(window[1], b'0' | b'1') || window[2] != b' ' {
+        return None;
+    }
+    let mut i = 3;
+    let (len, consumed) = loop {
+        if i >= WORD_LIMIT {
+            return None;
+        }
+        let letter = window[i];
+        if !matches!(letter, b'X' | b'Y' | b'Z' | b'E' | b'F') || !starts_number(window[i + 1]) {
+            return None;
+        }
+        let (number, next_word, terminator) = number_word(window, i, letter)?;
+        word(letter, number.value());
+        i = next_word;
+        match terminator {
+            // `next_word` is past the blank, or at the next word's letter.
+            b' ' => {}
+            b'\n' => break (i, i + 1),
+            b'\r' if window[i + 1] == b'\n' => break (i, i + 2),
+            t if t.is_ascii_uppercase() => {}
+            _ => return None,
+        }
+    };
+    (len <= max_len).then_some(consumed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
