@@ -768,8 +768,8 @@ struct Slots {
     seen: u32,
 }
 
-/// Index in [`Slots::values`] of each slot.
-const SLOT_AT: [usize; OTHER + 1] = [0, 2, 4, 6, 1, 3];
+/// Index in [`Slots::values`] of each slot (eight entries: indexed with a mask, no bounds check).
+const SLOT_AT: [usize; 8] = [0, 2, 4, 6, 1, 3, 3, 3];
 
 impl Slots {
     #[inline(always)]
@@ -799,14 +799,14 @@ impl Slots {
             F if !(value > 0.0) => OTHER,
             slot => slot,
         };
-        self.values[SLOT_AT[slot]] = value;
+        self.values[SLOT_AT[slot & 7]] = value;
         self.seen |= 1 << slot;
     }
 
     /// The value of slot `slot` (meaningful if its bit is set).
     #[inline(always)]
     fn get(&self, slot: usize) -> f64 {
-        self.values[SLOT_AT[slot]]
+        self.values[SLOT_AT[slot & 7]]
     }
 }
 
