@@ -548,3 +548,55 @@ proptest::proptest! {
         proptest::prop_assert_eq!(kept.limits(), drained.limits());
     }
 }
+
+/// The forward pass as one loop carrying the speed from step to step (its first formulation).
+fn forward_pass_one_loop(blocks: &mut [Block]) {
+    let mut entry = blocks[0].entry;
+    for i in 0..blocks.len() - 1 {
+        let prev = &blocks[i];
+        let (nominal_length, two_a_d) = (prev.nominal_length, prev.two_a_d);
+        let next = &mut blocks[i + 1];
+        if !nominal_length && entry < next.entry {
+            next.entry = min(next.entry, max_allowable_speed(entry, two_a_d));
+        }
+        entry = next.entry;
+    }
+}
+
+fn arb_block() -> impl Strategy<Value = Block> {
+    use proptest::prelude::*;
+    // Few distinct speeds, so that equal neighbours and long chains of lowered speeds occur.
+    let speed = prop_oneof![
+        3 => (0u32..8).prop_map(|k| f64::from(k) * 5.0),
+        3 => 0.0..60.0f64,
+        1 => Just(0.0),
+    ];
+    (speed.clone(), speed, 0.0..400.0f64, any::<bool>()).prop_map(
+        |(entry, max_entry, two_a_d, nominal_length)| Block {
+            distance: 1.0,
+            acceleration: 1000.0,
+            two_a_d,
+            entry: entry.min(max_entry),
+            cruise: max_entry,
+            max_entry,
+            safe_feedrate: 0.0,
+            nominal_length,
+        },
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// The two-loop forward pass sets the entry speeds of the one-loop formulation, bit for bit.
+    #[test]
+    fn forward_pass_equals_the_one_loop_pass(
+        blocks in proptest::collection::vec(arb_block(), 1..300),
+    ) {
+        let (mut two_loops, mut one_loop) = (blocks.clone(), blocks);
+        forward_pass(&mut two_loops);
+        forward_pass_one_loop(&mut one_loop);
+        let bits = |b: &[Block]| b.iter().map(|b| b.entry.to_bits()).collect::<Vec<_>>();
+        proptest::prop_assert_eq!(bits(&two_loops), bits(&one_loop));
+    }
+}
