@@ -228,21 +228,12 @@ pub(crate) fn window_unsigned<const N: usize, const DIGIT_FIRST: bool>(
     // At most 14 digits: the mantissa is below 2^53 and the power of ten exact.
     // Below 2^53, so the signed conversion (one instruction on x86-64) is exact.
     // `fraction` is at most 7: the mask changes nothing but lets the compiler drop the bounds check.
-    let value = exact_below_2_52(mantissa) / POW10[fraction & 7];
+    let value = mantissa as i64 as f64 / POW10[fraction & 7];
     Some(WindowNumber {
         end,
         terminator,
         value,
     })
-}
-
-/// `m` as a float, exact for `m < 2^52`: its bits under the exponent of 2^52, minus 2^52. Unlike
-/// the conversion instruction (`cvtsi2sd`, which writes only part of its register and so waits for
-/// the register's previous value, often the previous number's division), it starts a new chain.
-#[inline(always)]
-fn exact_below_2_52(m: u64) -> f64 {
-    const TWO_52: f64 = 4_503_599_627_370_496.0;
-    f64::from_bits(TWO_52.to_bits() | m) - TWO_52
 }
 
 /// The fast path's command number (`1` in `G1`) over a fixed window: 1 to 7 digits at `at`, not
