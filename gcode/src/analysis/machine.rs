@@ -795,8 +795,8 @@ impl Slots {
     #[inline(always)]
     fn add(&mut self, letter: u8, value: f64) {
         let slot = match usize::from(SLOT_OF[usize::from(letter)]) {
-            // Only a positive `F` sets the feedrate (a later one wins); NaN compares false.
-            F if !(value > 0.0) => OTHER,
+            // Only a positive `F` sets the feedrate (a later one wins).
+            F if value.is_nan() || value <= 0.0 => OTHER,
             slot => slot,
         };
         self.values[SLOT_AT[slot & 7]] = value;

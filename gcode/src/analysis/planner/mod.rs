@@ -170,31 +170,37 @@ fn forward_pass(blocks: &mut [Block]) {
         // Here `blocks[i].entry` is what the pass left for move `i`.
         let (prev, next_entry) = (&blocks[i], blocks[i + 1].entry);
         i += 1;
-        if prev.nominal_length || !(prev.entry < next_entry) {
+        let Some(mut speed) =
+            forward_limit(prev.nominal_length, prev.entry, prev.two_a_d, next_entry)
+        else {
             continue;
-        }
-        // `min(next_entry, speed)` is `next_entry` unless the speed is lower.
-        let mut speed = max_allowable_speed(prev.entry, prev.two_a_d);
-        if !(speed < next_entry) {
-            continue;
-        }
+        };
         blocks[i].entry = speed;
         while i + 1 < n {
             let (prev, next_entry) = (&blocks[i], blocks[i + 1].entry);
             let (nominal_length, two_a_d) = (prev.nominal_length, prev.two_a_d);
             i += 1;
-            // Either way `blocks[i].entry` is then left as it was: back to the outer loop.
-            if nominal_length || !(speed < next_entry) {
+            // If not lowered, `blocks[i].entry` is left as it was: back to the outer loop.
+            let Some(lowered) = forward_limit(nominal_length, speed, two_a_d, next_entry) else {
                 break;
-            }
-            let lowered = max_allowable_speed(speed, two_a_d);
-            if !(lowered < next_entry) {
-                break;
-            }
+            };
             speed = lowered;
             blocks[i].entry = speed;
         }
     }
+}
+
+/// One step of [`forward_pass`]: the next move's entry speed if a move entered at `entry` lowers
+/// it, `None` if it stays (`min(next_entry, speed)` is `next_entry` unless the speed is lower).
+#[inline(always)]
+fn forward_limit(nominal_length: bool, entry: f64, two_a_d: f64, next_entry: f64) -> Option<f64> {
+    if !nominal_length && entry < next_entry {
+        let speed = max_allowable_speed(entry, two_a_d);
+        if speed < next_entry {
+            return Some(speed);
+        }
+    }
+    None
 }
 
 /// The highest speed from which a move of `two_a_d` (see [`Block::two_a_d`]) can end at `speed`
