@@ -2,10 +2,11 @@
 //! moves into filament, bounding boxes, layers and planner moves.
 
 use super::metadata::{MetadataReader, ThumbnailIssue};
+use super::move_words::{Slots, E, F, X, Y, Z};
 use super::planner::Planner;
 use super::timeline::Timeline;
 use super::{Analysis, AnalysisConfig, BoundingBox, Counts, Diagnostic, Filament, Layer};
-use crate::parse::line::{RawWord, ValueKind};
+use crate::parse::line::ValueKind;
 use crate::{Code, Line, ParseError, Parser};
 
 /// Highest tool number tracked.
@@ -16,11 +17,6 @@ const MM_PER_ARC_SEGMENT: f64 = 1.0;
 const MAX_ARC_SEGMENTS: usize = 4096;
 /// Z differences below this are the same layer.
 const LAYER_EPSILON: f64 = 1e-6;
-
-const X: usize = 0;
-const Y: usize = 1;
-const Z: usize = 2;
-const E: usize = 3;
 
 /// Where the next layer would start, if extrusion follows at a new Z.
 #[derive(Debug, Clone, Copy)]
@@ -751,75 +747,6 @@ const AXIS_OF: [u8; 256] = {
     table
 };
 const NO_AXIS: u8 = u8::MAX;
-
-/// Slots of [`Slots`]: the axes, then `F`; every other letter is `OTHER` (no slot).
-const F: usize = 4;
-const OTHER: usize = 5;
-
-/// A move's number words by letter: X, Y, Z, E and F, the last of each (an `F` only if positive).
-///
-/// Each word is stored in its slot and sets its bit: no branch on its letter (which alternates and
-/// mispredicts). The axes' slots are 16 bytes apart ([`SLOT_AT`]): for adjacent ones the compiler
-/// reads two axes with one 16-byte load, which the processor cannot forward from the two 8-byte
-/// stores that wrote them (a stall per move); apart, each is an 8-byte load of an 8-byte store.
-#[derive(Debug)]
-struct Slots {
-    values: [f64; 8],
-    seen: u32,
-}
-
-/// Index in [`Slots::values`] of each slot (eight entries: indexed with a mask, no bounds check).
-const SLOT_AT: [usize; 8] = [0, 2, 4, 6, 1, 3, 3, 3];
-
-impl Slots {
-    #[inline(always)]
-    fn new() -> Slots {
-        Slots {
-            values: [0.0; 8],
-            seen: 0,
-        }
-    }
-
-    /// The number words of a parsed line's arguments.
-    #[inline(always)]
-    fn of(words: &[RawWord]) -> Slots {
-        let mut slots = Slots::new();
-        for w in words {
-            if w.kind == ValueKind::Number {
-                slots.add(w.letter, w.value());
-            }
-        }
-        slots
-    }
-
-    #[inline(always)]
-    fn add(&mut self, letter: u8, value: f64) {
-        let slot = match usize::from(SLOT_OF[usize::from(letter)]) {
-            // Only a positive `F` sets the feedrate (a later one wins).
-            F if value.is_nan() || value <= 0.0 => OTHER,
-            slot => slot,
-        };
-        self.values[SLOT_AT[slot & 7]] = value;
-        self.seen |= 1 << slot;
-    }
-
-    /// The value of slot `slot` (meaningful if its bit is set).
-    #[inline(always)]
-    fn get(&self, slot: usize) -> f64 {
-        self.values[SLOT_AT[slot & 7]]
-    }
-}
-
-/// Slot of each letter (either case is upper case by now).
-const SLOT_OF: [u8; 256] = {
-    let mut table = [OTHER as u8; 256];
-    table[b'X' as usize] = X as u8;
-    table[b'Y' as usize] = Y as u8;
-    table[b'Z' as usize] = Z as u8;
-    table[b'E' as usize] = E as u8;
-    table[b'F' as usize] = F as u8;
-    table
-};
 
 /// Index of an axis letter.
 #[inline]
