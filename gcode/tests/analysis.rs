@@ -397,3 +397,71 @@ fn bounding_boxes_exist_only_for_what_was_extruded() {
     assert_eq!((p.min, p.max), ([50.0, 0.0, 0.2], [50.0, 20.0, 0.2]));
     assert_eq!(a.extrusion_bbox.unwrap().min[0], 0.0);
 }
+
+/// A slicer-like program: mostly plain `G0`/`G1` moves (which the whole-buffer analysis reads
+/// straight into the move), among mode changes, tags, limits and lines the move path leaves to
+/// the parser.
+fn move_program() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let number = prop_oneof![
+        "-?[0-9]{1,3}\\.[0-9]{1,5}",
+        "-?\\.[0-9]{1,5}",
+        "-?[0-9]{1,3}",
+        Just("0".to_string()),
+        Just("-0".to_string()),
+    ];
+    let word = ("[XYZEF]", number).prop_map(|(l, n)| format!("{l}{n}"));
+    let plain = ("G[01]", proptest::collection::vec(word, 1..5))
+        .prop_map(|(g, words)| format!("{g} {}", words.join(" ")));
+    let other = prop_oneof![
+        Just("M83"),
+        Just("M82"),
+        Just("G91"),
+        Just("G90"),
+        Just("G92 E0"),
+        Just("G92 X1 Y-0"),
+        Just("G20"),
+        Just("G21"),
+        Just(";TYPE:WALL-OUTER"),
+        Just(";TYPE:Custom"),
+        Just(";LAYER:1"),
+        Just("M204 P800"),
+        Just("M204 S1250 T1500"),
+        Just("M205 X8 Y8"),
+        Just("G1 X1 Y2 ; comment"),
+        Just("G1 X3 S2"),
+        Just("g1 x4 e5"),
+        Just("G1  X5"),
+        Just("G1 X6Y7E8"),
+        Just("G1 F0"),
+        Just("G4 P10"),
+        Just("G28 X"),
+        Just("T1"),
+    ]
+    .prop_map(str::to_string);
+    let line = prop_oneof![12 => plain, 1 => other];
+    (proptest::collection::vec(line, 20..200), "(\n|\r\n)")
+        .prop_map(|(lines, end)| lines.join(&end))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// The whole-buffer analysis reads plain moves straight into the move; streaming in chunks
+    /// shorter than a line parses every line first (no chunk holds the move path's window). Both
+    /// give the same analysis, bit for bit.
+    #[test]
+    fn plain_moves_read_straight_into_the_move_equal_parsed_moves(
+        program in move_program(),
+        size in 1usize..24,
+    ) {
+        let config = AnalysisConfig { checkpoint_every_lines: 5, ..AnalysisConfig::default() };
+        let whole = analyze(program.as_bytes(), &config);
+        let mut streaming = Analyzer::new(config);
+        for chunk in program.as_bytes().chunks(size) {
+            streaming.feed(chunk);
+        }
+        let streamed = streaming.finish();
+        proptest::prop_assert_eq!(format!("{streamed:?}"), format!("{whole:?}"));
+    }
+}

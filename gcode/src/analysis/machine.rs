@@ -2,10 +2,11 @@
 //! moves into filament, bounding boxes, layers and planner moves.
 
 use super::metadata::{MetadataReader, ThumbnailIssue};
+use super::move_words::{Slots, E, F, X, Y, Z};
 use super::planner::Planner;
 use super::timeline::Timeline;
 use super::{Analysis, AnalysisConfig, BoundingBox, Counts, Diagnostic, Filament, Layer};
-use crate::parse::line::{RawWord, ValueKind};
+use crate::parse::line::ValueKind;
 use crate::{Code, Line, ParseError, Parser};
 
 /// Highest tool number tracked.
@@ -17,17 +18,28 @@ const MAX_ARC_SEGMENTS: usize = 4096;
 /// Z differences below this are the same layer.
 const LAYER_EPSILON: f64 = 1e-6;
 
-const X: usize = 0;
-const Y: usize = 1;
-const Z: usize = 2;
-const E: usize = 3;
-
 /// Where the next layer would start, if extrusion follows at a new Z.
 #[derive(Debug, Clone, Copy)]
 struct LayerStart {
     offset: u64,
     line: u64,
     seq: u64,
+}
+
+/// Where a line is: its number and byte offset (what moves need of it, for layer starts).
+#[derive(Debug, Clone, Copy)]
+struct At {
+    number: u64,
+    offset: u64,
+}
+
+impl At {
+    fn of(line: &Line<'_>) -> At {
+        At {
+            number: line.number(),
+            offset: line.offset(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -135,7 +147,25 @@ impl Machine {
     /// Every line of `parser`: the loop of whole-buffer and in-chunk analysis (one copy of it,
     /// so the per-line work is inlined into one place).
     pub(crate) fn lines(&mut self, parser: &mut Parser<'_>, config: &AnalysisConfig) {
-        while let Some(line) = parser.next_line() {
+        loop {
+            // Plain `G0`/`G1` lines, most lines of a print, go straight from the bytes into the
+            // move: their words are collected as they are read (see `Parser::next_move`).
+            if !self.metadata.in_thumbnail() {
+                let mut slots = Slots::new();
+                if let Some((number, offset)) =
+                    parser.next_move(|letter, value| slots.add(letter, value))
+                {
+                    self.checkpoint(number, offset, config);
+                    self.counts.commands += 1;
+                    self.counts.moves += 1;
+                    let target = self.target(&slots);
+                    self.move_to(target, self.feedrate, At { number, offset });
+                    continue;
+                }
+            }
+            let Some(line) = parser.next_line() else {
+                break;
+            };
             self.line(line, config);
         }
     }
@@ -256,7 +286,7 @@ impl Machine {
             .metadata
             .comment(c, line.number(), config.max_thumbnail_bytes)
         {
-            Ok(true) => self.mark_layer_start(line),
+            Ok(true) => self.mark_layer_start(At::of(line)),
             Ok(false) => {}
             Err(issue) => self.thumbnail_issue(issue, line.number(), config),
         }
@@ -271,12 +301,12 @@ impl Machine {
         self.diagnose(Diagnostic::Thumbnail { line, reason }, config);
     }
 
-    fn mark_layer_start(&mut self, line: &Line<'_>) {
+    fn mark_layer_start(&mut self, at: At) {
         if self.layer_start.is_none() {
             let seq = self.planner.next_seq();
             self.layer_start = Some(LayerStart {
-                offset: line.offset(),
-                line: line.number(),
+                offset: at.offset,
+                line: at.number,
                 seq,
             });
             self.timeline.watch_layer_start(seq);
@@ -302,25 +332,12 @@ impl Machine {
     }
 
     /// The target of a move's X/Y/Z/E words, and sets the modal feedrate from `F`.
-    #[inline]
-    fn target(&mut self, words: &[RawWord]) -> [f64; 4] {
-        // Each number word lands in its slot (X, Y, Z, E, F, or a slot for the rest) and sets its
-        // bit: no branch per word on its letter, which alternates and mispredicts.
-        let mut values = [0.0; SLOTS];
-        let mut seen = 0u32;
-        for w in words {
-            let slot = match usize::from(SLOT_OF[usize::from(w.letter)]) {
-                // Only a positive `F` sets the feedrate (a later one wins).
-                F if w.value().is_nan() || w.value() <= 0.0 => OTHER,
-                slot if w.kind == ValueKind::Number => slot,
-                _ => OTHER,
-            };
-            values[slot] = w.value();
-            seen |= 1 << slot;
-        }
+    #[inline(always)]
+    fn target(&mut self, slots: &Slots) -> [f64; 4] {
+        let seen = slots.seen;
         let scale = self.scale();
         if seen & 1 << F != 0 {
-            self.feedrate = values[F] * scale / 60.0;
+            self.feedrate = slots.get(F) * scale / 60.0;
         }
         // The modes are looked up once per line, not per word.
         let absolute = [
@@ -333,7 +350,7 @@ impl Machine {
         // elements leaves it in memory as 8-byte stores, which the move then reloads 16 bytes at
         // a time, and the processor cannot forward such a load from the stores (a stall per move).
         let axis = |a: usize| {
-            let v = values[a] * scale;
+            let v = slots.get(a) * scale;
             let moved = if absolute[a] { v } else { self.position[a] + v };
             if seen & 1 << a != 0 {
                 moved
@@ -346,12 +363,12 @@ impl Machine {
 
     #[inline(always)]
     fn linear(&mut self, line: &Line<'_>) {
-        let target = self.target(line.raw_args());
-        self.move_to(target, self.feedrate, line);
+        let target = self.target(&Slots::of(line.raw_args()));
+        self.move_to(target, self.feedrate, At::of(line));
     }
 
     #[inline(always)]
-    fn move_to(&mut self, target: [f64; 4], feedrate: f64, line: &Line<'_>) {
+    fn move_to(&mut self, target: [f64; 4], feedrate: f64, at: At) {
         let delta = [
             target[X] - self.position[X],
             target[Y] - self.position[Y],
@@ -367,10 +384,10 @@ impl Machine {
         self.tool_filament += delta[E];
         let moves_xyz = delta[X] != 0.0 || delta[Y] != 0.0 || delta[Z] != 0.0;
         if delta[Z] != 0.0 {
-            self.mark_layer_start(line);
+            self.mark_layer_start(at);
         }
         if moves_xyz && delta[E] > 0.0 {
-            self.extrusion(target, line);
+            self.extrusion(target, at);
         } else if !moves_xyz && delta[E] < 0.0 {
             self.counts.retractions += 1;
         }
@@ -379,7 +396,7 @@ impl Machine {
     }
 
     #[inline(always)]
-    fn extrusion(&mut self, target: [f64; 4], line: &Line<'_>) {
+    fn extrusion(&mut self, target: [f64; 4], at: At) {
         if self.typed {
             self.tool_printed += target[E] - self.position[E];
         }
@@ -401,7 +418,7 @@ impl Machine {
         self.last_extrusion_typed = self.typed;
         let z = target[Z];
         if self.layer_z.is_none_or(|lz| (z - lz).abs() > LAYER_EPSILON) {
-            self.new_layer(z, line);
+            self.new_layer(z, at);
         }
         if self.typed && !self.current_layer_printed {
             self.layer_printed_now();
@@ -413,10 +430,10 @@ impl Machine {
     /// Extrusion at a new Z: a layer starts (out of line: once per layer, not per move).
     #[cold]
     #[inline(never)]
-    fn new_layer(&mut self, z: f64, line: &Line<'_>) {
+    fn new_layer(&mut self, z: f64, at: At) {
         let start = self.layer_start.take().unwrap_or(LayerStart {
-            offset: line.offset(),
-            line: line.number(),
+            offset: at.offset,
+            line: at.number,
             seq: self.planner.next_seq(),
         });
         self.layer_count += 1;
@@ -454,7 +471,8 @@ impl Machine {
     fn arc(&mut self, line: &Line<'_>, clockwise: bool, config: &AnalysisConfig) {
         let scale = self.scale();
         let start = self.position;
-        let target = self.target(line.raw_args());
+        let target = self.target(&Slots::of(line.raw_args()));
+        let at = At::of(line);
         let (i, j) = (line.arg(b'I'), line.arg(b'J'));
         let centre_offset = if i.is_some() || j.is_some() {
             Some((i.unwrap_or(0.0) * scale, j.unwrap_or(0.0) * scale))
@@ -469,7 +487,7 @@ impl Machine {
                 },
                 config,
             );
-            self.move_to(target, self.feedrate, line);
+            self.move_to(target, self.feedrate, at);
             return;
         };
         let (cx, cy) = (start[X] + ci, start[Y] + cj);
@@ -510,7 +528,7 @@ impl Machine {
             if !p.iter().all(|v| v.is_finite()) {
                 p = target;
             }
-            self.move_to(p, feedrate, line);
+            self.move_to(p, feedrate, at);
         }
     }
 
@@ -544,7 +562,7 @@ impl Machine {
         };
         for a in axes {
             if a == Z && self.position[Z] != 0.0 {
-                self.mark_layer_start(line);
+                self.mark_layer_start(At::of(line));
             }
             self.position[a] = 0.0;
         }
@@ -729,21 +747,6 @@ const AXIS_OF: [u8; 256] = {
     table
 };
 const NO_AXIS: u8 = u8::MAX;
-
-/// Slots of [`Machine::target`]: the axes, then `F`, then one for every other letter.
-const F: usize = 4;
-const OTHER: usize = 5;
-const SLOTS: usize = 6;
-/// Slot of each letter (either case is upper case by now).
-const SLOT_OF: [u8; 256] = {
-    let mut table = [OTHER as u8; 256];
-    table[b'X' as usize] = X as u8;
-    table[b'Y' as usize] = Y as u8;
-    table[b'Z' as usize] = Z as u8;
-    table[b'E' as usize] = E as u8;
-    table[b'F' as usize] = F as u8;
-    table
-};
 
 /// Index of an axis letter.
 #[inline]

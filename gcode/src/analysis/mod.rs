@@ -26,6 +26,7 @@ mod config;
 mod float;
 mod machine;
 mod metadata;
+mod move_words;
 mod planner;
 mod timeline;
 

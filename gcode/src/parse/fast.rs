@@ -255,6 +255,49 @@ pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option
     })
 }
 
+/// A `G0`/`G1` line of number words with the letters `X`, `Y`, `Z`, `E` and `F` only, one blank
+/// or none apart (`G1 X91.369 Y107.387 E0.02112`): the shape of almost every line of a print.
+/// Each word goes to `word` (letter, value) as it is read, so a caller that only needs the values
+/// keeps them in registers: no word is stored, no [`Line`](super::Line) is built. Returns the
+/// bytes consumed with the line's terminator, or `None` for anything else (a
+/// comment, another letter, a flag, two blanks, a line within [`WINDOW`] bytes of the input's
+/// end...), and then the caller takes the line through [`scan`] or the grammar, which give these
+/// lines the same words (the values come from the same number reader), so `word` may have been
+/// called for words of a line that is then rejected.
+#[inline(always)]
+pub(crate) fn scan_move(
+    rest: &[u8],
+    max_len: usize,
+    mut word: impl FnMut(u8, f64),
+) -> Option<usize> {
+    let window = rest.first_chunk::<WINDOW>()?;
+    if window[0] != b'G' || !matches!(window[1], b'0' | b'1') || window[2] != b' ' {
+        return None;
+    }
+    let mut i = 3;
+    let (len, consumed) = loop {
+        if i >= WORD_LIMIT {
+            return None;
+        }
+        let letter = window[i];
+        if !matches!(letter, b'X' | b'Y' | b'Z' | b'E' | b'F') || !starts_number(window[i + 1]) {
+            return None;
+        }
+        let (number, next_word, terminator) = number_word(window, i, letter)?;
+        word(letter, number.value());
+        i = next_word;
+        match terminator {
+            // `next_word` is past the blank, or at the next word's letter.
+            b' ' => {}
+            b'\n' => break (i, i + 1),
+            b'\r' if window[i + 1] == b'\n' => break (i, i + 2),
+            t if t.is_ascii_uppercase() => {}
+            _ => return None,
+        }
+    };
+    (len <= max_len).then_some(consumed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +394,102 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A `G0`/`G1` line like a slicer's, sometimes with what the move path does not take.
+    fn move_line() -> impl Strategy<Value = String> {
+        let word = (
+            "[XYZEFxS]",
+            "[-+]?[0-9]{0,9}(\\.[0-9]{0,9})?",
+            prop_oneof![8 => Just(" "), 1 => Just(""), 1 => Just("  "), 1 => Just("\t")],
+        )
+            .prop_map(|(l, n, blank)| format!("{l}{n}{blank}"));
+        (
+            "(G1 |G0 |G1|G01 | G1 |g1 )",
+            proptest::collection::vec(word, 0..6),
+            "(;[ -~]{0,10})?",
+            "(\n|\r\n|\r|)",
+        )
+            .prop_map(|(code, words, comment, end)| {
+                let line = format!("{code}{}", words.concat());
+                format!("{}{comment}{end}", line.trim_end_matches(' '))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+        /// What the move path takes, the fast path takes with the same words, bit for bit, in
+        /// place or from a padded window, and consumes as much.
+        #[test]
+        fn move_path_agrees_with_the_fast_path(line in move_line(), next in "(G1 X1\n|;c\n|)") {
+            let mut bytes = format!("{line}{next}").into_bytes();
+            // The move path reads whole windows only: the input goes on (as it does but for the
+            // last bytes of a file).
+            bytes.extend([b'\n'; WINDOW]);
+            let mut moved = Vec::new();
+            let consumed = scan_move(&bytes, usize::MAX, |letter, value| moved.push((letter, value.to_bits())));
+            let mut words = [EMPTY; FAST_WORDS];
+            let fast = scan(&bytes, &mut words, usize::MAX);
+            if let Some(consumed) = consumed {
+                let fast = fast.expect("the fast path takes what the move path takes");
+                prop_assert_eq!(consumed, fast.consumed);
+                prop_assert_eq!(fast.parts.comment, None);
+                let g0_or_g1 = matches!(
+                    fast.parts.command,
+                    Some(Code { letter: b'G', major: 0 | 1, minor: None })
+                );
+                prop_assert!(g0_or_g1, "{:?}", fast.parts.command);
+                let fast_words: Vec<_> = words[1..fast.count]
+                    .iter()
+                    .map(|w| {
+                        assert_eq!(w.kind, super::super::line::ValueKind::Number);
+                        (w.letter, w.value().to_bits())
+                    })
+                    .collect();
+                prop_assert_eq!(moved, fast_words);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_moves_take_the_move_path() {
+        let tail = [b'\n'; WINDOW];
+        for (line, words) in [
+            (&b"G1 X91.369 Y107.387 E.02112\n"[..], 3),
+            (b"G0 F3600 X10 Y-5\r\n", 3),
+            (b"G1 X1Y2\n", 2),
+            (b"G1 Z.2 F7800\n", 2),
+        ] {
+            let bytes = [line, &tail[..]].concat();
+            let mut count = 0;
+            assert_eq!(
+                scan_move(&bytes, usize::MAX, |_, _| count += 1),
+                Some(line.len()),
+                "{line:?}"
+            );
+            assert_eq!(count, words);
+        }
+        for line in [
+            &b"G1 X1 ; comment\n"[..],
+            b"G1 X1 S2\n",
+            b"G1 X\n",
+            b"G1\n",
+            b"G2 X1 Y1 I1\n",
+            b"g1 x1\n",
+            b"G1  X1\n",
+            b"N1 G1 X1*33\n",
+        ] {
+            let bytes = [line, &tail[..]].concat();
+            assert_eq!(scan_move(&bytes, usize::MAX, |_, _| {}), None, "{line:?}");
+        }
+        // A line at the input's end (no whole window after it) is left to the fast path.
+        assert_eq!(scan_move(b"G1 X1\n", usize::MAX, |_, _| {}), None);
+        // So is a line longer than the limit.
+        assert_eq!(
+            scan_move(&[&b"G1 X1 Y2\n"[..], &tail[..]].concat(), 4, |_, _| {}),
+            None
+        );
     }
 
     #[test]

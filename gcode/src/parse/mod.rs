@@ -180,6 +180,22 @@ impl<'a> Parser<'a> {
         Some(result)
     }
 
+    /// The next line if it is a plain `G0`/`G1` move (see [`fast::scan_move`]), its words handed
+    /// to `word` (letter, value) as they are read; returns the line's number and byte offset. On
+    /// `None` nothing is consumed: the line is for [`next_line`](Self::next_line).
+    #[inline(always)]
+    pub(crate) fn next_move(&mut self, word: impl FnMut(u8, f64)) -> Option<(u64, u64)> {
+        if self.failed {
+            return None;
+        }
+        let rest = self.input.get(self.pos..)?;
+        let consumed = fast::scan_move(rest, self.limit, word)?;
+        let offset = self.base + self.pos as u64;
+        self.pos += consumed;
+        self.line_number += 1;
+        Some((self.line_number, offset))
+    }
+
     /// Byte offset of the next line to be parsed.
     pub fn position(&self) -> usize {
         self.pos

@@ -13,13 +13,20 @@ use super::super::config::MachineLimits;
 use super::super::float::{max, min};
 use super::{Previous, BATCH, MIN_PLANNER_SPEED, MIN_PREVIOUS_FEEDRATE};
 
-/// Moves waiting to be planned: their deltas (mm, XYZE) and feedrates (mm/s), one column each.
+/// Moves waiting to be planned: their deltas (mm, XYZE), feedrates (mm/s) and the accelerations
+/// in effect when they came (mm/s², see [`Accelerations`]), one column each.
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
     pub(super) len: usize,
     pub(super) delta: [[f64; BATCH]; 4],
     pub(super) feedrate: [f64; BATCH],
+    pub(super) acceleration: [[f64; BATCH]; 3],
 }
+
+/// The accelerations by move type (`M204 P`, `T`, `R`): printing, travel, extruder only.
+/// PrusaSlicer changes them before every feature; kept per move, a change needs no early planning
+/// of the waiting moves (unlike the other limits, which the batch computation reads).
+pub(super) type Accelerations = [f64; 3];
 
 impl Pending {
     pub(super) fn new() -> Self {
@@ -27,17 +34,21 @@ impl Pending {
             len: 0,
             delta: [[0.0; BATCH]; 4],
             feedrate: [0.0; BATCH],
+            acceleration: [[0.0; BATCH]; 3],
         }
     }
 
     /// Adds a move; the caller drains a full batch first.
     #[inline]
-    pub(super) fn push(&mut self, delta: [f64; 4], feedrate: f64) {
+    pub(super) fn push(&mut self, delta: [f64; 4], feedrate: f64, acceleration: Accelerations) {
         let i = self.len;
         for (column, d) in self.delta.iter_mut().zip(delta) {
             column[i] = d;
         }
         self.feedrate[i] = feedrate;
+        for (column, a) in self.acceleration.iter_mut().zip(acceleration) {
+            column[i] = a;
+        }
         self.len += 1;
     }
 }
@@ -211,12 +222,13 @@ fn per_move(
         let axis_feedrate = d.map(|d| d * scale);
 
         // Acceleration by move type, then per-axis limits.
+        let [printing, travel_moves, extruder_only_moves] = &pending.acceleration;
         let by_type = if travel {
-            l.travel_acceleration
+            travel_moves[i]
         } else if extruder_only {
-            l.retract_acceleration
+            extruder_only_moves[i]
         } else {
-            l.acceleration
+            printing[i]
         };
         let mut worst: f64 = 0.0;
         for (d, inv_max) in d.iter().zip(inverse.max_acceleration) {
@@ -387,7 +399,7 @@ mod tests {
             };
             let mut pending = Pending::new();
             for &(d, f) in &moves {
-                pending.push(d, f);
+                pending.push(d, f, super::super::accelerations(&limits));
             }
             let prev = Previous {
                 feedrate: 40.0,

@@ -12,7 +12,7 @@ mod batch;
 
 use super::config::MachineLimits;
 use super::float::{max, min};
-use batch::{Columns, InverseLimits, Pending};
+use batch::{Accelerations, Columns, InverseLimits, Pending};
 
 /// Moves kept back for look-ahead (Marlin's block buffer is 16; PrusaSlicer plans over 64).
 const LOOKAHEAD: usize = 64;
@@ -114,6 +114,95 @@ fn durations_portable(blocks: &[Block], out: &mut [f64]) {
     }
 }
 
+/// The accelerations by move type of `limits`.
+#[inline(always)]
+fn accelerations(limits: &MachineLimits) -> Accelerations {
+    [
+        limits.acceleration,
+        limits.travel_acceleration,
+        limits.retract_acceleration,
+    ]
+}
+
+/// Whether `a` and `b` are the same limits, bit for bit, except the accelerations by move type.
+fn same_but_accelerations(a: &MachineLimits, b: &MachineLimits) -> bool {
+    // Destructured: a new field must be added here.
+    let MachineLimits {
+        max_feedrate,
+        max_acceleration,
+        acceleration: _,
+        retract_acceleration: _,
+        travel_acceleration: _,
+        jerk,
+        junction_deviation,
+        min_feedrate,
+        min_travel_feedrate,
+    } = *a;
+    let same = |x: &[f64], y: &[f64]| {
+        x.iter()
+            .map(|v| v.to_bits())
+            .eq(y.iter().map(|v| v.to_bits()))
+    };
+    same(&max_feedrate, &b.max_feedrate)
+        && same(&max_acceleration, &b.max_acceleration)
+        && same(&jerk, &b.jerk)
+        && junction_deviation.map(f64::to_bits) == b.junction_deviation.map(f64::to_bits)
+        && same(
+            &[min_feedrate, min_travel_feedrate],
+            &[b.min_feedrate, b.min_travel_feedrate],
+        )
+}
+
+/// The forward look-ahead pass: an accelerating move too short to reach the next entry speed
+/// limits it, `next.entry = min(next.entry, max_allowable_speed(entry, two_a_d))` where the move
+/// is not of nominal length and enters slower than the next one.
+///
+/// Written as two loops for the processor's sake. Usually (about 90 % of the moves on sliced
+/// files) a move's entry speed is left as it was, and the next step reads it from the block: its
+/// square root depends on nothing computed just before, so consecutive steps overlap. Only after
+/// an entry speed was lowered does the next step need the new value, carried in a register (the
+/// inner loop), where each step waits for the previous one's square root. One loop carrying the
+/// speed from step to step made every step after a computed one wait, lowered or not.
+fn forward_pass(blocks: &mut [Block]) {
+    let n = blocks.len();
+    let mut i = 0;
+    while i + 1 < n {
+        // Here `blocks[i].entry` is what the pass left for move `i`.
+        let (prev, next_entry) = (&blocks[i], blocks[i + 1].entry);
+        i += 1;
+        let Some(mut speed) =
+            forward_limit(prev.nominal_length, prev.entry, prev.two_a_d, next_entry)
+        else {
+            continue;
+        };
+        blocks[i].entry = speed;
+        while i + 1 < n {
+            let (prev, next_entry) = (&blocks[i], blocks[i + 1].entry);
+            let (nominal_length, two_a_d) = (prev.nominal_length, prev.two_a_d);
+            i += 1;
+            // If not lowered, `blocks[i].entry` is left as it was: back to the outer loop.
+            let Some(lowered) = forward_limit(nominal_length, speed, two_a_d, next_entry) else {
+                break;
+            };
+            speed = lowered;
+            blocks[i].entry = speed;
+        }
+    }
+}
+
+/// One step of [`forward_pass`]: the next move's entry speed if a move entered at `entry` lowers
+/// it, `None` if it stays (`min(next_entry, speed)` is `next_entry` unless the speed is lower).
+#[inline(always)]
+fn forward_limit(nominal_length: bool, entry: f64, two_a_d: f64, next_entry: f64) -> Option<f64> {
+    if !nominal_length && entry < next_entry {
+        let speed = max_allowable_speed(entry, two_a_d);
+        if speed < next_entry {
+            return Some(speed);
+        }
+    }
+    None
+}
+
 /// The highest speed from which a move of `two_a_d` (see [`Block::two_a_d`]) can end at `speed`
 /// (or, forwards, the highest speed it can reach from `speed`).
 #[inline]
@@ -187,8 +276,13 @@ impl Planner {
 
     /// Changes the limits for the moves that follow (the firmware applies M201 & co. the same way).
     pub(crate) fn set_limits(&mut self, limits: MachineLimits, sink: &mut impl TimeSink) {
-        self.drain_pending(sink);
-        self.apply_limits(limits);
+        // The waiting moves keep their accelerations (see `Accelerations`): a change of those
+        // alone, PrusaSlicer's `M204` before every feature, leaves them waiting.
+        if !same_but_accelerations(&limits, &self.limits) {
+            self.drain_pending(sink);
+            self.apply_limits(limits);
+        }
+        self.limits = limits;
     }
 
     fn apply_limits(&mut self, limits: MachineLimits) {
@@ -229,7 +323,8 @@ impl Planner {
             return;
         }
         self.next_seq += 1;
-        self.pending.push(delta, feedrate);
+        self.pending
+            .push(delta, feedrate, accelerations(&self.limits));
         if self.pending.len >= BATCH {
             self.drain_pending(sink);
         }
@@ -304,19 +399,13 @@ impl Planner {
         if blocks.is_empty() {
             return;
         }
-        // Forward pass: an accelerating move too short to reach the next entry speed limits it.
-        for i in 0..blocks.len().saturating_sub(1) {
-            let prev = &blocks[i];
-            let (nominal_length, entry, two_a_d) = (prev.nominal_length, prev.entry, prev.two_a_d);
-            let next = &mut blocks[i + 1];
-            if !nominal_length && entry < next.entry {
-                next.entry = min(next.entry, max_allowable_speed(entry, two_a_d));
-            }
-        }
+        forward_pass(blocks);
         // Reverse pass: each move must be able to decelerate to the next one's entry speed.
-        for i in (1..blocks.len()).rev() {
-            let next_entry = blocks[i].entry;
-            let cur = &mut blocks[i - 1];
+        // It carries the entry speed it just set to the next step in a register: read back from
+        // the block, it would wait for the store.
+        let mut next_entry = blocks[blocks.len() - 1].entry;
+        let last = blocks.len() - 1;
+        for cur in blocks[..last].iter_mut().rev() {
             if cur.entry != cur.max_entry {
                 cur.entry = if !cur.nominal_length && cur.max_entry > next_entry {
                     min(cur.max_entry, max_allowable_speed(next_entry, cur.two_a_d))
@@ -324,6 +413,7 @@ impl Planner {
                     cur.max_entry
                 };
             }
+            next_entry = cur.entry;
         }
         // Finalise: each move ends at the next one's entry speed, the newest at its safe speed.
         // The times are independent of each other; only their sum is a chain.

@@ -374,6 +374,8 @@ enum Step {
     Dwell(f64),
     Flush,
     Limits(MachineLimits),
+    /// `M204 P T R`: only the accelerations by move type change.
+    Accelerations(Accelerations),
 }
 
 fn arb_limits() -> impl Strategy<Value = MachineLimits> {
@@ -421,6 +423,7 @@ fn arb_step() -> impl Strategy<Value = Step> {
         2 => (0.0..3.0f64).prop_map(Step::Dwell),
         1 => Just(Step::Flush),
         2 => arb_limits().prop_map(Step::Limits),
+        4 => proptest::array::uniform3(1.0..5000.0f64).prop_map(Step::Accelerations),
     ]
 }
 
@@ -463,6 +466,11 @@ proptest::proptest! {
                     planner.set_limits(l, &mut starts);
                     reference.set_limits(l);
                 }
+                Step::Accelerations(a) => {
+                    let l = with_accelerations(planner.limits(), a);
+                    planner.set_limits(l, &mut starts);
+                    reference.set_limits(l);
+                }
             }
         }
         planner.flush(&mut starts);
@@ -473,5 +481,122 @@ proptest::proptest! {
             proptest::prop_assert_eq!(seq, rseq);
             proptest::prop_assert!(close(t, rt), "move {}: {} vs {}", seq, t, rt);
         }
+    }
+}
+
+fn with_accelerations(limits: &MachineLimits, [p, t, r]: Accelerations) -> MachineLimits {
+    MachineLimits {
+        acceleration: p,
+        travel_acceleration: t,
+        retract_acceleration: r,
+        ..*limits
+    }
+}
+
+impl Planner {
+    /// [`Planner::set_limits`] as it was before accelerations were kept per move: the waiting
+    /// moves are always planned first.
+    fn set_limits_draining(&mut self, limits: MachineLimits, sink: &mut impl TimeSink) {
+        self.drain_pending(sink);
+        self.apply_limits(limits);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// A change of the accelerations alone leaves the waiting moves waiting, with bit for bit the
+    /// times of planning them first.
+    #[test]
+    fn acceleration_changes_keep_the_batch_with_identical_times(
+        limits in arb_limits(),
+        steps in proptest::collection::vec(arb_step(), 0..900),
+    ) {
+        let mut kept = Planner::new(limits);
+        let mut drained = Planner::new(limits);
+        let (mut kept_starts, mut drained_starts) = (Starts::default(), Starts::default());
+        for step in &steps {
+            match *step {
+                Step::Move(d, f) => {
+                    kept.add_move(d, f, &mut kept_starts);
+                    drained.add_move(d, f, &mut drained_starts);
+                }
+                Step::Dwell(s) => {
+                    kept.dwell(s, &mut kept_starts);
+                    drained.dwell(s, &mut drained_starts);
+                }
+                Step::Flush => {
+                    kept.flush(&mut kept_starts);
+                    drained.flush(&mut drained_starts);
+                }
+                Step::Limits(l) => {
+                    kept.set_limits(l, &mut kept_starts);
+                    drained.set_limits_draining(l, &mut drained_starts);
+                }
+                Step::Accelerations(a) => {
+                    let l = with_accelerations(kept.limits(), a);
+                    kept.set_limits(l, &mut kept_starts);
+                    drained.set_limits_draining(l, &mut drained_starts);
+                }
+            }
+        }
+        kept.flush(&mut kept_starts);
+        drained.flush(&mut drained_starts);
+        proptest::prop_assert_eq!(kept.time().to_bits(), drained.time().to_bits());
+        let bits = |s: &Starts| s.0.iter().map(|&(seq, t)| (seq, t.to_bits())).collect::<Vec<_>>();
+        proptest::prop_assert_eq!(bits(&kept_starts), bits(&drained_starts));
+        proptest::prop_assert_eq!(kept.limits(), drained.limits());
+    }
+}
+
+/// The forward pass as one loop carrying the speed from step to step (its first formulation).
+fn forward_pass_one_loop(blocks: &mut [Block]) {
+    let mut entry = blocks[0].entry;
+    for i in 0..blocks.len() - 1 {
+        let prev = &blocks[i];
+        let (nominal_length, two_a_d) = (prev.nominal_length, prev.two_a_d);
+        let next = &mut blocks[i + 1];
+        if !nominal_length && entry < next.entry {
+            next.entry = min(next.entry, max_allowable_speed(entry, two_a_d));
+        }
+        entry = next.entry;
+    }
+}
+
+fn arb_block() -> impl Strategy<Value = Block> {
+    use proptest::prelude::*;
+    // Few distinct speeds, so that equal neighbours and long chains of lowered speeds occur.
+    let speed = prop_oneof![
+        3 => (0u32..8).prop_map(|k| f64::from(k) * 5.0),
+        3 => 0.0..60.0f64,
+        1 => Just(0.0),
+    ];
+    (speed.clone(), speed, 0.0..400.0f64, any::<bool>()).prop_map(
+        |(entry, max_entry, two_a_d, nominal_length)| Block {
+            distance: 1.0,
+            acceleration: 1000.0,
+            two_a_d,
+            entry: entry.min(max_entry),
+            cruise: max_entry,
+            max_entry,
+            safe_feedrate: 0.0,
+            nominal_length,
+        },
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// The two-loop forward pass sets the entry speeds of the one-loop formulation, bit for bit.
+    #[test]
+    fn forward_pass_equals_the_one_loop_pass(
+        blocks in proptest::collection::vec(arb_block(), 1..300),
+    ) {
+        let (mut two_loops, mut one_loop) = (blocks.clone(), blocks);
+        forward_pass(&mut two_loops);
+        forward_pass_one_loop(&mut one_loop);
+        let bits = |b: &[Block]| b.iter().map(|b| b.entry.to_bits()).collect::<Vec<_>>();
+        proptest::prop_assert_eq!(bits(&two_loops), bits(&one_loop));
     }
 }
