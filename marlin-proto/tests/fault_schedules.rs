@@ -805,3 +805,24 @@ fn regression_line_noise_never_renumbers_a_smoothieware() {
     let (h, report) = stream(setup, faults, MarlinVersion::V1, 115_200).run(LINES);
     assert_exactly_once(&h, &report, LINES);
 }
+
+/// Marlin 2.0.x, halt after 20 commands: the first hello ran but its `ok` was lost, the second
+/// lost a byte and was answered `Resend: 1`, the third was lost: `NoResponse` after three
+/// hellos from a printer that had answered. A hello answered with a resend request is now
+/// sent again without using up an attempt (only silence does).
+#[test]
+fn regression_a_garbled_hello_does_not_use_up_an_attempt() {
+    let faults = Faults {
+        seed: 12_146_139_450_965_103_699,
+        drop_byte: 0.008_937_070_884_566_53,
+        lose_line: 0.005_039_631_584_342_092,
+        lost_ok: 0.002_557_684_611_312_69,
+        duplicate_ok: 0.001,
+        spurious_resend: 0.001_967_944_015_818_287,
+        halt_after: Some(20),
+        ..Faults::none()
+    };
+    let setup = setup(SimFlavor::Marlin, CREDIT, true);
+    let (h, report) = stream(setup, faults, MarlinVersion::V2_0, 115_200).run(STOPPED_LINES);
+    assert_stopped(setup, Ending::Halt(20), &h, &report);
+}

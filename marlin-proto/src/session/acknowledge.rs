@@ -252,6 +252,7 @@ impl Session {
         let _ = self.pop_front_in_flight();
         self.last_acked = Some(0);
         self.hello_deadline = None;
+        self.hello_garbled = 0;
         self.phase = Phase::Identifying;
         self.response.clear();
         // M115 goes first, numbered 1, before anything the application queued.

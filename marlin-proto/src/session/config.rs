@@ -67,7 +67,9 @@ pub struct SessionConfig {
     pub lost_after: Duration,
     /// How long to wait for an answer to each hello.
     pub hello_timeout: Duration,
-    /// How many hellos before giving up.
+    /// How many unanswered hellos before giving up. A hello answered with a resend request
+    /// (garbled on the way) is sent again without counting; `max_consecutive_resends` of those
+    /// in a row end in [`FatalError::ResendLoop`](crate::FatalError::ResendLoop).
     pub hello_attempts: u32,
     /// The same line requested this many times in a row means the link is stuck.
     pub max_consecutive_resends: u32,

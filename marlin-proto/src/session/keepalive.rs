@@ -49,6 +49,18 @@ impl Session {
             if let Some(d) = self.hello_deadline.filter(|d| now >= *d) {
                 let _ = d;
                 self.hello_deadline = None;
+                if let Some(line) = self.hello_answered.take() {
+                    // The firmware answered this hello with a resend request: it is there
+                    // and the line was garbled on the way. Only silence uses up
+                    // `hello_attempts`; a link that garbles hello after hello is stuck.
+                    self.hello_garbled += 1;
+                    if self.hello_garbled >= self.config.max_consecutive_resends {
+                        let times = self.hello_garbled;
+                        self.fail(FatalError::ResendLoop { line, times });
+                        return;
+                    }
+                    self.hello_attempts -= 1;
+                }
                 if self.hello_attempts >= self.config.hello_attempts {
                     let attempts = self.hello_attempts;
                     let err = if self.rx_total > 0 && !self.rx_understood {

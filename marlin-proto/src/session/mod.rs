@@ -234,6 +234,11 @@ pub struct Session {
     identify_due: bool,
     hello_attempts: u32,
     hello_deadline: Option<Instant>,
+    /// The line a resend request asked for in answer to the current hello (it was garbled on
+    /// the way: the firmware is there).
+    hello_answered: Option<i64>,
+    /// Hellos in a row answered that way.
+    hello_garbled: u32,
     awaiting_resend_ok: Option<Instant>,
     /// Stale duplicate requests still expected for this line.
     duplicates: Option<(i64, u32)>,
@@ -311,6 +316,8 @@ impl Session {
             identify_due: false,
             hello_attempts: 0,
             hello_deadline: None,
+            hello_answered: None,
+            hello_garbled: 0,
             awaiting_resend_ok: None,
             duplicates: None,
             recovering: None,

@@ -8,6 +8,9 @@ impl Session {
     pub(super) fn on_resend(&mut self, now: Instant, line: Option<i64>) {
         let reason = self.last_error.take();
         if matches!(self.phase, Phase::Connecting | Phase::Failed) {
+            if self.phase == Phase::Connecting {
+                self.hello_answered = line.or(Some(0));
+            }
             self.events
                 .push_back(Event::Warning(Warning::IgnoredResend {
                     line,

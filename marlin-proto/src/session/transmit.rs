@@ -20,6 +20,7 @@ impl Session {
             if self.hello_due {
                 self.hello_due = false;
                 self.hello_attempts += 1;
+                self.hello_answered = None;
                 self.hello_deadline = Some(now + self.config.hello_timeout);
                 self.reset_numbering();
                 self.transmit_new(now, None, Payload::internal("M110 N0"), Kind::Hello, out);

@@ -23,6 +23,40 @@ fn s23_silent_port_and_garbage_fail_the_handshake_clearly() {
     ));
 }
 
+/// A hello answered with a resend request (garbled on the way, the firmware is there) does not
+/// use up the hello attempts, which count silence; a link garbling every hello is stuck.
+#[test]
+fn s23_a_garbled_hello_is_retried_without_using_up_an_attempt() {
+    // Two silent hellos and two garbled ones: one silent attempt is left.
+    let mut h = Host::new(SessionConfig::default());
+    for _ in 0..2 {
+        assert_eq!(h.tx(), "N0 M110 N0*125\n");
+        h.rx("Error:checksum mismatch, Last Line: 0\nResend: 1\n");
+        h.wait_ms(3000);
+        assert_eq!(h.tx(), "N0 M110 N0*125\n");
+        h.wait_ms(3000);
+    }
+    assert_eq!(h.s.fatal(), None);
+    assert_eq!(h.tx(), "N0 M110 N0*125\n");
+    h.rx("ok\n");
+    assert_eq!(h.tx(), "N1 M115*39\n");
+
+    let mut h = Host::new(SessionConfig::default());
+    let limit = SessionConfig::default().max_consecutive_resends;
+    for _ in 0..limit {
+        assert_eq!(h.tx(), "N0 M110 N0*125\n");
+        h.rx("Resend: 1\n");
+        h.wait_ms(3000);
+    }
+    assert_eq!(
+        h.s.fatal(),
+        Some(&FatalError::ResendLoop {
+            line: 1,
+            times: limit
+        })
+    );
+}
+
 #[test]
 fn s23_garbage_then_answer_connects() {
     let mut h = Host::new(SessionConfig::default());
