@@ -405,7 +405,7 @@ async fn job(State(state): State<AppState>, principal: Principal) -> axum::Json<
     let analysis = job.analysis.octoprint_json();
     let (time_left, origin) = job.time_left();
     // OctoPrint names the file being printed: the G-code, by base name and path.
-    let name = job.gcode_path.rsplit('/').next().unwrap_or(&job.gcode_path);
+    let (_, name) = crate::files::folders::split_display_path(&job.gcode_path);
     axum::Json(json!({
         "job": {
             "file": {

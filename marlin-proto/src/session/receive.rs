@@ -162,7 +162,7 @@ impl Session {
                     + self.queue.len()
                     + self
                         .resend_cursor
-                        .map_or(0, |c| (self.resend_end.min(self.next_line) - c) as usize);
+                        .map_or(0, |c| (self.rewind_end() - c) as usize);
                 if unfinished > 0 {
                     self.fail(FatalError::FirmwareReset {
                         last_acknowledged: self.last_acked,

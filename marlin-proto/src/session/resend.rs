@@ -126,9 +126,15 @@ impl Session {
         self.resend_end = self.next_line;
     }
 
+    /// The first line the rewind in progress does not re-send (`next_line` may have gone back
+    /// since it began: a new hello renumbers).
+    pub(super) fn rewind_end(&self) -> i64 {
+        self.resend_end.min(self.next_line)
+    }
+
     /// The cursor's next line after `line`, `None` past the rewind's end.
     pub(super) fn rewind_after(&self, line: i64) -> Option<i64> {
-        (line + 1 < self.resend_end.min(self.next_line)).then_some(line + 1)
+        (line + 1 < self.rewind_end()).then_some(line + 1)
     }
 
     /// Takes every line from `n` on out of flight, to be sent again from the history; returns
