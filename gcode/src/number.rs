@@ -135,6 +135,77 @@ fn non_digit_flags(chunk: u64) -> u64 {
     (above_9 | chunk | !at_least_0) & HIGHS
 }
 
+/// Where the bytes of an 8-byte chunk that are not ASCII digits are: one bit per byte, every
+/// `STRIDE` bits, with set bits past the chunk so that every position found is at most 8.
+#[derive(Clone, Copy)]
+struct NonDigits<const STRIDE: u32>(u64);
+
+/// What [`non_digits`] gives on this architecture.
+#[cfg(target_arch = "x86_64")]
+type ChunkNonDigits = NonDigits<1>;
+#[cfg(not(target_arch = "x86_64"))]
+type ChunkNonDigits = NonDigits<8>;
+
+/// The non-digits of `chunk`: on x86-64 from SSE2 compares (part of every x86-64 CPU), which run
+/// beside the parse's integer work instead of taking its units; elsewhere [`non_digit_flags`].
+#[inline(always)]
+fn non_digits(chunk: u64) -> ChunkNonDigits {
+    #[cfg(target_arch = "x86_64")]
+    {
+        NonDigits::<1>::of_sse2(chunk)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        NonDigits::<8>::of_flags(chunk)
+    }
+}
+
+impl NonDigits<1> {
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    fn of_sse2(chunk: u64) -> Self {
+        use core::arch::x86_64::{
+            _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_cvtsi64_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of the x86-64 baseline, so these intrinsics are always available;
+        // none of them touches memory.
+        let mask = unsafe {
+            // The upper 8 bytes are zero, not digits: they set bits 8 to 15.
+            let bytes = _mm_cvtsi64_si128(chunk as i64);
+            let above_9 = _mm_cmpgt_epi8(bytes, _mm_set1_epi8(b'9' as i8));
+            // Signed: bytes from 0x80 are negative, below `0` too.
+            let below_0 = _mm_cmplt_epi8(bytes, _mm_set1_epi8(b'0' as i8));
+            _mm_movemask_epi8(_mm_or_si128(above_9, below_0))
+        };
+        NonDigits(u64::from(mask as u32))
+    }
+}
+
+impl NonDigits<8> {
+    /// Bit 7 of each byte; none past the chunk, where positions come out as 8 by the division.
+    #[inline(always)]
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    fn of_flags(chunk: u64) -> Self {
+        NonDigits(non_digit_flags(chunk))
+    }
+}
+
+impl<const STRIDE: u32> NonDigits<STRIDE> {
+    /// The first non-digit (8 when there is none).
+    #[inline(always)]
+    fn first(self) -> usize {
+        (self.0.trailing_zeros() / STRIDE) as usize
+    }
+
+    /// The second non-digit (8 or more when there is none).
+    #[inline(always)]
+    fn second(self) -> usize {
+        ((self.0 & self.0.wrapping_sub(1)).trailing_zeros() / STRIDE) as usize
+    }
+}
+
 /// The value of the first `n` (at most 7) ASCII digits of `chunk`, first byte most significant:
 /// they are shifted to the top (the bytes below become leading zeros) and combined pairwise.
 #[inline(always)]
@@ -182,16 +253,16 @@ pub(crate) fn window_unsigned<const N: usize, const DIGIT_FIRST: bool>(
             .map(u64::from_le_bytes)
     };
     let chunk = load(start)?;
-    let flags = non_digit_flags(chunk);
-    let int_digits = flags.trailing_zeros() as usize / 8;
+    let non_digits = non_digits(chunk);
+    let int_digits = non_digits.first();
     if int_digits == 8 {
         return None;
     }
     let shift = 8 * int_digits;
     let after_int = (chunk >> shift) as u8;
     let (mantissa, fraction, end, terminator) = if after_int == b'.' {
-        // The flags are exact: the second one ends the number.
-        let end_in_chunk = (flags & (flags - 1)).trailing_zeros() as usize / 8;
+        // The second non-digit ends the number.
+        let end_in_chunk = non_digits.second();
         if end_in_chunk < 8 {
             // Drop the dot: the fraction digits move down one byte onto it.
             let int_part = chunk & ((1u64 << shift) - 1);
@@ -423,6 +494,26 @@ mod tests {
                 let digits = text.trim_start_matches(['-', '+']);
                 let long_run = digits.split('.').any(|run| run.len() >= 8);
                 proptest::prop_assert!(long_run || std.is_none(), "{}", text);
+            }
+        }
+    }
+
+    /// The first and second non-digit of a chunk are found exactly, by both ways of finding them.
+    #[test]
+    fn non_digit_positions_are_exact() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                for fill in [b'0', b'9', b'.', 0x00, 0xFF, b'/', b':', b'\n'] {
+                    let mut bytes = [fill; 8];
+                    bytes[at] = b;
+                    let chunk = u64::from_le_bytes(bytes);
+                    let mut naive = (0..8).filter(|&k| !bytes[k].is_ascii_digit());
+                    let (first, second) = (naive.next().unwrap_or(8), naive.next().unwrap_or(8));
+                    let found = non_digits(chunk);
+                    assert_eq!((found.first(), found.second().min(8)), (first, second));
+                    let found = NonDigits::<8>::of_flags(chunk);
+                    assert_eq!((found.first(), found.second().min(8)), (first, second));
+                }
             }
         }
     }

@@ -128,16 +128,26 @@ fn newline_in_window(window: &[u8; WINDOW], from: usize) -> Option<usize> {
 /// nothing about position; the line's parts are kept in locals and assembled at the end.
 #[inline(always)]
 pub(crate) fn scan(rest: &[u8], words: &mut FastWords, max_len: usize) -> Option<FastLine> {
-    let padded;
-    let (window, avail) = match rest.first_chunk::<WINDOW>() {
-        Some(window) => (window, usize::MAX),
+    match rest.first_chunk::<WINDOW>() {
+        Some(window) => scan_window(window, usize::MAX, rest, words, max_len),
         None => {
-            let mut copy = [b'\n'; WINDOW];
-            copy[..rest.len()].copy_from_slice(rest);
-            padded = copy;
-            (&padded, rest.len())
+            let mut padded = [b'\n'; WINDOW];
+            padded[..rest.len()].copy_from_slice(rest);
+            scan_window(&padded, rest.len(), rest, words, max_len)
         }
-    };
+    }
+}
+
+/// [`scan`] over `window`, the first bytes of `rest`, of which `avail` are input (the rest is
+/// `\n` padding; `usize::MAX` when the window is borrowed from the input).
+#[inline(always)]
+fn scan_window(
+    window: &[u8; WINDOW],
+    avail: usize,
+    rest: &[u8],
+    words: &mut FastWords,
+    max_len: usize,
+) -> Option<FastLine> {
     let mut i = 0;
     let mut command = None;
     let mut count = 0;
