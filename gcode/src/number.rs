@@ -268,6 +268,9 @@ pub(crate) fn window_unsigned<const N: usize, const DIGIT_FIRST: bool>(
             let int_part = chunk & ((1u64 << shift) - 1);
             let fraction_part = ((chunk >> shift) >> 8) << shift;
             let digits = end_in_chunk - 1;
+            if !DIGIT_FIRST && digits == 0 {
+                return None; // a lone dot
+            }
             let mantissa = digits_value(int_part | fraction_part, digits);
             let terminator = (chunk >> (8 * end_in_chunk)) as u8;
             (
@@ -277,6 +280,7 @@ pub(crate) fn window_unsigned<const N: usize, const DIGIT_FIRST: bool>(
                 terminator,
             )
         } else {
+            // The fraction fills the rest of the chunk: there are digits.
             let fraction_chunk = load(start + int_digits + 1)?;
             let fraction = leading_digits(fraction_chunk);
             if fraction == 8 {
@@ -288,12 +292,15 @@ pub(crate) fn window_unsigned<const N: usize, const DIGIT_FIRST: bool>(
             (mantissa, fraction, end, w[end])
         }
     } else {
+        if !DIGIT_FIRST && int_digits == 0 {
+            return None; // no digit
+        }
         let mantissa = digits_value(chunk, int_digits);
         (mantissa, 0, start + int_digits, after_int)
     };
     // A digit run shorter than 8 ends before a non-digit; a second dot makes a dotted version
     // (`3.12.2`), text for the general grammar.
-    if (!DIGIT_FIRST && int_digits + fraction == 0) || terminator == b'.' {
+    if terminator == b'.' {
         return None;
     }
     // At most 14 digits: the mantissa is below 2^53 and the power of ten exact.
