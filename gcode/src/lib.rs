@@ -5,7 +5,7 @@
 //!   carry line, column and what was expected ([`ParseError`]); [`Mode::Lenient`] reports and goes on,
 //!   [`Mode::Strict`] stops.
 //! - [`write_line`] produces the canonical form a host sends to firmware, optionally with `N` and the
-//!   `*` [`checksum`].
+//!   `*` [`checksum()`].
 //! - [`analysis`] computes layers, bounding box, filament, a Marlin-like print time estimate with
 //!   per-line time offsets, and slicer metadata in a single pass.
 //! - [`machine_state`] tracks the printer state over streamed lines (positions, modes, heaters,

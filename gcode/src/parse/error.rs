@@ -81,7 +81,7 @@ pub enum ParseErrorKind {
     ChecksumMismatch {
         /// The checksum written on the line.
         stated: u8,
-        /// [`checksum`](crate::checksum) of the bytes before `*`.
+        /// [`checksum`](crate::checksum()) of the bytes before `*`.
         computed: u8,
     },
     /// The line is longer than [`ParseOptions::max_line_len`](crate::ParseOptions::max_line_len);
