@@ -64,6 +64,15 @@ fn window_number(window: &[u8; WINDOW], at: usize) -> Option<crate::number::Wind
     }
 }
 
+/// The command number (0 or 1) of a line that starts `G0 ` or `G1 `, the start of almost every
+/// line of a print, found by one comparison.
+#[inline(always)]
+fn plain_move_head(window: &[u8; WINDOW]) -> Option<u32> {
+    let head = u32::from_le_bytes(*window.first_chunk::<4>().expect("4 bytes"));
+    (head & 0x00FF_FEFF == u32::from_le_bytes([b'G', b'0', b' ', 0]))
+        .then(|| u32::from(window[1] - b'0'))
+}
+
 /// A word with a number (`X-5.2`) whose letter is at `i`, and where the next word may start;
 /// `None` for numbers the fast path does not convert.
 #[inline(always)]
@@ -151,10 +160,7 @@ fn scan_window(
     let mut i = 0;
     let mut command = None;
     let mut count = 0;
-    // `G0 ` / `G1 `, the start of almost every line of a print, in one comparison.
-    let head = u32::from_le_bytes(*window.first_chunk::<4>().expect("4 bytes"));
-    if head & 0x00FF_FEFF == u32::from_le_bytes([b'G', b'0', b' ', 0]) {
-        let major = u32::from(window[1] - b'0');
+    if let Some(major) = plain_move_head(window) {
         command = Some(Code {
             letter: b'G',
             major,
@@ -316,9 +322,7 @@ pub(crate) fn scan_move(
     mut word: impl FnMut(u8, f64),
 ) -> Option<usize> {
     let window = rest.first_chunk::<WINDOW>()?;
-    if window[0] != b'G' || !matches!(window[1], b'0' | b'1') || window[2] != b' ' {
-        return None;
-    }
+    plain_move_head(window)?;
     let mut i = 3;
     let (len, consumed) = loop {
         if i >= WORD_LIMIT {
