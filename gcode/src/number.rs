@@ -136,7 +136,8 @@ fn non_digit_flags(chunk: u64) -> u64 {
 }
 
 /// Where the bytes of an 8-byte chunk that are not ASCII digits are: one bit per byte, every
-/// `STRIDE` bits, with set bits past the chunk so that every position found is at most 8.
+/// `STRIDE` bits. A position found is at most 8 (past the chunk: set bits in the SSE2 mask, the
+/// division by `STRIDE` for the flags).
 #[derive(Clone, Copy)]
 struct NonDigits<const STRIDE: u32>(u64);
 

@@ -53,17 +53,6 @@ fn starts_number(b: u8) -> bool {
     b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.')
 }
 
-/// The number at `at` (a digit, sign or dot); `None` for numbers the fast path does not convert.
-#[inline(always)]
-fn window_number(window: &[u8; WINDOW], at: usize) -> Option<crate::number::WindowNumber> {
-    // Most numbers start with a digit: they skip the sign handling.
-    if window[at].is_ascii_digit() {
-        window_unsigned::<WINDOW, true>(window, at)
-    } else {
-        window_decimal(window, at)
-    }
-}
-
 /// The command number (0 or 1) of a line that starts `G0 ` or `G1 `, the start of almost every
 /// line of a print, found by one comparison.
 #[inline(always)]
@@ -77,7 +66,12 @@ fn plain_move_head(window: &[u8; WINDOW]) -> Option<u32> {
 /// `None` for numbers the fast path does not convert.
 #[inline(always)]
 fn number_word(window: &[u8; WINDOW], i: usize, letter: u8) -> Option<(RawWord, usize, u8)> {
-    let number = window_number(window, i + 1)?;
+    // Most numbers start with a digit: they skip the sign handling.
+    let number = if window[i + 1].is_ascii_digit() {
+        window_unsigned::<WINDOW, true>(window, i + 1)?
+    } else {
+        window_decimal(window, i + 1)?
+    };
     // Words are usually one blank apart: step over it here.
     let next = number.end + usize::from(number.terminator == b' ');
     Some((
@@ -229,13 +223,12 @@ fn scan_window(
         if letter.wrapping_sub(b'A') < 26 {
             // An unsigned number is tried first: its scan also tells a value that starts with a
             // digit from one that does not, without a separate look at that byte.
+            // Anything else is a flag; `flag` leaves a value it does not take to the grammar.
             let number = match window_unsigned::<WINDOW, false>(window, i + 1) {
                 Some(number) => Some(number),
                 None if matches!(window[i + 1], b'-' | b'+') => {
                     Some(window_decimal(window, i + 1)?)
                 }
-                // A number the scanner does not convert is for the grammar.
-                None if starts_number(window[i + 1]) => return None,
                 None => None,
             };
             if let Some(number) = number {
